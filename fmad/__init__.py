@@ -1,0 +1,38 @@
+"""fmad: forward-mode automatic differentiation by rewriting Python source.
+
+>>> import fmad
+>>> @fmad.differentiate(wrt=["w", "b"])
+... def loss(X, y, w, b):
+...     return (w * X + b - y) ** 2
+>>> loss(3.0, 7.0, 0.5, 0.25)
+(27.5625, {'w': -31.5, 'b': -10.5})
+"""
+
+from fmad.api import Differentiated, differentiate
+from fmad.errors import (
+    FmadError,
+    ShapeError,
+    SourceError,
+    TrainingError,
+    UnsupportedError,
+    WrtError,
+)
+from fmad.rules import register
+from fmad.train import TrainResult, train
+from fmad.variable import Variable
+
+__all__ = [
+    "Differentiated",
+    "FmadError",
+    "ShapeError",
+    "SourceError",
+    "TrainResult",
+    "TrainingError",
+    "UnsupportedError",
+    "Variable",
+    "WrtError",
+    "differentiate",
+    "register",
+    "train",
+]
+__version__ = "0.1.0"
