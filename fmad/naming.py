@@ -93,7 +93,7 @@ class Namer:
     def is_taken(self, name: str) -> bool:
         return name in self._taken
 
-    def fresh(self, hint: str, short: str | None = None) -> str:
+    def fresh(self, hint: str, short: str | None = None, limit: int = MAX_NAME_LENGTH) -> str:
         """A new name close to ``hint``: the hint itself, or ``hint_1``, ``hint_2``, ...
 
         A hint longer than ``MAX_NAME_LENGTH`` is replaced by ``short_1``, ``short_2``...
@@ -102,7 +102,7 @@ class Namer:
         hint = re.sub(r"\W", "_", hint).strip("_") or "t"
         if hint[0].isdigit():
             hint = f"c{hint}"
-        if len(hint) > MAX_NAME_LENGTH:
+        if len(hint) > limit:
             word = re.sub(r"\W", "_", short or hint.split("_")[0])[:MAX_NAME_LENGTH] or "t"
             hint = self._next(word)
         candidate = hint
@@ -132,4 +132,5 @@ class Namer:
 
     def tangent(self, value: str, param: str) -> str:
         """The tangent of ``value`` with respect to ``param``: ``dvalue_dparam``."""
-        return self.fresh(f"d{value}_d{param}", short=f"d_d{param}")
+        # value names are already short, so the tangent's name is kept whole
+        return self.fresh(f"d{value}_d{param}", limit=MAX_NAME_LENGTH + len(param) + 4)

@@ -1,0 +1,159 @@
+"""Activity analysis: which names depend on a differentiated parameter.
+
+After this pass, for each direction (a ``wrt`` parameter), we know the set of names that may
+carry a nonzero derivative with respect to it. The analysis is flow-insensitive: a name is
+active if *any* assignment to it, anywhere in the function (loops included), reads an active
+value. Tangents are emitted only for active names; every assignment to an active name writes
+its tangent (zero when that particular right side is inactive), so branches and loops need no
+special handling.
+
+Calls are classified here too (:func:`classify`), because a call's activity depends on what
+it calls: ``np.floor(w)`` has no derivative, ``sigmoid(w)`` does.
+"""
+
+from __future__ import annotations
+
+import ast
+import types
+from dataclasses import dataclass
+from typing import Any
+
+from fmad import rules
+from fmad.resolve import MISSING, Scope
+
+MUTATING_METHODS = {"append", "extend", "insert"}
+
+
+@dataclass(frozen=True)
+class CallTarget:
+    """What a call calls: ``kind`` is one of ``rule``, ``zero``, ``user``, ``nested``,
+    ``method`` or ``unknown``."""
+
+    kind: str
+    obj: Any = None
+    rule: Any = None
+    name: str = ""
+
+
+def classify(call: ast.Call, scope: Scope, nested: dict[str, ast.FunctionDef]) -> CallTarget:
+    func = call.func
+    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+        if scope.is_local(func.value.id):
+            return CallTarget("method", name=func.attr)
+    if isinstance(func, ast.Name) and func.id in nested:
+        return CallTarget("nested", obj=nested[func.id], name=func.id)
+    obj = scope.lookup(func)
+    label = ast.unparse(func)
+    if obj is MISSING:
+        return CallTarget("unknown", name=label)
+    rule = rules.rule_for(obj)
+    if rule is not None:
+        return CallTarget("rule", obj=obj, rule=rule, name=label)
+    if rules.has_zero_derivative(obj):
+        return CallTarget("zero", obj=obj, name=label)
+    if isinstance(obj, types.FunctionType):
+        return CallTarget("user", obj=obj, name=label)
+    return CallTarget("unknown", obj=obj, name=label)
+
+
+def nested_functions(tree: ast.FunctionDef) -> dict[str, ast.FunctionDef]:
+    """Functions defined with ``def`` directly inside ``tree`` (any block depth)."""
+    found: dict[str, ast.FunctionDef] = {}
+
+    def walk(stmts: list[ast.stmt]) -> None:
+        for s in stmts:
+            if isinstance(s, ast.FunctionDef):
+                found[s.name] = s
+            for field in ("body", "orelse"):
+                if isinstance(s, ast.If | ast.For | ast.While):
+                    walk(getattr(s, field))
+
+    walk(tree.body)
+    return found
+
+
+def statements(body: list[ast.stmt]):
+    """Every statement of a body, nested blocks included, nested defs excluded."""
+    for s in body:
+        yield s
+        if isinstance(s, ast.If | ast.For | ast.While):
+            yield from statements(s.body)
+            yield from statements(s.orelse)
+
+
+class Activity:
+    """Computes the active names of a flattened function, per direction."""
+
+    def __init__(self, tree: ast.FunctionDef, scope: Scope) -> None:
+        self.tree = tree
+        self.scope = scope
+        self.nested = nested_functions(tree)
+
+    def active(self, seeds: set[str]) -> set[str]:
+        active = set(seeds)
+        changed = True
+        while changed:
+            changed = False
+            for s in statements(self.tree.body):
+                for name in self.newly_active(s, active):
+                    if name not in active:
+                        active.add(name)
+                        changed = True
+        return active
+
+    def newly_active(self, s: ast.stmt, active: set[str]) -> list[str]:
+        if isinstance(s, ast.Assign) and self.expr_active(s.value, active):
+            return [n.id for t in s.targets for n in ast.walk(t)
+                    if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)]
+        if isinstance(s, ast.For) and self.expr_active(s.iter, active):
+            return [n.id for n in ast.walk(s.target) if isinstance(n, ast.Name)]
+        if isinstance(s, ast.Expr) and isinstance(s.value, ast.Call):
+            func = s.value.func
+            if (
+                isinstance(func, ast.Attribute)
+                and isinstance(func.value, ast.Name)
+                and func.attr in MUTATING_METHODS
+                and any(self.expr_active(a, active) for a in s.value.args)
+            ):
+                return [func.value.id]
+        return []
+
+    def expr_active(self, node: ast.expr | None, active: set[str]) -> bool:
+        if node is None:
+            return False
+        if isinstance(node, ast.Name):
+            return node.id in active
+        if isinstance(node, ast.Constant | ast.Compare | ast.JoinedStr):
+            return False
+        if isinstance(node, ast.BinOp):
+            if rules.has_zero_derivative(type(node.op)):
+                return False
+            return self.expr_active(node.left, active) or self.expr_active(node.right, active)
+        if isinstance(node, ast.UnaryOp):
+            if rules.has_zero_derivative(type(node.op)):
+                return False
+            return self.expr_active(node.operand, active)
+        if isinstance(node, ast.Call):
+            target = classify(node, self.scope, self.nested)
+            if target.kind == "zero":
+                return False
+            if target.kind == "method":
+                if target.name in rules.ZERO_METHODS:
+                    return False
+                if self.expr_active(node.func.value, active):
+                    return True
+            args = [*node.args, *(k.value for k in node.keywords)]
+            return any(self.expr_active(a, active) for a in args)
+        if isinstance(node, ast.Subscript):
+            return self.expr_active(node.value, active)
+        if isinstance(node, ast.Attribute):
+            if node.attr in rules.ZERO_ATTRIBUTES:
+                return False
+            return self.expr_active(node.value, active)
+        if isinstance(node, ast.Tuple | ast.List | ast.Set):
+            return any(self.expr_active(e, active) for e in node.elts)
+        if isinstance(node, ast.Dict):
+            return any(self.expr_active(v, active) for v in node.values)
+        return any(
+            isinstance(n, ast.Name) and n.id in active for n in ast.walk(node)
+        )

@@ -1,0 +1,196 @@
+"""The public entry point: ``fmad.differentiate``."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import re
+import types
+from collections.abc import Callable, Sequence
+from typing import Any, overload
+
+import numpy as np
+
+from fmad import runtime
+from fmad.compile import compile_unit
+from fmad.errors import FmadError, ShapeError, WrtError
+from fmad.printer import to_source
+from fmad.source import python_function
+from fmad.transform import Session
+from fmad.variable import Variable
+
+Shapes = tuple[tuple[int, ...] | None, ...]
+
+
+class Variant:
+    """The function compiled for one set of parameter kinds (scalar, or array of a shape)."""
+
+    def __init__(self, fn: types.FunctionType, wrt: tuple[str, ...], shapes: Shapes) -> None:
+        session = Session()
+        self.unit = session.top(fn, wrt, dict(zip(wrt, shapes, strict=True)))
+        self.units = session.units
+        self.line_maps: dict[str, tuple[str, dict[int, int]]] = {}
+        self.function = compile_unit(self.unit, {}, self.line_maps)
+        self.shapes = shapes
+        self.vectorized = any(s is not None for s in shapes)
+
+    def gradients(self, value: Any, grads: dict[str, Any]) -> dict[str, Any]:
+        """Shape raw tangents as the user gets them (see :func:`fmad.runtime.gradient`)."""
+        return {name: runtime.gradient(t, value, shape)
+                for (name, t), shape in zip(grads.items(), self.shapes, strict=True)}
+
+    def source(self, printer: str = "ast") -> str:
+        return "\n\n".join(to_source(u.tree, printer).rstrip("\n") for u in self.units) + "\n"
+
+    def flat_source(self, printer: str = "ast") -> str:
+        return to_source(self.unit.flat, printer)
+
+
+class Differentiated:
+    """A differentiated function: call it to get ``(value, grads)``.
+
+    Attributes: ``wrt`` (names), ``source`` (the transformed code), ``flat_source`` (the
+    flattened primal), ``__wrapped__`` (the original function).
+    """
+
+    def __init__(self, fn: Callable[..., Any], wrt: Sequence[str] | None = None) -> None:
+        fn = python_function(fn)
+        functools.update_wrapper(self, fn)
+        self.__wrapped__ = fn
+        self._signature = inspect.signature(fn)
+        params = [p for p in self._signature.parameters.values()
+                  if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        if wrt is None:
+            wrt = [p.name for p in params]
+        elif isinstance(wrt, str):
+            wrt = [w.strip() for w in wrt.split(",") if w.strip()]
+        wrt = tuple(wrt)
+        if not wrt:
+            raise WrtError(f"'{fn.__name__}' has no parameters to differentiate with respect to")
+        if len(set(wrt)) != len(wrt):
+            raise WrtError(f"wrt names a variable twice: {list(wrt)}")
+        self.wrt: tuple[str, ...] = wrt
+        names = [p.name for p in params]
+        # where each wrt parameter sits in a call: positional index, or None (keyword only)
+        self._slots = []
+        for w in wrt:
+            p = self._signature.parameters.get(w)
+            index = names.index(w) if p is not None and p.kind != p.KEYWORD_ONLY else None
+            self._slots.append((w, index, p.default if p is not None else inspect.Parameter.empty,
+                                p is not None))
+        self._variants: dict[Shapes, Variant] = {}
+        self._default = self._variant(tuple(None for _ in wrt))  # errors at decoration time
+
+    # -- calling -------------------------------------------------------------------------
+    def __call__(self, *args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        if any(isinstance(a, Variable) for a in args):
+            args = tuple(a.value if isinstance(a, Variable) else a for a in args)
+        if kwargs and any(isinstance(v, Variable) for v in kwargs.values()):
+            kwargs = {k: v.value if isinstance(v, Variable) else v for k, v in kwargs.items()}
+        variant = self._variants.get(self._shapes(args, kwargs)) or self._variant(
+            self._shapes(args, kwargs))
+        try:
+            value, grads = variant.function(*args, **kwargs)
+        except ValueError as exc:
+            raise self._shape_error(exc, variant) from exc
+        if type(value) is not float or variant.vectorized:
+            grads = variant.gradients(value, grads)
+        return value, grads
+
+    def _shapes(self, args: tuple, kwargs: dict) -> Shapes:
+        shapes = []
+        for name, index, default, is_param in self._slots:
+            if not is_param:
+                shapes.append(None)  # an intermediate variable: a scalar
+                continue
+            if index is not None and index < len(args):
+                value = args[index]
+            else:
+                value = kwargs.get(name, default)
+            if type(value) is float or type(value) is int:
+                shapes.append(None)
+                continue
+            shape = np.shape(value)
+            shapes.append(shape if shape else None)
+        return tuple(shapes)
+
+    def _variant(self, shapes: Shapes) -> Variant:
+        variant = self._variants.get(shapes)
+        if variant is None:
+            variant = self._variants[shapes] = Variant(self.__wrapped__, self.wrt, shapes)
+        return variant
+
+    def _shape_error(self, exc: ValueError, variant: Variant) -> Exception:
+        """A numpy shape error inside generated code, reported at the user's line."""
+        message = str(exc)
+        if not re.search(r"shape|broadcast|mismatch|dimension|size", message):
+            return exc
+        tb = exc.__traceback__
+        where = None
+        while tb is not None:
+            fname = tb.tb_frame.f_code.co_filename
+            if fname in variant.line_maps:
+                user_file, lines = variant.line_maps[fname]
+                where = (user_file, lines.get(tb.tb_lineno))
+            tb = tb.tb_next
+        if where is None:
+            return exc
+        return ShapeError(f"{where[0]}:{where[1]}: {message}")
+
+    # -- looking at the code -------------------------------------------------------------
+    @property
+    def source(self) -> str:
+        """The transformed function (and the helpers it calls), as Python source."""
+        return self._default.source()
+
+    @property
+    def flat_source(self) -> str:
+        """The flattened primal: one operation per line, before any tangent is added."""
+        return self._default.flat_source()
+
+    def show(self, stage: str = "forward", printer: str = "ast") -> str:
+        if stage == "flat":
+            return self._default.flat_source(printer)
+        if stage == "forward":
+            return self._default.source(printer)
+        raise FmadError(f"unknown stage {stage!r}; choose 'flat' or 'forward'")
+
+    def source_for(self, *args: Any, **kwargs: Any) -> str:
+        """The code that runs for these arguments (array parameters get vectorized tangents)."""
+        args = tuple(a.value if isinstance(a, Variable) else a for a in args)
+        kwargs = {k: v.value if isinstance(v, Variable) else v for k, v in kwargs.items()}
+        return self._variant(self._shapes(args, kwargs)).source()
+
+    def __repr__(self) -> str:
+        return f"<fmad.differentiate {self.__wrapped__.__qualname__} wrt={list(self.wrt)}>"
+
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        if obj is None:
+            return self
+        return functools.partial(self, obj)
+
+
+@overload
+def differentiate(fn: Callable[..., Any], *, wrt: Sequence[str] | None = None) -> Differentiated:
+    ...
+
+
+@overload
+def differentiate(fn: None = None, *, wrt: Sequence[str] | None = None
+                  ) -> Callable[[Callable[..., Any]], Differentiated]:
+    ...
+
+
+def differentiate(fn=None, *, wrt=None):
+    """Differentiate ``fn`` by rewriting its source (forward mode).
+
+    Use bare (``@fmad.differentiate``: every parameter) or with ``wrt=["w", "b"]``. The
+    result, called like ``fn``, returns ``(value, grads)``: ``value`` is exactly what ``fn``
+    returns and ``grads`` maps each ``wrt`` name to the derivative of ``value`` with respect
+    to it, shaped ``shape(value) + shape(parameter)``.
+    """
+    if fn is None:
+        return lambda f: Differentiated(f, wrt)
+    if isinstance(fn, Differentiated):
+        fn = fn.__wrapped__
+    return Differentiated(fn, wrt)

@@ -1,0 +1,734 @@
+"""Forward mode: after each primal statement, its tangent statements.
+
+After this pass, every assignment to a name ``z`` that is active with respect to a direction
+``w`` is followed by ``dz_dw = <chain rule>``; loops, branches and early returns keep their
+meaning because each tangent sits right after the statement it belongs to. Terms known to be
+zero are never emitted. ``return v`` becomes ``return v, {"w": dv_dw, ...}``; a helper
+function called with active arguments is transformed too and called as
+``v, dv_dw = helper_fwd(x, dx_dw=...)``.
+
+Tangent layout: for a scalar parameter a tangent has the shape of its value, or any shape
+that broadcasts to it (``1.0`` for ``d(x + b)/db``). For an array parameter of shape ``S``
+with ``k`` elements, all ``k`` directions travel together on a *trailing* axis: the tangent of
+a value of shape ``V`` has shape ``V + (k,)`` (or one that broadcasts to it). Numpy aligns
+shapes from the right, so ``dx * y[..., None]`` is right whatever the ranks are, and the
+gradient of a value comes out as ``V + S``, the Jacobian's usual layout.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import inspect
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from fmad import build as B
+from fmad.activity import Activity, CallTarget, classify
+from fmad.errors import unsupported
+from fmad.naming import Namer
+from fmad.resolve import Scope
+
+if TYPE_CHECKING:
+    from fmad.transform import Session, Unit
+
+
+@dataclass(frozen=True)
+class Tangent:
+    """A tangent operand: an atom (a name or constant) and what is known about it."""
+
+    expr: ast.expr
+    full: bool = False  # known to have the full shape of its value (no broadcast needed)
+    seed: bool = False  # the unmaterialised identity of an array parameter
+
+
+@dataclass(frozen=True)
+class Direction:
+    """One thing we differentiate with respect to."""
+
+    name: str
+    shape: tuple[int, ...] | None = None  # None: scalar; else the array parameter's shape
+
+    @property
+    def k(self) -> int:
+        return math.prod(self.shape) if self.shape is not None else 1
+
+    @property
+    def vectorized(self) -> bool:
+        return self.shape is not None
+
+
+def _zero() -> ast.expr:
+    return ast.Constant(0.0)
+
+
+class Context:
+    """What a rule sees: emits tangent expressions for one direction."""
+
+    def __init__(self, fwd: Forward, direction: Direction) -> None:
+        self.fwd = fwd
+        self.direction = direction
+        self.vectorized = direction.vectorized
+
+    # modules and helpers the generated code reads
+    def module(self, which: str) -> ast.expr:
+        return self.fwd.unit.module(which)
+
+    def np_(self, *attrs: str) -> ast.expr:
+        return B.attr(self.module("numpy"), *attrs) if attrs else self.module("numpy")
+
+    def rt(self, attr: str) -> ast.expr:
+        return B.attr(self.module("fmad.runtime"), attr)
+
+    def inject(self, obj: Any, hint: str) -> ast.expr:
+        return B.name(self.fwd.unit.inject(obj, hint))
+
+    # tangent algebra
+    def expand(self, primal: ast.expr) -> ast.expr:
+        """A primal factor in the tangent's layout (a trailing axis for vectorized ones)."""
+        if not self.vectorized or B.constant_value(primal) is not None:
+            return primal
+        return B.call(self.np_("expand_dims"), primal, B.const(-1))
+
+    def scale(self, coef: ast.expr, t: Tangent | None, full: bool = False) -> Tangent | None:
+        """``coef * t``, where ``coef`` is a primal value broadcasting to the result.
+
+        ``full=True``: ``coef`` has the result's whole shape, so the product has it too.
+        """
+        if t is None or B.is_const(coef, 0):
+            return None
+        if B.is_const(coef, 1):
+            return t
+        if B.is_const(coef, -1):
+            return self.negate(t)
+        if B.is_const(t.expr, 1) and not self.vectorized:
+            return Tangent(coef, full=full)
+        return Tangent(B.binop(self.expand(coef), ast.Mult(), t.expr), full=t.full or full)
+
+    def divide(self, t: Tangent | None, den: ast.expr, full: bool = False) -> Tangent | None:
+        """``t / den``; ``full=True``: ``den`` has the result's whole shape."""
+        if t is None:
+            return None
+        if B.is_const(den, 1):
+            return t
+        return Tangent(B.binop(t.expr, ast.Div(), self.expand(den)), full=t.full or full)
+
+    def negate(self, t: Tangent | None) -> Tangent | None:
+        if t is None:
+            return None
+        return Tangent(B.neg(t.expr), full=t.full)
+
+    def add(self, *terms: Tangent | None) -> Tangent | None:
+        present = [t for t in terms if t is not None]
+        if not present:
+            return None
+        expr = present[0].expr
+        for t in present[1:]:
+            if isinstance(t.expr, ast.UnaryOp) and isinstance(t.expr.op, ast.USub):
+                expr = B.binop(expr, ast.Sub(), t.expr.operand)
+            elif B.constant_value(t.expr) is not None and B.constant_value(t.expr) < 0:
+                expr = B.binop(expr, ast.Sub(), B.const(-B.constant_value(t.expr)))
+            else:
+                expr = B.binop(expr, ast.Add(), t.expr)
+        return Tangent(expr, full=all(t.full for t in present))
+
+    def broadcast(self, t: Tangent | None, other: ast.expr) -> Tangent | None:
+        """``t`` as a term of ``x (+) other``: ``other`` may make the result bigger than x."""
+        if t is None:
+            return None
+        keeps_shape = B.constant_value(other) is not None
+        return Tangent(t.expr, full=t.full and keeps_shape, seed=t.seed and keeps_shape)
+
+    def full(self, t: Tangent, value: ast.expr) -> ast.expr:
+        """``t`` broadcast to its value's full shape (a no-op when known to be full)."""
+        if t.full:
+            return t.expr
+        args = [t.expr, value]
+        if self.vectorized:
+            args.append(B.const(self.direction.k))
+        return B.call(self.rt("full"), *args)
+
+    def where(self, cond, da, db, z) -> Tangent:
+        a = da.expr if da is not None else _zero()
+        b = db.expr if db is not None else _zero()
+        return Tangent(B.call(self.np_("where"), self.expand(cond), a, b), full=False)
+
+    def reduce_builtin(self, name, z, args, tangents, keywords) -> Tangent | None:
+        if len(args) != 1 or tangents[0] is None:
+            if any(t is not None for t in tangents[1:]) or keywords:
+                self.fwd.refuse(f"{name}() with several arguments carrying derivatives")
+            return None if not tangents or tangents[0] is None else tangents[0]
+        helper = "builtin_sum" if name == "sum" else "builtin_extreme"
+        call_args = [tangents[0].expr, args[0]] + ([z] if name != "sum" else [])
+        return Tangent(B.call(self.rt(helper), *call_args), full=False)
+
+
+@dataclass
+class CalleeInfo:
+    """A transformed helper: how to call it and what it returns."""
+
+    name: str
+    inputs: dict[tuple[str, str], str]  # (parameter, direction) -> keyword of its tangent
+    directions: tuple[str, ...]  # directions whose tangents it returns, in order
+    result_full: dict[str, bool] = field(default_factory=dict)
+
+
+class Forward:
+    def __init__(
+        self,
+        session: Session,
+        unit: Unit,
+        flat: ast.FunctionDef,
+        scope: Scope,
+        directions: list[Direction],
+        *,
+        seeds: dict[str, dict[str, Tangent]],
+        seed_points: set[str] = frozenset(),
+        top: bool = True,
+    ) -> None:
+        """``seeds[d][name]``: the tangent ``name`` starts with for direction ``d``.
+
+        ``seed_points``: local names whose assignment seeds their own direction
+        (differentiating with respect to an intermediate value).
+        """
+        self.session = session
+        self.unit = unit
+        self.namer: Namer = unit.namer
+        self.flat = flat
+        self.scope = scope
+        self.filename = unit.filename
+        self.directions = directions
+        self.seeds = seeds
+        self.seed_points = seed_points
+        self.top = top
+        self.activity = Activity(flat, scope)
+        self.nested = self.activity.nested
+        self.active = {d.name: self.activity.active(set(seeds[d.name]) | (
+            {d.name} if d.name in seed_points else set())) for d in directions}
+        self.contexts = {d.name: Context(self, d) for d in directions}
+        self.tnames: dict[tuple[str, str], str] = {}
+        self.full_flags: dict[tuple[str, str], bool] = {}
+        self.constants: dict[tuple[str, str], Tangent] = {}
+        self.assign_counts = self.count_assignments()
+        self.result_full: dict[str, bool] = {d.name: True for d in directions}
+        self.node: ast.AST | None = None
+        self.nested_variants: dict[str, list[ast.stmt]] = {}
+
+    # -- helpers ---------------------------------------------------------------------------
+    def refuse(self, message: str, node: ast.AST | None = None) -> None:
+        raise unsupported(self.filename, node or self.node, message)
+
+    def count_assignments(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for node in ast.walk(self.flat):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                counts[node.id] = counts.get(node.id, 0) + 1
+            elif isinstance(node, ast.For):  # a loop target is bound many times
+                for n in ast.walk(node.target):
+                    if isinstance(n, ast.Name):
+                        counts[n.id] = counts.get(n.id, 0) + 1
+        return counts
+
+    def tname(self, var: str, d: str) -> str:
+        key = (var, d)
+        if key not in self.tnames:
+            self.tnames[key] = self.namer.tangent(var, d)
+        return self.tnames[key]
+
+    def is_active(self, node: ast.expr, d: str) -> bool:
+        return self.activity.expr_active(node, self.active[d])
+
+    def tangent(self, atom: ast.expr | None, d: str) -> Tangent | None:
+        """The tangent of an operand (a name or a constant), or None when it is zero."""
+        if atom is None or not isinstance(atom, ast.Name) or atom.id not in self.active[d]:
+            return None
+        seed = self.seeds[d].get(atom.id)
+        if (atom.id, d) in self.constants:
+            return self.constants[(atom.id, d)]
+        if seed is not None and self.assign_counts.get(atom.id, 0) == 0:
+            if seed.seed:  # the identity lives in a variable; rules may fold it away
+                return Tangent(B.name(self.tname(atom.id, d)), full=True, seed=True)
+            return seed
+        return Tangent(B.name(self.tname(atom.id, d)), full=self.full_flags.get((atom.id, d),
+                                                                                 False))
+
+    def set_tangent(self, var: str, d: str, t: Tangent | None) -> ast.stmt:
+        single = self.assign_counts.get(var, 0) <= 1 and var not in self.seeds[d]
+        self.full_flags[(var, d)] = bool(t is not None and t.full and single)
+        if single and t is not None and B.constant_value(t.expr) is not None:
+            # assigned once, to a constant: later rules fold it (``X * 1.0`` -> ``X``)
+            self.constants[(var, d)] = t
+        return B.assign(self.tname(var, d), t.expr if t is not None else _zero())
+
+    # -- the function ----------------------------------------------------------------------
+    def function(self) -> ast.FunctionDef:
+        out = copy.deepcopy(self.flat)
+        entry: list[ast.stmt] = []
+        params = set(signature_of(self.flat).parameters)
+        for d in self.directions:
+            for name in sorted(params - set(self.seeds[d.name])):
+                if name in self.active[d.name] and self.assign_counts.get(name, 0) > 0:
+                    # a parameter that becomes active only later: its tangent starts at zero
+                    entry.append(self.set_tangent(name, d.name, None))
+            for name, seed in self.seeds[d.name].items():
+                if isinstance(seed.expr, ast.Name) and seed.expr.id == self.tname(name, d.name):
+                    continue  # a helper's tangent argument: already in place
+                if self.assign_counts.get(name, 0) > 0 or seed.seed:
+                    # a reassigned parameter needs a tangent variable; so does an array seed
+                    entry.append(B.assign(self.tname(name, d.name), self.seed_value(seed, d)))
+                    self.full_flags[(name, d.name)] = seed.full
+        body = self.block(self.flat.body)
+        if self.top and not (body and isinstance(body[-1], ast.Return)):
+            body.append(self.make_return(None))
+        out.body = entry + body
+        self.fill_nested(out)
+        return out
+
+    def seed_value(self, seed: Tangent, d: Direction) -> ast.expr:
+        if not seed.seed:
+            return seed.expr
+        # the identity, laid out as shape S + (k,); folded away where it meets a linear op
+        eye = B.call(self.contexts[d.name].np_("eye"), B.const(d.k))
+        shape = B.tuple_([B.const(n) for n in (*d.shape, d.k)])
+        return B.call(B.attr(eye, "reshape"), shape)
+
+    def block(self, stmts: list[ast.stmt]) -> list[ast.stmt]:
+        out: list[ast.stmt] = []
+        for s in stmts:
+            self.node = s
+            new = self.stmt(s)
+            for n in new:
+                if not hasattr(n, "lineno"):
+                    ast.copy_location(n, s)
+            out.extend(new)
+        return out
+
+    def stmt(self, s: ast.stmt) -> list[ast.stmt]:
+        if isinstance(s, ast.Assign):
+            return self.assign(s)
+        if isinstance(s, ast.Expr):
+            return self.expr_stmt(s)
+        if isinstance(s, ast.Return):
+            return [self.make_return(s.value)]
+        if isinstance(s, ast.If):
+            return [ast.If(test=s.test, body=self.block(s.body) or [ast.Pass()],
+                           orelse=self.block(s.orelse))]
+        if isinstance(s, ast.While):
+            return [ast.While(test=s.test, body=self.block(s.body) or [ast.Pass()],
+                              orelse=self.block(s.orelse))]
+        if isinstance(s, ast.For):
+            return self.for_(s)
+        if isinstance(s, ast.FunctionDef):
+            variants: list[ast.stmt] = []
+            self.nested_variants[s.name] = variants
+            return [s, *[_Placeholder(s.name)]]
+        return [s]
+
+    # -- assignments -----------------------------------------------------------------------
+    def assign(self, s: ast.Assign) -> list[ast.stmt]:
+        target = s.targets[0]
+        value = s.value
+        if isinstance(value, ast.Call):
+            call_target = classify(value, self.scope, self.nested)
+            if call_target.kind in ("user", "nested") and any(
+                self.is_active(value, d.name) for d in self.directions
+            ):
+                return self.call_helper(s, call_target)
+        out: list[ast.stmt] = [s]
+        if isinstance(target, ast.Name):
+            z = target.id
+            for d in self.directions:
+                if z not in self.active[d.name]:
+                    continue
+                if z in self.seed_points and z == d.name:
+                    seed = B.call(self.contexts[d.name].rt("scalar_seed"), B.name(z),
+                                  ast.Constant(z))
+                    out.append(B.assign(self.tname(z, d.name), seed))
+                    self.full_flags[(z, d.name)] = True
+                    continue
+                t = self.value_tangent(value, B.name(z), d.name)
+                out.append(self.set_tangent(z, d.name, t))
+        elif isinstance(target, ast.Tuple | ast.List):
+            out.extend(self.unpack(target, value))
+        elif isinstance(target, ast.Subscript):
+            if any(
+                self.is_active(value, d.name) or self.is_active(target.value, d.name)
+                for d in self.directions
+            ):
+                self.refuse(
+                    "item assignment into a list or array that carries a derivative "
+                    f"('{ast.unparse(target)} = ...') is not supported by fmad; build a new "
+                    "list (append) and convert it with np.array, or use np.where"
+                )
+        return out
+
+    def unpack(self, target: ast.Tuple | ast.List, value: ast.expr) -> list[ast.stmt]:
+        out: list[ast.stmt] = []
+        names = B.stored_names(target)
+        for d in self.directions:
+            active = [n for n in names if n in self.active[d.name]]
+            if not active:
+                continue
+            if isinstance(value, ast.Tuple | ast.List):
+                # a, b = b, a * b: the tangents move in parallel too
+                pairs = [(t, self.tangent(v, d.name)) for t, v in zip(target.elts, value.elts,
+                                                                        strict=True)]
+                pairs = [(t, tv) for t, tv in pairs if isinstance(t, ast.Name)
+                         and t.id in self.active[d.name]]
+                exprs = [tv.expr if tv is not None else _zero() for _, tv in pairs]
+                stores = [B.store(self.tname(t.id, d.name)) for t, _ in pairs]
+                for (t, tv) in pairs:
+                    self.full_flags[(t.id, d.name)] = False
+                out.append(ast.Assign(targets=[ast.Tuple(elts=stores, ctx=ast.Store())],
+                                      value=B.tuple_(exprs)))
+                continue
+            t = self.tangent(value, d.name)
+            if t is None:
+                out.extend(B.assign(self.tname(n, d.name), _zero()) for n in active)
+                for n in active:
+                    self.full_flags[(n, d.name)] = False
+                continue
+            source = self.contexts[d.name].full(t, value)
+            out.append(ast.Assign(targets=[self.tangent_target(target, d.name)], value=source))
+            for n in active:
+                self.full_flags[(n, d.name)] = False
+        return out
+
+    def tangent_target(self, target: ast.expr, d: str) -> ast.expr:
+        """The same structure as ``target`` with tangent names (``_`` for inactive ones)."""
+        if isinstance(target, ast.Name):
+            if target.id in self.active[d]:
+                return B.store(self.tname(target.id, d))
+            return B.store(self.namer.fresh("_unused"))
+        return ast.Tuple(elts=[self.tangent_target(e, d) for e in target.elts], ctx=ast.Store())
+
+    def value_tangent(self, value: ast.expr, z: ast.Name, d: str) -> Tangent | None:
+        """The tangent of ``z = value`` (one flattened operation) in direction ``d``."""
+        from fmad import rules
+
+        ctx = self.contexts[d]
+        if isinstance(value, ast.Name | ast.Constant):
+            return self.tangent(value, d)
+        if not self.is_active(value, d):
+            return None
+        if isinstance(value, ast.BinOp):
+            rule = rules.rule_for(type(value.op))
+            if rule is None:
+                self.refuse(f"the operator '{type(value.op).__name__}' has no derivative rule "
+                            "in fmad")
+            return rule(ctx, z, value.left, value.right, self.tangent(value.left, d),
+                        self.tangent(value.right, d))
+        if isinstance(value, ast.UnaryOp):
+            rule = rules.rule_for(type(value.op))
+            return rule(ctx, z, value.operand, self.tangent(value.operand, d))
+        if isinstance(value, ast.Call):
+            return self.call_tangent(value, z, d)
+        if isinstance(value, ast.Subscript):
+            t = self.tangent(value.value, d)
+            return rules.index_rule(ctx, z, value.value, value.slice, t)
+        if isinstance(value, ast.Attribute):
+            rule = rules.ATTRIBUTE_RULES.get(value.attr)
+            if rule is None:
+                self.refuse(f"reading the attribute '.{value.attr}' of a value that carries a "
+                            "derivative is not supported by fmad")
+            return rule(ctx, z, value.value, self.tangent(value.value, d))
+        if isinstance(value, ast.Tuple | ast.List):
+            ts = [self.tangent(e, d) for e in value.elts]
+            elts = [t.expr if t is not None else _zero() for t in ts]
+            node = ast.List(elts=elts, ctx=ast.Load()) if isinstance(value, ast.List) \
+                else B.tuple_(elts)
+            return Tangent(node, full=True)
+        if isinstance(value, ast.Dict | ast.Set):
+            self.refuse("dicts and sets holding values that carry a derivative are not "
+                        "supported by fmad; use a list or separate variables")
+        self.refuse(f"'{ast.unparse(value)}' cannot be differentiated by fmad")
+        return None
+
+    def call_tangent(self, call: ast.Call, z: ast.Name, d: str) -> Tangent | None:
+        from fmad import rules
+
+        ctx = self.contexts[d]
+        target = classify(call, self.scope, self.nested)
+        args = call.args
+        tangents = [self.tangent(a, d) for a in args]
+        keywords = {k.arg: k.value for k in call.keywords}
+        if target.kind == "rule":
+            return target.rule(ctx, z, args, tangents, keywords)
+        if target.kind == "zero":
+            return None
+        if target.kind == "method":
+            receiver = call.func.value
+            rule = rules.METHOD_RULES.get(target.name)
+            if rule is None:
+                if not self.is_active(receiver, d):
+                    self.unknown_call(target, call)
+                self.refuse(f"the method '.{target.name}()' has no derivative rule in fmad; "
+                            "use the numpy function, or move it out of the differentiated "
+                            "function")
+            return rule(ctx, z, receiver, self.tangent(receiver, d), args, tangents, keywords)
+        self.unknown_call(target, call)
+        return None
+
+    def unknown_call(self, target: CallTarget, call: ast.Call) -> None:
+        what = f"'{target.name}'"
+        self.refuse(
+            f"the call to {what} depends on a differentiated parameter, but fmad has no "
+            f"derivative rule for it and cannot read its source; give it one with "
+            f"fmad.register({target.name}, derivative), or move the call out of the "
+            "differentiated function",
+            call,
+        )
+
+    # -- statements with calls ---------------------------------------------------------------
+    def expr_stmt(self, s: ast.Expr) -> list[ast.stmt]:
+        call = s.value
+        out: list[ast.stmt] = [s]
+        if not isinstance(call, ast.Call):
+            return out
+        func = call.func
+        if (
+            isinstance(func, ast.Attribute)
+            and isinstance(func.value, ast.Name)
+            and func.attr in ("append", "extend", "insert")
+        ):
+            receiver = func.value.id
+            for d in self.directions:
+                if receiver not in self.active[d.name]:
+                    continue
+                targs = []
+                for i, a in enumerate(call.args):
+                    is_index = func.attr == "insert" and i == 0
+                    t = None if is_index else self.tangent(a, d.name)
+                    if is_index:
+                        targs.append(a)
+                    elif t is not None:
+                        targs.append(self.contexts[d.name].full(t, a) if func.attr == "extend"
+                                     else t.expr)
+                    elif func.attr == "extend":
+                        zeros = B.binop(ast.List(elts=[_zero()], ctx=ast.Load()), ast.Mult(),
+                                        B.call(B.name("len"), a))
+                        targs.append(zeros)
+                    else:
+                        targs.append(_zero())
+                tname = self.tname(receiver, d.name)
+                out.append(ast.Expr(value=B.call(B.attr(tname, func.attr), *targs)))
+        return out
+
+    def call_helper(self, s: ast.Assign, target: CallTarget) -> list[ast.stmt]:
+        call: ast.Call = s.value
+        params = self.bind(target, call)
+        pattern = []
+        for d in self.directions:
+            for pname, atom in params.items():
+                t = self.tangent(atom, d.name)
+                if t is not None:
+                    pattern.append((pname, d.name, t.full))
+        info = self.session.callee(self, target, tuple(pattern), call)
+        keywords = list(call.keywords)
+        for (pname, dname), kw in info.inputs.items():
+            t = self.tangent(params[pname], dname)
+            expr = t.expr
+            if t.seed:
+                expr = B.name(self.tname(params[pname].id, dname))
+            keywords.append(ast.keyword(arg=kw, value=expr))
+        fcall = ast.Call(func=B.name(info.name), args=list(call.args), keywords=keywords)
+        outs: list[ast.expr] = []
+        lhs = s.targets[0]
+        if not isinstance(lhs, ast.Name):
+            value_name = self.namer.fresh(f"{target.name}_value")
+            outs.append(B.store(value_name))
+        else:
+            value_name = lhs.id
+            outs.append(B.store(lhs.id))
+        for dname in info.directions:
+            if value_name in self.active[dname] or not isinstance(lhs, ast.Name):
+                outs.append(B.store(self.tname(value_name, dname)))
+                single = self.assign_counts.get(value_name, 0) <= 1
+                self.full_flags[(value_name, dname)] = info.result_full.get(dname, False) \
+                    and single
+            else:
+                outs.append(B.store(self.namer.fresh("_unused")))
+        out: list[ast.stmt] = [ast.Assign(targets=[ast.Tuple(elts=outs, ctx=ast.Store())],
+                                          value=fcall)]
+        if isinstance(lhs, ast.Name):
+            for d in self.directions:
+                if lhs.id in self.active[d.name] and d.name not in info.directions:
+                    out.append(self.set_tangent(lhs.id, d.name, None))
+        else:  # a, b = helper(...): unpack value and tangents
+            out.append(ast.Assign(targets=[lhs], value=B.name(value_name)))
+            for n in B.stored_names(lhs):
+                self.assign_counts[n] = self.assign_counts.get(n, 0) + 1
+            out.extend(self.unpack(lhs, B.name(value_name)))
+        return out
+
+    def bind(self, target: CallTarget, call: ast.Call) -> dict[str, ast.expr]:
+        """Which parameter of the helper each argument of ``call`` goes to."""
+        if target.kind == "nested":
+            sig = signature_of(target.obj)
+        else:
+            sig = inspect.signature(target.obj)
+        positional = list(range(len(call.args)))
+        keywords = {k.arg: ("kw", k.arg) for k in call.keywords}
+        try:
+            bound = sig.bind(*positional, **keywords)
+        except TypeError as exc:
+            self.refuse(f"cannot call '{target.name}' with these arguments: {exc}", call)
+        params: dict[str, ast.expr] = {}
+        by_kw = {k.arg: k.value for k in call.keywords}
+        for pname, slot in bound.arguments.items():
+            kind = sig.parameters[pname].kind
+            if kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+                slots = slot if kind == inspect.Parameter.VAR_POSITIONAL else slot.values()
+                for sl in slots:
+                    atom = call.args[sl] if isinstance(sl, int) else by_kw[sl[1]]
+                    if any(self.is_active(atom, d.name) for d in self.directions):
+                        self.refuse(f"'{target.name}' takes *args/**kwargs; fmad cannot pass "
+                                    "derivatives through them: name the parameters", call)
+                continue
+            params[pname] = call.args[slot] if isinstance(slot, int) else by_kw[slot[1]]
+        return params
+
+    # -- loops -----------------------------------------------------------------------------
+    def for_(self, s: ast.For) -> list[ast.stmt]:
+        active_dirs = [d for d in self.directions if self.is_active(s.iter, d.name)]
+        targets = B.stored_names(s.target)
+        prologue: list[ast.stmt] = []
+        for d in self.directions:
+            if d in active_dirs:
+                continue
+            for n in targets:
+                if n in self.active[d.name]:
+                    prologue.append(self.set_tangent(n, d.name, None))
+        target, it = s.target, s.iter
+        if active_dirs:
+            index = self.namer.fresh("i")
+            is_call = isinstance(it, ast.Call) and isinstance(it.func, ast.Name)
+            if is_call and it.func.id == "reversed":
+                self.refuse("iterating with reversed() over values that carry a derivative is "
+                            "not supported by fmad; loop over an index range instead", s)
+            if is_call and it.func.id == "enumerate":
+                if not (isinstance(target, ast.Tuple) and len(target.elts) == 2) or it.keywords \
+                        or len(it.args) != 1:
+                    self.refuse("use 'for i, x in enumerate(xs)' when xs carries a derivative",
+                                s)
+                index_node = target.elts[0]
+                if not isinstance(index_node, ast.Name):
+                    self.refuse("the index of enumerate() must be a plain name", s)
+                index = index_node.id
+                parts = [(target.elts[1], it.args[0])]
+            elif is_call and it.func.id == "zip":
+                if not (isinstance(target, ast.Tuple) and len(target.elts) == len(it.args)):
+                    self.refuse("unpack zip() into as many names as it has arguments when its "
+                                "arguments carry derivatives", s)
+                parts = list(zip(target.elts, it.args, strict=True))
+                target = ast.Tuple(elts=[B.store(index), target], ctx=ast.Store())
+                it = B.call(B.name("enumerate"), it)
+            else:
+                parts = [(target, it)]
+                target = ast.Tuple(elts=[B.store(index), target], ctx=ast.Store())
+                it = B.call(B.name("enumerate"), it)
+            for d in active_dirs:
+                ctx = self.contexts[d.name]
+                for part_target, source in parts:
+                    names = [n for n in B.stored_names(part_target) if n in self.active[d.name]]
+                    if not names:
+                        continue
+                    t = self.tangent(source, d.name)
+                    if t is None:
+                        prologue.extend(self.set_tangent(n, d.name, None) for n in names)
+                        continue
+                    element = B.subscript(ctx.full(t, source), B.name(index))
+                    prologue.append(ast.Assign(
+                        targets=[self.tangent_target(part_target, d.name)], value=element))
+                    for n in names:
+                        self.full_flags[(n, d.name)] = False
+        body = prologue + self.block(s.body)
+        return [ast.For(target=target, iter=it, body=body or [ast.Pass()],
+                        orelse=self.block(s.orelse), type_comment=None)]
+
+    # -- returns ---------------------------------------------------------------------------
+    def make_return(self, value: ast.expr | None) -> ast.Return:
+        if self.top:
+            grads = [self.gradient(value, d) for d in self.directions]
+            keys = [ast.Constant(d.name) for d in self.directions]
+            result = value if value is not None else ast.Constant(None)
+            return ast.Return(value=B.tuple_([result, ast.Dict(keys=keys, values=grads)]))
+        tangents: list[ast.expr] = []
+        for d in self.directions:
+            t = self.tangent_of_result(value, d.name)
+            self.result_full[d.name] = self.result_full[d.name] and t is not None and t.full
+            tangents.append(t.expr if t is not None else _zero())
+        return ast.Return(value=B.tuple_([value or ast.Constant(None), *tangents]))
+
+    def tangent_of_result(self, value: ast.expr | None, d: str) -> Tangent | None:
+        if isinstance(value, ast.Tuple):
+            ts = [self.tangent(e, d) for e in value.elts]
+            if all(t is None for t in ts):
+                return None
+            return Tangent(B.tuple_([t.expr if t is not None else _zero() for t in ts]))
+        return self.tangent(value, d)
+
+    def gradient(self, value: ast.expr | None, d: Direction) -> ast.expr:
+        """The raw tangent of the returned value; the caller shapes it (see fmad.api)."""
+        if value is None:
+            return ast.Constant(None)
+        if isinstance(value, ast.Tuple):
+            return B.tuple_([self.gradient(e, d) for e in value.elts])
+        t = self.tangent(value, d.name)
+        return t.expr if t is not None else _zero()
+
+    # -- nested helpers --------------------------------------------------------------------
+    def fill_nested(self, tree: ast.FunctionDef) -> None:
+        class Fill(ast.NodeTransformer):
+            def visit_Expr(inner, node):  # noqa: N805
+                return node
+
+            def generic_visit(inner, node):  # noqa: N805
+                for fname in ("body", "orelse"):
+                    stmts = getattr(node, fname, None)
+                    if isinstance(stmts, list):
+                        new = []
+                        for st in stmts:
+                            if isinstance(st, _Placeholder):
+                                new.extend(self.nested_variants.get(st.name, []))
+                            else:
+                                inner.visit(st)
+                                new.append(st)
+                        setattr(node, fname, new)
+                return node
+
+        Fill().visit(tree)
+
+
+class _Placeholder(ast.Pass):
+    """Where the transformed versions of a nested helper go (right after its def)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
+
+def signature_of(tree: ast.FunctionDef) -> inspect.Signature:
+    """An ``inspect.Signature`` for a ``def`` we only have as a tree."""
+    P = inspect.Parameter
+    a = tree.args
+    params: list[inspect.Parameter] = []
+    positional = [*a.posonlyargs, *a.args]
+    n_defaults = len(a.defaults)
+    for i, arg in enumerate(positional):
+        kind = P.POSITIONAL_ONLY if i < len(a.posonlyargs) else P.POSITIONAL_OR_KEYWORD
+        has_default = i >= len(positional) - n_defaults
+        params.append(P(arg.arg, kind, default=0 if has_default else P.empty))
+    if a.vararg:
+        params.append(P(a.vararg.arg, P.VAR_POSITIONAL))
+    for arg, default in zip(a.kwonlyargs, a.kw_defaults, strict=True):
+        params.append(P(arg.arg, P.KEYWORD_ONLY, default=P.empty if default is None else 0))
+    if a.kwarg:
+        params.append(P(a.kwarg.arg, P.VAR_KEYWORD))
+    return inspect.Signature(params)
+
+
+__all__ = ["Context", "Direction", "Forward", "Tangent", "np"]

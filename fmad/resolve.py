@@ -1,0 +1,74 @@
+"""What a name means at transform time: a local of the function, or an object.
+
+Calls are matched to derivative rules by the object they call (``np.exp``), so the
+transform looks the callee up in the function's closure, globals and builtins. The
+generated code still reads those names at call time; only the *choice of rule* is made here.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import types
+
+MISSING = object()
+
+
+def bound_names(tree: ast.FunctionDef) -> set[str]:
+    """Names the function binds: parameters, assignment and loop targets, nested defs."""
+    names: set[str] = set()
+    a = tree.args
+    for arg in [*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg]:
+        if arg is not None:
+            names.add(arg.arg)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store | ast.Del):
+            names.add(node.id)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            if node is not tree:
+                names.add(node.name)
+    return names
+
+
+class Scope:
+    """Looks names up as the function would: closure, then globals, then builtins."""
+
+    def __init__(self, fn: types.FunctionType, local_names: set[str]) -> None:
+        self.fn = fn
+        self.local_names = local_names
+        self.closure: dict[str, object] = {}
+        for name, cell in zip(fn.__code__.co_freevars, fn.__closure__ or (), strict=True):
+            try:
+                self.closure[name] = cell.cell_contents
+            except ValueError:  # an empty cell: not bound yet
+                pass
+
+    def is_local(self, name: str) -> bool:
+        return name in self.local_names
+
+    def lookup_name(self, name: str) -> object:
+        if name in self.local_names:
+            return MISSING
+        if name in self.closure:
+            return self.closure[name]
+        if name in self.fn.__globals__:
+            return self.fn.__globals__[name]
+        return getattr(builtins, name, MISSING)
+
+    def lookup(self, node: ast.expr) -> object:
+        """The object a ``Name`` or ``a.b.c`` chain rooted at a non-local name refers to."""
+        if isinstance(node, ast.Name):
+            return self.lookup_name(node.id)
+        if isinstance(node, ast.Attribute):
+            base = self.lookup(node.value)
+            if base is MISSING:
+                return MISSING
+            return getattr(base, node.attr, MISSING)
+        return MISSING
+
+    def module_name(self, module: types.ModuleType) -> str | None:
+        """A global name under which the function already reaches ``module``, if any."""
+        for name in ("np", "numpy", "math"):
+            if name not in self.local_names and self.fn.__globals__.get(name) is module:
+                return name
+        return None

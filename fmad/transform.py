@@ -1,0 +1,196 @@
+"""The pipeline: source -> flatten -> activity -> forward -> optimize, for a function and
+the helpers it calls.
+
+A :class:`Session` transforms one differentiated function (one *variant*: the shapes of its
+array parameters are fixed) and every helper it calls with active arguments, each helper once
+per activity pattern. The result is a list of :class:`Unit`\\ s, ready for :mod:`fmad.compile`.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import types
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from fmad import build as B
+from fmad import optimize
+from fmad import runtime as fmad_runtime
+from fmad.errors import WrtError, unsupported
+from fmad.flatten import Flattener
+from fmad.forward import CalleeInfo, Direction, Forward, Tangent, signature_of
+from fmad.naming import Namer, names_in
+from fmad.resolve import Scope, bound_names
+from fmad.source import read_function
+
+MODULES = {"numpy": (np, "np"), "math": (math, "math"), "fmad.runtime": (fmad_runtime, "fmad_rt")}
+
+
+@dataclass
+class Unit:
+    """One generated function and what its closure must hold."""
+
+    function: types.FunctionType  # the original: globals, closure, defaults
+    filename: str
+    namer: Namer
+    scope: Scope
+    tree: ast.FunctionDef | None = None
+    flat: ast.FunctionDef | None = None
+    injected: dict[str, Any] = field(default_factory=dict)
+    parent: Unit | None = None  # set for a nested helper: compiled inside its parent
+
+    def inject(self, obj: Any, hint: str) -> str:
+        if self.parent is not None:
+            return self.parent.inject(obj, hint)
+        for name, value in self.injected.items():
+            if value is obj:
+                return name
+        name = self.namer.fresh(hint)
+        self.injected[name] = obj
+        return name
+
+    def module(self, which: str) -> ast.expr:
+        module, hint = MODULES[which]
+        existing = self.scope.module_name(module) if which != "fmad.runtime" else None
+        if existing is not None:
+            return B.name(existing)
+        return B.name(self.inject(module, hint))
+
+
+def prepare(fn: types.FunctionType, reserved: set[str] = frozenset()):
+    src = read_function(fn)
+    scope = Scope(src.function, bound_names(src.tree))
+    namer = Namer(names_in(src.tree) | set(src.function.__code__.co_freevars) | set(reserved))
+    flat = Flattener(src.filename, namer, scope).function(src.tree)
+    scope.local_names |= bound_names(flat)
+    return src, scope, namer, flat
+
+
+class Session:
+    def __init__(self) -> None:
+        self.units: list[Unit] = []  # helpers first, in the order they were made
+        self.callees: dict[Any, CalleeInfo] = {}
+        self.stack: list[Any] = []
+
+    # -- the differentiated function ---------------------------------------------------------
+    def top(self, fn: types.FunctionType, wrt: tuple[str, ...],
+            shapes: dict[str, tuple[int, ...] | None]) -> Unit:
+        src, scope, namer, flat = prepare(fn)
+        unit = Unit(src.function, src.filename, namer, scope, flat=flat)
+        params = set(signature_of(src.tree).parameters)
+        intermediates = check_wrt(src.filename, flat, wrt, params)
+        directions = [Direction(p, shapes.get(p)) for p in wrt]
+        seeds: dict[str, dict[str, Tangent]] = {}
+        for d in directions:
+            if d.name in intermediates:
+                seeds[d.name] = {}
+            elif d.vectorized:
+                seeds[d.name] = {d.name: Tangent(ast.Constant(None), full=True, seed=True)}
+            else:
+                seeds[d.name] = {d.name: Tangent(ast.Constant(1.0), full=True)}
+        self.stack.append(src.function)
+        fwd = Forward(self, unit, flat, scope, directions, seeds=seeds,
+                      seed_points=intermediates, top=True)
+        unit.tree = optimize.optimize(fwd.function(), set(fwd.tnames.values()))
+        self.stack.pop()
+        self.units.append(unit)
+        return unit
+
+    # -- helpers it calls --------------------------------------------------------------------
+    def callee(self, caller: Forward, target, pattern: tuple, call: ast.Call) -> CalleeInfo:
+        nested = target.kind == "nested"
+        identity = target.obj if not nested else ("nested", id(target.obj))
+        directions = [d for d in caller.directions if any(p[1] == d.name for p in pattern)]
+        key = (identity, tuple(directions), pattern)
+        if key in self.callees:
+            return self.callees[key]
+        if identity in self.stack:
+            raise unsupported(caller.filename, call,
+                              f"the recursive call to '{target.name}' is not supported by "
+                              "fmad; write the recursion as a loop")
+        if nested:
+            tree = target.obj
+            free = ast_free_names(tree)
+            for d in caller.directions:
+                leaked = sorted(free & caller.active[d.name])
+                if leaked:
+                    raise unsupported(
+                        caller.filename, tree,
+                        f"the nested function '{tree.name}' reads '{leaked[0]}', which carries "
+                        "a derivative, from the enclosing function; pass it as an argument")
+            namer = Namer(set(caller.namer._taken))
+            scope = Scope(caller.unit.function, bound_names(tree) | caller.scope.local_names)
+            flat = Flattener(caller.filename, namer, scope).function(tree)
+            scope.local_names |= bound_names(flat)
+            unit = Unit(caller.unit.function, caller.filename, namer, scope, flat=flat,
+                        parent=caller.unit)
+            fname = caller.namer.fresh(f"{tree.name}_fwd")
+        else:
+            src, scope, namer, flat = prepare(target.obj)
+            unit = Unit(src.function, src.filename, namer, scope, flat=flat)
+            fname = caller.unit.inject(unit, f"{src.tree.name}_fwd")
+        seeds: dict[str, dict[str, Tangent]] = {d.name: {} for d in directions}
+        inputs: dict[tuple[str, str], str] = {}
+        forward = Forward(self, unit, flat, scope, directions, seeds=seeds, top=False)
+        if nested:
+            forward.nested.update({k: v for k, v in caller.nested.items()
+                                   if k not in forward.nested})
+        for pname, dname, full in pattern:
+            kw = forward.tname(pname, dname)
+            inputs[(pname, dname)] = kw
+            seeds[dname][pname] = Tangent(B.name(kw), full=full)
+        forward.active = {d.name: forward.activity.active(set(seeds[d.name]))
+                          for d in directions}
+        self.stack.append(identity)
+        tree = forward.function()
+        self.stack.pop()
+        tree.name = fname
+        tree.args.kwonlyargs += [ast.arg(arg=kw) for kw in inputs.values()]
+        tree.args.kw_defaults += [None] * len(inputs)
+        tree = optimize.optimize(tree, set(forward.tnames.values()), keep=set(inputs.values()))
+        unit.tree = tree
+        info = CalleeInfo(fname, inputs, tuple(d.name for d in directions),
+                          dict(forward.result_full))
+        self.callees[key] = info
+        if nested:
+            caller.nested_variants.setdefault(target.name, []).append(tree)
+        else:
+            self.units.append(unit)
+        return info
+
+
+def ast_free_names(tree: ast.FunctionDef) -> set[str]:
+    """Names a nested function reads but does not bind."""
+    return B.read_names(tree) - bound_names(tree)
+
+
+def check_wrt(filename: str, flat: ast.FunctionDef, wrt: tuple[str, ...],
+              params: set[str]) -> set[str]:
+    """Validate ``wrt``; return the names in it that are intermediate variables."""
+    from fmad.activity import statements
+
+    intermediates: set[str] = set()
+    for name in wrt:
+        if name in params:
+            continue
+        top_level = [s for s in flat.body if isinstance(s, ast.Assign)
+                     and name in B.stored_names(s.targets[0])]
+        everywhere = [s for s in statements(flat.body) if isinstance(s, ast.Assign | ast.For)
+                      and name in B.stored_names(s.targets[0] if isinstance(s, ast.Assign)
+                                                 else s.target)]
+        if not everywhere:
+            raise WrtError(f"{filename}:{flat.lineno}: wrt names {name!r}, which is neither a "
+                           f"parameter of '{flat.name}' nor a variable it assigns; its "
+                           f"parameters are {', '.join(sorted(params)) or 'none'}")
+        if len(everywhere) != 1 or len(top_level) != 1 or not isinstance(
+                top_level[0].targets[0], ast.Name):
+            line = everywhere[0].lineno
+            raise WrtError(f"{filename}:{line}: wrt names the variable {name!r}, which is "
+                           "assigned more than once or inside a loop or branch; fmad can "
+                           "differentiate with respect to a variable assigned exactly once, at "
+                           "the top level of the function")
+        intermediates.add(name)
+    return intermediates
