@@ -144,7 +144,7 @@ class Context:
 
     def full(self, t: Tangent, value: ast.expr) -> ast.expr:
         """``t`` broadcast to its value's full shape (a no-op when known to be full)."""
-        if t.full:
+        if t.full and B.constant_value(t.expr) is None:
             return t.expr
         args = [t.expr, value]
         if self.vectorized:

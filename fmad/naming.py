@@ -9,6 +9,7 @@ identical from run to run (golden tests rely on it).
 from __future__ import annotations
 
 import ast
+import builtins
 import keyword
 import re
 
@@ -83,9 +84,16 @@ def describe(node: ast.AST) -> str:
 class Namer:
     """Hands out fresh names; one per transform, seeded with every name the code uses."""
 
-    def __init__(self, reserved: set[str] = frozenset()) -> None:
-        self._taken: set[str] = set(reserved) | set(keyword.kwlist)
+    def __init__(self, reserved: set[str] = frozenset()) -> None:  # noqa: B006
+        # builtins too: a generated name must never shadow one the generated code calls
+        self._taken: set[str] = set(reserved) | set(keyword.kwlist) | set(dir(builtins))
         self._counters: dict[str, int] = {}
+
+    def copy(self) -> Namer:
+        """A namer that avoids every name this one has handed out or reserved."""
+        other = Namer()
+        other._taken = set(self._taken)
+        return other
 
     def reserve(self, name: str) -> None:
         self._taken.add(name)

@@ -365,3 +365,258 @@ def copy_method(ctx, z, x, t, args, tangents, keywords):
 
 
 METHOD_RULES: dict[str, Rule] = {"copy": copy_method}
+
+
+# -- array rules: products, reductions, shapes ---------------------------------------------
+def _tangent(expr, full=True):
+    from fmad.forward import Tangent
+
+    return Tangent(expr, full=full)
+
+
+def _k(ctx) -> ast.expr:
+    return B.const(ctx.direction.k) if ctx.vectorized else ast.Constant(None)
+
+
+def _matmul(ctx, z, x, y, dx, dy):
+    shape = ctx.direction.shape
+    terms = []
+    if dx is not None:
+        if dx.seed and len(shape) == 1:
+            # d(w @ y) with the identity seed of a vector w: y laid out with k last
+            terms.append(_tangent(B.call(ctx.rt("seed_matmul_left"), y)))
+        elif not ctx.vectorized:
+            terms.append(_tangent(B.binop(ctx.full(dx, x), ast.MatMult(), y)))
+        else:
+            terms.append(_tangent(B.call(ctx.rt("matmul_left"), dx.expr, x, y, _k(ctx))))
+    if dy is not None:
+        if dy.seed and len(shape) == 1:
+            # d(X @ w) with the identity seed of a vector w is X itself: nothing to compute
+            terms.append(_tangent(x))
+        elif dy.seed and len(shape) == 2:
+            shape_node = B.tuple_([B.const(n) for n in shape])
+            terms.append(_tangent(B.call(ctx.rt("seed_matmul_right"), x, shape_node)))
+        elif not ctx.vectorized:
+            terms.append(_tangent(B.binop(x, ast.MatMult(), ctx.full(dy, y))))
+        else:
+            terms.append(_tangent(B.call(ctx.rt("matmul_right"), x, y, dy.expr, _k(ctx))))
+    return ctx.add(*terms)
+
+
+@defrule(ast.MatMult)
+def matmul_rule(ctx, z, x, y, dx, dy):
+    return _matmul(ctx, z, x, y, dx, dy)
+
+
+@defrule(np.matmul, np.dot)
+def matmul_call_rule(ctx, z, args, tangents, keywords):
+    return _matmul(ctx, z, args[0], args[1], tangents[0], tangents[1])
+
+
+@defrule(np.inner)
+def inner_rule(ctx, z, args, tangents, keywords):
+    (a, b), (da, db) = args[:2], tangents[:2]
+    terms = []
+    if da is not None:
+        terms.append(_tangent(B.call(ctx.rt("inner_left"), da.expr, a, b, _k(ctx))))
+    if db is not None:
+        terms.append(_tangent(B.call(ctx.rt("inner_right"), a, b, db.expr, _k(ctx))))
+    return ctx.add(*terms)
+
+
+@defrule(np.outer)
+def outer_rule(ctx, z, args, tangents, keywords):
+    (a, b), (da, db) = args[:2], tangents[:2]
+    terms = []
+    if da is not None:
+        terms.append(_tangent(B.call(ctx.rt("outer_tangent"), da.expr, a, b, _k(ctx),
+                                     ast.Constant(True))))
+    if db is not None:
+        terms.append(_tangent(B.call(ctx.rt("outer_tangent"), db.expr, b, a, _k(ctx),
+                                     ast.Constant(False))))
+    return ctx.add(*terms)
+
+
+def _is_none(node) -> bool:
+    return node is None or (isinstance(node, ast.Constant) and node.value is None)
+
+
+def reduce_tangent(ctx, how: str, x, dx, axis, keepdims):
+    """Tangent of ``np.sum``/``np.mean`` (``how``) of ``x``: the same reduction of the
+    tangent, made full first (``d sum(x + b)/db`` is ``x.size``, not 1)."""
+    if dx is None:
+        return None
+    f = ctx.full(dx, x)
+    func = ctx.np_(how)
+    kw = {} if _is_none(keepdims) else {"keepdims": keepdims}
+    if not ctx.vectorized:
+        if _is_none(axis):
+            return _tangent(B.call(func, f, **kw))
+        return _tangent(B.call(func, f, axis=axis, **kw))
+    k = ctx.direction.k
+    if _is_none(axis) and not kw:
+        flat = B.call(B.attr(f, "reshape"), B.const(-1), B.const(k))
+        return _tangent(B.call(func, flat, axis=B.const(0)))
+    a = B.constant_value(axis) if not _is_none(axis) else None
+    if isinstance(a, int):
+        taxis = B.const(a if a >= 0 else a - 1)
+    else:
+        ndim = B.call(ctx.np_("ndim"), x)
+        taxis = B.call(ctx.rt("tangent_axis"), axis if axis is not None else ast.Constant(None),
+                       ndim, _k(ctx))
+    return _tangent(B.call(func, f, axis=taxis, **kw))
+
+
+def _reduction(how: str) -> Rule:
+    def rule(ctx, z, args, tangents, keywords):
+        axis = _arg(args, keywords, 1, "axis")
+        return reduce_tangent(ctx, how, args[0], tangents[0], axis, keywords.get("keepdims"))
+
+    rule.__doc__ = f"d {how}(x) = {how}(dx), over the same axes"
+    return rule
+
+
+RULES[np.sum] = _reduction("sum")
+RULES[np.mean] = _reduction("mean")
+
+
+def _helper_reduction(helper: str, uses_value: bool) -> Rule:
+    def rule(ctx, z, args, tangents, keywords):
+        if tangents[0] is None:
+            return None
+        axis = _arg(args, keywords, 1, "axis") or ast.Constant(None)
+        keepdims = keywords.get("keepdims") or ast.Constant(False)
+        middle = [args[0], z] if uses_value else [args[0]]
+        return _tangent(B.call(ctx.rt(helper), tangents[0].expr, *middle, axis, keepdims,
+                               _k(ctx)))
+
+    return rule
+
+
+RULES[np.prod] = _helper_reduction("prod_tangent", False)
+for _f in (np.max, np.min, np.amax, np.amin):
+    RULES[_f] = _helper_reduction("extreme_tangent", True)
+
+
+@defrule(np.linalg.norm)
+def norm_rule(ctx, z, args, tangents, keywords):
+    if len(args) > 1 or keywords:
+        return None if tangents[0] is None else ctx.fwd.refuse(
+            "np.linalg.norm with ord= or axis= is not supported by fmad; write the norm out "
+            "(np.sqrt(np.sum(x * x)))")
+    x, dx = args[0], tangents[0]
+    # d|x| = sum(x * dx) / |x|
+    return ctx.divide(reduce_tangent(ctx, "sum", x, ctx.scale(x, dx, full=True), None, None), z)
+
+
+def _helper_call(helper: str, *extra) -> Rule:
+    """A rule that hands the (raw) tangent, the value and options to a runtime helper."""
+
+    def rule(ctx, z, args, tangents, keywords):
+        if tangents[0] is None:
+            return None
+        values = [_arg(args, keywords, i, key) or ast.Constant(default)
+                  for i, (key, default) in enumerate(extra, start=1)]
+        return _tangent(B.call(ctx.rt(helper), tangents[0].expr, args[0], *values, _k(ctx)))
+
+    return rule
+
+
+RULES[np.transpose] = _helper_call("transpose_tangent", ("axes", None))
+RULES[np.squeeze] = _helper_call("squeeze_tangent", ("axis", None))
+RULES[np.expand_dims] = _helper_call("expand_dims_tangent", ("axis", None))
+RULES[np.reshape] = _helper_call("reshape_tangent", ("shape", None))
+
+
+@defrule(np.ravel)
+def ravel_rule(ctx, z, args, tangents, keywords):
+    if tangents[0] is None:
+        return None
+    return _tangent(B.call(ctx.rt("reshape_tangent"), tangents[0].expr, args[0], B.const(-1),
+                           _k(ctx)))
+
+
+def _join(func) -> Rule:
+    def rule(ctx, z, args, tangents, keywords):
+        if tangents[0] is None:
+            return None
+        axis = _arg(args, keywords, 1, "axis")
+        if axis is None:
+            axis = ast.Constant(0) if func is not np.concatenate else ast.Constant(0)
+        join = ctx.inject(func, func.__name__)
+        return _tangent(B.call(ctx.rt("join_tangent"), join, tangents[0].expr, args[0], axis,
+                               _k(ctx)))
+
+    return rule
+
+
+for _f in (np.concatenate, np.stack, np.hstack, np.vstack):
+    RULES[_f] = _join(_f)
+
+
+@defrule(np.array)
+def array_rule(ctx, z, args, tangents, keywords):
+    if tangents[0] is None:
+        return None
+    return _tangent(B.call(ctx.rt("array_tangent"), tangents[0].expr, args[0], _k(ctx)))
+
+
+# methods of arrays: x.sum(), x.reshape(2, 3), ...
+def _method_reduction(how: str) -> Rule:
+    def rule(ctx, z, x, dx, args, tangents, keywords):
+        axis = _arg(args, keywords, 0, "axis")
+        return reduce_tangent(ctx, how, x, dx, axis, keywords.get("keepdims"))
+
+    return rule
+
+
+def _method_as_function(func) -> Rule:
+    def rule(ctx, z, x, dx, args, tangents, keywords):
+        return RULES[func](ctx, z, [x, *args], [dx, *tangents], keywords)
+
+    return rule
+
+
+def reshape_method(ctx, z, x, dx, args, tangents, keywords):
+    if dx is None:
+        return None
+    shape = args[0] if len(args) == 1 else B.tuple_(list(args))
+    return _tangent(B.call(ctx.rt("reshape_tangent"), dx.expr, x, shape, _k(ctx)))
+
+
+def transpose_method(ctx, z, x, dx, args, tangents, keywords):
+    if dx is None:
+        return None
+    axes = ast.Constant(None) if not args else args[0] if len(args) == 1 else B.tuple_(args)
+    return _tangent(B.call(ctx.rt("transpose_tangent"), dx.expr, x, axes, _k(ctx)))
+
+
+def item_method(ctx, z, x, dx, args, tangents, keywords):
+    if dx is None:
+        return None
+    if not ctx.vectorized:
+        return _tangent(B.call(B.attr(ctx.full(dx, x), "item"), *args))
+    flat = B.call(B.attr(ctx.full(dx, x), "reshape"), B.const(-1), B.const(ctx.direction.k))
+    return _tangent(B.subscript(flat, B.const(0)))
+
+
+def astype_method(ctx, z, x, dx, args, tangents, keywords):
+    return dx
+
+
+METHOD_RULES.update({
+    "sum": _method_reduction("sum"),
+    "mean": _method_reduction("mean"),
+    "prod": _method_as_function(np.prod),
+    "max": _method_as_function(np.max),
+    "min": _method_as_function(np.min),
+    "dot": _method_as_function(np.dot),
+    "clip": _method_as_function(np.clip),
+    "squeeze": _method_as_function(np.squeeze),
+    "ravel": _method_as_function(np.ravel),
+    "flatten": _method_as_function(np.ravel),
+    "reshape": reshape_method,
+    "transpose": transpose_method,
+    "item": item_method,
+    "astype": astype_method,
+})

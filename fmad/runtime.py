@@ -81,3 +81,173 @@ def builtin_extreme(t: Any, xs: Any, z: Any) -> Any:
     for ti in chosen:
         total = total + ti
     return total / len(chosen)
+
+
+# -- helpers for array rules (k: the number of directions; None for a scalar parameter) -----
+def tangent_axis(axis: Any, ndim: int, k: int | None) -> Any:
+    """A reduction axis of a value, as an axis of its tangent (the k axis never reduced)."""
+    if k is None:
+        return axis
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, tuple | list):
+        return tuple(a if a >= 0 else a - 1 for a in axis)
+    return axis if axis >= 0 else axis - 1
+
+
+def matmul_left(dx: Any, x: Any, y: Any, k: int | None) -> Any:
+    """Tangent of ``x @ y`` from ``dx`` (the k axis rides in front, as a batch axis)."""
+    dx = full(dx, x, k)
+    if k is None:
+        return dx @ y
+    return np.moveaxis(np.moveaxis(dx, -1, 0) @ y, 0, -1)
+
+
+def matmul_right(x: Any, y: Any, dy: Any, k: int | None) -> Any:
+    """Tangent of ``x @ y`` from ``dy``."""
+    dy = full(dy, y, k)
+    if k is None or np.ndim(y) == 1:
+        return x @ dy  # (..., d) @ (d, k): the k axis is already a column axis
+    return np.moveaxis(x @ np.moveaxis(dy, -1, 0), 0, -1)
+
+
+def seed_matmul_left(y: Any) -> Any:
+    """Tangent of ``w @ y`` for a vector parameter ``w`` seeded with the identity."""
+    return y if np.ndim(y) == 1 else np.swapaxes(y, -1, -2)
+
+
+def seed_matmul_right(x: Any, shape: tuple[int, ...]) -> Any:
+    """Tangent of ``x @ W`` for a matrix parameter ``W`` (d, m) seeded with the identity:
+    entry ``[..., j, (a, b)]`` is ``x[..., a]`` where ``j == b``."""
+    d, m = shape
+    x = np.asarray(x)
+    out = np.zeros(x.shape[:-1] + (m, d, m), dtype=np.result_type(x, 1.0))
+    for j in range(m):
+        out[..., j, :, j] = x
+    return out.reshape(x.shape[:-1] + (m, d * m))
+
+
+def inner_left(dx: Any, x: Any, y: Any, k: int | None) -> Any:
+    dx = full(dx, x, k)
+    if k is None:
+        return np.inner(dx, y)
+    return np.moveaxis(np.inner(np.moveaxis(dx, -1, 0), y), 0, -1)
+
+
+def inner_right(x: Any, y: Any, dy: Any, k: int | None) -> Any:
+    dy = full(dy, y, k)
+    if k is None:
+        return np.inner(x, dy)
+    out = np.inner(x, np.moveaxis(dy, -1, 0))  # (*x_lead, k, *y_lead)
+    return np.moveaxis(out, np.ndim(x) - 1 if np.ndim(x) else 0, -1)
+
+
+def outer_tangent(da: Any, a: Any, b: Any, k: int | None, left: bool) -> Any:
+    """Tangent of ``np.outer(a, b)`` from the tangent ``da`` of ``a`` (``left``) or of ``b``."""
+    da = full(da, a, k)
+    b = np.ravel(b)
+    if k is None:
+        da = np.ravel(da)
+        return np.outer(da, b) if left else np.outer(b, da)
+    da = np.reshape(da, (-1, k))
+    if left:
+        return da[:, None, :] * b[None, :, None]
+    return b[:, None, None] * da[None, :, :]
+
+
+def prod_tangent(dx: Any, x: Any, axis: Any, keepdims: bool, k: int | None) -> Any:
+    """Tangent of ``np.prod(x, axis)``: sum of dx_i times the product of the others
+    (computed without dividing, so zeros in x are fine)."""
+    x = np.asarray(x)
+    dx = full(dx, x, k)
+    if axis is None:
+        x = x.reshape(-1)
+        dx = dx.reshape((-1,) if k is None else (-1, k))
+        axis = 0
+    axis = axis % x.ndim
+    xm = np.moveaxis(x, axis, -1)
+    ones = np.ones(xm.shape[:-1] + (1,), dtype=np.result_type(xm, 1.0))
+    before = np.cumprod(np.concatenate([ones, xm[..., :-1]], axis=-1), axis=-1)
+    after = np.flip(np.cumprod(np.flip(np.concatenate([xm[..., 1:], ones], axis=-1), -1),
+                               axis=-1), -1)
+    others = np.moveaxis(before * after, -1, axis)
+    if k is not None:
+        others = others[..., None]
+    out = np.sum(others * dx, axis=axis, keepdims=keepdims)
+    return out
+
+
+def extreme_tangent(dx: Any, x: Any, z: Any, axis: Any, keepdims: bool,
+                    k: int | None) -> Any:
+    """Tangent of ``np.max``/``np.min`` (value ``z``): tied entries share it evenly."""
+    x = np.asarray(x)
+    zk = z if keepdims else (np.max(x, axis=axis, keepdims=True) if np.ndim(z) == 0 and
+                             axis is None else np.expand_dims(z, axis) if axis is not None
+                             else np.reshape(z, (1,) * x.ndim))
+    mask = (x == zk).astype(float)
+    mask = mask / np.sum(mask, axis=axis, keepdims=True)
+    dx = full(dx, x, k)
+    if k is not None:
+        mask = mask[..., None]
+    return np.sum(mask * dx, axis=tangent_axis(axis, x.ndim, k), keepdims=keepdims)
+
+
+def transpose_tangent(dx: Any, x: Any, axes: Any, k: int | None) -> Any:
+    dx = full(dx, x, k)
+    if k is None:
+        return np.transpose(dx, axes)
+    n = np.ndim(x)
+    order = tuple(reversed(range(n))) if axes is None else tuple(a % n for a in axes)
+    return np.transpose(dx, order + (n,))
+
+
+def squeeze_tangent(dx: Any, x: Any, axis: Any, k: int | None) -> Any:
+    dx = full(dx, x, k)
+    if axis is None:
+        axis = tuple(i for i, n in enumerate(np.shape(x)) if n == 1)
+    elif k is not None:
+        axis = tangent_axis(axis, np.ndim(x), k)
+    return np.squeeze(dx, axis=axis)
+
+
+def expand_dims_tangent(dx: Any, x: Any, axis: Any, k: int | None) -> Any:
+    dx = full(dx, x, k)
+    if k is None:
+        return np.expand_dims(dx, axis)
+    n = np.ndim(x) + (len(axis) if isinstance(axis, tuple | list) else 1)
+    axes = axis if isinstance(axis, tuple | list) else (axis,)
+    return np.expand_dims(dx, tuple(a % n for a in axes))
+
+
+def join_tangent(join: Any, tangents: Any, values: Any, axis: Any, k: int | None) -> Any:
+    """Tangent of ``np.concatenate``/``np.stack``/... of a list: each part made full
+    (zeros for parts with no derivative), joined the same way."""
+    parts = []
+    for t, v in zip(tangents, values, strict=True):
+        shape = np.shape(v) if k is None else np.shape(v) + (k,)
+        parts.append(np.broadcast_to(t, shape))
+    if join is np.hstack:
+        return np.concatenate(parts, axis=0 if np.ndim(values[0]) == 1 else 1)
+    if join is np.vstack:
+        if np.ndim(values[0]) == 1:
+            return np.stack(parts, axis=0)
+        return np.concatenate(parts, axis=0)
+    if axis is None and join is np.concatenate:
+        return np.concatenate([np.reshape(p, (-1,) if k is None else (-1, k)) for p in parts])
+    n = np.ndim(values[0]) + (1 if join is np.stack else 0)
+    return join(parts, axis=(axis if axis is not None else 0) % n)
+
+
+def array_tangent(tangents: Any, values: Any, k: int | None) -> Any:
+    """Tangent of ``np.array(list_of_values)``."""
+    if not isinstance(values, list | tuple):
+        return tangents
+    return join_tangent(np.stack, tangents, values, 0, k)
+
+
+def reshape_tangent(dx: Any, x: Any, shape: Any, k: int | None) -> Any:
+    dx = full(dx, x, k)
+    if k is None:
+        return np.reshape(dx, shape)
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    return np.reshape(dx, shape + (k,))

@@ -121,7 +121,7 @@ class Session:
                         caller.filename, tree,
                         f"the nested function '{tree.name}' reads '{leaked[0]}', which carries "
                         "a derivative, from the enclosing function; pass it as an argument")
-            namer = Namer(set(caller.namer._taken))
+            namer = caller.namer.copy()
             scope = Scope(caller.unit.function, bound_names(tree) | caller.scope.local_names)
             flat = Flattener(caller.filename, namer, scope).function(tree)
             scope.local_names |= bound_names(flat)
