@@ -72,6 +72,15 @@ def nested_functions(tree: ast.FunctionDef) -> dict[str, ast.FunctionDef]:
     return found
 
 
+def free_names(tree: ast.FunctionDef) -> set[str]:
+    """Names a nested function reads but does not bind (read from the enclosing one)."""
+    from fmad.resolve import bound_names
+
+    read = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)
+            and isinstance(n.ctx, ast.Load)}
+    return read - bound_names(tree)
+
+
 def statements(body: list[ast.stmt]):
     """Every statement of a body, nested blocks included, nested defs excluded."""
     for s in body:
@@ -143,6 +152,8 @@ class Activity:
                 if self.expr_active(node.func.value, active):
                     return True
             args = [*node.args, *(k.value for k in node.keywords)]
+            if target.kind == "nested":  # it may read active variables of ours, too
+                args += [ast.Name(id=n, ctx=ast.Load()) for n in free_names(target.obj)]
             return any(self.expr_active(a, active) for a in args)
         if isinstance(node, ast.Subscript):
             return self.expr_active(node.value, active)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import functools
+import linecache
 import inspect
 import re
 import types
@@ -131,11 +133,13 @@ class Differentiated:
             fname = tb.tb_frame.f_code.co_filename
             if fname in variant.line_maps:
                 user_file, lines = variant.line_maps[fname]
-                where = (user_file, lines.get(tb.tb_lineno))
+                where = (user_file, lines.get(tb.tb_lineno), operand_shapes(tb))
             tb = tb.tb_next
         if where is None:
             return exc
-        return ShapeError(f"{where[0]}:{where[1]}: {message}")
+        user_file, line, shapes = where
+        return ShapeError(f"{user_file}:{line}: {message}{shapes}")
+
 
     # -- looking at the code -------------------------------------------------------------
     @property
@@ -194,3 +198,17 @@ def differentiate(fn=None, *, wrt=None):
     if isinstance(fn, Differentiated):
         fn = fn.__wrapped__
     return Differentiated(fn, wrt)
+
+
+def operand_shapes(tb: types.TracebackType) -> str:
+    """`` (operands: X (100, 3), w (2,))`` for the names the failing generated line reads."""
+    text = linecache.getline(tb.tb_frame.f_code.co_filename, tb.tb_lineno).strip()
+    try:
+        names = [n.id for n in ast.walk(ast.parse(text)) if isinstance(n, ast.Name)
+                 and isinstance(n.ctx, ast.Load)]
+    except SyntaxError:
+        return ""
+    local = tb.tb_frame.f_locals
+    parts = [f"{n} {np.shape(local[n])}" for n in dict.fromkeys(names)
+             if n in local and not isinstance(local[n], types.ModuleType)]
+    return f" (operands: {', '.join(parts)})" if parts else ""

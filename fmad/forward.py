@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fmad import build as B
-from fmad.activity import Activity, CallTarget, classify
+from fmad.activity import Activity, CallTarget, classify, free_names
 from fmad.errors import unsupported
 from fmad.naming import Namer
 from fmad.resolve import Scope
@@ -108,12 +108,16 @@ class Context:
             return Tangent(coef, full=full)
         return Tangent(B.binop(self.expand(coef), ast.Mult(), t.expr), full=t.full or full)
 
-    def divide(self, t: Tangent | None, den: ast.expr, full: bool = False) -> Tangent | None:
-        """``t / den``; ``full=True``: ``den`` has the result's whole shape."""
+    def divide(self, t: Tangent | None, den: ast.expr, full: bool = False,
+               numpy: bool = False) -> Tangent | None:
+        """``t / den``; ``full=True``: ``den`` has the result's whole shape; ``numpy=True``:
+        divide with ``np.divide`` (x/0 is inf, as numpy's own functions give)."""
         if t is None:
             return None
         if B.is_const(den, 1):
             return t
+        if numpy and not self.vectorized:
+            return Tangent(B.call(self.np_("divide"), t.expr, den), full=t.full or full)
         return Tangent(B.binop(t.expr, ast.Div(), self.expand(den)), full=t.full or full)
 
     def negate(self, t: Tangent | None) -> Tangent | None:
@@ -157,10 +161,22 @@ class Context:
         return Tangent(B.call(self.np_("where"), self.expand(cond), a, b), full=False)
 
     def reduce_builtin(self, name, z, args, tangents, keywords) -> Tangent | None:
-        if len(args) != 1 or tangents[0] is None:
-            if any(t is not None for t in tangents[1:]) or keywords:
-                self.fwd.refuse(f"{name}() with several arguments carrying derivatives")
-            return None if not tangents or tangents[0] is None else tangents[0]
+        """The builtins ``sum(xs)``, ``max(xs)``, ``max(a, b, c)`` (ties share evenly)."""
+        if keywords:
+            self.fwd.refuse(f"{name}() with keyword arguments is not supported by fmad when "
+                            "its arguments carry derivatives")
+        if len(args) > 1:
+            if name == "sum":  # sum(xs, start)
+                return self.add(
+                    None if tangents[0] is None else Tangent(B.call(
+                        self.rt("builtin_sum"), tangents[0].expr, args[0])),
+                    tangents[1])
+            elts = [t.expr if t is not None else _zero() for t in tangents]
+            call = B.call(self.rt("builtin_extreme"), ast.List(elts=elts, ctx=ast.Load()),
+                          ast.List(elts=list(args), ctx=ast.Load()), z)
+            return Tangent(call, full=False)
+        if tangents[0] is None:
+            return None
         helper = "builtin_sum" if name == "sum" else "builtin_extreme"
         call_args = [tangents[0].expr, args[0]] + ([z] if name != "sum" else [])
         return Tangent(B.call(self.rt(helper), *call_args), full=False)
@@ -402,7 +418,7 @@ class Forward:
         if isinstance(target, ast.Name):
             if target.id in self.active[d]:
                 return B.store(self.tname(target.id, d))
-            return B.store(self.namer.fresh("_unused"))
+            return B.store(self.namer.fresh("unused"))
         return ast.Tuple(elts=[self.tangent_target(e, d) for e in target.elts], ctx=ast.Store())
 
     def value_tangent(self, value: ast.expr, z: ast.Name, d: str) -> Tangent | None:
@@ -412,6 +428,13 @@ class Forward:
         ctx = self.contexts[d]
         if isinstance(value, ast.Name | ast.Constant):
             return self.tangent(value, d)
+        if isinstance(value, ast.List | ast.Tuple):
+            # a list that becomes active later (appends) needs a list of tangents now
+            ts = [self.tangent(e, d) for e in value.elts]
+            elts = [t.expr if t is not None else _zero() for t in ts]
+            node = ast.List(elts=elts, ctx=ast.Load()) if isinstance(value, ast.List) \
+                else B.tuple_(elts)
+            return Tangent(node, full=True)
         if not self.is_active(value, d):
             return None
         if isinstance(value, ast.BinOp):
@@ -435,12 +458,6 @@ class Forward:
                 self.refuse(f"reading the attribute '.{value.attr}' of a value that carries a "
                             "derivative is not supported by fmad")
             return rule(ctx, z, value.value, self.tangent(value.value, d))
-        if isinstance(value, ast.Tuple | ast.List):
-            ts = [self.tangent(e, d) for e in value.elts]
-            elts = [t.expr if t is not None else _zero() for t in ts]
-            node = ast.List(elts=elts, ctx=ast.Load()) if isinstance(value, ast.List) \
-                else B.tuple_(elts)
-            return Tangent(node, full=True)
         if isinstance(value, ast.Dict | ast.Set):
             self.refuse("dicts and sets holding values that carry a derivative are not "
                         "supported by fmad; use a list or separate variables")
@@ -520,6 +537,12 @@ class Forward:
     def call_helper(self, s: ast.Assign, target: CallTarget) -> list[ast.stmt]:
         call: ast.Call = s.value
         params = self.bind(target, call)
+        if target.kind == "nested":
+            # a nested helper may read active variables of this function: their tangents
+            # are passed in like those of its arguments
+            for name in sorted(free_names(target.obj)):
+                if any(name in self.active[d.name] for d in self.directions):
+                    params[name] = B.name(name)
         pattern = []
         for d in self.directions:
             for pname, atom in params.items():
@@ -550,7 +573,7 @@ class Forward:
                 self.full_flags[(value_name, dname)] = info.result_full.get(dname, False) \
                     and single
             else:
-                outs.append(B.store(self.namer.fresh("_unused")))
+                outs.append(B.store(self.namer.fresh("unused")))
         out: list[ast.stmt] = [ast.Assign(targets=[ast.Tuple(elts=outs, ctx=ast.Store())],
                                           value=fcall)]
         if isinstance(lhs, ast.Name):

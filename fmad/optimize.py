@@ -26,8 +26,7 @@ def optimize(tree: ast.FunctionDef, tangent_names: set[str],
 def is_tangent_stmt(s: ast.stmt, tangent_names: set[str]) -> bool:
     if isinstance(s, ast.Assign):
         stored = [n for t in s.targets for n in B.stored_names(t)]
-        return bool(stored) and all(n in tangent_names or n.startswith("_unused")
-                                    for n in stored)
+        return bool(stored) and all(n in tangent_names for n in stored)
     if isinstance(s, ast.Expr) and isinstance(s.value, ast.Call):
         f = s.value.func
         return isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) \

@@ -86,9 +86,11 @@ def div_rule(ctx, z, x, y, dx, dy):
 @defrule(ast.Pow)
 def pow_rule(ctx, z, x, y, dx, dy):
     terms = []
-    if dx is not None:
-        n = B.constant_value(y)
-        if n == 2:
+    n = B.constant_value(y)
+    if dx is not None and n != 0:  # x ** 0 is the constant 1
+        if n == 1:
+            coef = B.const(1)
+        elif n == 2:
             coef = B.binop(B.const(2), ast.Mult(), x)  # 2 * x
         elif n is not None:
             power = x if n - 1 == 1 else B.binop(x, ast.Pow(), B.const(n - 1))
@@ -135,13 +137,14 @@ class Elementwise:
     form: str
     coef: str
 
-    def __call__(self, ctx, z, x, dx, *, module):
+    def __call__(self, ctx, z, x, dx, *, module, numpy=True):
         if dx is None:
             return None
         coef = B.parse_expr(self.coef, x=x, z=z, m=module, np=ctx.np_())
         if self.form == "mul":
             return ctx.scale(coef, dx, full=True)  # coef has x's shape, which is z's
-        return ctx.divide(dx, coef, full=True)
+        # numpy's functions divide the numpy way: 1/0 is inf (with a warning), not an error
+        return ctx.divide(dx, coef, full=True, numpy=numpy)
 
 
 ELEMENTWISE = {
@@ -177,7 +180,8 @@ MATH_NAMES = {"arcsin": "asin", "arccos": "acos", "arctan": "atan", "arcsinh": "
 
 def _module_rule(rule: Elementwise, module: str) -> Rule:
     def call_rule(ctx, z, args, tangents, keywords):
-        return rule(ctx, z, args[0], tangents[0], module=ctx.module(module))
+        return rule(ctx, z, args[0], tangents[0], module=ctx.module(module),
+                    numpy=module == "numpy")
 
     call_rule.__doc__ = f"d f(x) = {rule.coef} * dx" if rule.form == "mul" else \
         f"d f(x) = dx / ({rule.coef})"
@@ -190,7 +194,22 @@ for _name, _rule in ELEMENTWISE.items():
     _mname = MATH_NAMES.get(_name, _name)
     if hasattr(math, _mname) and _name not in ("square", "reciprocal", "positive", "negative"):
         RULES[getattr(math, _mname)] = _module_rule(_rule, "math")
-RULES[np.absolute] = RULES[np.abs]
+RULES[np.absolute] = RULES[np.fabs] = RULES[np.abs]
+
+
+@defrule(math.log)
+def math_log_rule(ctx, z, args, tangents, keywords):
+    """``math.log(x)`` and ``math.log(x, base)`` = log(x) / log(base)."""
+    x, dx = args[0], tangents[0]
+    if len(args) == 1:
+        return ctx.divide(dx, x, full=True)
+    base, dbase = args[1], tangents[1]
+    log_base = B.call(B.attr(ctx.module("math"), "log"), base)
+    term_x = ctx.divide(dx, B.binop(x, ast.Mult(), log_base), full=True)
+    # d/dbase log(x)/log(base) = -z / (base * log(base))
+    term_b = ctx.scale(B.neg(B.binop(z, ast.Div(), B.binop(base, ast.Mult(), log_base))),
+                       dbase, full=True)
+    return ctx.add(term_x, term_b)
 RULES[builtins.abs] = _module_rule(ELEMENTWISE["abs"], "numpy")
 
 
@@ -201,7 +220,7 @@ def _arg(args, keywords, i, key, default=None):
     return keywords.get(key, default)
 
 
-@defrule(np.power, math.pow)
+@defrule(np.power, math.pow, builtins.pow)
 def power_rule(ctx, z, args, tangents, keywords):
     return pow_rule(ctx, z, args[0], args[1], tangents[0], tangents[1])
 
@@ -237,6 +256,14 @@ def builtin_min_rule(ctx, z, args, tangents, keywords):
     if len(args) == 2 and not keywords:
         return _pick(ctx, args[0], args[1], tangents[0], tangents[1], -1)
     return ctx.reduce_builtin("min", z, args, tangents, keywords)
+
+
+def _real_attribute(ctx, z, x, t):
+    return t
+
+
+def _imag_attribute(ctx, z, x, t):
+    return None
 
 
 @defrule(np.clip)
@@ -357,7 +384,11 @@ def transpose_attribute(ctx, z, x, t):
                           B.const(-1)), full=True)
 
 
-ATTRIBUTE_RULES: dict[str, Rule] = {"T": transpose_attribute}
+ATTRIBUTE_RULES: dict[str, Rule] = {
+    "T": transpose_attribute,
+    "real": _real_attribute,  # fmad differentiates real-valued code
+    "imag": _imag_attribute,
+}
 
 
 def copy_method(ctx, z, x, t, args, tangents, keywords):
@@ -378,14 +409,15 @@ def _k(ctx) -> ast.expr:
     return B.const(ctx.direction.k) if ctx.vectorized else ast.Constant(None)
 
 
-def _matmul(ctx, z, x, y, dx, dy):
+def _matmul(ctx, z, x, y, dx, dy, dot=False):
+    """``dot``: np.dot, which also takes scalars, so the helpers check the ranks."""
     shape = ctx.direction.shape
     terms = []
     if dx is not None:
         if dx.seed and len(shape) == 1:
             # d(w @ y) with the identity seed of a vector w: y laid out with k last
             terms.append(_tangent(B.call(ctx.rt("seed_matmul_left"), y)))
-        elif not ctx.vectorized:
+        elif not ctx.vectorized and not dot:
             terms.append(_tangent(B.binop(ctx.full(dx, x), ast.MatMult(), y)))
         else:
             terms.append(_tangent(B.call(ctx.rt("matmul_left"), dx.expr, x, y, _k(ctx))))
@@ -396,7 +428,7 @@ def _matmul(ctx, z, x, y, dx, dy):
         elif dy.seed and len(shape) == 2:
             shape_node = B.tuple_([B.const(n) for n in shape])
             terms.append(_tangent(B.call(ctx.rt("seed_matmul_right"), x, shape_node)))
-        elif not ctx.vectorized:
+        elif not ctx.vectorized and not dot:
             terms.append(_tangent(B.binop(x, ast.MatMult(), ctx.full(dy, y))))
         else:
             terms.append(_tangent(B.call(ctx.rt("matmul_right"), x, y, dy.expr, _k(ctx))))
@@ -408,9 +440,14 @@ def matmul_rule(ctx, z, x, y, dx, dy):
     return _matmul(ctx, z, x, y, dx, dy)
 
 
-@defrule(np.matmul, np.dot)
+@defrule(np.matmul)
 def matmul_call_rule(ctx, z, args, tangents, keywords):
     return _matmul(ctx, z, args[0], args[1], tangents[0], tangents[1])
+
+
+@defrule(np.dot)
+def dot_rule(ctx, z, args, tangents, keywords):
+    return _matmul(ctx, z, args[0], args[1], tangents[0], tangents[1], dot=True)
 
 
 @defrule(np.inner)

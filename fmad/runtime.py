@@ -97,6 +97,8 @@ def tangent_axis(axis: Any, ndim: int, k: int | None) -> Any:
 
 def matmul_left(dx: Any, x: Any, y: Any, k: int | None) -> Any:
     """Tangent of ``x @ y`` from ``dx`` (the k axis rides in front, as a batch axis)."""
+    if np.ndim(x) == 0 or np.ndim(y) == 0:  # np.dot of a scalar is a product
+        return dx * (y if k is None else np.expand_dims(y, -1))
     dx = full(dx, x, k)
     if k is None:
         return dx @ y
@@ -105,6 +107,8 @@ def matmul_left(dx: Any, x: Any, y: Any, k: int | None) -> Any:
 
 def matmul_right(x: Any, y: Any, dy: Any, k: int | None) -> Any:
     """Tangent of ``x @ y`` from ``dy``."""
+    if np.ndim(x) == 0 or np.ndim(y) == 0:  # np.dot of a scalar is a product
+        return (x if k is None else np.expand_dims(x, -1)) * dy
     dy = full(dy, y, k)
     if k is None or np.ndim(y) == 1:
         return x @ dy  # (..., d) @ (d, k): the k axis is already a column axis
@@ -162,7 +166,7 @@ def prod_tangent(dx: Any, x: Any, axis: Any, keepdims: bool, k: int | None) -> A
     dx = full(dx, x, k)
     if axis is None:
         x = x.reshape(-1)
-        dx = dx.reshape((-1,) if k is None else (-1, k))
+        dx = np.reshape(dx, (-1,) if k is None else (-1, k))
         axis = 0
     axis = axis % x.ndim
     xm = np.moveaxis(x, axis, -1)
@@ -181,9 +185,12 @@ def extreme_tangent(dx: Any, x: Any, z: Any, axis: Any, keepdims: bool,
                     k: int | None) -> Any:
     """Tangent of ``np.max``/``np.min`` (value ``z``): tied entries share it evenly."""
     x = np.asarray(x)
-    zk = z if keepdims else (np.max(x, axis=axis, keepdims=True) if np.ndim(z) == 0 and
-                             axis is None else np.expand_dims(z, axis) if axis is not None
-                             else np.reshape(z, (1,) * x.ndim))
+    if keepdims:
+        zk = z
+    elif axis is None:
+        zk = np.reshape(z, (1,) * x.ndim)
+    else:
+        zk = np.expand_dims(z, axis)
     mask = (x == zk).astype(float)
     mask = mask / np.sum(mask, axis=axis, keepdims=True)
     dx = full(dx, x, k)
@@ -220,20 +227,25 @@ def expand_dims_tangent(dx: Any, x: Any, axis: Any, k: int | None) -> Any:
 
 
 def join_tangent(join: Any, tangents: Any, values: Any, axis: Any, k: int | None) -> Any:
-    """Tangent of ``np.concatenate``/``np.stack``/... of a list: each part made full
-    (zeros for parts with no derivative), joined the same way."""
+    """Tangent of ``np.concatenate``/``np.stack``/``np.hstack``/``np.vstack`` of a list:
+    each part made full (zeros for parts with no derivative), joined the same way."""
+    # hstack/vstack first make their parts at least 1-d/2-d; the tangents follow
+    promote = {np.hstack: np.atleast_1d, np.vstack: np.atleast_2d}.get(join)
+    tail = () if k is None else (k,)
     parts = []
     for t, v in zip(tangents, values, strict=True):
-        shape = np.shape(v) if k is None else np.shape(v) + (k,)
-        parts.append(np.broadcast_to(t, shape))
+        part = np.broadcast_to(t, np.shape(v) + tail)
+        if promote is not None:
+            part = np.reshape(part, np.shape(promote(v)) + tail)
+        parts.append(part)
+    if promote is not None:
+        values = [promote(v) for v in values]
     if join is np.hstack:
         return np.concatenate(parts, axis=0 if np.ndim(values[0]) == 1 else 1)
     if join is np.vstack:
-        if np.ndim(values[0]) == 1:
-            return np.stack(parts, axis=0)
         return np.concatenate(parts, axis=0)
     if axis is None and join is np.concatenate:
-        return np.concatenate([np.reshape(p, (-1,) if k is None else (-1, k)) for p in parts])
+        return np.concatenate([np.reshape(p, (-1,) + tail) for p in parts])
     n = np.ndim(values[0]) + (1 if join is np.stack else 0)
     return join(parts, axis=(axis if axis is not None else 0) % n)
 

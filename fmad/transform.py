@@ -113,14 +113,6 @@ class Session:
                               "fmad; write the recursion as a loop")
         if nested:
             tree = target.obj
-            free = ast_free_names(tree)
-            for d in caller.directions:
-                leaked = sorted(free & caller.active[d.name])
-                if leaked:
-                    raise unsupported(
-                        caller.filename, tree,
-                        f"the nested function '{tree.name}' reads '{leaked[0]}', which carries "
-                        "a derivative, from the enclosing function; pass it as an argument")
             namer = caller.namer.copy()
             scope = Scope(caller.unit.function, bound_names(tree) | caller.scope.local_names)
             flat = Flattener(caller.filename, namer, scope).function(tree)
@@ -160,11 +152,6 @@ class Session:
         else:
             self.units.append(unit)
         return info
-
-
-def ast_free_names(tree: ast.FunctionDef) -> set[str]:
-    """Names a nested function reads but does not bind."""
-    return B.read_names(tree) - bound_names(tree)
 
 
 def check_wrt(filename: str, flat: ast.FunctionDef, wrt: tuple[str, ...],

@@ -1,0 +1,182 @@
+"""The ``fmad`` command line: ``python -m fmad show path/to/file.py:function``.
+
+Every expected failure (a target that cannot be found or imported, an fmad error about the
+function) is one line ``fmad: error: ...`` on stderr and exit status 2, with no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import importlib.util
+import os
+import sys
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import fmad
+from fmad.errors import FmadError
+
+EXIT_ERROR = 2
+
+
+class CommandError(Exception):
+    """A failure to report as one line on stderr."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, or a usage error argparse has already printed
+        return exit_.code if isinstance(exit_.code, int) else EXIT_ERROR
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_ERROR
+    try:
+        return args.run(args)
+    except (CommandError, FmadError) as error:
+        print(f"fmad: error: {_one_line(str(error))}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fmad",
+        description="Forward-mode automatic differentiation by rewriting Python source.",
+    )
+    commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
+    show = commands.add_parser(
+        "show",
+        help="print a function's derivative code",
+        description="Print the code fmad generates for a function, as Python source.",
+    )
+    show.add_argument(
+        "target",
+        metavar="TARGET",
+        help="path/to/file.py:function or package.module:function",
+    )
+    show.add_argument(
+        "--wrt",
+        help="comma-separated parameters to differentiate with respect to, e.g. w,b "
+        "(default: the decorator's, or every parameter)",
+    )
+    show.add_argument(
+        "--stage",
+        choices=["forward", "flat"],
+        default="forward",
+        help="forward: primal and tangent code (default); flat: the flattened primal alone",
+    )
+    show.add_argument(
+        "--printer",
+        choices=["ast", "astor"],
+        default="ast",
+        help="ast: ast.unparse (default); astor: needs the astor package",
+    )
+    show.set_defaults(run=_show)
+    return parser
+
+
+def _show(args: argparse.Namespace) -> int:
+    obj = load_target(args.target)
+    wrt = _parse_wrt(args.wrt)
+    if hasattr(obj, "__wrapped__") and hasattr(obj, "show"):  # already differentiated
+        function = obj if wrt is None else fmad.differentiate(obj.__wrapped__, wrt=wrt)
+    elif callable(obj):
+        function = fmad.differentiate(obj, wrt=wrt)
+    else:
+        raise CommandError(f"{args.target} is not a function; it is of type {type(obj).__name__}")
+    with warnings.catch_warnings(record=True) as caught:  # e.g. astor missing: say it briefly
+        warnings.simplefilter("always")
+        text = function.show(stage=args.stage, printer=args.printer)
+    for warning in caught:
+        print(f"fmad: warning: {_one_line(str(warning.message))}", file=sys.stderr)
+    sys.stdout.write(text.rstrip("\n") + "\n")
+    return 0
+
+
+def _parse_wrt(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise CommandError(f"--wrt needs parameter names such as w,b, got {text!r}")
+    return names
+
+
+def load_target(target: str) -> Any:
+    """The object named by ``path/to/file.py:name`` or ``package.module:name``.
+
+    ``name`` may be dotted (``Model.loss``). Raises :class:`CommandError` with a one-line
+    message when the target cannot be found or imported.
+    """
+    where, _, name = target.rpartition(":")
+    if not where or not name:
+        raise CommandError(
+            f"TARGET must be path/to/file.py:function or package.module:function, got {target!r}"
+        )
+    if where.endswith(".py") or "/" in where or os.sep in where:
+        module = _import_file(Path(where))
+    else:
+        module = _import_module(where)
+    obj: Any = module
+    for part in name.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise CommandError(f"{where} has no function {name!r}") from None
+    return obj
+
+
+def _import_file(path: Path) -> Any:
+    if not path.is_file():
+        raise CommandError(f"no such file: {path}")
+    # A private module name: the user's file must not replace a module already imported.
+    module_name = f"_fmad_target_{path.stem}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise CommandError(f"cannot import {path}: not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # dataclasses and pickle look modules up here
+    try:
+        with _first_on_path(str(path.resolve().parent)):  # so the file's sibling imports work
+            spec.loader.exec_module(module)
+    except Exception as error:
+        sys.modules.pop(module_name, None)
+        raise CommandError(f"importing {path} failed: {_describe(error)}") from error
+    return module
+
+
+def _import_module(name: str) -> Any:
+    # `python -m fmad` puts the working directory on sys.path, the `fmad` script does not.
+    try:
+        with _first_on_path(os.getcwd()):
+            return importlib.import_module(name)
+    except ModuleNotFoundError as error:
+        if error.name and (name == error.name or name.startswith(f"{error.name}.")):
+            # the target (or its package) is missing, not something it imports
+            raise CommandError(f"no module named {name!r}") from error
+        raise CommandError(f"importing {name} failed: {_describe(error)}") from error
+    except Exception as error:
+        raise CommandError(f"importing {name} failed: {_describe(error)}") from error
+
+
+@contextlib.contextmanager
+def _first_on_path(directory: str) -> Iterator[None]:
+    sys.path.insert(0, directory)
+    try:
+        yield
+    finally:
+        sys.path.remove(directory)
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

@@ -1,0 +1,85 @@
+"""The benchmark problems at tiny sizes: references, fmad and finite differences agree.
+
+Correctness only; nothing here measures time. The benchmark's ratios are only meaningful if
+the hand-written references are right, so they are checked against finite differences too.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+import peers  # noqa: E402
+import problems  # noqa: E402
+
+import fmad  # noqa: E402
+
+TINY_CASES = [
+    problems.Case(problem, size) for problem in problems.PROBLEMS for size in problem.tiny_sizes
+]
+
+
+def relative_error(got, want) -> float:
+    got, want = np.asarray(got, dtype=float), np.asarray(want, dtype=float)
+    return float(np.max(np.abs(got - want)) / max(np.max(np.abs(want)), 1e-300))
+
+
+def assert_gradients_close(problem, args, grads, reference, tolerance) -> None:
+    assert list(grads) == list(problem.wrt)
+    for name, position in zip(problem.wrt, problem.wrt_positions, strict=True):
+        assert np.shape(grads[name]) == np.shape(args[position]), name
+        assert relative_error(grads[name], reference[name]) < tolerance, name
+
+
+@pytest.fixture(params=TINY_CASES, ids=lambda case: case.label)
+def case(request):
+    return request.param
+
+
+def test_hand_written_matches_function_and_finite_differences(case):
+    problem, args = case.problem, case.args()
+    value, grads = problem.hand(*args)
+    assert relative_error(value, problem.fn(*args)) < 1e-12
+    _, fd_grads = peers.central_differences(problem, args)
+    assert_gradients_close(problem, args, grads, fd_grads, peers.FD_TOLERANCE)
+
+
+def test_fmad_matches_hand_written(case):
+    problem, args = case.problem, case.args()
+    value, grads = fmad.differentiate(problem.fn, wrt=list(problem.wrt))(*args)
+    assert np.array_equal(value, problem.fn(*args))  # the contract: the original's value
+    ref_value, ref_grads = problem.hand(*args)
+    assert relative_error(value, ref_value) < peers.EXACT_TOLERANCE
+    assert_gradients_close(problem, args, grads, ref_grads, peers.EXACT_TOLERANCE)
+
+
+def test_every_problem_is_covered_and_a_wrong_reference_is_caught():
+    assert {case.problem.key for case in TINY_CASES} == {p.key for p in problems.PROBLEMS}
+    # A wrong reference must be caught: perturbing one gradient breaks the comparison.
+    problem, args = problems.P6, problems.P6.make_args()
+    _, grads = problem.hand(*args)
+    _, fd_grads = peers.central_differences(problem, args)
+    with pytest.raises(AssertionError):
+        assert_gradients_close(problem, args, {**grads, "c": grads["c"] * 1.001}, fd_grads, 1e-6)
+
+
+def test_run_script_writes_a_results_table(tmp_path):
+    output = tmp_path / "RESULTS.md"
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "run.py"), "--quick", "--only", "P6", "--peers", "fd"]
+        + ["--output", str(output)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr
+    text = output.read_text(encoding="utf-8")
+    assert "### P6" in text
+    assert "| hand-written (reference) |" in text
+    assert "| central finite differences |" in text
+    assert "FAIL" not in text and "failed" not in text
