@@ -10,6 +10,7 @@ failing.
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -89,7 +90,10 @@ class Peer:
     def version(self) -> str | None:
         if self.module is None:
             return None
-        return getattr(importlib.import_module(self.module), "__version__", "?")
+        try:  # the installed distribution's version (autograd has no __version__)
+            return importlib.metadata.version(self.module)
+        except importlib.metadata.PackageNotFoundError:
+            return getattr(importlib.import_module(self.module), "__version__", "?")
 
     def prepare(self, problem: Problem, args: Args) -> Prepared:
         raise NotImplementedError

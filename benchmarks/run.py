@@ -65,7 +65,7 @@ class Settings:
             )
         return cls(
             quick=False,
-            repeats=7,
+            repeats=11,
             memory_size={"N": 1_000_000, "d": 10},
             train_epochs={"P1": 20_000, "P2": 2000},
         )
@@ -381,7 +381,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="comma-separated peer keys (hand-written is always included): "
         + ",".join(p.key for p in peers.PEERS),
     )
-    parser.add_argument("--output", type=Path, default=HERE / "RESULTS.md")
+    parser.add_argument(
+        "--output", type=Path, default=HERE / "RESULTS.md", help="default: %(default)s"
+    )
     return parser.parse_args(argv)
 
 
@@ -392,7 +394,8 @@ def select(keys: str | None, items: Sequence[Any], what: str) -> list[Any]:
     known = {item.key.lower(): item for item in items}
     unknown = [k for k in wanted if k not in known]
     if unknown:
-        raise SystemExit(f"unknown {what}: {', '.join(unknown)}; known: {', '.join(known)}")
+        names = ", ".join(item.key for item in items)
+        raise SystemExit(f"unknown {what}: {', '.join(unknown)}; known: {names}")
     return [item for item in items if item.key.lower() in wanted]
 
 

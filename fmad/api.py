@@ -9,12 +9,12 @@ import inspect
 import re
 import types
 from collections.abc import Callable, Sequence
-from typing import Any, overload
+from typing import Any, Protocol, overload, runtime_checkable
 
 import numpy as np
 
 from fmad import runtime
-from fmad.compile import compile_unit
+from fmad.compile import compile_unit, dispatcher
 from fmad.errors import FmadError, ShapeError, WrtError
 from fmad.printer import to_source
 from fmad.source import python_function
@@ -48,17 +48,31 @@ class Variant:
         return to_source(self.unit.flat, printer)
 
 
-class Differentiated:
-    """A differentiated function: call it to get ``(value, grads)``.
+@runtime_checkable
+class Differentiated(Protocol):
+    """What :func:`differentiate` returns: a function called like the original one.
 
-    Attributes: ``wrt`` (names), ``source`` (the transformed code), ``flat_source`` (the
-    flattened primal), ``__wrapped__`` (the original function).
+    Calling it returns ``(value, grads)``. Its attributes show the generated code.
     """
 
-    def __init__(self, fn: Callable[..., Any], wrt: Sequence[str] | None = None) -> None:
+    wrt: tuple[str, ...]
+    source: str
+    flat_source: str
+
+    def __call__(self, *args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]: ...
+
+    def show(self, stage: str = "forward", printer: str = "ast") -> str: ...
+
+    def source_for(self, *args: Any, **kwargs: Any) -> str: ...
+
+
+class Transformed:
+    """Everything fmad knows about one differentiated function: its variants (one per
+    combination of scalar and array parameter shapes), and the public function."""
+
+    def __init__(self, fn: Callable[..., Any], wrt: Sequence[str] | str | None = None) -> None:
         fn = python_function(fn)
-        functools.update_wrapper(self, fn)
-        self.__wrapped__ = fn
+        self.original = fn
         self._signature = inspect.signature(fn)
         params = [p for p in self._signature.parameters.values()
                   if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
@@ -82,22 +96,33 @@ class Differentiated:
                                 p is not None))
         self._variants: dict[Shapes, Variant] = {}
         self._default = self._variant(tuple(None for _ in wrt))  # errors at decoration time
+        self.function = self._public_function()
 
     # -- calling -------------------------------------------------------------------------
-    def __call__(self, *args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+    def call(self, *args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        """The general path: unwrap Variables, pick the variant for these shapes, run it."""
         if any(isinstance(a, Variable) for a in args):
             args = tuple(a.value if isinstance(a, Variable) else a for a in args)
         if kwargs and any(isinstance(v, Variable) for v in kwargs.values()):
             kwargs = {k: v.value if isinstance(v, Variable) else v for k, v in kwargs.items()}
-        variant = self._variants.get(self._shapes(args, kwargs)) or self._variant(
-            self._shapes(args, kwargs))
+        variant = self._variant(self._shapes(args, kwargs))
         try:
             value, grads = variant.function(*args, **kwargs)
         except ValueError as exc:
-            raise self._shape_error(exc, variant) from exc
+            self.check_shape(exc)
+            raise
         if type(value) is not float or variant.vectorized:
             grads = variant.gradients(value, grads)
         return value, grads
+
+    def finish(self, value: Any, grads: dict[str, Any], args: tuple, kwargs: dict
+               ) -> tuple[Any, dict[str, Any]]:
+        """The fast path produced a value that is not a plain float: shape its gradients,
+        or, if Variables were passed as data, compute again with them unwrapped."""
+        if isinstance(value, Variable) or any(isinstance(a, Variable) for a in args) or any(
+                isinstance(v, Variable) for v in kwargs.values()):
+            return self.call(*args, **kwargs)
+        return value, self._default.gradients(value, grads)
 
     def _shapes(self, args: tuple, kwargs: dict) -> Shapes:
         shapes = []
@@ -119,40 +144,47 @@ class Differentiated:
     def _variant(self, shapes: Shapes) -> Variant:
         variant = self._variants.get(shapes)
         if variant is None:
-            variant = self._variants[shapes] = Variant(self.__wrapped__, self.wrt, shapes)
+            variant = self._variants[shapes] = Variant(self.original, self.wrt, shapes)
         return variant
 
-    def _shape_error(self, exc: ValueError, variant: Variant) -> Exception:
-        """A numpy shape error inside generated code, reported at the user's line."""
+    def check_shape(self, exc: ValueError) -> None:
+        """Raise a numpy shape error inside generated code again, at the user's line."""
         message = str(exc)
         if not re.search(r"shape|broadcast|mismatch|dimension|size", message):
-            return exc
+            return
         tb = exc.__traceback__
         where = None
         while tb is not None:
             fname = tb.tb_frame.f_code.co_filename
-            if fname in variant.line_maps:
-                user_file, lines = variant.line_maps[fname]
-                where = (user_file, lines.get(tb.tb_lineno), operand_shapes(tb))
+            for variant in self._variants.values():
+                if fname in variant.line_maps:
+                    user_file, lines = variant.line_maps[fname]
+                    where = (user_file, lines.get(tb.tb_lineno), operand_shapes(tb))
             tb = tb.tb_next
-        if where is None:
-            return exc
-        user_file, line, shapes = where
-        return ShapeError(f"{user_file}:{line}: {message}{shapes}")
+        if where is not None:
+            user_file, line, shapes = where
+            raise ShapeError(f"{user_file}:{line}: {message}{shapes}") from exc
 
+    # -- the public function -------------------------------------------------------------
+    def _public_function(self) -> Callable[..., Any]:
+        """The all-scalar variant's code behind a type guard, so the common call (float
+        parameters) costs no more than the generated code itself; anything else (arrays,
+        Variables) takes :meth:`call`."""
+        fn = dispatcher(self, self._default)
+        fn.__fmad__ = self
+        functools.update_wrapper(fn, self.original)
+        fn.__wrapped__ = self.original
+        fn.wrt = self.wrt
+        fn.source = self._default.source()
+        fn.flat_source = self._default.flat_source()
+        fn.show = self.show
+        fn.source_for = self.source_for
+        return fn
 
     # -- looking at the code -------------------------------------------------------------
-    @property
-    def source(self) -> str:
-        """The transformed function (and the helpers it calls), as Python source."""
-        return self._default.source()
-
-    @property
-    def flat_source(self) -> str:
-        """The flattened primal: one operation per line, before any tangent is added."""
-        return self._default.flat_source()
-
     def show(self, stage: str = "forward", printer: str = "ast") -> str:
+        """The code of the default (scalar) variant: ``stage="flat"`` for the flattened
+        primal, ``"forward"`` for the transformed function and the helpers it calls."""
         if stage == "flat":
             return self._default.flat_source(printer)
         if stage == "forward":
@@ -164,14 +196,6 @@ class Differentiated:
         args = tuple(a.value if isinstance(a, Variable) else a for a in args)
         kwargs = {k: v.value if isinstance(v, Variable) else v for k, v in kwargs.items()}
         return self._variant(self._shapes(args, kwargs)).source()
-
-    def __repr__(self) -> str:
-        return f"<fmad.differentiate {self.__wrapped__.__qualname__} wrt={list(self.wrt)}>"
-
-    def __get__(self, obj: Any, objtype: Any = None) -> Any:
-        if obj is None:
-            return self
-        return functools.partial(self, obj)
 
 
 @overload
@@ -194,10 +218,10 @@ def differentiate(fn=None, *, wrt=None):
     to it, shaped ``shape(value) + shape(parameter)``.
     """
     if fn is None:
-        return lambda f: Differentiated(f, wrt)
-    if isinstance(fn, Differentiated):
+        return lambda f: differentiate(f, wrt=wrt)
+    if hasattr(fn, "__fmad__"):  # differentiate again with another wrt
         fn = fn.__wrapped__
-    return Differentiated(fn, wrt)
+    return Transformed(fn, wrt).function
 
 
 def operand_shapes(tb: types.TracebackType) -> str:

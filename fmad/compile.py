@@ -77,3 +77,67 @@ def line_map(generated: ast.AST, tree: ast.AST) -> dict[int, int]:
         if isinstance(g, ast.stmt) and hasattr(t, "lineno"):
             mapping.setdefault(g.lineno, t.lineno)
     return mapping
+
+
+def dispatcher(transformed: Any, variant: Any) -> types.FunctionType:
+    """The public function: the all-scalar variant's body behind a type guard.
+
+    ``def f(X, y, w, b): if type(w) is float and type(b) is float: <body>`` then
+    ``return general(X, y, w, b)``. In the body, each ``return v, grads`` first checks that
+    ``v`` is a plain float (else the gradients are shaped, or Variables unwrapped, by
+    ``finish``), and a numpy shape error is reported at the user's line.
+    """
+    import copy
+
+    from fmad import build as B
+
+    unit = variant.unit
+    tree: ast.FunctionDef = copy.deepcopy(unit.tree)
+    public = Unit(unit.function, unit.filename, unit.namer, unit.scope, tree=tree,
+                  injected=dict(unit.injected))
+    general = public.inject(transformed.call, "fmad_general")
+    finish = public.inject(transformed.finish, "fmad_finish")
+    check = public.inject(transformed.check_shape, "fmad_check_shape")
+    type_ = public.inject(type, "fmad_type")
+    float_ = public.inject(float, "fmad_float")
+
+    a = tree.args
+    positional = [B.name(p.arg) for p in (*a.posonlyargs, *a.args)]
+    if a.vararg:
+        positional.append(ast.Starred(value=B.name(a.vararg.arg), ctx=ast.Load()))
+    keywords = [ast.keyword(arg=p.arg, value=B.name(p.arg)) for p in a.kwonlyargs]
+    if a.kwarg:
+        keywords.append(ast.keyword(arg=None, value=B.name(a.kwarg.arg)))
+    kw_dict = ast.Dict(keys=[ast.Constant(k.arg) if k.arg else None for k in keywords],
+                       values=[k.value for k in keywords])
+
+    def is_float(node: ast.expr) -> ast.expr:
+        return ast.Compare(left=B.call(B.name(type_), node), ops=[ast.Is()],
+                           comparators=[B.name(float_)])
+
+    class Returns(ast.NodeTransformer):
+        def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.FunctionDef:
+            return node  # nested helpers keep their own returns
+
+        def visit_Return(self, node: ast.Return) -> list[ast.stmt]:
+            value, grads = node.value.elts
+            slow = B.call(B.name(finish), value, grads, B.tuple_(positional), kw_dict)
+            return [ast.If(test=is_float(value), body=[node], orelse=[]),
+                    ast.Return(value=slow)]
+
+    body = [Returns().visit(s) for s in tree.body]
+    body = [s for item in body for s in (item if isinstance(item, list) else [item])]
+    handler = ast.ExceptHandler(
+        type=B.name("ValueError"), name="fmad_error",
+        body=[ast.Expr(value=B.call(B.name(check), B.name("fmad_error"))), ast.Raise()])
+    guarded = ast.Try(body=body, handlers=[handler], orelse=[], finalbody=[])
+    params = set(B.stored_names(ast.Tuple(elts=positional, ctx=ast.Load()))) | {
+        p.arg for p in a.kwonlyargs}
+    tests = [is_float(B.name(w)) for w in transformed.wrt if w in params]
+    guard = ast.BoolOp(op=ast.And(), values=tests) if len(tests) > 1 else (
+        tests[0] if tests else ast.Constant(True))
+    fallback = ast.Return(value=ast.Call(func=B.name(general), args=positional,
+                                         keywords=keywords))
+    tree.body = [ast.If(test=guard, body=[guarded], orelse=[]), fallback]
+    ast.fix_missing_locations(tree)
+    return compile_unit(public, {}, variant.line_maps)

@@ -2,8 +2,10 @@
 
 After this pass: no tangent term is multiplied by a known zero or one, no ``+ 0``, ``- 0``,
 ``/ 1`` or ``** 1`` remains in a tangent expression, constant-only subexpressions are folded,
-and no tangent assignment survives that nothing reads (the identity seed of an array
-parameter included, when every use of it was folded away).
+a primal factor that several directions' tangents share (``2.0 * r`` in ``dloss_dw`` and
+``dloss_db``) is computed once, into ``<value>_partial``, and no tangent assignment survives
+that nothing reads (the identity seed of an array parameter included, when every use of it
+was folded away).
 """
 
 from __future__ import annotations
@@ -12,15 +14,78 @@ import ast
 import copy
 
 from fmad import build as B
+from fmad.naming import Namer
 
 
-def optimize(tree: ast.FunctionDef, tangent_names: set[str],
+def optimize(tree: ast.FunctionDef, tangent_names: set[str], namer: Namer,
              keep: set[str] = frozenset()) -> ast.FunctionDef:
-    """Simplify tangent expressions and drop unread tangents. ``keep``: never drop these."""
+    """Simplify tangent expressions, share common factors, drop unread tangents.
+    ``keep``: never drop these."""
     tree = copy.deepcopy(tree)
+    tangent_names = set(tangent_names)
     Simplify(tangent_names).visit(tree)
+    for body, _ in list(blocks(tree.body)):
+        share_common_factors(body, tangent_names, namer)
     drop_dead_tangents(tree, tangent_names, keep)
     return ast.fix_missing_locations(tree)
+
+
+def share_common_factors(body: list[ast.stmt], tangent_names: set[str], namer: Namer) -> None:
+    """In each run of tangent statements, compute a repeated primal expression once."""
+    i = 0
+    while i < len(body):
+        if not is_tangent_stmt(body[i], tangent_names):
+            i += 1
+            continue
+        j = i
+        while j < len(body) and is_tangent_stmt(body[j], tangent_names):
+            j += 1
+        run = body[i:j]
+        hoisted = hoist(run, tangent_names, namer, body[i - 1] if i else None)
+        body[i:j] = hoisted + run
+        i = j + len(hoisted)
+
+
+def hoist(run: list[ast.stmt], tangent_names: set[str], namer: Namer,
+          primal: ast.stmt | None) -> list[ast.stmt]:
+    counts: dict[str, list[ast.expr]] = {}
+    for s in run:
+        for node in ast.walk(s.value if isinstance(s, ast.Assign) else s):
+            if isinstance(node, ast.BinOp | ast.Call | ast.UnaryOp) and not (
+                B.read_names(node) & tangent_names) and B.constant_value(node) is None:
+                counts.setdefault(ast.dump(node), []).append(node)
+    shared = [nodes for nodes in counts.values() if len(nodes) > 1]
+    if not shared:
+        return []
+    # the biggest repeated expression first; its parts go with it
+    shared.sort(key=lambda nodes: -len(ast.dump(nodes[0])))
+    target = B.stored_names(primal.targets[0])[0] if isinstance(primal, ast.Assign) else "t"
+    out: list[ast.stmt] = []
+    for nodes in shared:
+        key = ast.dump(nodes[0])
+        present = [n for s in run for n in ast.walk(s) if ast.dump(n) == key]
+        if len(present) < 2:
+            continue
+        name = namer.fresh(f"{target}_partial")
+        tangent_names.add(name)
+        out.append(B.assign(name, copy.deepcopy(nodes[0])))
+        Replace(key, name).visit_all(run)
+    return out
+
+
+class Replace(ast.NodeTransformer):
+    def __init__(self, key: str, name: str) -> None:
+        self.key = key
+        self.name = name
+
+    def visit_all(self, stmts: list[ast.stmt]) -> None:
+        for s in stmts:
+            self.visit(s)
+
+    def generic_visit(self, node: ast.AST) -> ast.AST:
+        if isinstance(node, ast.expr) and ast.dump(node) == self.key:
+            return B.name(self.name)
+        return super().generic_visit(node)
 
 
 def is_tangent_stmt(s: ast.stmt, tangent_names: set[str]) -> bool:

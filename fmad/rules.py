@@ -88,13 +88,14 @@ def pow_rule(ctx, z, x, y, dx, dy):
     terms = []
     n = B.constant_value(y)
     if dx is not None and n != 0:  # x ** 0 is the constant 1
+        # float constants: float * float is Python's fast path, and exact here
         if n == 1:
             coef = B.const(1)
         elif n == 2:
-            coef = B.binop(B.const(2), ast.Mult(), x)  # 2 * x
+            coef = B.binop(B.const(2.0), ast.Mult(), x)  # 2.0 * x
         elif n is not None:
             power = x if n - 1 == 1 else B.binop(x, ast.Pow(), B.const(n - 1))
-            coef = B.binop(B.const(n), ast.Mult(), power)
+            coef = B.binop(B.const(float(n) if isinstance(n, int) else n), ast.Mult(), power)
         else:
             coef = B.parse_expr("y * x ** (y - 1)", x=x, y=y)
         terms.append(ctx.scale(coef, dx, full=n is not None))

@@ -82,7 +82,8 @@ def train(
         fn = differentiate(fn, wrt=[v.name for v in variables])
     _check_wrt(fn, variables)
     call, values, indices = _bind(fn, variables, data)
-    slots = [(v.name, index) for v, index in zip(variables, indices, strict=True)]
+    names = [v.name for v in variables]
+    slots = list(zip(names, indices, strict=True))
     by_slot = list(zip(variables, indices, strict=True))
     # Each epoch writes the new parameter values into `spare`, then swaps it with `values`:
     # `values` always holds one consistent state, even when an epoch fails half way.
@@ -104,15 +105,18 @@ def train(
                     _diverged(f"{_describe(error)} was raised", epoch, lr)
                 ) from error
             loss = value if type(value) is float else _loss_as_float(value)
-            if not isfinite(loss):
-                raise TrainingError(_diverged(f"the loss is {loss}", epoch, lr))
+            # One isfinite for the loss and all float gradients: a NaN or infinite term makes
+            # the sum NaN or infinite. (A sum that overflows is looked at term by term.)
+            total = loss
             for name, index in slots:
                 grad = grads[name]
-                if not (isfinite(grad) if type(grad) is float else _finite(grad)):
-                    raise TrainingError(
-                        _diverged(f"the gradient for {name!r} is not finite", epoch, lr)
-                    )
+                if type(grad) is float:
+                    total += grad
+                elif not _finite(grad):
+                    total = math.nan
                 spare[index] = values[index] - lr * grad
+            if not isfinite(total) and (problem := _not_finite(loss, grads, names)):
+                raise TrainingError(_diverged(problem, epoch, lr))
             values, spare = spare, values
             append_loss(loss)
 
@@ -158,6 +162,16 @@ def _loss_as_float(value: Any) -> float:
     if isinstance(value, numbers.Real):
         return float(value)
     raise TrainingError(f"the loss must be a number, got {type(value).__name__}")
+
+
+def _not_finite(loss: float, grads: dict[str, Any], names: list[str]) -> str | None:
+    """What is NaN or infinite: the loss or which gradient (None if nothing is)."""
+    if not math.isfinite(loss):
+        return f"the loss is {loss}"
+    for name in names:
+        if not _finite(grads[name]):
+            return f"the gradient for {name!r} is not finite"
+    return None
 
 
 def _finite(x: Any) -> bool:

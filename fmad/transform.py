@@ -94,7 +94,7 @@ class Session:
         self.stack.append(src.function)
         fwd = Forward(self, unit, flat, scope, directions, seeds=seeds,
                       seed_points=intermediates, top=True)
-        unit.tree = optimize.optimize(fwd.function(), set(fwd.tnames.values()))
+        unit.tree = optimize.optimize(fwd.function(), set(fwd.tnames.values()), namer)
         self.stack.pop()
         self.units.append(unit)
         return unit
@@ -142,7 +142,8 @@ class Session:
         tree.name = fname
         tree.args.kwonlyargs += [ast.arg(arg=kw) for kw in inputs.values()]
         tree.args.kw_defaults += [None] * len(inputs)
-        tree = optimize.optimize(tree, set(forward.tnames.values()), keep=set(inputs.values()))
+        tree = optimize.optimize(tree, set(forward.tnames.values()), namer,
+                                 keep=set(inputs.values()))
         unit.tree = tree
         info = CalleeInfo(fname, inputs, tuple(d.name for d in directions),
                           dict(forward.result_full))
