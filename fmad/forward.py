@@ -43,6 +43,8 @@ class Tangent:
     expr: ast.expr
     full: bool = False  # known to have the full shape of its value (no broadcast needed)
     seed: bool = False  # the unmaterialised identity of an array parameter
+    # (coef, t) when this tangent is coef[..., None] * t: a reduction of it is a contraction
+    factors: tuple[ast.expr, ast.expr] | None = None
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,9 @@ class Context:
         """A primal factor in the tangent's layout (a trailing axis for vectorized ones)."""
         if not self.vectorized or B.constant_value(primal) is not None:
             return primal
-        return B.call(self.np_("expand_dims"), primal, B.const(-1))
+        # np.asarray(c)[..., None]: c with a trailing axis (np.expand_dims is ~10x slower)
+        return B.subscript(B.call(self.np_("asarray"), primal),
+                           B.tuple_([ast.Constant(Ellipsis), ast.Constant(None)]))
 
     def scale(self, coef: ast.expr, t: Tangent | None, full: bool = False) -> Tangent | None:
         """``coef * t``, where ``coef`` is a primal value broadcasting to the result.
@@ -104,9 +108,12 @@ class Context:
             return t
         if B.is_const(coef, -1):
             return self.negate(t)
+        coef = self.fwd.partial(coef)
         if B.is_const(t.expr, 1) and not self.vectorized:
             return Tangent(coef, full=full)
-        return Tangent(B.binop(self.expand(coef), ast.Mult(), t.expr), full=t.full or full)
+        factors = (coef, t.expr) if self.vectorized else None
+        return Tangent(B.binop(self.expand(coef), ast.Mult(), t.expr), full=t.full or full,
+                       factors=factors)
 
     def divide(self, t: Tangent | None, den: ast.expr, full: bool = False,
                numpy: bool = False) -> Tangent | None:
@@ -116,6 +123,7 @@ class Context:
             return None
         if B.is_const(den, 1):
             return t
+        den = self.fwd.partial(den)
         if numpy and not self.vectorized:
             return Tangent(B.call(self.np_("divide"), t.expr, den), full=t.full or full)
         return Tangent(B.binop(t.expr, ast.Div(), self.expand(den)), full=t.full or full)
@@ -129,6 +137,8 @@ class Context:
         present = [t for t in terms if t is not None]
         if not present:
             return None
+        if len(present) == 1:
+            return present[0]
         expr = present[0].expr
         for t in present[1:]:
             if isinstance(t.expr, ast.UnaryOp) and isinstance(t.expr.op, ast.USub):
@@ -228,14 +238,43 @@ class Forward:
         self.tnames: dict[tuple[str, str], str] = {}
         self.full_flags: dict[tuple[str, str], bool] = {}
         self.constants: dict[tuple[str, str], Tangent] = {}
+        self.factors: dict[tuple[str, str], tuple[ast.expr, ast.expr]] = {}
         self.assign_counts = self.count_assignments()
         self.result_full: dict[str, bool] = {d.name: True for d in directions}
         self.node: ast.AST | None = None
         self.nested_variants: dict[str, list[ast.stmt]] = {}
+        # primal factors of the statement being differentiated, computed once for every
+        # direction: ``pow_1_partial = 2.0 * r`` (the local partial derivative)
+        self.target = "t"
+        self.partials: dict[str, str] = {}
+        self.pending: list[ast.stmt] = []
+        self.partial_names: set[str] = set()
 
     # -- helpers ---------------------------------------------------------------------------
     def refuse(self, message: str, node: ast.AST | None = None) -> None:
         raise unsupported(self.filename, node or self.node, message)
+
+    def partial(self, coef: ast.expr) -> ast.expr:
+        """A compound primal factor, named once per statement and shared by all directions."""
+        if isinstance(coef, ast.Name) or B.constant_value(coef) is not None or \
+                isinstance(coef, ast.Compare | ast.BoolOp):
+            return coef
+        key = ast.dump(coef)
+        if key not in self.partials:
+            name = self.namer.fresh(f"{self.target}_partial")
+            self.partials[key] = name
+            self.partial_names.add(name)
+            self.pending.append(B.assign(name, coef))
+        return B.name(self.partials[key])
+
+    def tangent_names(self) -> set[str]:
+        """Every name this pass created for derivative code (for the optimizer)."""
+        return set(self.tnames.values()) | self.partial_names
+
+    def flush(self, out: list[ast.stmt]) -> None:
+        """Emit the partials the last rule asked for, before its tangent statement."""
+        out.extend(self.pending)
+        self.pending = []
 
     def count_assignments(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -268,8 +307,9 @@ class Forward:
             if seed.seed:  # the identity lives in a variable; rules may fold it away
                 return Tangent(B.name(self.tname(atom.id, d)), full=True, seed=True)
             return seed
-        return Tangent(B.name(self.tname(atom.id, d)), full=self.full_flags.get((atom.id, d),
-                                                                                 False))
+        return Tangent(B.name(self.tname(atom.id, d)),
+                       full=self.full_flags.get((atom.id, d), False),
+                       factors=self.factors.get((atom.id, d)))
 
     def set_tangent(self, var: str, d: str, t: Tangent | None) -> ast.stmt:
         single = self.assign_counts.get(var, 0) <= 1 and var not in self.seeds[d]
@@ -277,6 +317,9 @@ class Forward:
         if single and t is not None and B.constant_value(t.expr) is not None:
             # assigned once, to a constant: later rules fold it (``X * 1.0`` -> ``X``)
             self.constants[(var, d)] = t
+        if single and t is not None and t.factors is not None and all(
+                self.assign_counts.get(n, 0) <= 1 for f in t.factors for n in B.read_names(f)):
+            self.factors[(var, d)] = t.factors
         return B.assign(self.tname(var, d), t.expr if t is not None else _zero())
 
     # -- the function ----------------------------------------------------------------------
@@ -354,8 +397,10 @@ class Forward:
             ):
                 return self.call_helper(s, call_target)
         out: list[ast.stmt] = [s]
+        self.partials = {}
         if isinstance(target, ast.Name):
             z = target.id
+            self.target = z
             for d in self.directions:
                 if z not in self.active[d.name]:
                     continue
@@ -366,6 +411,7 @@ class Forward:
                     self.full_flags[(z, d.name)] = True
                     continue
                 t = self.value_tangent(value, B.name(z), d.name)
+                self.flush(out)
                 out.append(self.set_tangent(z, d.name, t))
         elif isinstance(target, ast.Tuple | ast.List):
             out.extend(self.unpack(target, value))

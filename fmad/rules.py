@@ -493,6 +493,11 @@ def reduce_tangent(ctx, how: str, x, dx, axis, keepdims):
         return _tangent(B.call(func, f, axis=axis, **kw))
     k = ctx.direction.k
     if _is_none(axis) and not kw:
+        if dx.factors is not None:
+            # sum(c[..., None] * t) over the value's axes is the product c @ t: no
+            # (N, k) temporary (this is where X.T @ r of a hand-written gradient appears)
+            coef, t = dx.factors
+            return _tangent(B.call(ctx.rt(f"{how}_product"), coef, t, x, B.const(k)))
         flat = B.call(B.attr(f, "reshape"), B.const(-1), B.const(k))
         return _tangent(B.call(func, flat, axis=B.const(0)))
     a = B.constant_value(axis) if not _is_none(axis) else None

@@ -39,6 +39,11 @@ def gradient(t: Any, value: Any, shape: tuple[int, ...] | None = None) -> Any:
     """
     if isinstance(value, tuple):
         return tuple(gradient(ti, vi, shape) for ti, vi in zip(t, value, strict=True))
+    if np.ndim(value) == 0:  # the common case: a scalar loss
+        if shape is None and np.ndim(t) == 0:
+            return t
+        if shape is not None and type(t) is np.ndarray and t.ndim == 1:
+            return t.reshape(shape)
     vshape = np.shape(value)
     k = 1 if shape is None else math.prod(shape)
     tail = () if shape is None else (k,)
@@ -263,3 +268,18 @@ def reshape_tangent(dx: Any, x: Any, shape: Any, k: int | None) -> Any:
         return np.reshape(dx, shape)
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
     return np.reshape(dx, shape + (k,))
+
+
+def mean_product(c: Any, t: Any, x: Any, k: int) -> Any:
+    """``np.mean(c[..., None] * t)`` over the axes of the value ``x``, with no (N, k)
+    temporary: a matrix-vector product when ``c`` and ``t`` have ``x``'s full shape."""
+    return sum_product(c, t, x, k) / max(np.size(x), 1)
+
+
+def sum_product(c: Any, t: Any, x: Any, k: int) -> Any:
+    """``np.sum(c[..., None] * t)`` over the axes of the value ``x`` (see mean_product)."""
+    c = np.asarray(c)
+    shape = np.shape(x)
+    if c.shape == shape and np.shape(t) == shape + (k,):
+        return c.reshape(-1) @ np.reshape(t, (-1, k))
+    return np.sum(np.reshape(full(c[..., None] * t, x, k), (-1, k)), axis=0)

@@ -8,16 +8,21 @@
 >>> result.losses[-1] < 1e-10
 True
 
-The call is bound once (data in its argument slots, parameters updated in theirs), so an
-epoch costs little more than the hand-written loop
-``v, g = f(X, y, w, b); w = w - lr * g["w"]; b = b - lr * g["b"]``.
 Epochs are counted from 0: ``result.losses[epoch]`` is the loss at that epoch, computed
 before that epoch's update.
+
+An epoch must cost little more than the hand-written loop
+``v, g = f(X, y, w, b); w = w - lr * g["w"]; b = b - lr * g["b"]``, even when ``f`` takes
+a microsecond. So the loop itself is generated for the function's signature (see
+:func:`_epoch_loop`): the call has its arguments spelled out, the parameters are local
+variables, and a single ``isfinite`` checks the loss and every float gradient.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
+import linecache
 import math
 import numbers
 from collections.abc import Callable, Iterable, Mapping
@@ -78,76 +83,137 @@ def train(
     variables = _check_params(params)
     _check_settings(lr, epochs, callback, tol)
     every = _report_interval(progress, epochs)
-    if not isinstance(fn, Differentiated):
+    if not (hasattr(fn, "wrt") and hasattr(fn, "__wrapped__")):  # not differentiated yet
         fn = differentiate(fn, wrt=[v.name for v in variables])
     _check_wrt(fn, variables)
-    call, values, indices = _bind(fn, variables, data)
+    arguments, keywords, indices = _bind(fn, variables, data)
     names = [v.name for v in variables]
-    slots = list(zip(names, indices, strict=True))
-    by_slot = list(zip(variables, indices, strict=True))
-    # Each epoch writes the new parameter values into `spare`, then swaps it with `values`:
-    # `values` always holds one consistent state, even when an epoch fails half way.
-    spare = list(values)
+    run = _epoch_loop(len(arguments), keywords, tuple(zip(indices, names, strict=True)))
 
-    losses: list[float] = []
-    append_loss = losses.append
-    isfinite = math.isfinite
-    watching = bool(every) or callback is not None or tol is not None
-    next_report = 0 if every else -1
+    def check(epoch: int, value: Any, grads: dict[str, Any]) -> float:
+        """The slow path: a loss or gradient that is not a float, or a sum that overflowed."""
+        loss = _loss_as_float(value)
+        problem = _not_finite(loss, grads, names)
+        if problem:
+            raise TrainingError(_diverged(problem, epoch, lr))
+        return loss
+
+    def diverged(error: BaseException, epoch: int) -> TrainingError:
+        return TrainingError(_diverged(f"{_describe(error)} was raised", epoch, lr))
+
     previous = math.nan
-    epoch = -1
+    next_report = 0
+
+    def after_epoch(epoch: int, loss: float, values: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        """Progress, callback and tol: the new parameter values, or None to stop."""
+        nonlocal previous, next_report
+        if every and epoch == next_report:
+            _report(epoch, epochs, loss)
+            next_report += every
+        if callback is not None:
+            for variable, value in zip(variables, values, strict=True):
+                variable.value = value
+            if callback(epoch, loss, dict(zip(names, values, strict=True))):
+                return None
+            values = tuple(v.value for v in variables)  # the callback may have set new ones
+        if tol is not None and abs(loss - previous) < tol:
+            return None
+        previous = loss
+        return values
+
+    watching = bool(every) or callback is not None or tol is not None
+    losses: list[float] = []
+    final = [v.value for v in variables]
+    after = after_epoch if watching else None
     try:
-        for epoch in range(epochs):
-            try:
-                value, grads = call(*values)
-            except (OverflowError, FloatingPointError) as error:  # Python floats overflow loudly
-                raise TrainingError(
-                    _diverged(f"{_describe(error)} was raised", epoch, lr)
-                ) from error
-            loss = value if type(value) is float else _loss_as_float(value)
-            # One isfinite for the loss and all float gradients: a NaN or infinite term makes
-            # the sum NaN or infinite. (A sum that overflows is looked at term by term.)
-            total = loss
-            for name, index in slots:
-                grad = grads[name]
-                if type(grad) is float:
-                    total += grad
-                elif not _finite(grad):
-                    total = math.nan
-                spare[index] = values[index] - lr * grad
-            if not isfinite(total) and (problem := _not_finite(loss, grads, names)):
-                raise TrainingError(_diverged(problem, epoch, lr))
-            values, spare = spare, values
-            append_loss(loss)
+        run(fn, lr, epochs, losses.append, final, after, check, diverged, *arguments)
+    finally:  # the values the last epoch reached, or those that failed
+        for variable, value in zip(variables, final, strict=True):
+            variable.value = value
 
-            if not watching:
-                continue
-            if epoch == next_report:
-                _report(epoch, epochs, loss)
-                next_report += every
-            if callback is not None:
-                for variable, index in by_slot:
-                    variable.value = values[index]
-                stop = callback(epoch, loss, {v.name: v.value for v in variables})
-                for variable, index in by_slot:  # the callback may have set new values
-                    values[index] = variable.value
-                if stop:
-                    break
-            if tol is not None and abs(loss - previous) < tol:
-                break
-            previous = loss
-    finally:
-        for variable, index in by_slot:
-            variable.value = values[index]
-
-    if every and epoch >= 0 and epoch != next_report - every:
-        _report(epoch, epochs, losses[-1])  # always show where training ended
+    if every and losses and len(losses) - 1 != next_report - every:
+        _report(len(losses) - 1, epochs, losses[-1])  # always show where training ended
     return TrainResult(
         losses=losses,
         params={v.name: v.value for v in variables},
         epochs=len(losses),
         stopped_early=len(losses) < epochs,
     )
+
+
+@functools.lru_cache(maxsize=64)
+def _epoch_loop(
+    count: int, keywords: tuple[str, ...], params: tuple[tuple[int, str], ...]
+) -> Callable:
+    """The training loop for a function of ``count`` arguments, generated and compiled.
+
+    The last ``len(keywords)`` arguments are passed by keyword; ``params`` holds the position
+    and name of each parameter to train. For ``f(X, y, w, b)`` trained on ``w`` and
+    ``b``, the loop reads::
+
+        def run(fn, lr, epochs, append_loss, final, after_epoch, check, diverged, a0, a1, a2, a3):
+            try:
+                for epoch in range(epochs):
+                    try:
+                        value, grads = fn(a0, a1, a2, a3)
+                    except (OverflowError, FloatingPointError) as error:
+                        raise diverged(error, epoch) from error
+                    g2 = grads['w']
+                    g3 = grads['b']
+                    if not (type(value) is float and type(g2) is float and type(g3) is float
+                            and isfinite(value + g2 + g3)):
+                        value = check(epoch, value, grads)
+                    a2 = a2 - lr * g2
+                    a3 = a3 - lr * g3
+                    append_loss(value)
+                    if after_epoch is not None:
+                        params = after_epoch(epoch, value, (a2, a3))
+                        if params is None:
+                            break
+                        a2, a3 = params
+            finally:
+                final[:] = (a2, a3)
+
+    Every name in it is fmad's own (``a0``...), so the user's parameter names cannot clash.
+    A NaN or infinity anywhere in the sum makes it NaN or infinite; ``check`` then finds the
+    culprit (or, when finite terms merely overflowed, lets training go on).
+    """
+    arguments = [f"a{i}" for i in range(count)]
+    positional = count - len(keywords)
+    by_keyword = [f"{k}=a{positional + i}" for i, k in enumerate(keywords)]
+    call = ", ".join([*arguments[:positional], *by_keyword])
+    grads = [f"g{i}" for i, _ in params]
+    values = "".join(f"a{i}, " for i, _ in params)
+    floats = " and ".join(f"type({g}) is float" for g in grads)
+    lines = [
+        f"def run(fn, lr, epochs, append_loss, final, after_epoch, check, diverged, "
+        f"{', '.join(arguments)}):",
+        "    try:",
+        "        for epoch in range(epochs):",
+        "            try:",
+        f"                value, grads = fn({call})",
+        "            except (OverflowError, FloatingPointError) as error:",
+        "                raise diverged(error, epoch) from error",
+        *(f"            g{i} = grads[{name!r}]" for i, name in params),
+        f"            if not (type(value) is float and {floats}",
+        f"                    and isfinite(value + {' + '.join(grads)})):",
+        "                value = check(epoch, value, grads)",
+        *(f"            a{i} = a{i} - lr * g{i}" for i, _ in params),
+        "            append_loss(value)",
+        "            if after_epoch is not None:",
+        f"                params = after_epoch(epoch, value, ({values}))",
+        "                if params is None:",
+        "                    break",
+        f"                {values}= params",
+        "    finally:",
+        f"        final[:] = ({values})",
+    ]
+    source = "\n".join(lines) + "\n"
+    filename = f"<fmad.train loop {count} {keywords} {params}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    namespace: dict[str, Any] = {"isfinite": math.isfinite}
+    exec(compile(source, filename, "exec"), namespace)
+    return namespace["run"]
 
 
 def _loss_as_float(value: Any) -> float:
@@ -253,8 +319,9 @@ def _check_wrt(fn: Differentiated, variables: list[Variable]) -> None:
 
 def _bind(
     fn: Differentiated, variables: list[Variable], data: Mapping[str, Any] | None
-) -> tuple[Callable[..., Any], list[Any], list[int]]:
-    """``call(*values)`` calls ``fn`` with every argument; each param's index in ``values``."""
+) -> tuple[list[Any], tuple[str, ...], list[int]]:
+    """Every argument of the call in order, the names of the last ones that are keyword-only,
+    and the position of each param among the arguments."""
     data = dict(data or {})
     by_name = {v.name: v for v in variables}
     signature = inspect.signature(fn.__wrapped__)
@@ -291,18 +358,11 @@ def _bind(
         raise TrainingError(
             f"no value for {_listing(missing)}: pass data={{{', '.join(map(repr, missing))}: ...}}"
         )
-    order = list(values)
     keywords = tuple(
-        name for name in order if parameters[name].kind is inspect.Parameter.KEYWORD_ONLY
+        name for name in values if parameters[name].kind is parameters[name].KEYWORD_ONLY
     )
-    call: Callable[..., Any] = fn
-    if keywords:  # keyword-only arguments come last in `values`
-        positional = len(order) - len(keywords)
-
-        def call(*values: Any) -> Any:
-            return fn(*values[:positional], **dict(zip(keywords, values[positional:], strict=True)))
-
-    return call, list(values.values()), [order.index(v.name) for v in variables]
+    order = list(values)  # keyword-only parameters come last, as in the signature
+    return list(values.values()), keywords, [order.index(v.name) for v in variables]
 
 
 def _name(fn: Differentiated) -> str:

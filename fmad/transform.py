@@ -94,7 +94,7 @@ class Session:
         self.stack.append(src.function)
         fwd = Forward(self, unit, flat, scope, directions, seeds=seeds,
                       seed_points=intermediates, top=True)
-        unit.tree = optimize.optimize(fwd.function(), set(fwd.tnames.values()), namer)
+        unit.tree = optimize.optimize(fwd.function(), fwd.tangent_names(), namer)
         self.stack.pop()
         self.units.append(unit)
         return unit
@@ -142,7 +142,7 @@ class Session:
         tree.name = fname
         tree.args.kwonlyargs += [ast.arg(arg=kw) for kw in inputs.values()]
         tree.args.kw_defaults += [None] * len(inputs)
-        tree = optimize.optimize(tree, set(forward.tnames.values()), namer,
+        tree = optimize.optimize(tree, forward.tangent_names(), namer,
                                  keep=set(inputs.values()))
         unit.tree = tree
         info = CalleeInfo(fname, inputs, tuple(d.name for d in directions),
