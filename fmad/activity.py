@@ -76,8 +76,7 @@ def free_names(tree: ast.FunctionDef) -> set[str]:
     """Names a nested function reads but does not bind (read from the enclosing one)."""
     from fmad.resolve import bound_names
 
-    read = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)
-            and isinstance(n.ctx, ast.Load)}
+    read = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
     return read - bound_names(tree)
 
 
@@ -112,8 +111,12 @@ class Activity:
 
     def newly_active(self, s: ast.stmt, active: set[str]) -> list[str]:
         if isinstance(s, ast.Assign) and self.expr_active(s.value, active):
-            return [n.id for t in s.targets for n in ast.walk(t)
-                    if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)]
+            return [
+                n.id
+                for t in s.targets
+                for n in ast.walk(t)
+                if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+            ]
         if isinstance(s, ast.For) and self.expr_active(s.iter, active):
             return [n.id for n in ast.walk(s.target) if isinstance(n, ast.Name)]
         if isinstance(s, ast.Expr) and isinstance(s.value, ast.Call):
@@ -165,6 +168,4 @@ class Activity:
             return any(self.expr_active(e, active) for e in node.elts)
         if isinstance(node, ast.Dict):
             return any(self.expr_active(v, active) for v in node.values)
-        return any(
-            isinstance(n, ast.Name) and n.id in active for n in ast.walk(node)
-        )
+        return any(isinstance(n, ast.Name) and n.id in active for n in ast.walk(node))

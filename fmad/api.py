@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import ast
 import functools
-import linecache
 import inspect
+import linecache
 import re
 import types
 from collections.abc import Callable, Sequence
@@ -38,8 +38,10 @@ class Variant:
 
     def gradients(self, value: Any, grads: dict[str, Any]) -> dict[str, Any]:
         """Shape raw tangents as the user gets them (see :func:`fmad.runtime.gradient`)."""
-        return {name: runtime.gradient(t, value, shape)
-                for (name, t), shape in zip(grads.items(), self.shapes, strict=True)}
+        return {
+            name: runtime.gradient(t, value, shape)
+            for (name, t), shape in zip(grads.items(), self.shapes, strict=True)
+        }
 
     def source(self, printer: str = "ast") -> str:
         return "\n\n".join(to_source(u.tree, printer).rstrip("\n") for u in self.units) + "\n"
@@ -74,8 +76,11 @@ class Transformed:
         fn = python_function(fn)
         self.original = fn
         self._signature = inspect.signature(fn)
-        params = [p for p in self._signature.parameters.values()
-                  if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        params = [
+            p
+            for p in self._signature.parameters.values()
+            if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
         if wrt is None:
             wrt = [p.name for p in params]
         elif isinstance(wrt, str):
@@ -92,8 +97,9 @@ class Transformed:
         for w in wrt:
             p = self._signature.parameters.get(w)
             index = names.index(w) if p is not None and p.kind != p.KEYWORD_ONLY else None
-            self._slots.append((w, index, p.default if p is not None else inspect.Parameter.empty,
-                                p is not None))
+            self._slots.append(
+                (w, index, p.default if p is not None else inspect.Parameter.empty, p is not None)
+            )
         self._variants: dict[Shapes, Variant] = {}
         self._default = self._variant(tuple(None for _ in wrt))  # errors at decoration time
         self.function = self._public_function()
@@ -115,12 +121,16 @@ class Transformed:
             grads = variant.gradients(value, grads)
         return value, grads
 
-    def finish(self, value: Any, grads: dict[str, Any], args: tuple, kwargs: dict
-               ) -> tuple[Any, dict[str, Any]]:
+    def finish(
+        self, value: Any, grads: dict[str, Any], args: tuple, kwargs: dict
+    ) -> tuple[Any, dict[str, Any]]:
         """The fast path produced a value that is not a plain float: shape its gradients,
         or, if Variables were passed as data, compute again with them unwrapped."""
-        if isinstance(value, Variable) or any(isinstance(a, Variable) for a in args) or any(
-                isinstance(v, Variable) for v in kwargs.values()):
+        if (
+            isinstance(value, Variable)
+            or any(isinstance(a, Variable) for a in args)
+            or any(isinstance(v, Variable) for v in kwargs.values())
+        ):
             return self.call(*args, **kwargs)
         return value, self._default.gradients(value, grads)
 
@@ -199,14 +209,15 @@ class Transformed:
 
 
 @overload
-def differentiate(fn: Callable[..., Any], *, wrt: Sequence[str] | None = None) -> Differentiated:
-    ...
+def differentiate(
+    fn: Callable[..., Any], *, wrt: Sequence[str] | None = None
+) -> Differentiated: ...
 
 
 @overload
-def differentiate(fn: None = None, *, wrt: Sequence[str] | None = None
-                  ) -> Callable[[Callable[..., Any]], Differentiated]:
-    ...
+def differentiate(
+    fn: None = None, *, wrt: Sequence[str] | None = None
+) -> Callable[[Callable[..., Any]], Differentiated]: ...
 
 
 def differentiate(fn=None, *, wrt=None):
@@ -228,11 +239,17 @@ def operand_shapes(tb: types.TracebackType) -> str:
     """`` (operands: X (100, 3), w (2,))`` for the names the failing generated line reads."""
     text = linecache.getline(tb.tb_frame.f_code.co_filename, tb.tb_lineno).strip()
     try:
-        names = [n.id for n in ast.walk(ast.parse(text)) if isinstance(n, ast.Name)
-                 and isinstance(n.ctx, ast.Load)]
+        names = [
+            n.id
+            for n in ast.walk(ast.parse(text))
+            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
+        ]
     except SyntaxError:
         return ""
     local = tb.tb_frame.f_locals
-    parts = [f"{n} {np.shape(local[n])}" for n in dict.fromkeys(names)
-             if n in local and not isinstance(local[n], types.ModuleType)]
+    parts = [
+        f"{n} {np.shape(local[n])}"
+        for n in dict.fromkeys(names)
+        if n in local and not isinstance(local[n], types.ModuleType)
+    ]
     return f" (operands: {', '.join(parts)})" if parts else ""

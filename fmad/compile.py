@@ -22,8 +22,11 @@ from fmad.transform import Unit
 _counter = itertools.count(1)
 
 
-def compile_unit(unit: Unit, done: dict[int, types.FunctionType],
-                 line_maps: dict[str, tuple[str, dict[int, int]]]) -> types.FunctionType:
+def compile_unit(
+    unit: Unit,
+    done: dict[int, types.FunctionType],
+    line_maps: dict[str, tuple[str, dict[int, int]]],
+) -> types.FunctionType:
     """Compile ``unit`` (and, first, every helper unit it calls)."""
     if id(unit) in done:
         return done[id(unit)]
@@ -37,17 +40,27 @@ def compile_unit(unit: Unit, done: dict[int, types.FunctionType],
     injected = [n for n in unit.injected if n not in outer]
     factory = ast.FunctionDef(
         name="__fmad_factory__",
-        args=ast.arguments(posonlyargs=[], args=[ast.arg(arg=n) for n in outer + injected],
-                           kwonlyargs=[], kw_defaults=[], defaults=[]),
+        args=ast.arguments(
+            posonlyargs=[],
+            args=[ast.arg(arg=n) for n in outer + injected],
+            kwonlyargs=[],
+            kw_defaults=[],
+            defaults=[],
+        ),
         body=[generated, ast.Return(value=ast.Name(id=generated.name, ctx=ast.Load()))],
-        decorator_list=[], returns=None, type_params=[],
+        decorator_list=[],
+        returns=None,
+        type_params=[],
     )
     module = ast.Module(body=[factory], type_ignores=[])
     ast.fix_missing_locations(module)
     code = compile(module, filename, "exec")
     factory_code = next(c for c in code.co_consts if isinstance(c, types.CodeType))
-    inner = next(c for c in factory_code.co_consts
-                 if isinstance(c, types.CodeType) and c.co_name == generated.name)
+    inner = next(
+        c
+        for c in factory_code.co_consts
+        if isinstance(c, types.CodeType) and c.co_name == generated.name
+    )
 
     cells = dict(zip(outer, original.__closure__ or (), strict=True))
     closure = []
@@ -59,8 +72,9 @@ def compile_unit(unit: Unit, done: dict[int, types.FunctionType],
             if isinstance(value, Unit):
                 value = compile_unit(value, done, line_maps)
             closure.append(types.CellType(value))
-    fn = types.FunctionType(inner, original.__globals__, generated.name,
-                            original.__defaults__, tuple(closure))
+    fn = types.FunctionType(
+        inner, original.__globals__, generated.name, original.__defaults__, tuple(closure)
+    )
     fn.__kwdefaults__ = dict(original.__kwdefaults__) if original.__kwdefaults__ else None
     fn.__qualname__ = f"{original.__qualname__}[fmad]"
     fn.__module__ = original.__module__
@@ -93,8 +107,14 @@ def dispatcher(transformed: Any, variant: Any) -> types.FunctionType:
 
     unit = variant.unit
     tree: ast.FunctionDef = copy.deepcopy(unit.tree)
-    public = Unit(unit.function, unit.filename, unit.namer, unit.scope, tree=tree,
-                  injected=dict(unit.injected))
+    public = Unit(
+        unit.function,
+        unit.filename,
+        unit.namer,
+        unit.scope,
+        tree=tree,
+        injected=dict(unit.injected),
+    )
     general = public.inject(transformed.call, "fmad_general")
     finish = public.inject(transformed.finish, "fmad_finish")
     check = public.inject(transformed.check_shape, "fmad_check_shape")
@@ -108,12 +128,15 @@ def dispatcher(transformed: Any, variant: Any) -> types.FunctionType:
     keywords = [ast.keyword(arg=p.arg, value=B.name(p.arg)) for p in a.kwonlyargs]
     if a.kwarg:
         keywords.append(ast.keyword(arg=None, value=B.name(a.kwarg.arg)))
-    kw_dict = ast.Dict(keys=[ast.Constant(k.arg) if k.arg else None for k in keywords],
-                       values=[k.value for k in keywords])
+    kw_dict = ast.Dict(
+        keys=[ast.Constant(k.arg) if k.arg else None for k in keywords],
+        values=[k.value for k in keywords],
+    )
 
     def is_float(node: ast.expr) -> ast.expr:
-        return ast.Compare(left=B.call(B.name(type_), node), ops=[ast.Is()],
-                           comparators=[B.name(float_)])
+        return ast.Compare(
+            left=B.call(B.name(type_), node), ops=[ast.Is()], comparators=[B.name(float_)]
+        )
 
     class Returns(ast.NodeTransformer):
         def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.FunctionDef:
@@ -122,22 +145,26 @@ def dispatcher(transformed: Any, variant: Any) -> types.FunctionType:
         def visit_Return(self, node: ast.Return) -> list[ast.stmt]:
             value, grads = node.value.elts
             slow = B.call(B.name(finish), value, grads, B.tuple_(positional), kw_dict)
-            return [ast.If(test=is_float(value), body=[node], orelse=[]),
-                    ast.Return(value=slow)]
+            return [ast.If(test=is_float(value), body=[node], orelse=[]), ast.Return(value=slow)]
 
     body = [Returns().visit(s) for s in tree.body]
     body = [s for item in body for s in (item if isinstance(item, list) else [item])]
     handler = ast.ExceptHandler(
-        type=B.name("ValueError"), name="fmad_error",
-        body=[ast.Expr(value=B.call(B.name(check), B.name("fmad_error"))), ast.Raise()])
+        type=B.name("ValueError"),
+        name="fmad_error",
+        body=[ast.Expr(value=B.call(B.name(check), B.name("fmad_error"))), ast.Raise()],
+    )
     guarded = ast.Try(body=body, handlers=[handler], orelse=[], finalbody=[])
     params = set(B.stored_names(ast.Tuple(elts=positional, ctx=ast.Load()))) | {
-        p.arg for p in a.kwonlyargs}
+        p.arg for p in a.kwonlyargs
+    }
     tests = [is_float(B.name(w)) for w in transformed.wrt if w in params]
-    guard = ast.BoolOp(op=ast.And(), values=tests) if len(tests) > 1 else (
-        tests[0] if tests else ast.Constant(True))
-    fallback = ast.Return(value=ast.Call(func=B.name(general), args=positional,
-                                         keywords=keywords))
+    guard = (
+        ast.BoolOp(op=ast.And(), values=tests)
+        if len(tests) > 1
+        else (tests[0] if tests else ast.Constant(True))
+    )
+    fallback = ast.Return(value=ast.Call(func=B.name(general), args=positional, keywords=keywords))
     tree.body = [ast.If(test=guard, body=[guarded], orelse=[]), fallback]
     ast.fix_missing_locations(tree)
     return compile_unit(public, {}, variant.line_maps)

@@ -244,8 +244,11 @@ class Flattener:
         # Nested helpers are transformed when (and if) the function calls them with an
         # active argument; until then they stay as written.
         if s.decorator_list:
-            self.refuse(s, "decorated nested functions are not supported by fmad; "
-                        "define the helper without decorators")
+            self.refuse(
+                s,
+                "decorated nested functions are not supported by fmad; "
+                "define the helper without decorators",
+            )
         out.append(copy.deepcopy(s))
 
     # -- targets -------------------------------------------------------------------------
@@ -255,17 +258,26 @@ class Flattener:
         if isinstance(t, ast.Tuple | ast.List):
             for e in t.elts:
                 if isinstance(e, ast.Starred):
-                    self.refuse(e, "starred assignment targets ('a, *rest = ...') are not "
-                                "supported by fmad; index the sequence instead")
+                    self.refuse(
+                        e,
+                        "starred assignment targets ('a, *rest = ...') are not "
+                        "supported by fmad; index the sequence instead",
+                    )
                 self.check_target(e, loop)
             return
         if isinstance(t, ast.Attribute):
-            self.refuse(t, "assigning to an attribute ('obj.x = ...') is not supported by fmad; "
-                        "keep the value in a local variable")
+            self.refuse(
+                t,
+                "assigning to an attribute ('obj.x = ...') is not supported by fmad; "
+                "keep the value in a local variable",
+            )
         if isinstance(t, ast.Subscript) and not loop:
             return
-        self.refuse(t, f"this assignment target ({ast.unparse(t)}) is not supported by fmad; "
-                    "assign to a plain name")
+        self.refuse(
+            t,
+            f"this assignment target ({ast.unparse(t)}) is not supported by fmad; "
+            "assign to a plain name",
+        )
 
     def target(self, t: ast.expr, out: list[ast.stmt]) -> ast.expr:
         if isinstance(t, ast.Subscript):
@@ -312,8 +324,9 @@ class Flattener:
                     return n.fresh(f"{f.value.id}_{f.attr}", short=f.attr)
             return n.for_call(f, v.args)
         if isinstance(v, ast.Subscript):
-            return n.fresh(f"{describe(v.value)}_{self.describe_index(v.slice)}",
-                           short=describe(v.value))
+            return n.fresh(
+                f"{describe(v.value)}_{self.describe_index(v.slice)}", short=describe(v.value)
+            )
         if isinstance(v, ast.Attribute):
             return n.fresh(f"{describe(v.value)}_{v.attr}", short=v.attr)
         if isinstance(v, ast.Compare):
@@ -334,18 +347,26 @@ class Flattener:
     def positional(self, call: ast.Call) -> list[ast.expr]:
         for a in call.args:
             if isinstance(a, ast.Starred):
-                self.refuse(a, "starred arguments ('f(*args)') are not supported by fmad; "
-                            "pass the arguments one by one")
+                self.refuse(
+                    a,
+                    "starred arguments ('f(*args)') are not supported by fmad; "
+                    "pass the arguments one by one",
+                )
         for k in call.keywords:
             if k.arg is None:
-                self.refuse(k.value, "keyword unpacking ('f(**kwargs)') is not supported by "
-                            "fmad; pass the keyword arguments one by one")
+                self.refuse(
+                    k.value,
+                    "keyword unpacking ('f(**kwargs)') is not supported by "
+                    "fmad; pass the keyword arguments one by one",
+                )
         return call.args
 
     def index(self, index: ast.expr, out: list[ast.stmt]) -> ast.expr:
         if isinstance(index, ast.Slice):
-            parts = [None if p is None else self.atom(p, out)
-                     for p in (index.lower, index.upper, index.step)]
+            parts = [
+                None if p is None else self.atom(p, out)
+                for p in (index.lower, index.upper, index.step)
+            ]
             return ast.Slice(lower=parts[0], upper=parts[1], step=parts[2])
         if isinstance(index, ast.Tuple):
             return B.tuple_([self.index(e, out) for e in index.elts])
@@ -380,8 +401,9 @@ class Flattener:
             else:
                 func = self.atom(func, out)
             args = [self.atom(a, out) for a in self.positional(node)]
-            keywords = [ast.keyword(arg=k.arg, value=self.atom(k.value, out))
-                        for k in node.keywords]
+            keywords = [
+                ast.keyword(arg=k.arg, value=self.atom(k.value, out)) for k in node.keywords
+            ]
             return ast.Call(func=func, args=args, keywords=keywords)
         if isinstance(node, ast.Subscript):
             return B.subscript(self.atom(node.value, out), self.index(node.slice, out))
@@ -401,8 +423,11 @@ class Flattener:
         if isinstance(node, ast.Tuple | ast.List | ast.Set):
             for e in node.elts:
                 if isinstance(e, ast.Starred):
-                    self.refuse(e, "starred items ('[*xs]') are not supported by fmad; "
-                                "build the sequence with + or a loop")
+                    self.refuse(
+                        e,
+                        "starred items ('[*xs]') are not supported by fmad; "
+                        "build the sequence with + or a loop",
+                    )
             kind = type(node)
             elts = [self.atom(e, out) for e in node.elts]
             return kind(elts=elts, ctx=ast.Load()) if kind is not ast.Set else ast.Set(elts=elts)
@@ -443,8 +468,9 @@ class Flattener:
         else:
             self.comprehension(node, target, out)
 
-    def comprehension(self, node: ast.ListComp | ast.GeneratorExp, target: str,
-                      out: list[ast.stmt]) -> None:
+    def comprehension(
+        self, node: ast.ListComp | ast.GeneratorExp, target: str, out: list[ast.stmt]
+    ) -> None:
         """``[f(x) for x in xs if c]`` -> ``t = []; for x_1 in xs: if c: t.append(f(x_1))``.
 
         The loop variables get fresh names: a comprehension's variables are its own in
@@ -471,8 +497,9 @@ class Flattener:
         for gen in reversed(node.generators):
             for cond in reversed(gen.ifs):
                 inner = ast.If(test=cond, body=[inner], orelse=[])
-            inner = ast.For(target=gen.target, iter=gen.iter, body=[inner], orelse=[],
-                            type_comment=None)
+            inner = ast.For(
+                target=gen.target, iter=gen.iter, body=[inner], orelse=[], type_comment=None
+            )
         ast.copy_location(inner, node)
         ast.fix_missing_locations(inner)
         self.stmt(inner, out)

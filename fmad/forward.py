@@ -94,8 +94,10 @@ class Context:
         if not self.vectorized or B.constant_value(primal) is not None:
             return primal
         # np.asarray(c)[..., None]: c with a trailing axis (np.expand_dims is ~10x slower)
-        return B.subscript(B.call(self.np_("asarray"), primal),
-                           B.tuple_([ast.Constant(Ellipsis), ast.Constant(None)]))
+        return B.subscript(
+            B.call(self.np_("asarray"), primal),
+            B.tuple_([ast.Constant(Ellipsis), ast.Constant(None)]),
+        )
 
     def scale(self, coef: ast.expr, t: Tangent | None, full: bool = False) -> Tangent | None:
         """``coef * t``, where ``coef`` is a primal value broadcasting to the result.
@@ -112,11 +114,13 @@ class Context:
         if B.is_const(t.expr, 1) and not self.vectorized:
             return Tangent(coef, full=full)
         factors = (coef, t.expr) if self.vectorized else None
-        return Tangent(B.binop(self.expand(coef), ast.Mult(), t.expr), full=t.full or full,
-                       factors=factors)
+        return Tangent(
+            B.binop(self.expand(coef), ast.Mult(), t.expr), full=t.full or full, factors=factors
+        )
 
-    def divide(self, t: Tangent | None, den: ast.expr, full: bool = False,
-               numpy: bool = False) -> Tangent | None:
+    def divide(
+        self, t: Tangent | None, den: ast.expr, full: bool = False, numpy: bool = False
+    ) -> Tangent | None:
         """``t / den``; ``full=True``: ``den`` has the result's whole shape; ``numpy=True``:
         divide with ``np.divide`` (x/0 is inf, as numpy's own functions give)."""
         if t is None:
@@ -173,17 +177,25 @@ class Context:
     def reduce_builtin(self, name, z, args, tangents, keywords) -> Tangent | None:
         """The builtins ``sum(xs)``, ``max(xs)``, ``max(a, b, c)`` (ties share evenly)."""
         if keywords:
-            self.fwd.refuse(f"{name}() with keyword arguments is not supported by fmad when "
-                            "its arguments carry derivatives")
+            self.fwd.refuse(
+                f"{name}() with keyword arguments is not supported by fmad when "
+                "its arguments carry derivatives"
+            )
         if len(args) > 1:
             if name == "sum":  # sum(xs, start)
                 return self.add(
-                    None if tangents[0] is None else Tangent(B.call(
-                        self.rt("builtin_sum"), tangents[0].expr, args[0])),
-                    tangents[1])
+                    None
+                    if tangents[0] is None
+                    else Tangent(B.call(self.rt("builtin_sum"), tangents[0].expr, args[0])),
+                    tangents[1],
+                )
             elts = [t.expr if t is not None else _zero() for t in tangents]
-            call = B.call(self.rt("builtin_extreme"), ast.List(elts=elts, ctx=ast.Load()),
-                          ast.List(elts=list(args), ctx=ast.Load()), z)
+            call = B.call(
+                self.rt("builtin_extreme"),
+                ast.List(elts=elts, ctx=ast.Load()),
+                ast.List(elts=list(args), ctx=ast.Load()),
+                z,
+            )
             return Tangent(call, full=False)
         if tangents[0] is None:
             return None
@@ -232,8 +244,12 @@ class Forward:
         self.top = top
         self.activity = Activity(flat, scope)
         self.nested = self.activity.nested
-        self.active = {d.name: self.activity.active(set(seeds[d.name]) | (
-            {d.name} if d.name in seed_points else set())) for d in directions}
+        self.active = {
+            d.name: self.activity.active(
+                set(seeds[d.name]) | ({d.name} if d.name in seed_points else set())
+            )
+            for d in directions
+        }
         self.contexts = {d.name: Context(self, d) for d in directions}
         self.tnames: dict[tuple[str, str], str] = {}
         self.full_flags: dict[tuple[str, str], bool] = {}
@@ -256,8 +272,11 @@ class Forward:
 
     def partial(self, coef: ast.expr) -> ast.expr:
         """A compound primal factor, named once per statement and shared by all directions."""
-        if isinstance(coef, ast.Name) or B.constant_value(coef) is not None or \
-                isinstance(coef, ast.Compare | ast.BoolOp):
+        if (
+            isinstance(coef, ast.Name)
+            or B.constant_value(coef) is not None
+            or isinstance(coef, ast.Compare | ast.BoolOp)
+        ):
             return coef
         key = ast.dump(coef)
         if key not in self.partials:
@@ -307,9 +326,11 @@ class Forward:
             if seed.seed:  # the identity lives in a variable; rules may fold it away
                 return Tangent(B.name(self.tname(atom.id, d)), full=True, seed=True)
             return seed
-        return Tangent(B.name(self.tname(atom.id, d)),
-                       full=self.full_flags.get((atom.id, d), False),
-                       factors=self.factors.get((atom.id, d)))
+        return Tangent(
+            B.name(self.tname(atom.id, d)),
+            full=self.full_flags.get((atom.id, d), False),
+            factors=self.factors.get((atom.id, d)),
+        )
 
     def set_tangent(self, var: str, d: str, t: Tangent | None) -> ast.stmt:
         single = self.assign_counts.get(var, 0) <= 1 and var not in self.seeds[d]
@@ -317,8 +338,12 @@ class Forward:
         if single and t is not None and B.constant_value(t.expr) is not None:
             # assigned once, to a constant: later rules fold it (``X * 1.0`` -> ``X``)
             self.constants[(var, d)] = t
-        if single and t is not None and t.factors is not None and all(
-                self.assign_counts.get(n, 0) <= 1 for f in t.factors for n in B.read_names(f)):
+        if (
+            single
+            and t is not None
+            and t.factors is not None
+            and all(self.assign_counts.get(n, 0) <= 1 for f in t.factors for n in B.read_names(f))
+        ):
             self.factors[(var, d)] = t.factors
         return B.assign(self.tname(var, d), t.expr if t is not None else _zero())
 
@@ -373,11 +398,21 @@ class Forward:
         if isinstance(s, ast.Return):
             return [self.make_return(s.value)]
         if isinstance(s, ast.If):
-            return [ast.If(test=s.test, body=self.block(s.body) or [ast.Pass()],
-                           orelse=self.block(s.orelse))]
+            return [
+                ast.If(
+                    test=s.test,
+                    body=self.block(s.body) or [ast.Pass()],
+                    orelse=self.block(s.orelse),
+                )
+            ]
         if isinstance(s, ast.While):
-            return [ast.While(test=s.test, body=self.block(s.body) or [ast.Pass()],
-                              orelse=self.block(s.orelse))]
+            return [
+                ast.While(
+                    test=s.test,
+                    body=self.block(s.body) or [ast.Pass()],
+                    orelse=self.block(s.orelse),
+                )
+            ]
         if isinstance(s, ast.For):
             return self.for_(s)
         if isinstance(s, ast.FunctionDef):
@@ -405,8 +440,9 @@ class Forward:
                 if z not in self.active[d.name]:
                     continue
                 if z in self.seed_points and z == d.name:
-                    seed = B.call(self.contexts[d.name].rt("scalar_seed"), B.name(z),
-                                  ast.Constant(z))
+                    seed = B.call(
+                        self.contexts[d.name].rt("scalar_seed"), B.name(z), ast.Constant(z)
+                    )
                     out.append(B.assign(self.tname(z, d.name), seed))
                     self.full_flags[(z, d.name)] = True
                     continue
@@ -436,16 +472,24 @@ class Forward:
                 continue
             if isinstance(value, ast.Tuple | ast.List):
                 # a, b = b, a * b: the tangents move in parallel too
-                pairs = [(t, self.tangent(v, d.name)) for t, v in zip(target.elts, value.elts,
-                                                                        strict=True)]
-                pairs = [(t, tv) for t, tv in pairs if isinstance(t, ast.Name)
-                         and t.id in self.active[d.name]]
+                pairs = [
+                    (t, self.tangent(v, d.name))
+                    for t, v in zip(target.elts, value.elts, strict=True)
+                ]
+                pairs = [
+                    (t, tv)
+                    for t, tv in pairs
+                    if isinstance(t, ast.Name) and t.id in self.active[d.name]
+                ]
                 exprs = [tv.expr if tv is not None else _zero() for _, tv in pairs]
                 stores = [B.store(self.tname(t.id, d.name)) for t, _ in pairs]
-                for (t, tv) in pairs:
+                for t, _ in pairs:
                     self.full_flags[(t.id, d.name)] = False
-                out.append(ast.Assign(targets=[ast.Tuple(elts=stores, ctx=ast.Store())],
-                                      value=B.tuple_(exprs)))
+                out.append(
+                    ast.Assign(
+                        targets=[ast.Tuple(elts=stores, ctx=ast.Store())], value=B.tuple_(exprs)
+                    )
+                )
                 continue
             t = self.tangent(value, d.name)
             if t is None:
@@ -478,18 +522,28 @@ class Forward:
             # a list that becomes active later (appends) needs a list of tangents now
             ts = [self.tangent(e, d) for e in value.elts]
             elts = [t.expr if t is not None else _zero() for t in ts]
-            node = ast.List(elts=elts, ctx=ast.Load()) if isinstance(value, ast.List) \
+            node = (
+                ast.List(elts=elts, ctx=ast.Load())
+                if isinstance(value, ast.List)
                 else B.tuple_(elts)
+            )
             return Tangent(node, full=True)
         if not self.is_active(value, d):
             return None
         if isinstance(value, ast.BinOp):
             rule = rules.rule_for(type(value.op))
             if rule is None:
-                self.refuse(f"the operator '{type(value.op).__name__}' has no derivative rule "
-                            "in fmad")
-            return rule(ctx, z, value.left, value.right, self.tangent(value.left, d),
-                        self.tangent(value.right, d))
+                self.refuse(
+                    f"the operator '{type(value.op).__name__}' has no derivative rule in fmad"
+                )
+            return rule(
+                ctx,
+                z,
+                value.left,
+                value.right,
+                self.tangent(value.left, d),
+                self.tangent(value.right, d),
+            )
         if isinstance(value, ast.UnaryOp):
             rule = rules.rule_for(type(value.op))
             return rule(ctx, z, value.operand, self.tangent(value.operand, d))
@@ -501,12 +555,16 @@ class Forward:
         if isinstance(value, ast.Attribute):
             rule = rules.ATTRIBUTE_RULES.get(value.attr)
             if rule is None:
-                self.refuse(f"reading the attribute '.{value.attr}' of a value that carries a "
-                            "derivative is not supported by fmad")
+                self.refuse(
+                    f"reading the attribute '.{value.attr}' of a value that carries a "
+                    "derivative is not supported by fmad"
+                )
             return rule(ctx, z, value.value, self.tangent(value.value, d))
         if isinstance(value, ast.Dict | ast.Set):
-            self.refuse("dicts and sets holding values that carry a derivative are not "
-                        "supported by fmad; use a list or separate variables")
+            self.refuse(
+                "dicts and sets holding values that carry a derivative are not "
+                "supported by fmad; use a list or separate variables"
+            )
         self.refuse(f"'{ast.unparse(value)}' cannot be differentiated by fmad")
         return None
 
@@ -528,9 +586,11 @@ class Forward:
             if rule is None:
                 if not self.is_active(receiver, d):
                     self.unknown_call(target, call)
-                self.refuse(f"the method '.{target.name}()' has no derivative rule in fmad; "
-                            "use the numpy function, or move it out of the differentiated "
-                            "function")
+                self.refuse(
+                    f"the method '.{target.name}()' has no derivative rule in fmad; "
+                    "use the numpy function, or move it out of the differentiated "
+                    "function"
+                )
             return rule(ctx, z, receiver, self.tangent(receiver, d), args, tangents, keywords)
         self.unknown_call(target, call)
         return None
@@ -568,11 +628,15 @@ class Forward:
                     if is_index:
                         targs.append(a)
                     elif t is not None:
-                        targs.append(self.contexts[d.name].full(t, a) if func.attr == "extend"
-                                     else t.expr)
+                        targs.append(
+                            self.contexts[d.name].full(t, a) if func.attr == "extend" else t.expr
+                        )
                     elif func.attr == "extend":
-                        zeros = B.binop(ast.List(elts=[_zero()], ctx=ast.Load()), ast.Mult(),
-                                        B.call(B.name("len"), a))
+                        zeros = B.binop(
+                            ast.List(elts=[_zero()], ctx=ast.Load()),
+                            ast.Mult(),
+                            B.call(B.name("len"), a),
+                        )
                         targs.append(zeros)
                     else:
                         targs.append(_zero())
@@ -616,12 +680,12 @@ class Forward:
             if value_name in self.active[dname] or not isinstance(lhs, ast.Name):
                 outs.append(B.store(self.tname(value_name, dname)))
                 single = self.assign_counts.get(value_name, 0) <= 1
-                self.full_flags[(value_name, dname)] = info.result_full.get(dname, False) \
-                    and single
+                self.full_flags[(value_name, dname)] = info.result_full.get(dname, False) and single
             else:
                 outs.append(B.store(self.namer.fresh("unused")))
-        out: list[ast.stmt] = [ast.Assign(targets=[ast.Tuple(elts=outs, ctx=ast.Store())],
-                                          value=fcall)]
+        out: list[ast.stmt] = [
+            ast.Assign(targets=[ast.Tuple(elts=outs, ctx=ast.Store())], value=fcall)
+        ]
         if isinstance(lhs, ast.Name):
             for d in self.directions:
                 if lhs.id in self.active[d.name] and d.name not in info.directions:
@@ -654,8 +718,11 @@ class Forward:
                 for sl in slots:
                     atom = call.args[sl] if isinstance(sl, int) else by_kw[sl[1]]
                     if any(self.is_active(atom, d.name) for d in self.directions):
-                        self.refuse(f"'{target.name}' takes *args/**kwargs; fmad cannot pass "
-                                    "derivatives through them: name the parameters", call)
+                        self.refuse(
+                            f"'{target.name}' takes *args/**kwargs; fmad cannot pass "
+                            "derivatives through them: name the parameters",
+                            call,
+                        )
                 continue
             params[pname] = call.args[slot] if isinstance(slot, int) else by_kw[slot[1]]
         return params
@@ -676,13 +743,18 @@ class Forward:
             index = self.namer.fresh("i")
             is_call = isinstance(it, ast.Call) and isinstance(it.func, ast.Name)
             if is_call and it.func.id == "reversed":
-                self.refuse("iterating with reversed() over values that carry a derivative is "
-                            "not supported by fmad; loop over an index range instead", s)
+                self.refuse(
+                    "iterating with reversed() over values that carry a derivative is "
+                    "not supported by fmad; loop over an index range instead",
+                    s,
+                )
             if is_call and it.func.id == "enumerate":
-                if not (isinstance(target, ast.Tuple) and len(target.elts) == 2) or it.keywords \
-                        or len(it.args) != 1:
-                    self.refuse("use 'for i, x in enumerate(xs)' when xs carries a derivative",
-                                s)
+                if (
+                    not (isinstance(target, ast.Tuple) and len(target.elts) == 2)
+                    or it.keywords
+                    or len(it.args) != 1
+                ):
+                    self.refuse("use 'for i, x in enumerate(xs)' when xs carries a derivative", s)
                 index_node = target.elts[0]
                 if not isinstance(index_node, ast.Name):
                     self.refuse("the index of enumerate() must be a plain name", s)
@@ -690,8 +762,11 @@ class Forward:
                 parts = [(target.elts[1], it.args[0])]
             elif is_call and it.func.id == "zip":
                 if not (isinstance(target, ast.Tuple) and len(target.elts) == len(it.args)):
-                    self.refuse("unpack zip() into as many names as it has arguments when its "
-                                "arguments carry derivatives", s)
+                    self.refuse(
+                        "unpack zip() into as many names as it has arguments when its "
+                        "arguments carry derivatives",
+                        s,
+                    )
                 parts = list(zip(target.elts, it.args, strict=True))
                 target = ast.Tuple(elts=[B.store(index), target], ctx=ast.Store())
                 it = B.call(B.name("enumerate"), it)
@@ -710,13 +785,23 @@ class Forward:
                         prologue.extend(self.set_tangent(n, d.name, None) for n in names)
                         continue
                     element = B.subscript(ctx.full(t, source), B.name(index))
-                    prologue.append(ast.Assign(
-                        targets=[self.tangent_target(part_target, d.name)], value=element))
+                    prologue.append(
+                        ast.Assign(
+                            targets=[self.tangent_target(part_target, d.name)], value=element
+                        )
+                    )
                     for n in names:
                         self.full_flags[(n, d.name)] = False
         body = prologue + self.block(s.body)
-        return [ast.For(target=target, iter=it, body=body or [ast.Pass()],
-                        orelse=self.block(s.orelse), type_comment=None)]
+        return [
+            ast.For(
+                target=target,
+                iter=it,
+                body=body or [ast.Pass()],
+                orelse=self.block(s.orelse),
+                type_comment=None,
+            )
+        ]
 
     # -- returns ---------------------------------------------------------------------------
     def make_return(self, value: ast.expr | None) -> ast.Return:

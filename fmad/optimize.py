@@ -17,8 +17,9 @@ from fmad import build as B
 from fmad.naming import Namer
 
 
-def optimize(tree: ast.FunctionDef, tangent_names: set[str], namer: Namer,
-             keep: set[str] = frozenset()) -> ast.FunctionDef:
+def optimize(
+    tree: ast.FunctionDef, tangent_names: set[str], namer: Namer, keep: set[str] = frozenset()
+) -> ast.FunctionDef:
     """Simplify tangent expressions, share common factors, drop unread tangents.
     ``keep``: never drop these."""
     tree = copy.deepcopy(tree)
@@ -46,13 +47,17 @@ def share_common_factors(body: list[ast.stmt], tangent_names: set[str], namer: N
         i = j + len(hoisted)
 
 
-def hoist(run: list[ast.stmt], tangent_names: set[str], namer: Namer,
-          primal: ast.stmt | None) -> list[ast.stmt]:
+def hoist(
+    run: list[ast.stmt], tangent_names: set[str], namer: Namer, primal: ast.stmt | None
+) -> list[ast.stmt]:
     counts: dict[str, list[ast.expr]] = {}
     for s in run:
         for node in ast.walk(s.value if isinstance(s, ast.Assign) else s):
-            if isinstance(node, ast.BinOp | ast.Call | ast.UnaryOp) and not (
-                B.read_names(node) & tangent_names) and B.constant_value(node) is None:
+            if (
+                isinstance(node, ast.BinOp | ast.Call | ast.UnaryOp)
+                and not (B.read_names(node) & tangent_names)
+                and B.constant_value(node) is None
+            ):
                 counts.setdefault(ast.dump(node), []).append(node)
     shared = [nodes for nodes in counts.values() if len(nodes) > 1]
     if not shared:
@@ -94,8 +99,11 @@ def is_tangent_stmt(s: ast.stmt, tangent_names: set[str]) -> bool:
         return bool(stored) and all(n in tangent_names for n in stored)
     if isinstance(s, ast.Expr) and isinstance(s.value, ast.Call):
         f = s.value.func
-        return isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) \
+        return (
+            isinstance(f, ast.Attribute)
+            and isinstance(f.value, ast.Name)
             and f.value.id in tangent_names
+        )
     return False
 
 
@@ -189,9 +197,11 @@ def drop_dead_tangents(tree: ast.FunctionDef, tangent_names: set[str], keep: set
                     live |= new
                     changed = True
     for body, required in blocks(tree.body):
-        body[:] = [s for s in body
-                   if not (is_tangent_stmt(s, tangent_names) and not set(tangent_targets(s))
-                           & live)]
+        body[:] = [
+            s
+            for s in body
+            if not (is_tangent_stmt(s, tangent_names) and not set(tangent_targets(s)) & live)
+        ]
         if required and not body:
             body.append(ast.Pass())
 

@@ -175,17 +175,26 @@ ELEMENTWISE = {
     "positive": Elementwise("mul", "1"),
     "negative": Elementwise("mul", "-1"),
 }
-MATH_NAMES = {"arcsin": "asin", "arccos": "acos", "arctan": "atan", "arcsinh": "asinh",
-              "arccosh": "acosh", "arctanh": "atanh", "abs": "fabs"}
+MATH_NAMES = {
+    "arcsin": "asin",
+    "arccos": "acos",
+    "arctan": "atan",
+    "arcsinh": "asinh",
+    "arccosh": "acosh",
+    "arctanh": "atanh",
+    "abs": "fabs",
+}
 
 
 def _module_rule(rule: Elementwise, module: str) -> Rule:
     def call_rule(ctx, z, args, tangents, keywords):
-        return rule(ctx, z, args[0], tangents[0], module=ctx.module(module),
-                    numpy=module == "numpy")
+        return rule(
+            ctx, z, args[0], tangents[0], module=ctx.module(module), numpy=module == "numpy"
+        )
 
-    call_rule.__doc__ = f"d f(x) = {rule.coef} * dx" if rule.form == "mul" else \
-        f"d f(x) = dx / ({rule.coef})"
+    call_rule.__doc__ = (
+        f"d f(x) = {rule.coef} * dx" if rule.form == "mul" else f"d f(x) = dx / ({rule.coef})"
+    )
     return call_rule
 
 
@@ -208,13 +217,20 @@ def math_log_rule(ctx, z, args, tangents, keywords):
     log_base = B.call(B.attr(ctx.module("math"), "log"), base)
     term_x = ctx.divide(dx, B.binop(x, ast.Mult(), log_base), full=True)
     # d/dbase log(x)/log(base) = -z / (base * log(base))
-    term_b = ctx.scale(B.neg(B.binop(z, ast.Div(), B.binop(base, ast.Mult(), log_base))),
-                       dbase, full=True)
+    term_b = ctx.scale(
+        B.neg(B.binop(z, ast.Div(), B.binop(base, ast.Mult(), log_base))), dbase, full=True
+    )
     return ctx.add(term_x, term_b)
+
+
 RULES[builtins.abs] = _module_rule(ELEMENTWISE["abs"], "numpy")
 
 
 # -- functions of several arguments ----------------------------------------------------------
+def _is_none(node) -> bool:
+    return node is None or (isinstance(node, ast.Constant) and node.value is None)
+
+
 def _arg(args, keywords, i, key, default=None):
     if len(args) > i:
         return args[i]
@@ -269,14 +285,14 @@ def _imag_attribute(ctx, z, x, t):
 
 @defrule(np.clip)
 def clip_rule(ctx, z, args, tangents, keywords):
+    """d clip(x, lo, hi) = dx inside [lo, hi] (bounds included), dlo below, dhi above."""
     x, lo, hi = args[0], _arg(args, keywords, 1, "a_min"), _arg(args, keywords, 2, "a_max")
     dx, dlo, dhi = (list(tangents) + [None, None])[:3]
-    terms = []
-    inside = []
-    if lo is not None and not B.is_const(lo) or (lo is not None and B.constant_value(lo) is not None):
+    terms, inside = [], []
+    if not _is_none(lo):
         inside.append(B.parse_expr("lo <= x", lo=lo, x=x))
         terms.append(ctx.scale(B.parse_expr("x < lo", lo=lo, x=x), dlo))
-    if hi is not None and not (isinstance(hi, ast.Constant) and hi.value is None):
+    if not _is_none(hi):
         inside.append(B.parse_expr("x <= hi", hi=hi, x=x))
         terms.append(ctx.scale(B.parse_expr("x > hi", hi=hi, x=x), dhi))
     if inside:
@@ -308,17 +324,65 @@ def builtin_sum_rule(ctx, z, args, tangents, keywords):
     return ctx.reduce_builtin("sum", z, args, tangents, keywords)
 
 
-ZERO_DERIVATIVE.update({
-    builtins.len, builtins.range, builtins.int, builtins.round, builtins.bool,
-    builtins.isinstance, builtins.type, builtins.print, builtins.enumerate,
-    math.floor, math.ceil, math.trunc, math.isnan, math.isinf, math.isfinite, math.copysign,
-    np.sign, np.floor, np.ceil, np.round, np.around, np.rint, np.trunc, np.fix,
-    np.shape, np.ndim, np.size, np.zeros, np.ones, np.empty, np.full, np.eye, np.identity,
-    np.zeros_like, np.ones_like, np.empty_like, np.arange, np.linspace,
-    np.argmax, np.argmin, np.argsort, np.isnan, np.isinf, np.isfinite, np.nonzero,
-    np.equal, np.not_equal, np.less, np.less_equal, np.greater, np.greater_equal,
-    np.logical_and, np.logical_or, np.logical_not, np.heaviside,
-})
+ZERO_DERIVATIVE.update(
+    {
+        builtins.len,
+        builtins.range,
+        builtins.int,
+        builtins.round,
+        builtins.bool,
+        builtins.isinstance,
+        builtins.type,
+        builtins.print,
+        builtins.enumerate,
+        math.floor,
+        math.ceil,
+        math.trunc,
+        math.isnan,
+        math.isinf,
+        math.isfinite,
+        math.copysign,
+        np.sign,
+        np.floor,
+        np.ceil,
+        np.round,
+        np.around,
+        np.rint,
+        np.trunc,
+        np.fix,
+        np.shape,
+        np.ndim,
+        np.size,
+        np.zeros,
+        np.ones,
+        np.empty,
+        np.full,
+        np.eye,
+        np.identity,
+        np.zeros_like,
+        np.ones_like,
+        np.empty_like,
+        np.arange,
+        np.linspace,
+        np.argmax,
+        np.argmin,
+        np.argsort,
+        np.isnan,
+        np.isinf,
+        np.isfinite,
+        np.nonzero,
+        np.equal,
+        np.not_equal,
+        np.less,
+        np.less_equal,
+        np.greater,
+        np.greater_equal,
+        np.logical_and,
+        np.logical_or,
+        np.logical_not,
+        np.heaviside,
+    }
+)
 if hasattr(np, "round_"):
     ZERO_DERIVATIVE.add(np.round_)
 
@@ -381,8 +445,9 @@ def transpose_attribute(ctx, z, x, t):
     if not ctx.vectorized:
         return Tangent(B.attr(ctx.full(t, x), "T"), full=True)
     # reverse the value's axes, keep the direction axis last
-    return Tangent(B.call(ctx.np_("moveaxis"), B.attr(ctx.full(t, x), "T"), B.const(0),
-                          B.const(-1)), full=True)
+    return Tangent(
+        B.call(ctx.np_("moveaxis"), B.attr(ctx.full(t, x), "T"), B.const(0), B.const(-1)), full=True
+    )
 
 
 ATTRIBUTE_RULES: dict[str, Rule] = {
@@ -467,16 +532,14 @@ def outer_rule(ctx, z, args, tangents, keywords):
     (a, b), (da, db) = args[:2], tangents[:2]
     terms = []
     if da is not None:
-        terms.append(_tangent(B.call(ctx.rt("outer_tangent"), da.expr, a, b, _k(ctx),
-                                     ast.Constant(True))))
+        terms.append(
+            _tangent(B.call(ctx.rt("outer_tangent"), da.expr, a, b, _k(ctx), ast.Constant(True)))
+        )
     if db is not None:
-        terms.append(_tangent(B.call(ctx.rt("outer_tangent"), db.expr, b, a, _k(ctx),
-                                     ast.Constant(False))))
+        terms.append(
+            _tangent(B.call(ctx.rt("outer_tangent"), db.expr, b, a, _k(ctx), ast.Constant(False)))
+        )
     return ctx.add(*terms)
-
-
-def _is_none(node) -> bool:
-    return node is None or (isinstance(node, ast.Constant) and node.value is None)
 
 
 def reduce_tangent(ctx, how: str, x, dx, axis, keepdims):
@@ -505,8 +568,9 @@ def reduce_tangent(ctx, how: str, x, dx, axis, keepdims):
         taxis = B.const(a if a >= 0 else a - 1)
     else:
         ndim = B.call(ctx.np_("ndim"), x)
-        taxis = B.call(ctx.rt("tangent_axis"), axis if axis is not None else ast.Constant(None),
-                       ndim, _k(ctx))
+        taxis = B.call(
+            ctx.rt("tangent_axis"), axis if axis is not None else ast.Constant(None), ndim, _k(ctx)
+        )
     return _tangent(B.call(func, f, axis=taxis, **kw))
 
 
@@ -530,8 +594,7 @@ def _helper_reduction(helper: str, uses_value: bool) -> Rule:
         axis = _arg(args, keywords, 1, "axis") or ast.Constant(None)
         keepdims = keywords.get("keepdims") or ast.Constant(False)
         middle = [args[0], z] if uses_value else [args[0]]
-        return _tangent(B.call(ctx.rt(helper), tangents[0].expr, *middle, axis, keepdims,
-                               _k(ctx)))
+        return _tangent(B.call(ctx.rt(helper), tangents[0].expr, *middle, axis, keepdims, _k(ctx)))
 
     return rule
 
@@ -544,9 +607,14 @@ for _f in (np.max, np.min, np.amax, np.amin):
 @defrule(np.linalg.norm)
 def norm_rule(ctx, z, args, tangents, keywords):
     if len(args) > 1 or keywords:
-        return None if tangents[0] is None else ctx.fwd.refuse(
-            "np.linalg.norm with ord= or axis= is not supported by fmad; write the norm out "
-            "(np.sqrt(np.sum(x * x)))")
+        return (
+            None
+            if tangents[0] is None
+            else ctx.fwd.refuse(
+                "np.linalg.norm with ord= or axis= is not supported by fmad; write the norm out "
+                "(np.sqrt(np.sum(x * x)))"
+            )
+        )
     x, dx = args[0], tangents[0]
     # d|x| = sum(x * dx) / |x|
     return ctx.divide(reduce_tangent(ctx, "sum", x, ctx.scale(x, dx, full=True), None, None), z)
@@ -558,8 +626,10 @@ def _helper_call(helper: str, *extra) -> Rule:
     def rule(ctx, z, args, tangents, keywords):
         if tangents[0] is None:
             return None
-        values = [_arg(args, keywords, i, key) or ast.Constant(default)
-                  for i, (key, default) in enumerate(extra, start=1)]
+        values = [
+            _arg(args, keywords, i, key) or ast.Constant(default)
+            for i, (key, default) in enumerate(extra, start=1)
+        ]
         return _tangent(B.call(ctx.rt(helper), tangents[0].expr, args[0], *values, _k(ctx)))
 
     return rule
@@ -575,8 +645,9 @@ RULES[np.reshape] = _helper_call("reshape_tangent", ("shape", None))
 def ravel_rule(ctx, z, args, tangents, keywords):
     if tangents[0] is None:
         return None
-    return _tangent(B.call(ctx.rt("reshape_tangent"), tangents[0].expr, args[0], B.const(-1),
-                           _k(ctx)))
+    return _tangent(
+        B.call(ctx.rt("reshape_tangent"), tangents[0].expr, args[0], B.const(-1), _k(ctx))
+    )
 
 
 def _join(func) -> Rule:
@@ -587,8 +658,9 @@ def _join(func) -> Rule:
         if axis is None:
             axis = ast.Constant(0) if func is not np.concatenate else ast.Constant(0)
         join = ctx.inject(func, func.__name__)
-        return _tangent(B.call(ctx.rt("join_tangent"), join, tangents[0].expr, args[0], axis,
-                               _k(ctx)))
+        return _tangent(
+            B.call(ctx.rt("join_tangent"), join, tangents[0].expr, args[0], axis, _k(ctx))
+        )
 
     return rule
 
@@ -647,19 +719,21 @@ def astype_method(ctx, z, x, dx, args, tangents, keywords):
     return dx
 
 
-METHOD_RULES.update({
-    "sum": _method_reduction("sum"),
-    "mean": _method_reduction("mean"),
-    "prod": _method_as_function(np.prod),
-    "max": _method_as_function(np.max),
-    "min": _method_as_function(np.min),
-    "dot": _method_as_function(np.dot),
-    "clip": _method_as_function(np.clip),
-    "squeeze": _method_as_function(np.squeeze),
-    "ravel": _method_as_function(np.ravel),
-    "flatten": _method_as_function(np.ravel),
-    "reshape": reshape_method,
-    "transpose": transpose_method,
-    "item": item_method,
-    "astype": astype_method,
-})
+METHOD_RULES.update(
+    {
+        "sum": _method_reduction("sum"),
+        "mean": _method_reduction("mean"),
+        "prod": _method_as_function(np.prod),
+        "max": _method_as_function(np.max),
+        "min": _method_as_function(np.min),
+        "dot": _method_as_function(np.dot),
+        "clip": _method_as_function(np.clip),
+        "squeeze": _method_as_function(np.squeeze),
+        "ravel": _method_as_function(np.ravel),
+        "flatten": _method_as_function(np.ravel),
+        "reshape": reshape_method,
+        "transpose": transpose_method,
+        "item": item_method,
+        "astype": astype_method,
+    }
+)

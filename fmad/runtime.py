@@ -48,7 +48,7 @@ def gradient(t: Any, value: Any, shape: tuple[int, ...] | None = None) -> Any:
     k = 1 if shape is None else math.prod(shape)
     tail = () if shape is None else (k,)
     t = np.broadcast_to(t, vshape + tail)
-    out_shape = (() if shape is None else tuple(shape))
+    out_shape = () if shape is None else tuple(shape)
     if math.prod(vshape) != 1:
         out_shape = vshape + out_shape
     out = np.reshape(t, out_shape)
@@ -177,8 +177,9 @@ def prod_tangent(dx: Any, x: Any, axis: Any, keepdims: bool, k: int | None) -> A
     xm = np.moveaxis(x, axis, -1)
     ones = np.ones(xm.shape[:-1] + (1,), dtype=np.result_type(xm, 1.0))
     before = np.cumprod(np.concatenate([ones, xm[..., :-1]], axis=-1), axis=-1)
-    after = np.flip(np.cumprod(np.flip(np.concatenate([xm[..., 1:], ones], axis=-1), -1),
-                               axis=-1), -1)
+    after = np.flip(
+        np.cumprod(np.flip(np.concatenate([xm[..., 1:], ones], axis=-1), -1), axis=-1), -1
+    )
     others = np.moveaxis(before * after, -1, axis)
     if k is not None:
         others = others[..., None]
@@ -186,8 +187,7 @@ def prod_tangent(dx: Any, x: Any, axis: Any, keepdims: bool, k: int | None) -> A
     return out
 
 
-def extreme_tangent(dx: Any, x: Any, z: Any, axis: Any, keepdims: bool,
-                    k: int | None) -> Any:
+def extreme_tangent(dx: Any, x: Any, z: Any, axis: Any, keepdims: bool, k: int | None) -> Any:
     """Tangent of ``np.max``/``np.min`` (value ``z``): tied entries share it evenly."""
     x = np.asarray(x)
     if keepdims:

@@ -76,8 +76,12 @@ class Session:
         self.stack: list[Any] = []
 
     # -- the differentiated function ---------------------------------------------------------
-    def top(self, fn: types.FunctionType, wrt: tuple[str, ...],
-            shapes: dict[str, tuple[int, ...] | None]) -> Unit:
+    def top(
+        self,
+        fn: types.FunctionType,
+        wrt: tuple[str, ...],
+        shapes: dict[str, tuple[int, ...] | None],
+    ) -> Unit:
         src, scope, namer, flat = prepare(fn)
         unit = Unit(src.function, src.filename, namer, scope, flat=flat)
         params = set(signature_of(src.tree).parameters)
@@ -92,8 +96,9 @@ class Session:
             else:
                 seeds[d.name] = {d.name: Tangent(ast.Constant(1.0), full=True)}
         self.stack.append(src.function)
-        fwd = Forward(self, unit, flat, scope, directions, seeds=seeds,
-                      seed_points=intermediates, top=True)
+        fwd = Forward(
+            self, unit, flat, scope, directions, seeds=seeds, seed_points=intermediates, top=True
+        )
         unit.tree = optimize.optimize(fwd.function(), fwd.tangent_names(), namer)
         self.stack.pop()
         self.units.append(unit)
@@ -108,17 +113,21 @@ class Session:
         if key in self.callees:
             return self.callees[key]
         if identity in self.stack:
-            raise unsupported(caller.filename, call,
-                              f"the recursive call to '{target.name}' is not supported by "
-                              "fmad; write the recursion as a loop")
+            raise unsupported(
+                caller.filename,
+                call,
+                f"the recursive call to '{target.name}' is not supported by "
+                "fmad; write the recursion as a loop",
+            )
         if nested:
             tree = target.obj
             namer = caller.namer.copy()
             scope = Scope(caller.unit.function, bound_names(tree) | caller.scope.local_names)
             flat = Flattener(caller.filename, namer, scope).function(tree)
             scope.local_names |= bound_names(flat)
-            unit = Unit(caller.unit.function, caller.filename, namer, scope, flat=flat,
-                        parent=caller.unit)
+            unit = Unit(
+                caller.unit.function, caller.filename, namer, scope, flat=flat, parent=caller.unit
+            )
             fname = caller.namer.fresh(f"{tree.name}_fwd")
         else:
             src, scope, namer, flat = prepare(target.obj)
@@ -128,25 +137,25 @@ class Session:
         inputs: dict[tuple[str, str], str] = {}
         forward = Forward(self, unit, flat, scope, directions, seeds=seeds, top=False)
         if nested:
-            forward.nested.update({k: v for k, v in caller.nested.items()
-                                   if k not in forward.nested})
+            forward.nested.update(
+                {k: v for k, v in caller.nested.items() if k not in forward.nested}
+            )
         for pname, dname, full in pattern:
             kw = forward.tname(pname, dname)
             inputs[(pname, dname)] = kw
             seeds[dname][pname] = Tangent(B.name(kw), full=full)
-        forward.active = {d.name: forward.activity.active(set(seeds[d.name]))
-                          for d in directions}
+        forward.active = {d.name: forward.activity.active(set(seeds[d.name])) for d in directions}
         self.stack.append(identity)
         tree = forward.function()
         self.stack.pop()
         tree.name = fname
         tree.args.kwonlyargs += [ast.arg(arg=kw) for kw in inputs.values()]
         tree.args.kw_defaults += [None] * len(inputs)
-        tree = optimize.optimize(tree, forward.tangent_names(), namer,
-                                 keep=set(inputs.values()))
+        tree = optimize.optimize(tree, forward.tangent_names(), namer, keep=set(inputs.values()))
         unit.tree = tree
-        info = CalleeInfo(fname, inputs, tuple(d.name for d in directions),
-                          dict(forward.result_full))
+        info = CalleeInfo(
+            fname, inputs, tuple(d.name for d in directions), dict(forward.result_full)
+        )
         self.callees[key] = info
         if nested:
             caller.nested_variants.setdefault(target.name, []).append(tree)
@@ -155,8 +164,9 @@ class Session:
         return info
 
 
-def check_wrt(filename: str, flat: ast.FunctionDef, wrt: tuple[str, ...],
-              params: set[str]) -> set[str]:
+def check_wrt(
+    filename: str, flat: ast.FunctionDef, wrt: tuple[str, ...], params: set[str]
+) -> set[str]:
     """Validate ``wrt``; return the names in it that are intermediate variables."""
     from fmad.activity import statements
 
@@ -164,21 +174,34 @@ def check_wrt(filename: str, flat: ast.FunctionDef, wrt: tuple[str, ...],
     for name in wrt:
         if name in params:
             continue
-        top_level = [s for s in flat.body if isinstance(s, ast.Assign)
-                     and name in B.stored_names(s.targets[0])]
-        everywhere = [s for s in statements(flat.body) if isinstance(s, ast.Assign | ast.For)
-                      and name in B.stored_names(s.targets[0] if isinstance(s, ast.Assign)
-                                                 else s.target)]
+        top_level = [
+            s
+            for s in flat.body
+            if isinstance(s, ast.Assign) and name in B.stored_names(s.targets[0])
+        ]
+        everywhere = [
+            s
+            for s in statements(flat.body)
+            if isinstance(s, ast.Assign | ast.For)
+            and name in B.stored_names(s.targets[0] if isinstance(s, ast.Assign) else s.target)
+        ]
         if not everywhere:
-            raise WrtError(f"{filename}:{flat.lineno}: wrt names {name!r}, which is neither a "
-                           f"parameter of '{flat.name}' nor a variable it assigns; its "
-                           f"parameters are {', '.join(sorted(params)) or 'none'}")
-        if len(everywhere) != 1 or len(top_level) != 1 or not isinstance(
-                top_level[0].targets[0], ast.Name):
+            raise WrtError(
+                f"{filename}:{flat.lineno}: wrt names {name!r}, which is neither a "
+                f"parameter of '{flat.name}' nor a variable it assigns; its "
+                f"parameters are {', '.join(sorted(params)) or 'none'}"
+            )
+        if (
+            len(everywhere) != 1
+            or len(top_level) != 1
+            or not isinstance(top_level[0].targets[0], ast.Name)
+        ):
             line = everywhere[0].lineno
-            raise WrtError(f"{filename}:{line}: wrt names the variable {name!r}, which is "
-                           "assigned more than once or inside a loop or branch; fmad can "
-                           "differentiate with respect to a variable assigned exactly once, at "
-                           "the top level of the function")
+            raise WrtError(
+                f"{filename}:{line}: wrt names the variable {name!r}, which is "
+                "assigned more than once or inside a loop or branch; fmad can "
+                "differentiate with respect to a variable assigned exactly once, at "
+                "the top level of the function"
+            )
         intermediates.add(name)
     return intermediates

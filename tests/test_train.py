@@ -33,6 +33,10 @@ def default_loss(X, w, c=3.0, y=1.0):
     return (w * X * c - y) ** 2
 
 
+def clashing_names(fn, lr, epochs, value, grads, a0):
+    return (lr * fn - value) ** 2 + 0.0 * epochs * grads * a0
+
+
 def data_for(X: float) -> dict[str, float]:
     return {"X": X, "y": 3.0 * X + 2.0}
 
@@ -116,6 +120,13 @@ def test_keyword_only_parameters_and_defaults() -> None:
     # c and y keep their defaults: the fit solves w * 2 * 3 == 1
     result = fmad.train(default_loss, [Variable("w", 0.5)], {"X": 2.0}, lr=0.01, epochs=100)
     assert result.params["w"] == pytest.approx(1 / 6)
+
+
+def test_parameter_names_like_the_loops_own() -> None:
+    lr = Variable("lr", 1.0)
+    data = {"fn": 2.0, "epochs": 1.0, "value": 3.0, "grads": 1.0, "a0": 1.0}
+    result = fmad.train(clashing_names, [lr], data, lr=0.05, epochs=100)
+    assert result.params["lr"] == pytest.approx(1.5)
 
 
 def test_the_callback_may_set_new_values() -> None:
