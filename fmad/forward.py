@@ -67,6 +67,16 @@ def _zero() -> ast.expr:
     return ast.Constant(0.0)
 
 
+def product(a: ast.expr, b: ast.expr) -> ast.expr:
+    """``a * b`` with the constants 1 and -1 folded."""
+    for x, y in ((a, b), (b, a)):
+        if B.is_const(x, 1):
+            return y
+        if B.is_const(x, -1):
+            return B.neg(y)
+    return B.binop(a, ast.Mult(), b)
+
+
 class Context:
     """What a rule sees: emits tangent expressions for one direction."""
 
@@ -113,10 +123,27 @@ class Context:
         coef = self.fwd.partial(coef)
         if B.is_const(t.expr, 1) and not self.vectorized:
             return Tangent(coef, full=full)
-        factors = (coef, t.expr) if self.vectorized else None
-        return Tangent(
-            B.binop(self.expand(coef), ast.Mult(), t.expr), full=t.full or full, factors=factors
-        )
+        if not self.vectorized:
+            return Tangent(B.binop(coef, ast.Mult(), t.expr), full=t.full or full)
+        return self.factored(coef, t, full)
+
+    def factored(self, coef: ast.expr, t: Tangent, full: bool) -> Tangent:
+        """``coef[..., None] * t`` for a vectorized tangent, remembering its factors.
+
+        A chain of scalings keeps one base ``T`` (say ``X``, the folded seed of ``X @ w``)
+        and multiplies only the primal coefficients: ``c2 * (c1 * T)`` is ``(c2 * c1) * T``,
+        an operation on the value's size, not on ``k`` times it. A reduction of the result
+        is then one matrix-vector product, and the ``(N, k)`` tangents nothing else reads
+        are dropped by the optimizer: this is how forward mode gets backprop's cost here.
+        """
+        base = t.expr
+        if t.factors is not None:
+            c0, base = t.factors
+            coef = self.fwd.partial(product(coef, c0))
+        if B.is_const(coef, 1):
+            return Tangent(base, full=t.full or full, factors=(coef, base))
+        expr = B.neg(base) if B.is_const(coef, -1) else B.binop(self.expand(coef), ast.Mult(), base)
+        return Tangent(expr, full=t.full or full, factors=(coef, base))
 
     def divide(
         self, t: Tangent | None, den: ast.expr, full: bool = False, numpy: bool = False
@@ -130,11 +157,21 @@ class Context:
         den = self.fwd.partial(den)
         if numpy and not self.vectorized:
             return Tangent(B.call(self.np_("divide"), t.expr, den), full=t.full or full)
+        if self.vectorized and t.factors is not None:
+            c0, base = t.factors
+            coef = self.fwd.partial(B.binop(c0, ast.Div(), den))
+            return Tangent(
+                B.binop(self.expand(coef), ast.Mult(), base),
+                full=t.full or full,
+                factors=(coef, base),
+            )
         return Tangent(B.binop(t.expr, ast.Div(), self.expand(den)), full=t.full or full)
 
     def negate(self, t: Tangent | None) -> Tangent | None:
         if t is None:
             return None
+        if self.vectorized:
+            return self.factored(B.const(-1), t, t.full)
         return Tangent(B.neg(t.expr), full=t.full)
 
     def add(self, *terms: Tangent | None) -> Tangent | None:
@@ -143,6 +180,15 @@ class Context:
             return None
         if len(present) == 1:
             return present[0]
+        bases = {ast.dump(t.factors[1]) if t.factors else None for t in present}
+        if self.vectorized and len(bases) == 1 and None not in bases:
+            # c1 * T + c2 * T = (c1 + c2) * T: still one base
+            coef = present[0].factors[0]
+            for t in present[1:]:
+                coef = B.binop(coef, ast.Add(), t.factors[0])
+            base = present[0].factors[1]
+            one = Tangent(base, full=all(t.full for t in present))
+            return self.factored(self.fwd.partial(coef), one, one.full)
         expr = present[0].expr
         for t in present[1:]:
             if isinstance(t.expr, ast.UnaryOp) and isinstance(t.expr.op, ast.USub):
@@ -158,7 +204,9 @@ class Context:
         if t is None:
             return None
         keeps_shape = B.constant_value(other) is not None
-        return Tangent(t.expr, full=t.full and keeps_shape, seed=t.seed and keeps_shape)
+        return Tangent(
+            t.expr, full=t.full and keeps_shape, seed=t.seed and keeps_shape, factors=t.factors
+        )
 
     def full(self, t: Tangent, value: ast.expr) -> ast.expr:
         """``t`` broadcast to its value's full shape (a no-op when known to be full)."""
@@ -286,6 +334,13 @@ class Forward:
             self.pending.append(B.assign(name, coef))
         return B.name(self.partials[key])
 
+    def stable(self, name: str) -> bool:
+        """Assigned at most once (so a later read sees the value an earlier rule saw)."""
+        for (var, _), tname in self.tnames.items():
+            if tname == name:
+                return self.assign_counts.get(var, 0) <= 1
+        return self.assign_counts.get(name, 0) <= 1
+
     def tangent_names(self) -> set[str]:
         """Every name this pass created for derivative code (for the optimizer)."""
         return set(self.tnames.values()) | self.partial_names
@@ -342,7 +397,7 @@ class Forward:
             single
             and t is not None
             and t.factors is not None
-            and all(self.assign_counts.get(n, 0) <= 1 for f in t.factors for n in B.read_names(f))
+            and all(self.stable(n) for f in t.factors for n in B.read_names(f))
         ):
             self.factors[(var, d)] = t.factors
         return B.assign(self.tname(var, d), t.expr if t is not None else _zero())
