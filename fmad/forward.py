@@ -29,7 +29,7 @@ import numpy as np
 from fmad import build as B
 from fmad.activity import Activity, CallTarget, classify, free_names
 from fmad.errors import unsupported
-from fmad.naming import Namer
+from fmad.naming import MAX_NAME_LENGTH, Namer
 from fmad.resolve import Scope
 
 if TYPE_CHECKING:
@@ -109,6 +109,42 @@ class Context:
             B.tuple_([ast.Constant(Ellipsis), ast.Constant(None)]),
         )
 
+    # A tangent is kept as ``coef * base``: ``coef`` a primal value (a named partial
+    # derivative), ``base`` a tangent. A chain of scalings multiplies coefficients only:
+    # ``c2 * (c1 * T)`` is ``(c2 * c1) * T``, computed on the value's size and, because each
+    # partial is named once per statement (``Forward.partial``), shared by every direction.
+    # For an array parameter, ``T`` is often the folded seed (``X`` for ``X @ w``): a
+    # reduction of ``c * X`` is then one matrix-vector product (``c @ X``), and the
+    # ``(N, k)`` products nobody reads are dropped by the optimizer. That is how forward mode
+    # gets backprop's cost on a loss like ``mean(f(X @ w + b))``. For a scalar parameter only
+    # pure coefficients (``base`` 1) are tracked, so its code keeps the readable chain-rule
+    # form ``dloss_dw = loss_partial * dr_dw``.
+    def split(self, t: Tangent) -> tuple[ast.expr, ast.expr]:
+        """``t`` as ``(coef, base)``."""
+        if t.factors is not None:
+            return t.factors
+        if not self.vectorized and B.constant_value(t.expr) is not None:
+            return t.expr, B.const(1.0)
+        return B.const(1), t.expr
+
+    def factored(self, coef: ast.expr, base: ast.expr, full: bool) -> Tangent:
+        """The tangent ``coef * base``, remembering its factors where they are useful."""
+        if not self.vectorized:
+            if B.is_const(base, 1):
+                keep = B.constant_value(coef) is not None or (
+                    isinstance(coef, ast.Name) and coef.id in self.fwd.partial_names
+                )
+                return Tangent(coef, full=full, factors=(coef, base) if keep else None)
+            expr = product(coef, base)
+            return Tangent(expr, full=full)
+        if B.is_const(coef, 1):
+            expr = base
+        elif B.is_const(coef, -1):
+            expr = B.neg(base)
+        else:
+            expr = B.binop(self.expand(coef), ast.Mult(), base)
+        return Tangent(expr, full=full, factors=(coef, base))
+
     def scale(self, coef: ast.expr, t: Tangent | None, full: bool = False) -> Tangent | None:
         """``coef * t``, where ``coef`` is a primal value broadcasting to the result.
 
@@ -118,61 +154,31 @@ class Context:
             return None
         if B.is_const(coef, 1):
             return t
-        if B.is_const(coef, -1):
-            return self.negate(t)
-        coef = self.fwd.partial(coef)
-        if B.is_const(t.expr, 1) and not self.vectorized:
-            return Tangent(coef, full=full)
-        if not self.vectorized:
-            return Tangent(B.binop(coef, ast.Mult(), t.expr), full=t.full or full)
-        return self.factored(coef, t, full)
-
-    def factored(self, coef: ast.expr, t: Tangent, full: bool) -> Tangent:
-        """``coef[..., None] * t`` for a vectorized tangent, remembering its factors.
-
-        A chain of scalings keeps one base ``T`` (say ``X``, the folded seed of ``X @ w``)
-        and multiplies only the primal coefficients: ``c2 * (c1 * T)`` is ``(c2 * c1) * T``,
-        an operation on the value's size, not on ``k`` times it. A reduction of the result
-        is then one matrix-vector product, and the ``(N, k)`` tangents nothing else reads
-        are dropped by the optimizer: this is how forward mode gets backprop's cost here.
-        """
-        base = t.expr
-        if t.factors is not None:
-            c0, base = t.factors
-            coef = self.fwd.partial(product(coef, c0))
-        if B.is_const(coef, 1):
-            return Tangent(base, full=t.full or full, factors=(coef, base))
-        expr = B.neg(base) if B.is_const(coef, -1) else B.binop(self.expand(coef), ast.Mult(), base)
-        return Tangent(expr, full=t.full or full, factors=(coef, base))
+        c0, base = self.split(t)
+        return self.factored(self.fwd.partial(product(coef, c0)), base, t.full or full)
 
     def divide(
         self, t: Tangent | None, den: ast.expr, full: bool = False, numpy: bool = False
     ) -> Tangent | None:
         """``t / den``; ``full=True``: ``den`` has the result's whole shape; ``numpy=True``:
-        divide with ``np.divide`` (x/0 is inf, as numpy's own functions give)."""
+        a constant divided the numpy way (1/0 is inf, as numpy's own functions give)."""
         if t is None:
             return None
         if B.is_const(den, 1):
             return t
+        c0, base = self.split(t)
         den = self.fwd.partial(den)
-        if numpy and not self.vectorized:
-            return Tangent(B.call(self.np_("divide"), t.expr, den), full=t.full or full)
-        if self.vectorized and t.factors is not None:
-            c0, base = t.factors
-            coef = self.fwd.partial(B.binop(c0, ast.Div(), den))
-            return Tangent(
-                B.binop(self.expand(coef), ast.Mult(), base),
-                full=t.full or full,
-                factors=(coef, base),
-            )
-        return Tangent(B.binop(t.expr, ast.Div(), self.expand(den)), full=t.full or full)
+        if numpy and B.constant_value(c0) is not None:
+            coef = B.call(self.np_("divide"), c0, den)
+        else:
+            coef = B.binop(c0, ast.Div(), den)
+        return self.factored(self.fwd.partial(coef), base, t.full or full)
 
     def negate(self, t: Tangent | None) -> Tangent | None:
         if t is None:
             return None
-        if self.vectorized:
-            return self.factored(B.const(-1), t, t.full)
-        return Tangent(B.neg(t.expr), full=t.full)
+        return self.scale(B.const(-1), t, t.full) if self.vectorized or t.factors or \
+            B.constant_value(t.expr) is not None else Tangent(B.neg(t.expr), full=t.full)
 
     def add(self, *terms: Tangent | None) -> Tangent | None:
         present = [t for t in terms if t is not None]
@@ -180,15 +186,16 @@ class Context:
             return None
         if len(present) == 1:
             return present[0]
-        bases = {ast.dump(t.factors[1]) if t.factors else None for t in present}
-        if self.vectorized and len(bases) == 1 and None not in bases:
+        full = all(t.full for t in present)
+        parts = [self.split(t) for t in present]
+        if len({ast.dump(base) for _, base in parts}) == 1 and (
+            self.vectorized or all(t.factors for t in present)
+        ):
             # c1 * T + c2 * T = (c1 + c2) * T: still one base
-            coef = present[0].factors[0]
-            for t in present[1:]:
-                coef = B.binop(coef, ast.Add(), t.factors[0])
-            base = present[0].factors[1]
-            one = Tangent(base, full=all(t.full for t in present))
-            return self.factored(self.fwd.partial(coef), one, one.full)
+            coef = parts[0][0]
+            for c, _ in parts[1:]:
+                coef = B.binop(coef, ast.Add(), c)
+            return self.factored(self.fwd.partial(coef), parts[0][1], full)
         expr = present[0].expr
         for t in present[1:]:
             if isinstance(t.expr, ast.UnaryOp) and isinstance(t.expr.op, ast.USub):
@@ -197,7 +204,7 @@ class Context:
                 expr = B.binop(expr, ast.Sub(), B.const(-B.constant_value(t.expr)))
             else:
                 expr = B.binop(expr, ast.Add(), t.expr)
-        return Tangent(expr, full=all(t.full for t in present))
+        return Tangent(expr, full=full)
 
     def broadcast(self, t: Tangent | None, other: ast.expr) -> Tangent | None:
         """``t`` as a term of ``x (+) other``: ``other`` may make the result bigger than x."""
@@ -328,7 +335,7 @@ class Forward:
             return coef
         key = ast.dump(coef)
         if key not in self.partials:
-            name = self.namer.fresh(f"{self.target}_partial")
+            name = self.namer.fresh(f"{self.target}_partial", limit=MAX_NAME_LENGTH + 8)
             self.partials[key] = name
             self.partial_names.add(name)
             self.pending.append(B.assign(name, coef))

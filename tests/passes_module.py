@@ -74,7 +74,7 @@ def list_literal(x, w):
 
 
 def nested_expression(x, w, b):
-    z = np.exp(-(w * x + b) ** 2) / (1.0 + abs(x)) + math.cos(w)
+    z = np.exp(-((w * x + b) ** 2)) / (1.0 + abs(x)) + math.cos(w)
     return z * np.tanh(b)
 
 
@@ -133,8 +133,31 @@ def comprehension(xs, w):
 def subscripts_and_attributes(X, w):
     rows = X.shape[0]
     first = X[0, 1:] * w
-    last = X.T[-1] @ first
+    last = X.T[1:, -1] @ first
     return last / rows + math.pi
+
+
+def chained_guard(xs, w):
+    # 0 < len(xs) is False for an empty list: Python never evaluates xs[0]
+    ok = 0 < len(xs) < xs[0] * 10.0
+    if ok:
+        return w * 2.0
+    return w
+
+
+CALLS = []
+
+
+def tick(v):
+    """Records each call, to check that flattening keeps the order and number of calls."""
+    CALLS.append(v)
+    return v
+
+
+def evaluation_order(w):
+    a = b = tick(w) * tick(2.0)
+    c = tick(a) + tick(b) if tick(w) > 0.0 else tick(-w)
+    return [tick(x) for x in (a, c)] and tick(c) or tick(0.5)
 
 
 def compare_values(x, w):
@@ -181,6 +204,14 @@ def appended(xs, w):
     return total + other
 
 
+def methods(x, w):
+    v = x * w
+    total = v.sum()
+    where = v.argmax()
+    size = v.shape
+    return total + where + size[0]
+
+
 def nested_free_variables(x, w):
     scale = w * 2.0
     offset = x + 1.0
@@ -203,16 +234,16 @@ def several_zero_terms(x, w, b):
     a = w * 1.0 + 0.0 * b
     c = a * x + b - 0.0
     d = c * w / 1.0
-    e = d ** 1 + x * 0.0
+    e = d**1 + x * 0.0
     return e + np.sin(c) * b
 
 
 def unused_values(x, w, b):
     unused = w * 3.0
-    also_unused = np.exp(unused) + b
+    also_unused = np.exp(unused) + b  # noqa: F841 (a value that never reaches the return)
     y = w * x + b
     for _ in range(2):
-        ignored = y * w
+        ignored = y * w  # noqa: F841
         y = y + b
     return y
 
@@ -222,19 +253,19 @@ def matvec(X, w):
 
 
 def three_directions(a, b, c):
-    z = np.exp(a * b * c)
-    return z * z
+    z = np.sin(a * b * c)
+    return z * a
 
 
 # ---------------------------------------------------------------- pitfalls
 
 
 def negative_constants(w):
-    return (-2.0) ** 2 * w + w ** -1.5
+    return (-2.0) ** 2 * w + w**-1.5
 
 
 def power(a, b):
-    return a ** b
+    return a**b
 
 
 def transposed(X, w):
@@ -284,7 +315,28 @@ def appends_to_input(xs, w):
     return total
 
 
+def mean_loss(X, y, w, b):
+    return np.mean((w * X + b - y) ** 2)
+
+
 def mixed_model(X, y, w, b):
     z = np.tanh(X @ w + b)
     r = z - y
     return np.sum(r * r) / len(y) + 0.5 * np.sum(w * w)
+
+
+# ---------------------------------------------------------------- test helpers
+
+
+def printed_function(differentiated, text):
+    """Run ``text``, source printed for ``differentiated``'s scalar variant, as a user who
+    copies it would: in the original function's globals, plus the objects fmad handed the
+    compiled code (``fmad_rt``...). Returns the top-level generated function."""
+    from fmad.transform import Unit
+
+    transformed = differentiated.__fmad__
+    namespace = dict(transformed.original.__globals__)
+    for unit in transformed._default.units:
+        namespace.update({k: v for k, v in unit.injected.items() if not isinstance(v, Unit)})
+    exec(compile(text, "<printed by fmad>", "exec"), namespace)
+    return namespace[transformed.original.__name__]
