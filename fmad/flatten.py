@@ -414,6 +414,8 @@ class Flattener:
             if isinstance(root, ast.Name) and not self.scope.is_local(root.id):
                 return copy.deepcopy(node)  # math.pi, module constants: not active
             return B.attr(self.atom(node.value, out), node.attr)
+        if isinstance(node, ast.Compare) and len(node.ops) > 1:
+            return self.chained_compare(node, out)
         if isinstance(node, ast.Compare):
             return ast.Compare(
                 left=self.atom(node.left, out),
@@ -444,6 +446,23 @@ class Flattener:
             return copy.deepcopy(node)
         self.refuse(node, f"the expression '{ast.unparse(node)}' is not supported by fmad")
         raise AssertionError("unreachable")
+
+    def chained_compare(self, node: ast.Compare, out: list[ast.stmt]) -> ast.Name:
+        """``a < b < c`` -> ``t = a < b; if t: t = b < c``: ``c`` is evaluated only if
+        ``a < b``, and ``b`` once, as Python does."""
+        left = self.atom(node.left, out)
+        right = self.atom(node.comparators[0], out)
+        target = self.namer.for_binop(node.ops[0], left, right)
+        out.append(B.assign(target, ast.Compare(left=left, ops=[node.ops[0]],
+                                                comparators=[right])))
+        block = out
+        for op, comparator in zip(node.ops[1:], node.comparators[1:], strict=True):
+            body: list[ast.stmt] = []
+            nxt = self.atom(comparator, body)
+            body.append(B.assign(target, ast.Compare(left=right, ops=[op], comparators=[nxt])))
+            block.append(ast.If(test=B.name(target), body=body, orelse=[]))
+            block, right = body, nxt
+        return B.name(target)
 
     def branchy(self, node: ast.expr, target: str, out: list[ast.stmt]) -> None:
         """Write ``target = node`` for a short-circuiting or looping ``node`` as statements."""

@@ -309,6 +309,7 @@ class Forward:
         self.tnames: dict[tuple[str, str], str] = {}
         self.full_flags: dict[tuple[str, str], bool] = {}
         self.constants: dict[tuple[str, str], Tangent] = {}
+        self.zeros: set[tuple[str, str]] = set()
         self.factors: dict[tuple[str, str], tuple[ast.expr, ast.expr]] = {}
         self.assign_counts = self.count_assignments()
         self.result_full: dict[str, bool] = {d.name: True for d in directions}
@@ -357,8 +358,15 @@ class Forward:
         out.extend(self.pending)
         self.pending = []
 
+    def reassigned(self, name: str) -> bool:
+        """Bound in the body (beyond a parameter's binding on entry)."""
+        entry = 1 if name in self.params else 0
+        return self.assign_counts.get(name, 0) > entry
+
     def count_assignments(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
+        # a parameter is bound once on entry: reassigning it makes two bindings
+        self.params = set(signature_of(self.flat).parameters)
+        counts: dict[str, int] = dict.fromkeys(self.params, 1)
         for node in ast.walk(self.flat):
             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
                 counts[node.id] = counts.get(node.id, 0) + 1
@@ -382,9 +390,11 @@ class Forward:
         if atom is None or not isinstance(atom, ast.Name) or atom.id not in self.active[d]:
             return None
         seed = self.seeds[d].get(atom.id)
+        if (atom.id, d) in self.zeros:
+            return None
         if (atom.id, d) in self.constants:
             return self.constants[(atom.id, d)]
-        if seed is not None and self.assign_counts.get(atom.id, 0) == 0:
+        if seed is not None and not self.reassigned(atom.id):
             if seed.seed:  # the identity lives in a variable; rules may fold it away
                 return Tangent(B.name(self.tname(atom.id, d)), full=True, seed=True)
             return seed
@@ -397,6 +407,8 @@ class Forward:
     def set_tangent(self, var: str, d: str, t: Tangent | None) -> ast.stmt:
         single = self.assign_counts.get(var, 0) <= 1 and var not in self.seeds[d]
         self.full_flags[(var, d)] = bool(t is not None and t.full and single)
+        if single and t is None:
+            self.zeros.add((var, d))  # always zero: later rules skip its terms
         if single and t is not None and B.constant_value(t.expr) is not None:
             # assigned once, to a constant: later rules fold it (``X * 1.0`` -> ``X``)
             self.constants[(var, d)] = t
@@ -416,13 +428,13 @@ class Forward:
         params = set(signature_of(self.flat).parameters)
         for d in self.directions:
             for name in sorted(params - set(self.seeds[d.name])):
-                if name in self.active[d.name] and self.assign_counts.get(name, 0) > 0:
+                if name in self.active[d.name] and self.reassigned(name):
                     # a parameter that becomes active only later: its tangent starts at zero
                     entry.append(self.set_tangent(name, d.name, None))
             for name, seed in self.seeds[d.name].items():
                 if isinstance(seed.expr, ast.Name) and seed.expr.id == self.tname(name, d.name):
                     continue  # a helper's tangent argument: already in place
-                if self.assign_counts.get(name, 0) > 0 or seed.seed:
+                if self.reassigned(name) or seed.seed:
                     # a reassigned parameter needs a tangent variable; so does an array seed
                     entry.append(B.assign(self.tname(name, d.name), self.seed_value(seed, d)))
                     self.full_flags[(name, d.name)] = seed.full

@@ -71,7 +71,15 @@ def hoist(
         present = [n for s in run for n in ast.walk(s) if ast.dump(n) == key]
         if len(present) < 2:
             continue
-        name = namer.fresh(f"{target}_partial")
+        # an assignment of exactly this expression already names it: reuse that name
+        owner = next((s for s in run if isinstance(s, ast.Assign) and isinstance(
+            s.targets[0], ast.Name) and ast.dump(s.value) == key), None)
+        first = next(s for s in run if any(ast.dump(n) == key for n in ast.walk(s)))
+        if owner is not None and owner is first:
+            replace = Replace(key, owner.targets[0].id)
+            replace.visit_all([s for s in run if s is not owner])
+            continue
+        name = namer.fresh(f"{target}_partial", limit=40)
         tangent_names.add(name)
         out.append(B.assign(name, copy.deepcopy(nodes[0])))
         Replace(key, name).visit_all(run)

@@ -276,11 +276,16 @@ def builtin_min_rule(ctx, z, args, tangents, keywords):
 
 
 def _real_attribute(ctx, z, x, t):
-    return t
+    """``x.real``: the real part of the tangent (of complex data times a real parameter)."""
+    if t is None:
+        return None
+    return _tangent(B.call(ctx.np_("real"), t.expr), full=t.full)
 
 
 def _imag_attribute(ctx, z, x, t):
-    return None
+    if t is None:
+        return None
+    return _tangent(B.call(ctx.np_("imag"), t.expr), full=t.full)
 
 
 @defrule(np.clip)

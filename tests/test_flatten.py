@@ -248,11 +248,6 @@ def test_and_or_keep_their_short_circuit() -> None:
     assert (value, grads) == (3.0, {"w": 2.0})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: a chained comparison in a value position evaluates every operand "
-    "up front, losing its short circuit (flatten.py Flattener.value, ast.Compare)",
-)
 def test_chained_comparison_keeps_its_short_circuit() -> None:
     # 0 < len([]) is False, so Python never evaluates xs[0] * 10.0
     assert pm.chained_guard([], 1.5) == 1.5

@@ -190,14 +190,7 @@ def known_zero_reads(code: Code) -> list[str]:
         pm.train_loop,
         pm.loop_branch_helper,
         pm.conditional_value,
-        pytest.param(
-            pm.several_zero_terms,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="core bug: a tangent known to be zero (d(0.0 * b)/db, d(x * 0.0)/dx) "
-                "is assigned 0.0 and then read as a variable: 'da_mult_x_db = x * da_db'",
-            ),
-        ),
+        pm.several_zero_terms,
     ],
 )
 def test_a_tangent_known_to_be_zero_is_folded_not_read(fn) -> None:
@@ -291,11 +284,6 @@ def test_a_shared_partial_is_never_a_plain_copy(fn, wrt, args) -> None:
     assert copied_partials(code_for(fn, wrt, args)) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="optimizer wart: with four directions train_loop gets "
-    "'loss_partial_2 = 2.0 * y_pred_sub_y; loss_partial = loss_partial_2'",
-)
 def test_a_shared_partial_is_never_a_plain_copy_with_every_parameter() -> None:
     assert copied_partials(code_for(pm.train_loop, None, None)) == []
 

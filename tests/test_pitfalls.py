@@ -109,11 +109,6 @@ def test_attribute_reads_differentiate(fn, wrt, args) -> None:
     assert any(np.any(np.asarray(g) != 0) for g in grads.values())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: '.real' passes the tangent through unchanged (rules._real_attribute), "
-    "so a real-valued function of complex data gets a complex gradient; '.imag' gives 0",
-)
 def test_real_part_of_complex_data() -> None:
     x = np.array([1.0 + 2.0j, 3.0 - 1.0j])
     value, grads = fmad.differentiate(pm.real_part, wrt=["w"])(x, 0.5)
