@@ -17,6 +17,7 @@ from fmad import runtime
 from fmad.compile import compile_unit, dispatcher
 from fmad.errors import FmadError, ShapeError, WrtError
 from fmad.printer import to_source
+from fmad.resolve import still_bound
 from fmad.source import python_function
 from fmad.transform import Session
 from fmad.variable import Variable
@@ -35,6 +36,11 @@ class Variant:
         self.function = compile_unit(self.unit, {}, self.line_maps)
         self.shapes = shapes
         self.vectorized = any(s is not None for s in shapes)
+        self.watched = session.watched()
+
+    def current(self) -> bool:
+        """False once a function this variant's rules were chosen from has been rebound."""
+        return still_bound(self.watched)
 
     def gradients(self, value: Any, grads: dict[str, Any]) -> dict[str, Any]:
         """Shape raw tangents as the user gets them (see :func:`fmad.runtime.gradient`)."""
@@ -112,6 +118,11 @@ class Transformed:
         if kwargs and any(isinstance(v, Variable) for v in kwargs.values()):
             kwargs = {k: v.value if isinstance(v, Variable) else v for k, v in kwargs.items()}
         variant = self._variant(self._shapes(args, kwargs))
+        if variant.watched and not variant.current():
+            # a called function was rebound after the transform: transform again
+            self._variants.clear()
+            self._default = self._variant(tuple(None for _ in self.wrt))
+            variant = self._variant(self._shapes(args, kwargs))
         try:
             value, grads = variant.function(*args, **kwargs)
         except ValueError as exc:

@@ -159,6 +159,8 @@ def dispatcher(transformed: Any, variant: Any) -> types.FunctionType:
         p.arg for p in a.kwonlyargs
     }
     tests = [is_float(B.name(w)) for w in transformed.wrt if w in params]
+    if variant.watched:  # a called function rebound since the transform: take the slow path
+        tests.append(B.call(B.name(public.inject(variant.current, "fmad_current"))))
     guard = (
         ast.BoolOp(op=ast.And(), values=tests)
         if len(tests) > 1

@@ -453,8 +453,7 @@ class Flattener:
         left = self.atom(node.left, out)
         right = self.atom(node.comparators[0], out)
         target = self.namer.for_binop(node.ops[0], left, right)
-        out.append(B.assign(target, ast.Compare(left=left, ops=[node.ops[0]],
-                                                comparators=[right])))
+        out.append(B.assign(target, ast.Compare(left=left, ops=[node.ops[0]], comparators=[right])))
         block = out
         for op, comparator in zip(node.ops[1:], node.comparators[1:], strict=True):
             body: list[ast.stmt] = []

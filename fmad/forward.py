@@ -177,8 +177,11 @@ class Context:
     def negate(self, t: Tangent | None) -> Tangent | None:
         if t is None:
             return None
-        return self.scale(B.const(-1), t, t.full) if self.vectorized or t.factors or \
-            B.constant_value(t.expr) is not None else Tangent(B.neg(t.expr), full=t.full)
+        return (
+            self.scale(B.const(-1), t, t.full)
+            if self.vectorized or t.factors or B.constant_value(t.expr) is not None
+            else Tangent(B.neg(t.expr), full=t.full)
+        )
 
     def add(self, *terms: Tangent | None) -> Tangent | None:
         present = [t for t in terms if t is not None]

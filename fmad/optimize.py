@@ -72,8 +72,16 @@ def hoist(
         if len(present) < 2:
             continue
         # an assignment of exactly this expression already names it: reuse that name
-        owner = next((s for s in run if isinstance(s, ast.Assign) and isinstance(
-            s.targets[0], ast.Name) and ast.dump(s.value) == key), None)
+        owner = next(
+            (
+                s
+                for s in run
+                if isinstance(s, ast.Assign)
+                and isinstance(s.targets[0], ast.Name)
+                and ast.dump(s.value) == key
+            ),
+            None,
+        )
         first = next(s for s in run if any(ast.dump(n) == key for n in ast.walk(s)))
         if owner is not None and owner is first:
             replace = Replace(key, owner.targets[0].id)

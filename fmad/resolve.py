@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import builtins
 import types
+from typing import Any
 
 MISSING = object()
 
@@ -37,11 +38,17 @@ class Scope:
         self.fn = fn
         self.local_names = local_names
         self.closure: dict[str, object] = {}
+        self.seen: dict[str, tuple[Any, str, object]] = {}
         for name, cell in zip(fn.__code__.co_freevars, fn.__closure__ or (), strict=True):
             try:
                 self.closure[name] = cell.cell_contents
             except ValueError:  # an empty cell: not bound yet
                 pass
+
+    def watched(self) -> list[tuple[Any, str, object]]:
+        """(namespace, name, object) for every global or closure name a call was matched
+        through: if one is rebound later, the rules chosen from it are stale."""
+        return list(self.seen.values())
 
     def is_local(self, name: str) -> bool:
         return name in self.local_names
@@ -50,8 +57,11 @@ class Scope:
         if name in self.local_names:
             return MISSING
         if name in self.closure:
+            cell = self.fn.__closure__[self.fn.__code__.co_freevars.index(name)]
+            self.seen[name] = (cell, name, self.closure[name])
             return self.closure[name]
         if name in self.fn.__globals__:
+            self.seen[name] = (self.fn.__globals__, name, self.fn.__globals__[name])
             return self.fn.__globals__[name]
         return getattr(builtins, name, MISSING)
 
@@ -72,3 +82,18 @@ class Scope:
             if name not in self.local_names and self.fn.__globals__.get(name) is module:
                 return name
         return None
+
+
+def still_bound(watched: list[tuple[Any, str, object]]) -> bool:
+    """True while every watched name still refers to the object it did at transform time."""
+    for namespace, name, obj in watched:
+        if isinstance(namespace, dict):
+            if namespace.get(name, MISSING) is not obj:
+                return False
+        else:  # a closure cell
+            try:
+                if namespace.cell_contents is not obj:
+                    return False
+            except ValueError:
+                return False
+    return True

@@ -74,6 +74,11 @@ class Session:
         self.units: list[Unit] = []  # helpers first, in the order they were made
         self.callees: dict[Any, CalleeInfo] = {}
         self.stack: list[Any] = []
+        self.scopes: list[Scope] = []  # every scope consulted: their names are watched
+
+    def watched(self) -> list:
+        """Global and closure names whose objects chose a rule or a helper transform."""
+        return [entry for scope in self.scopes for entry in scope.watched()]
 
     # -- the differentiated function ---------------------------------------------------------
     def top(
@@ -83,6 +88,7 @@ class Session:
         shapes: dict[str, tuple[int, ...] | None],
     ) -> Unit:
         src, scope, namer, flat = prepare(fn)
+        self.scopes.append(scope)
         unit = Unit(src.function, src.filename, namer, scope, flat=flat)
         params = set(signature_of(src.tree).parameters)
         intermediates = check_wrt(src.filename, flat, wrt, params)
@@ -123,6 +129,7 @@ class Session:
             tree = target.obj
             namer = caller.namer.copy()
             scope = Scope(caller.unit.function, bound_names(tree) | caller.scope.local_names)
+            self.scopes.append(scope)
             flat = Flattener(caller.filename, namer, scope).function(tree)
             scope.local_names |= bound_names(flat)
             unit = Unit(
@@ -131,6 +138,7 @@ class Session:
             fname = caller.namer.fresh(f"{tree.name}_fwd")
         else:
             src, scope, namer, flat = prepare(target.obj)
+            self.scopes.append(scope)
             unit = Unit(src.function, src.filename, namer, scope, flat=flat)
             fname = caller.unit.inject(unit, f"{src.tree.name}_fwd")
         seeds: dict[str, dict[str, Tangent]] = {d.name: {} for d in directions}

@@ -127,11 +127,6 @@ def test_a_global_value_rebound_after_decoration_is_seen(monkeypatch) -> None:
     assert differentiated(1.5) == (7.5, {"w": 5.0})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: a helper called with active arguments is transformed once, at "
-    "decoration, and bound into the closure; rebinding the global name is not seen",
-)
 def test_a_global_function_rebound_after_decoration_is_seen(monkeypatch) -> None:
     differentiated = fmad.differentiate(pm.calls_activation)
     assert differentiated(2.0) == (4.0, {"w": 2.0})
@@ -140,12 +135,6 @@ def test_a_global_function_rebound_after_decoration_is_seen(monkeypatch) -> None
     assert differentiated(2.0) == (8.0, {"w": 12.0})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: the derivative rule is chosen at decoration (np.sin -> np.cos) while "
-    "the primal call reads the global at call time: after rebinding to np.tanh the value is "
-    "tanh's and the gradient still cos",
-)
 def test_a_global_rule_function_rebound_after_decoration_is_seen(monkeypatch) -> None:
     differentiated = fmad.differentiate(pm.calls_elementwise)
     assert differentiated(0.5) == (np.sin(0.5), {"w": np.cos(0.5)})
