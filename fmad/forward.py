@@ -45,6 +45,7 @@ class Tangent:
     seed: bool = False  # the unmaterialised identity of an array parameter
     # (coef, t) when this tangent is coef[..., None] * t: a reduction of it is a contraction
     factors: tuple[ast.expr, ast.expr] | None = None
+    container: bool = False  # the tangent of a list or tuple: a list of tangents
 
 
 @dataclass(frozen=True)
@@ -313,6 +314,7 @@ class Forward:
         self.full_flags: dict[tuple[str, str], bool] = {}
         self.constants: dict[tuple[str, str], Tangent] = {}
         self.zeros: set[tuple[str, str]] = set()
+        self.containers: set[tuple[str, str]] = set()
         self.factors: dict[tuple[str, str], tuple[ast.expr, ast.expr]] = {}
         self.assign_counts = self.count_assignments()
         self.result_full: dict[str, bool] = {d.name: True for d in directions}
@@ -405,11 +407,14 @@ class Forward:
             B.name(self.tname(atom.id, d)),
             full=self.full_flags.get((atom.id, d), False),
             factors=self.factors.get((atom.id, d)),
+            container=(atom.id, d) in self.containers,
         )
 
     def set_tangent(self, var: str, d: str, t: Tangent | None) -> ast.stmt:
         single = self.assign_counts.get(var, 0) <= 1 and var not in self.seeds[d]
         self.full_flags[(var, d)] = bool(t is not None and t.full and single)
+        if t is not None and t.container:
+            self.containers.add((var, d))
         if single and t is None:
             self.zeros.add((var, d))  # always zero: later rules skip its terms
         if single and t is not None and B.constant_value(t.expr) is not None:
@@ -604,7 +609,7 @@ class Forward:
                 if isinstance(value, ast.List)
                 else B.tuple_(elts)
             )
-            return Tangent(node, full=True)
+            return Tangent(node, full=True, container=True)
         if not self.is_active(value, d):
             return None
         if isinstance(value, ast.BinOp):

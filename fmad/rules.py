@@ -61,6 +61,13 @@ def has_zero_derivative(key: Any) -> bool:
 # -- operators -------------------------------------------------------------------------------
 @defrule(ast.Add)
 def add_rule(ctx, z, x, y, dx, dy):
+    if (dx is not None and dx.container) or (dy is not None and dy.container):
+        # xs + [w]: lists concatenate, and so do their tangents (zeros for a plain list)
+        from fmad.forward import Tangent
+
+        parts = [t.expr if t is not None else ast.Constant(None) for t in (dx, dy)]
+        call = B.call(ctx.rt("concat_tangent"), parts[0], x, parts[1], y)
+        return Tangent(call, full=True, container=True)
     return ctx.add(ctx.broadcast(dx, y), ctx.broadcast(dy, x))
 
 

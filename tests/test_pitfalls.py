@@ -257,11 +257,6 @@ def test_in_place_add_on_an_input_array_is_not_reproduced() -> None:
     assert grads["w"] == np.sum(np.arange(3.0) + 1.0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: 'xs += [w]' on an inactive list parameter becomes xs = xs + [w] with "
-    "tangent 'dxs_dw + dlist_1_dw', i.e. 0.0 + [1.0]: TypeError",
-)
 def test_in_place_add_on_an_input_list() -> None:
     xs = [1.0, 2.0]
     value, grads = fmad.differentiate(pm.in_place_list, wrt=["w"])(xs, 3.0)
@@ -270,12 +265,6 @@ def test_in_place_add_on_an_input_list() -> None:
     assert grads == {"w": 1.0}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: in 'ys = xs + [w]' with xs inactive the tangent of ys is the tangent "
-    "of [w] alone, misaligned with ys: ys[0] gets w's derivative, ys[-1] an IndexError or "
-    "the wrong element",
-)
 def test_list_concatenation_with_an_inactive_list() -> None:
     value, grads = fmad.differentiate(pm.list_concatenation, wrt=["w"])([1.0, 2.0], 3.0)
     assert value == pm.list_concatenation([1.0, 2.0], 3.0) == 7.0
