@@ -32,7 +32,7 @@ class Variant:
         session = Session()
         self.unit = session.top(fn, wrt, dict(zip(wrt, shapes, strict=True)))
         self.units = session.units
-        self.line_maps: dict[str, tuple[str, dict[int, int]]] = {}
+        self.line_maps: dict[str, tuple[str, Any]] = {}
         self.function = compile_unit(self.unit, {}, self.line_maps)
         self.shapes = shapes
         self.vectorized = any(s is not None for s in shapes)
@@ -50,7 +50,10 @@ class Variant:
         }
 
     def source(self, printer: str = "ast") -> str:
-        return "\n\n".join(to_source(u.tree, printer).rstrip("\n") for u in self.units) + "\n"
+        texts = [
+            u.printed() if printer == "ast" else to_source(u.tree, printer) for u in self.units
+        ]
+        return "\n\n".join(t.rstrip("\n") for t in texts) + "\n"
 
     def flat_source(self, printer: str = "ast") -> str:
         return to_source(self.unit.flat, printer)

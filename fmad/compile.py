@@ -16,7 +16,6 @@ import linecache
 import types
 from typing import Any
 
-from fmad.printer import to_source
 from fmad.transform import Unit
 
 _counter = itertools.count(1)
@@ -25,15 +24,15 @@ _counter = itertools.count(1)
 def compile_unit(
     unit: Unit,
     done: dict[int, types.FunctionType],
-    line_maps: dict[str, tuple[str, dict[int, int]]],
+    line_maps: dict[str, tuple[str, LineMap]],
 ) -> types.FunctionType:
     """Compile ``unit`` (and, first, every helper unit it calls)."""
     if id(unit) in done:
         return done[id(unit)]
-    text = to_source(unit.tree)
+    text = unit.printed()
     generated = ast.parse(text).body[0]
     filename = f"<fmad:{unit.tree.name}#{next(_counter)}>"
-    line_maps[filename] = (unit.filename, line_map(generated, unit.tree))
+    line_maps[filename] = (unit.filename, LineMap(generated, unit.tree))
 
     original = unit.function
     outer = list(original.__code__.co_freevars)
@@ -53,7 +52,16 @@ def compile_unit(
         type_params=[],
     )
     module = ast.Module(body=[factory], type_ignores=[])
-    ast.fix_missing_locations(module)
+    # only the factory's own few nodes lack a location (the rest was just parsed)
+    for node in (
+        factory,
+        factory.args,
+        *factory.args.args,
+        factory.body[-1],
+        factory.body[-1].value,
+    ):
+        node.lineno = node.end_lineno = 1
+        node.col_offset = node.end_col_offset = 0
     code = compile(module, filename, "exec")
     factory_code = next(c for c in code.co_consts if isinstance(c, types.CodeType))
     inner = next(
@@ -83,14 +91,22 @@ def compile_unit(
     return fn
 
 
-def line_map(generated: ast.AST, tree: ast.AST) -> dict[int, int]:
+class LineMap:
     """Generated line -> user's line, by walking the reparsed and the original tree together
-    (printing and parsing keep the shape of the tree)."""
-    mapping: dict[int, int] = {}
-    for g, t in zip(ast.walk(generated), ast.walk(tree), strict=False):
-        if isinstance(g, ast.stmt) and hasattr(t, "lineno"):
-            mapping.setdefault(g.lineno, t.lineno)
-    return mapping
+    (printing and parsing keep the shape of the tree). Built only when an error needs it."""
+
+    def __init__(self, generated: ast.AST, tree: ast.AST) -> None:
+        self.trees: tuple[ast.AST, ast.AST] | None = (generated, tree)
+        self.mapping: dict[int, int] = {}
+
+    def get(self, line: int) -> int | None:
+        if self.trees is not None:
+            generated, tree = self.trees
+            for g, t in zip(ast.walk(generated), ast.walk(tree), strict=False):
+                if isinstance(g, ast.stmt) and hasattr(t, "lineno"):
+                    self.mapping.setdefault(g.lineno, t.lineno)
+            self.trees = None
+        return self.mapping.get(line)
 
 
 def dispatcher(transformed: Any, variant: Any) -> types.FunctionType:
@@ -101,12 +117,11 @@ def dispatcher(transformed: Any, variant: Any) -> types.FunctionType:
     ``v`` is a plain float (else the gradients are shaped, or Variables unwrapped, by
     ``finish``), and a numpy shape error is reported at the user's line.
     """
-    import copy
 
     from fmad import build as B
 
     unit = variant.unit
-    tree: ast.FunctionDef = copy.deepcopy(unit.tree)
+    tree: ast.FunctionDef = ast.parse(unit.printed()).body[0]  # a fresh copy, fast
     public = Unit(
         unit.function,
         unit.filename,
@@ -168,5 +183,4 @@ def dispatcher(transformed: Any, variant: Any) -> types.FunctionType:
     )
     fallback = ast.Return(value=ast.Call(func=B.name(general), args=positional, keywords=keywords))
     tree.body = [ast.If(test=guard, body=[guarded], orelse=[]), fallback]
-    ast.fix_missing_locations(tree)
     return compile_unit(public, {}, variant.line_maps)

@@ -96,7 +96,8 @@ class Flattener:
 
     # -- statements ----------------------------------------------------------------------
     def function(self, tree: ast.FunctionDef) -> ast.FunctionDef:
-        new = copy.deepcopy(tree)
+        new = copy.copy(tree)  # the body is rebuilt below; the rest is shared, never mutated
+        new.args = copy.deepcopy(tree.args)
         new.body = self.block(tree.body)
         return new
 

@@ -431,7 +431,8 @@ class Forward:
 
     # -- the function ----------------------------------------------------------------------
     def function(self) -> ast.FunctionDef:
-        out = copy.deepcopy(self.flat)
+        out = copy.copy(self.flat)  # a new body below; arguments copied, the rest shared
+        out.args = copy.deepcopy(self.flat.args)
         entry: list[ast.stmt] = []
         params = set(signature_of(self.flat).parameters)
         for d in self.directions:

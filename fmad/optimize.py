@@ -22,13 +22,13 @@ def optimize(
 ) -> ast.FunctionDef:
     """Simplify tangent expressions, share common factors, drop unread tangents.
     ``keep``: never drop these."""
-    tree = copy.deepcopy(tree)
+    # ``tree`` is the forward pass's fresh output: simplified in place
     tangent_names = set(tangent_names)
     Simplify(tangent_names).visit(tree)
     for body, _ in list(blocks(tree.body)):
         share_common_factors(body, tangent_names, namer)
     drop_dead_tangents(tree, tangent_names, keep)
-    return ast.fix_missing_locations(tree)
+    return tree  # printed, then parsed again to compile: no locations needed
 
 
 def share_common_factors(body: list[ast.stmt], tangent_names: set[str], namer: Namer) -> None:
@@ -199,25 +199,28 @@ def blocks(body: list[ast.stmt], required: bool = True):
 def drop_dead_tangents(tree: ast.FunctionDef, tangent_names: set[str], keep: set[str]) -> None:
     """Remove tangent statements whose targets nothing (transitively) needs."""
     all_stmts = [s for body, _ in blocks(tree.body) for s in body]
+    # what each tangent statement defines and reads, computed once (a worklist, not a
+    # fixed point over the whole function: transform time stays linear in its size)
+    defines: dict[str, list[set[str]]] = {}
+    dead: set[int] = set()
     live: set[str] = set(keep)
     for s in all_stmts:
-        if not is_tangent_stmt(s, tangent_names):
+        if is_tangent_stmt(s, tangent_names):
+            dead.add(id(s))
+            reads = stmt_reads(s)
+            for target in tangent_targets(s):
+                defines.setdefault(target, []).append(reads)
+        else:
             live |= stmt_reads(s)
-    changed = True
-    while changed:
-        changed = False
-        for s in all_stmts:
-            if is_tangent_stmt(s, tangent_names) and set(tangent_targets(s)) & live:
-                new = stmt_reads(s) - live
-                if new:
-                    live |= new
-                    changed = True
+    work = list(live)
+    while work:
+        name = work.pop()
+        for reads in defines.pop(name, ()):
+            for read in reads - live:
+                live.add(read)
+                work.append(read)
     for body, required in blocks(tree.body):
-        body[:] = [
-            s
-            for s in body
-            if not (is_tangent_stmt(s, tangent_names) and not set(tangent_targets(s)) & live)
-        ]
+        body[:] = [s for s in body if id(s) not in dead or set(tangent_targets(s)) & live]
         if required and not body:
             body.append(ast.Pass())
 

@@ -22,4 +22,7 @@ def to_source(tree: ast.AST, printer: str = "ast") -> str:
             )
         else:
             return astor.to_source(tree)
-    return ast.unparse(ast.fix_missing_locations(tree)) + "\n"
+    try:
+        return ast.unparse(tree) + "\n"
+    except AttributeError:  # ast.unparse reads some statements' line numbers
+        return ast.unparse(ast.fix_missing_locations(tree)) + "\n"

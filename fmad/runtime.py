@@ -21,6 +21,12 @@ def full(t: Any, x: Any, k: int | None = None) -> Any:
     For a scalar parameter that shape is ``shape(x)``; for a vectorized one ``shape(x) + (k,)``.
     A list or tuple tangent (of a list value) is already full.
     """
+    if (
+        type(t) is np.ndarray
+        and type(x) is np.ndarray
+        and (t.shape == x.shape if k is None else t.shape == x.shape + (k,))
+    ):
+        return t  # already full: the common case, kept cheap
     if isinstance(t, list | tuple):
         return t
     shape = np.shape(x) if k is None else np.shape(x) + (k,)

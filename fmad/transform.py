@@ -41,6 +41,15 @@ class Unit:
     flat: ast.FunctionDef | None = None
     injected: dict[str, Any] = field(default_factory=dict)
     parent: Unit | None = None  # set for a nested helper: compiled inside its parent
+    text: str | None = None  # the printed tree, once printed
+
+    def printed(self) -> str:
+        """The generated function's source (printed once: printing is the slow part)."""
+        if self.text is None:
+            from fmad.printer import to_source
+
+            self.text = to_source(self.tree)
+        return self.text
 
     def inject(self, obj: Any, hint: str) -> str:
         if self.parent is not None:
