@@ -116,9 +116,9 @@ class Transformed:
     # -- calling -------------------------------------------------------------------------
     def call(self, *args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
         """The general path: unwrap Variables, pick the variant for these shapes, run it."""
-        if any(isinstance(a, Variable) for a in args):
+        if Variable in map(type, args):
             args = tuple(a.value if isinstance(a, Variable) else a for a in args)
-        if kwargs and any(isinstance(v, Variable) for v in kwargs.values()):
+        if kwargs and Variable in map(type, kwargs.values()):
             kwargs = {k: v.value if isinstance(v, Variable) else v for k, v in kwargs.items()}
         variant = self._variant(self._shapes(args, kwargs))
         if variant.watched and not variant.current():
@@ -161,7 +161,7 @@ class Transformed:
             if type(value) is float or type(value) is int:
                 shapes.append(None)
                 continue
-            shape = np.shape(value)
+            shape = value.shape if type(value) is np.ndarray else np.shape(value)
             shapes.append(shape if shape else None)
         return tuple(shapes)
 

@@ -87,7 +87,12 @@ class Session:
 
     def watched(self) -> list:
         """Global and closure names whose objects chose a rule or a helper transform."""
-        return [entry for scope in self.scopes for entry in scope.watched()]
+        unique = {
+            (id(ns), name): (ns, name, obj)
+            for scope in self.scopes
+            for ns, name, obj in scope.watched()
+        }
+        return list(unique.values())
 
     # -- the differentiated function ---------------------------------------------------------
     def top(
