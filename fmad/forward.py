@@ -46,6 +46,8 @@ class Tangent:
     # (coef, t) when this tangent is coef[..., None] * t: a reduction of it is a contraction
     factors: tuple[ast.expr, ast.expr] | None = None
     container: bool = False  # the tangent of a list or tuple: a list of tangents
+    # (coef, base) of a scalar parameter's ``coef * base``: summing it is a dot product
+    product: tuple[ast.expr, ast.expr] | None = None
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,8 @@ class Context:
                 )
                 return Tangent(coef, full=full, factors=(coef, base) if keep else None)
             expr = product(coef, base)
-            return Tangent(expr, full=full)
+            parts = (coef, base) if isinstance(expr, ast.BinOp) else None
+            return Tangent(expr, full=full, product=parts)
         if B.is_const(coef, 1):
             expr = base
         elif B.is_const(coef, -1):
@@ -315,6 +318,7 @@ class Forward:
         self.constants: dict[tuple[str, str], Tangent] = {}
         self.zeros: set[tuple[str, str]] = set()
         self.containers: set[tuple[str, str]] = set()
+        self.products: dict[tuple[str, str], tuple[ast.expr, ast.expr]] = {}
         self.factors: dict[tuple[str, str], tuple[ast.expr, ast.expr]] = {}
         self.assign_counts = self.count_assignments()
         self.result_full: dict[str, bool] = {d.name: True for d in directions}
@@ -408,6 +412,7 @@ class Forward:
             full=self.full_flags.get((atom.id, d), False),
             factors=self.factors.get((atom.id, d)),
             container=(atom.id, d) in self.containers,
+            product=self.products.get((atom.id, d)),
         )
 
     def set_tangent(self, var: str, d: str, t: Tangent | None) -> ast.stmt:
@@ -427,6 +432,13 @@ class Forward:
             and all(self.stable(n) for f in t.factors for n in B.read_names(f))
         ):
             self.factors[(var, d)] = t.factors
+        if (
+            single
+            and t is not None
+            and t.product is not None
+            and all(self.stable(n) for f in t.product for n in B.read_names(f))
+        ):
+            self.products[(var, d)] = t.product
         return B.assign(self.tname(var, d), t.expr if t is not None else _zero())
 
     # -- the function ----------------------------------------------------------------------

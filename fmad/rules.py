@@ -563,6 +563,10 @@ def reduce_tangent(ctx, how: str, x, dx, axis, keepdims):
     func = ctx.np_(how)
     kw = {} if _is_none(keepdims) else {"keepdims": keepdims}
     if not ctx.vectorized:
+        if _is_none(axis) and not kw and dx.product is not None:
+            # sum(c * t) is the dot product c @ t: no temporary of the value's size
+            coef, base = dx.product
+            return _tangent(B.call(ctx.rt(f"{how}_product"), coef, base, x, ast.Constant(None)))
         if _is_none(axis):
             return _tangent(B.call(func, f, **kw))
         return _tangent(B.call(func, f, axis=axis, **kw))

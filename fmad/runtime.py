@@ -276,16 +276,21 @@ def reshape_tangent(dx: Any, x: Any, shape: Any, k: int | None) -> Any:
     return np.reshape(dx, shape + (k,))
 
 
-def mean_product(c: Any, t: Any, x: Any, k: int) -> Any:
+def mean_product(c: Any, t: Any, x: Any, k: int | None) -> Any:
     """``np.mean(c[..., None] * t)`` over the axes of the value ``x``, with no (N, k)
     temporary: a matrix-vector product when ``c`` and ``t`` have ``x``'s full shape."""
     return sum_product(c, t, x, k) / max(np.size(x), 1)
 
 
-def sum_product(c: Any, t: Any, x: Any, k: int) -> Any:
-    """``np.sum(c[..., None] * t)`` over the axes of the value ``x`` (see mean_product)."""
+def sum_product(c: Any, t: Any, x: Any, k: int | None) -> Any:
+    """``np.sum(c[..., None] * t)`` over the axes of the value ``x`` (see mean_product);
+    ``k=None`` (a scalar parameter): ``np.sum(c * t)``."""
     c = np.asarray(c)
     shape = np.shape(x)
+    if k is None:
+        if c.shape == shape and np.shape(t) == shape and c.ndim:
+            return c.reshape(-1) @ np.reshape(t, -1)
+        return np.sum(full(c * t, x))
     if c.shape == shape and np.shape(t) == shape + (k,):
         return c.reshape(-1) @ np.reshape(t, (-1, k))
     return np.sum(np.reshape(full(c[..., None] * t, x, k), (-1, k)), axis=0)
