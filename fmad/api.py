@@ -28,9 +28,13 @@ Shapes = tuple[tuple[int, ...] | None, ...]
 class Variant:
     """The function compiled for one set of parameter kinds (scalar, or array of a shape)."""
 
-    def __init__(self, fn: types.FunctionType, wrt: tuple[str, ...], shapes: Shapes) -> None:
+    def __init__(
+        self, fn: types.FunctionType, wrt: tuple[str, ...], shapes: Shapes, bundle: bool = False
+    ) -> None:
         session = Session()
-        self.unit = session.top(fn, wrt, dict(zip(wrt, shapes, strict=True)))
+        self.unit = session.top(fn, wrt, dict(zip(wrt, shapes, strict=True)), bundle=bundle)
+        self.bundle = bundle
+        self.wrt = wrt
         self.units = session.units
         self.line_maps: dict[str, tuple[str, Any]] = {}
         self.function = compile_unit(self.unit, {}, self.line_maps)
@@ -44,6 +48,12 @@ class Variant:
 
     def gradients(self, value: Any, grads: dict[str, Any]) -> dict[str, Any]:
         """Shape raw tangents as the user gets them (see :func:`fmad.runtime.gradient`)."""
+        if self.bundle:  # one tangent, one column per parameter
+            (t,) = grads.values()
+            if type(t) is np.ndarray and t.ndim == 1 and np.ndim(value) == 0:
+                return dict(zip(self.wrt, t.tolist(), strict=True))  # a scalar loss
+            t = np.broadcast_to(t, np.shape(value) + (len(self.wrt),))
+            return {name: runtime.gradient(t[..., i], value) for i, name in enumerate(self.wrt)}
         return {
             name: runtime.gradient(t, value, shape)
             for (name, t), shape in zip(grads.items(), self.shapes, strict=True)
@@ -110,6 +120,9 @@ class Transformed:
                 (w, index, p.default if p is not None else inspect.Parameter.empty, p is not None)
             )
         self._variants: dict[Shapes, Variant] = {}
+        # bundling needs several parameters, all of them parameters (not intermediates)
+        # (with two parameters it gains little, and would cost the scalar fast path a check)
+        self.bundles = len(wrt) > 2 and all(is_param for *_, is_param in self._slots)
         self._default = self._variant(tuple(None for _ in wrt))  # errors at decoration time
         self.function = self._public_function()
 
@@ -163,12 +176,22 @@ class Transformed:
                 continue
             shape = value.shape if type(value) is np.ndarray else np.shape(value)
             shapes.append(shape if shape else None)
+        if (
+            self.bundles
+            and all(s is None for s in shapes)
+            and any(type(a) is np.ndarray and a.size > 1 for a in (*args, *kwargs.values()))
+        ):
+            # scalar parameters, array data: all parameters ride one vectorized direction
+            shapes.append("bundle")
         return tuple(shapes)
 
     def _variant(self, shapes: Shapes) -> Variant:
         variant = self._variants.get(shapes)
         if variant is None:
-            variant = self._variants[shapes] = Variant(self.original, self.wrt, shapes)
+            bundle = shapes[-1] == "bundle"
+            kinds = shapes[:-1] if bundle else shapes
+            variant = Variant(self.original, self.wrt, kinds, bundle=bundle)
+            self._variants[shapes] = variant
         return variant
 
     def check_shape(self, exc: ValueError) -> None:

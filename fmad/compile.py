@@ -16,6 +16,8 @@ import linecache
 import types
 from typing import Any
 
+import numpy as np
+
 from fmad.transform import Unit
 
 _counter = itertools.count(1)
@@ -174,6 +176,15 @@ def dispatcher(transformed: Any, variant: Any) -> types.FunctionType:
         p.arg for p in a.kwonlyargs
     }
     tests = [is_float(B.name(w)) for w in transformed.wrt if w in params]
+    if transformed.bundles:  # array data: the bundled variant serves it better
+        ndarray = public.inject(np.ndarray, "fmad_ndarray")
+        for name in sorted(params - set(transformed.wrt)):
+            is_array = ast.Compare(
+                left=B.call(B.name(type_), B.name(name)),
+                ops=[ast.IsNot()],
+                comparators=[B.name(ndarray)],
+            )
+            tests.append(is_array)
     if variant.watched:  # a called function rebound since the transform: take the slow path
         tests.append(B.call(B.name(public.inject(variant.current, "fmad_current"))))
     guard = (

@@ -317,6 +317,7 @@ class Forward:
         self.full_flags: dict[tuple[str, str], bool] = {}
         self.constants: dict[tuple[str, str], Tangent] = {}
         self.zeros: set[tuple[str, str]] = set()
+        self.prelude: list[ast.stmt] = []  # seed assignments made by the caller
         self.containers: set[tuple[str, str]] = set()
         self.products: dict[tuple[str, str], tuple[ast.expr, ast.expr]] = {}
         self.factors: dict[tuple[str, str], tuple[ast.expr, ast.expr]] = {}
@@ -445,7 +446,7 @@ class Forward:
     def function(self) -> ast.FunctionDef:
         out = copy.copy(self.flat)  # a new body below; arguments copied, the rest shared
         out.args = copy.deepcopy(self.flat.args)
-        entry: list[ast.stmt] = []
+        entry: list[ast.stmt] = list(self.prelude)
         params = set(signature_of(self.flat).parameters)
         for d in self.directions:
             for name in sorted(params - set(self.seeds[d.name])):

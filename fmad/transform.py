@@ -26,6 +26,9 @@ from fmad.naming import Namer, names_in
 from fmad.resolve import Scope, bound_names
 from fmad.source import read_function
 
+# the name of the one direction that bundles every parameter (see Session.top)
+BUNDLE = "wrt"
+
 MODULES = {"numpy": (np, "np"), "math": (math, "math"), "fmad.runtime": (fmad_runtime, "fmad_rt")}
 
 
@@ -100,7 +103,11 @@ class Session:
         fn: types.FunctionType,
         wrt: tuple[str, ...],
         shapes: dict[str, tuple[int, ...] | None],
+        bundle: bool = False,
     ) -> Unit:
+        """Transform ``fn``. ``bundle``: all (scalar) parameters travel as one vectorized
+        direction ``wrt`` of ``k = len(wrt)`` columns, each seeded with a one-hot row:
+        with array data, one array operation then serves every parameter at once."""
         src, scope, namer, flat = prepare(fn)
         self.scopes.append(scope)
         unit = Unit(src.function, src.filename, namer, scope, flat=flat)
@@ -115,10 +122,22 @@ class Session:
                 seeds[d.name] = {d.name: Tangent(ast.Constant(None), full=True, seed=True)}
             else:
                 seeds[d.name] = {d.name: Tangent(ast.Constant(1.0), full=True)}
+        if bundle:
+            directions = [Direction(BUNDLE, (len(wrt),))]
+            seeds = {BUNDLE: {}}
         self.stack.append(src.function)
         fwd = Forward(
             self, unit, flat, scope, directions, seeds=seeds, seed_points=intermediates, top=True
         )
+        if bundle:
+            rows = namer.fresh(f"{BUNDLE}_seeds")  # row i: the direction of parameter i
+            eye = B.call(B.attr(unit.module("numpy"), "eye"), B.const(len(wrt)))
+            fwd.prelude.append(B.assign(rows, eye))
+            for i, p in enumerate(wrt):
+                name = fwd.tname(p, BUNDLE)
+                fwd.prelude.append(B.assign(name, B.subscript(B.name(rows), B.const(i))))
+                seeds[BUNDLE][p] = Tangent(B.name(name), full=True)
+            fwd.active = {BUNDLE: fwd.activity.active(set(seeds[BUNDLE]))}
         unit.tree = optimize.optimize(fwd.function(), fwd.tangent_names(), namer)
         self.stack.pop()
         self.units.append(unit)
