@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fmad
+from fmad.activity import statements
 from fmad.errors import UnsupportedError
 from fmad.flatten import Flattener, is_atom
 from fmad.naming import Namer, names_in
@@ -48,15 +49,6 @@ def compiled(fn, flat: ast.FunctionDef):
     namespace = dict(fn.__globals__)
     exec(compile(ast.unparse(flat), f"<flat {fn.__name__}>", "exec"), namespace)
     return namespace[flat.name]
-
-
-def statements(body: list[ast.stmt]):
-    """Every statement, nested blocks included; nested defs stay as written (documented)."""
-    for s in body:
-        yield s
-        if isinstance(s, ast.If | ast.For | ast.While):
-            yield from statements(s.body)
-            yield from statements(s.orelse)
 
 
 def rooted_at_name(node: ast.expr) -> bool:
