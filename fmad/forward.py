@@ -24,8 +24,6 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from fmad import build as B
 from fmad.activity import Activity, CallTarget, classify, free_names
 from fmad.errors import unsupported
@@ -932,25 +930,20 @@ class Forward:
 
     # -- nested helpers --------------------------------------------------------------------
     def fill_nested(self, tree: ast.FunctionDef) -> None:
-        class Fill(ast.NodeTransformer):
-            def visit_Expr(inner, node):  # noqa: N805
-                return node
+        """Put each nested helper's transformed versions where its placeholder stands."""
 
-            def generic_visit(inner, node):  # noqa: N805
-                for fname in ("body", "orelse"):
-                    stmts = getattr(node, fname, None)
-                    if isinstance(stmts, list):
-                        new = []
-                        for st in stmts:
-                            if isinstance(st, _Placeholder):
-                                new.extend(self.nested_variants.get(st.name, []))
-                            else:
-                                inner.visit(st)
-                                new.append(st)
-                        setattr(node, fname, new)
-                return node
+        def fill(stmts: list[ast.stmt]) -> list[ast.stmt]:
+            out: list[ast.stmt] = []
+            for st in stmts:
+                if isinstance(st, _Placeholder):
+                    out.extend(self.nested_variants.get(st.name, []))
+                    continue
+                if isinstance(st, ast.If | ast.For | ast.While):
+                    st.body, st.orelse = fill(st.body), fill(st.orelse)
+                out.append(st)
+            return out
 
-        Fill().visit(tree)
+        tree.body = fill(tree.body)
 
 
 class _Placeholder(ast.Pass):
@@ -981,4 +974,4 @@ def signature_of(tree: ast.FunctionDef) -> inspect.Signature:
     return inspect.Signature(params)
 
 
-__all__ = ["Context", "Direction", "Forward", "Tangent", "np"]
+__all__ = ["Context", "Direction", "Forward", "Tangent"]

@@ -237,6 +237,4 @@ def stmt_reads(s: ast.stmt) -> set[str]:
         return B.read_names(s.test)
     if isinstance(s, ast.For):
         return B.read_names(s.iter)
-    if isinstance(s, ast.FunctionDef):
-        return B.read_names(s)
     return B.read_names(s)

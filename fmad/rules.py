@@ -31,7 +31,7 @@ RULES: dict[Any, Rule] = {}
 # Functions whose result carries no derivative (integer-valued, shapes, constructors...).
 ZERO_DERIVATIVE: set[Any] = set()
 # Methods of arrays with no derivative, and attributes that are not values.
-ZERO_METHODS = {"argmax", "argmin", "argsort", "nonzero", "astype_int", "tolist_int"}
+ZERO_METHODS = {"argmax", "argmin", "argsort", "nonzero"}
 ZERO_ATTRIBUTES = {"shape", "ndim", "size", "dtype", "itemsize", "nbytes"}
 
 

@@ -78,8 +78,8 @@ def builtin_sum(t: Any, xs: Any) -> Any:
         for ti in t:
             total = total + ti
         return total
-    if isinstance(xs, list | tuple):  # a list value whose tangent is one broadcast array
-        return np.sum(np.broadcast_to(t, np.shape(t)), axis=0) if np.ndim(t) else t * len(xs)
+    if isinstance(xs, list | tuple):  # one tangent shared by every item (a zero, say)
+        return t * len(xs)
     return np.sum(full(t, xs, None if np.ndim(t) <= np.ndim(xs) else np.shape(t)[-1]), axis=0)
 
 
