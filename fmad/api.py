@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import ast
 import functools
 import inspect
-import linecache
-import re
 import types
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, overload, runtime_checkable
 
 import numpy as np
 
-from fmad import runtime
+from fmad import runtime, trace
 from fmad.compile import compile_unit, dispatcher
-from fmad.errors import FmadError, ShapeError, WrtError
+from fmad.errors import FmadError, InternalError, WrtError
 from fmad.printer import to_source
 from fmad.resolve import still_bound
 from fmad.source import python_function
@@ -36,8 +33,7 @@ class Variant:
         self.bundle = bundle
         self.wrt = wrt
         self.units = session.units
-        self.line_maps: dict[str, tuple[str, Any]] = {}
-        self.function = compile_unit(self.unit, {}, self.line_maps)
+        self.function = compile_unit(self.unit, {})
         self.shapes = shapes
         self.vectorized = any(s is not None for s in shapes)
         self.watched = session.watched()
@@ -141,12 +137,28 @@ class Transformed:
             variant = self._variant(self._shapes(args, kwargs))
         try:
             value, grads = variant.function(*args, **kwargs)
-        except ValueError as exc:
-            self.check_shape(exc)
+        except Exception as exc:
+            if exc.__traceback__.tb_next is not None:  # raised inside, not by the call itself
+                trace.check(exc)
             raise
         if type(value) is not float or variant.vectorized:
-            grads = variant.gradients(value, grads)
+            grads = self.shaped(variant, value, grads)
         return value, grads
+
+    def shaped(self, variant: Variant, value: Any, grads: dict[str, Any]) -> dict[str, Any]:
+        """The gradients in the user's layout; a failure here is fmad's bug, said so."""
+        try:
+            return variant.gradients(value, grads)
+        except FmadError:
+            raise
+        except Exception as exc:
+            fn = self.original
+            raise InternalError(
+                f"{fn.__code__.co_filename}:{fn.__code__.co_firstlineno}: internal error in "
+                f"fmad while shaping the gradients of '{fn.__name__}' (value of shape "
+                f"{np.shape(value)}): {type(exc).__name__}: {exc}. This is a bug in fmad; "
+                "please report it with the function and the arguments' shapes."
+            ) from exc
 
     def finish(
         self, value: Any, grads: dict[str, Any], args: tuple, kwargs: dict
@@ -159,7 +171,7 @@ class Transformed:
             or any(isinstance(v, Variable) for v in kwargs.values())
         ):
             return self.call(*args, **kwargs)
-        return value, self._default.gradients(value, grads)
+        return value, self.shaped(self._default, value, grads)
 
     def _shapes(self, args: tuple, kwargs: dict) -> Shapes:
         shapes = []
@@ -193,24 +205,6 @@ class Transformed:
             variant = Variant(self.original, self.wrt, kinds, bundle=bundle)
             self._variants[shapes] = variant
         return variant
-
-    def check_shape(self, exc: ValueError) -> None:
-        """Raise a numpy shape error inside generated code again, at the user's line."""
-        message = str(exc)
-        if not re.search(r"shape|broadcast|mismatch|dimension|size", message):
-            return
-        tb = exc.__traceback__
-        where = None
-        while tb is not None:
-            fname = tb.tb_frame.f_code.co_filename
-            for variant in self._variants.values():
-                if fname in variant.line_maps:
-                    user_file, lines = variant.line_maps[fname]
-                    where = (user_file, lines.get(tb.tb_lineno), operand_shapes(tb))
-            tb = tb.tb_next
-        if where is not None:
-            user_file, line, shapes = where
-            raise ShapeError(f"{user_file}:{line}: {message}{shapes}") from exc
 
     # -- the public function -------------------------------------------------------------
     def _public_function(self) -> Callable[..., Any]:
@@ -270,23 +264,3 @@ def differentiate(fn=None, *, wrt=None):
     if hasattr(fn, "__fmad__"):  # differentiate again with another wrt
         fn = fn.__wrapped__
     return Transformed(fn, wrt).function
-
-
-def operand_shapes(tb: types.TracebackType) -> str:
-    """`` (operands: X (100, 3), w (2,))`` for the names the failing generated line reads."""
-    text = linecache.getline(tb.tb_frame.f_code.co_filename, tb.tb_lineno).strip()
-    try:
-        names = [
-            n.id
-            for n in ast.walk(ast.parse(text))
-            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
-        ]
-    except SyntaxError:
-        return ""
-    local = tb.tb_frame.f_locals
-    parts = [
-        f"{n} {np.shape(local[n])}"
-        for n in dict.fromkeys(names)
-        if n in local and not isinstance(local[n], types.ModuleType)
-    ]
-    return f" (operands: {', '.join(parts)})" if parts else ""

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from fmad import build as B
 from fmad.activity import Activity, CallTarget, classify, free_names
-from fmad.errors import unsupported
+from fmad.errors import no_rule_advice, unsupported
 from fmad.naming import MAX_NAME_LENGTH, Namer
 from fmad.resolve import Scope
 
@@ -690,12 +690,14 @@ class Forward:
         return None
 
     def unknown_call(self, target: CallTarget, call: ast.Call) -> None:
-        what = f"'{target.name}'"
+        root = call.func
+        while isinstance(root, ast.Attribute):
+            root = root.value
+        local = isinstance(root, ast.Name) and self.scope.is_local(root.id)
+        advice = no_rule_advice(target.name, target.obj, local)
         self.refuse(
-            f"the call to {what} depends on a differentiated parameter, but fmad has no "
-            f"derivative rule for it and cannot read its source; give it one with "
-            f"fmad.register({target.name}, derivative), or move the call out of the "
-            "differentiated function",
+            f"the call to '{target.name}' depends on a differentiated parameter, but fmad has "
+            f"no derivative rule for it and cannot read its source; {advice}",
             call,
         )
 

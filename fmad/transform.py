@@ -44,7 +44,16 @@ class Unit:
     flat: ast.FunctionDef | None = None
     injected: dict[str, Any] = field(default_factory=dict)
     parent: Unit | None = None  # set for a nested helper: compiled inside its parent
+    children: list[Unit] = field(default_factory=list)  # nested helpers compiled inside it
     text: str | None = None  # the printed tree, once printed
+
+    def flat_trees(self) -> list[ast.FunctionDef]:
+        """The flattened primal of this unit and of the nested helpers compiled inside it:
+        the names they use are the user's (see :mod:`fmad.trace`)."""
+        found = [self.flat] if self.flat is not None else []
+        for child in self.children:
+            found += child.flat_trees()
+        return found
 
     def printed(self) -> str:
         """The generated function's source (printed once: printing is the slow part)."""
@@ -168,6 +177,7 @@ class Session:
             unit = Unit(
                 caller.unit.function, caller.filename, namer, scope, flat=flat, parent=caller.unit
             )
+            caller.unit.children.append(unit)
             fname = caller.namer.fresh(f"{tree.name}_fwd")
         else:
             src, scope, namer, flat = prepare(target.obj)
