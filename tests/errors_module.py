@@ -51,3 +51,22 @@ def calls_solve(A, b):
 def calls_einsum(A, w):
     r = np.einsum("ij,j->i", A, w)
     return np.sum(r)
+
+
+def helper_divides(a):
+    q = 1.0 / a
+    return q * a
+
+
+def calls_helper(w):
+    z = helper_divides(w * 1.0)
+    return z + w
+
+
+def calls_nested(w):
+    def inner(a):
+        q = 1.0 / a
+        return q * w
+
+    z = inner(w - 1.0)
+    return z

@@ -94,3 +94,17 @@ def test_wrong_number_of_arguments_is_the_usual_type_error():
         dfn(1.0, 2.0)
     with pytest.raises(TypeError):
         dfn(np.ones(2), 2.0)
+
+
+@pytest.mark.parametrize(
+    ("fn", "w", "line"), [(em.calls_helper, 0.0, 57), (em.calls_nested, 1.0, 68)]
+)
+def test_users_error_inside_a_transformed_helper_keeps_its_type(fn, w, line):
+    with pytest.raises(ZeroDivisionError) as original:
+        fn(w)
+    with pytest.raises(ZeroDivisionError) as info:
+        fmad.differentiate(fn)(w)
+    assert not isinstance(info.value, fmad.FmadError)
+    assert str(info.value) == str(original.value)
+    last = traceback.extract_tb(info.value.__traceback__)[-1]
+    assert (last.filename.endswith(FILE), last.lineno) == (True, line)
