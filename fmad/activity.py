@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fmad import rules
-from fmad.resolve import MISSING, Scope
+from fmad.resolve import MISSING, Scope, bound_names
 
 MUTATING_METHODS = {"append", "extend", "insert"}
 
@@ -51,7 +51,9 @@ def classify(call: ast.Call, scope: Scope, nested: dict[str, ast.FunctionDef]) -
         return CallTarget("rule", obj=obj, rule=rule, name=label)
     if rules.has_zero_derivative(obj):
         return CallTarget("zero", obj=obj, name=label)
-    if isinstance(obj, types.FunctionType):
+    if isinstance(obj, types.FunctionType) and getattr(obj, "__wrapped__", None) is None:
+        # a function wrapped by a decorator (``__wrapped__``) is not the function whose
+        # source we would read: it stays unknown (see Forward.unknown_call)
         return CallTarget("user", obj=obj, name=label)
     return CallTarget("unknown", obj=obj, name=label)
 
@@ -72,12 +74,68 @@ def nested_functions(tree: ast.FunctionDef) -> dict[str, ast.FunctionDef]:
     return found
 
 
-def free_names(tree: ast.FunctionDef) -> set[str]:
-    """Names a nested function reads but does not bind (read from the enclosing one)."""
-    from fmad.resolve import bound_names
+def rebound_defs(tree: ast.FunctionDef) -> set[str]:
+    """Names of nested functions that ``tree`` binds more than once (two ``def``\\ s, or a
+    ``def`` and an assignment): which one a call reaches depends on the path taken."""
+    defs: dict[str, int] = {}
+    for s in statements(tree.body):
+        if isinstance(s, ast.FunctionDef):
+            defs[s.name] = defs.get(s.name, 0) + 1
+    stored = {
+        n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+    }
+    a = tree.args
+    params = {x.arg for x in [*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg] if x}
+    return {name for name, n in defs.items() if n > 1 or name in stored | params}
 
-    read = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
-    return read - bound_names(tree)
+
+def free_names(tree: ast.FunctionDef, nested: dict[str, ast.FunctionDef] | None = None) -> set[str]:
+    """Names a nested function reads but does not bind (read from the enclosing one).
+
+    With ``nested`` (the nested functions visible where ``tree`` is defined), the free names
+    of the nested functions it calls count too, transitively: ``inner10`` calling ``inner5``,
+    which reads ``p2``, depends on ``p2`` as well.
+    """
+    found: set[str] = set()
+    seen: set[int] = set()
+    todo = [tree]
+    while todo:
+        t = todo.pop()
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        read = {
+            n.id for n in ast.walk(t) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
+        }
+        for name in sorted(read - bound_names(t)):
+            found.add(name)
+            if nested and name in nested:
+                todo.append(nested[name])
+    return found
+
+
+def free_reads(
+    tree: ast.FunctionDef, owner: Any, nested: dict[str, ast.FunctionDef], owners: dict[str, Any]
+) -> dict[str, set[int]]:
+    """Like :func:`free_names` with ``nested``, and for each name the ``id`` of every
+    function it is read from: the owner (the function that defines the ``def``) of each
+    nested function that reads it."""
+    found: dict[str, set[int]] = {}
+    seen: set[int] = set()
+    todo = [(tree, owner)]
+    while todo:
+        t, o = todo.pop()
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        read = {
+            n.id for n in ast.walk(t) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
+        }
+        for name in sorted(read - bound_names(t)):
+            found.setdefault(name, set()).add(id(o))
+            if name in nested:
+                todo.append((nested[name], owners[name]))
+    return found
 
 
 def statements(body: list[ast.stmt]):
@@ -156,7 +214,8 @@ class Activity:
                     return True
             args = [*node.args, *(k.value for k in node.keywords)]
             if target.kind == "nested":  # it may read active variables of ours, too
-                args += [ast.Name(id=n, ctx=ast.Load()) for n in free_names(target.obj)]
+                free = free_names(target.obj, self.nested)
+                args += [ast.Name(id=n, ctx=ast.Load()) for n in sorted(free)]
             return any(self.expr_active(a, active) for a in args)
         if isinstance(node, ast.Subscript):
             return self.expr_active(node.value, active)
