@@ -425,8 +425,12 @@ class Forward:
             product=self.products.get((atom.id, d)),
         )
 
+    def single(self, var: str, d: str) -> bool:
+        """Assigned once, and not seeded: what its tangent is set to holds everywhere."""
+        return self.assign_counts.get(var, 0) <= 1 and var not in self.seeds[d]
+
     def set_tangent(self, var: str, d: str, t: Tangent | None) -> ast.stmt:
-        single = self.assign_counts.get(var, 0) <= 1 and var not in self.seeds[d]
+        single = self.single(var, d)
         self.full_flags[(var, d)] = bool(t is not None and t.full and single)
         if t is not None and t.container:
             self.containers.add((var, d))
@@ -586,8 +590,10 @@ class Forward:
                 ]
                 exprs = [tv.expr if tv is not None else _zero() for _, tv in pairs]
                 stores = [B.store(self.tname(t.id, d.name)) for t, _ in pairs]
-                for t, _ in pairs:
+                for t, tv in pairs:
                     self.full_flags[(t.id, d.name)] = False
+                    if tv is None and self.single(t.id, d.name):
+                        self.zeros.add((t.id, d.name))  # always zero: later rules skip it
                 out.append(
                     ast.Assign(
                         targets=[ast.Tuple(elts=stores, ctx=ast.Store())], value=B.tuple_(exprs)
@@ -599,6 +605,8 @@ class Forward:
                 out.extend(B.assign(self.tname(n, d.name), _zero()) for n in active)
                 for n in active:
                     self.full_flags[(n, d.name)] = False
+                    if self.single(n, d.name):
+                        self.zeros.add((n, d.name))
                 continue
             source = self.contexts[d.name].full(t, value)
             out.append(ast.Assign(targets=[self.tangent_target(target, d.name)], value=source))
@@ -700,6 +708,8 @@ class Forward:
 
     def unknown_call(self, target: CallTarget, call: ast.Call) -> None:
         what = f"'{target.name}'"
+        if getattr(target.obj, "__wrapped__", None) is not None:
+            self.refuse(decorated_message(target.name, target.obj), call)
         self.refuse(
             f"the call to {what} depends on a differentiated parameter, but fmad has no "
             f"derivative rule for it and cannot read its source; give it one with "
@@ -1012,6 +1022,25 @@ class Forward:
             return out
 
         tree.body = fill(tree.body)
+
+
+def decorated_message(name: str, obj: Any) -> str:
+    """Why a call to a decorated function is refused (fmad would read the wrong source)."""
+    inner = inspect.unwrap(obj, stop=lambda f: not hasattr(f, "__wrapped__"))
+    code = getattr(inner, "__code__", None)
+    where = f" (defined at {code.co_filename}:{code.co_firstlineno})" if code else ""
+    if hasattr(obj, "__fmad__"):
+        return (
+            f"'{name}'{where} is a function returned by fmad.differentiate: it returns "
+            "(value, grads); calling it inside a function fmad differentiates is not "
+            f"supported yet: call the plain function ('{name}.__wrapped__') instead"
+        )
+    return (
+        f"'{name}'{where} is wrapped by a decorator; fmad reads the source of the function "
+        "inside and cannot follow what the decorator does to its arguments and result: "
+        "call the undecorated function, or give the decorated one a derivative with "
+        f"fmad.register({name}, derivative)"
+    )
 
 
 def _reads(node: ast.expr) -> list[ast.Name]:
