@@ -881,7 +881,7 @@ class Forward:
                     if any(self.is_active(atom, d.name) for d in self.directions):
                         self.refuse(
                             f"'{target.name}' takes *args/**kwargs; fmad cannot pass "
-                            "derivatives through them: name the parameters",
+                            "derivatives through them; name the parameters",
                             call,
                         )
                 continue
