@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fmad import rules
-from fmad.resolve import MISSING, Scope, bound_names
+from fmad.resolve import MISSING, Scope
 
 MUTATING_METHODS = {"append", "extend", "insert"}
 
@@ -89,37 +89,52 @@ def rebound_defs(tree: ast.FunctionDef) -> set[str]:
     return {name for name, n in defs.items() if n > 1 or name in stored | params}
 
 
-def free_names(tree: ast.FunctionDef, nested: dict[str, ast.FunctionDef] | None = None) -> set[str]:
-    """Names a nested function reads but does not bind (read from the enclosing one).
-
-    With ``nested`` (the nested functions visible where ``tree`` is defined), the free names
-    of the nested functions it calls count too, transitively: ``inner10`` calling ``inner5``,
-    which reads ``p2``, depends on ``p2`` as well.
-    """
-    found: set[str] = set()
-    seen: set[int] = set()
-    todo = [tree]
+def lexical_free(tree: ast.FunctionDef) -> set[str]:
+    """Names ``tree``'s body reads (its own nested defs included) and does not bind, and
+    the names its default values read (where it is defined: the call depends on them)."""
+    reads: set[str] = set()
+    defaults = [e for e in [*tree.args.defaults, *tree.args.kw_defaults] if e is not None]
+    todo: list[ast.AST] = list(tree.body)
     while todo:
-        t = todo.pop()
-        if id(t) in seen:
+        node = todo.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            reads |= lexical_free(node)
+            for e in [*node.args.defaults, *node.args.kw_defaults, *node.decorator_list]:
+                if e is not None:
+                    todo.append(e)
             continue
-        seen.add(id(t))
-        read = {
-            n.id for n in ast.walk(t) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
-        }
-        for name in sorted(read - bound_names(t)):
-            found.add(name)
-            if nested and name in nested:
-                todo.append(nested[name])
-    return found
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            reads.add(node.id)
+        todo.extend(ast.iter_child_nodes(node))
+    a = tree.args
+    params = {x.arg for x in [*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg] if x}
+    stored: set[str] = set()
+    todo = list(tree.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            stored.add(node.name)
+            continue
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store | ast.Del):
+            stored.add(node.id)
+        todo.extend(ast.iter_child_nodes(node))
+    return (reads - params - stored) | {
+        n.id for e in defaults for n in ast.walk(e) if isinstance(n, ast.Name)
+    }
 
 
 def free_reads(
-    tree: ast.FunctionDef, owner: Any, nested: dict[str, ast.FunctionDef], owners: dict[str, Any]
+    tree: ast.FunctionDef,
+    owner: Any = None,
+    nested: dict[str, ast.FunctionDef] | None = None,
+    owners: dict[str, Any] | None = None,
 ) -> dict[str, set[int]]:
-    """Like :func:`free_names` with ``nested``, and for each name the ``id`` of every
-    function it is read from: the owner (the function that defines the ``def``) of each
-    nested function that reads it."""
+    """The names a nested function reads from outside: those it reads itself and, with
+    ``nested`` (the nested functions visible where it is defined), those the nested
+    functions it calls read, transitively (``inner10`` calling ``inner5``, which reads
+    ``p2``, depends on ``p2`` too). For each name, the ``id`` of every owner (the function
+    defining the ``def``) it is read through."""
+    nested = nested or {}
     found: dict[str, set[int]] = {}
     seen: set[int] = set()
     todo = [(tree, owner)]
@@ -128,14 +143,16 @@ def free_reads(
         if id(t) in seen:
             continue
         seen.add(id(t))
-        read = {
-            n.id for n in ast.walk(t) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
-        }
-        for name in sorted(read - bound_names(t)):
+        for name in sorted(lexical_free(t)):
             found.setdefault(name, set()).add(id(o))
             if name in nested:
-                todo.append((nested[name], owners[name]))
+                todo.append((nested[name], owners.get(name) if owners else None))
     return found
+
+
+def free_names(tree: ast.FunctionDef, nested: dict[str, ast.FunctionDef] | None = None) -> set[str]:
+    """The names of :func:`free_reads`."""
+    return set(free_reads(tree, None, nested))
 
 
 def statements(body: list[ast.stmt]):
