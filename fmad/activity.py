@@ -51,7 +51,9 @@ def classify(call: ast.Call, scope: Scope, nested: dict[str, ast.FunctionDef]) -
         return CallTarget("rule", obj=obj, rule=rule, name=label)
     if rules.has_zero_derivative(obj):
         return CallTarget("zero", obj=obj, name=label)
-    if isinstance(obj, types.FunctionType):
+    if isinstance(obj, types.FunctionType) and getattr(obj, "__wrapped__", None) is None:
+        # a function wrapped by a decorator (``__wrapped__``) is not the function whose
+        # source we would read: it stays unknown (see Forward.unknown_call)
         return CallTarget("user", obj=obj, name=label)
     return CallTarget("unknown", obj=obj, name=label)
 
@@ -72,12 +74,85 @@ def nested_functions(tree: ast.FunctionDef) -> dict[str, ast.FunctionDef]:
     return found
 
 
-def free_names(tree: ast.FunctionDef) -> set[str]:
-    """Names a nested function reads but does not bind (read from the enclosing one)."""
-    from fmad.resolve import bound_names
+def rebound_defs(tree: ast.FunctionDef) -> set[str]:
+    """Names of nested functions that ``tree`` binds more than once (two ``def``\\ s, or a
+    ``def`` and an assignment): which one a call reaches depends on the path taken."""
+    defs: dict[str, int] = {}
+    for s in statements(tree.body):
+        if isinstance(s, ast.FunctionDef):
+            defs[s.name] = defs.get(s.name, 0) + 1
+    stored = {
+        n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+    }
+    a = tree.args
+    params = {x.arg for x in [*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg] if x}
+    return {name for name, n in defs.items() if n > 1 or name in stored | params}
 
-    read = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
-    return read - bound_names(tree)
+
+def lexical_free(tree: ast.FunctionDef) -> set[str]:
+    """Names ``tree``'s body reads (its own nested defs included) and does not bind, and
+    the names its default values read (where it is defined: the call depends on them)."""
+    reads: set[str] = set()
+    defaults = [e for e in [*tree.args.defaults, *tree.args.kw_defaults] if e is not None]
+    todo: list[ast.AST] = list(tree.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            reads |= lexical_free(node)
+            for e in [*node.args.defaults, *node.args.kw_defaults, *node.decorator_list]:
+                if e is not None:
+                    todo.append(e)
+            continue
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            reads.add(node.id)
+        todo.extend(ast.iter_child_nodes(node))
+    a = tree.args
+    params = {x.arg for x in [*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg] if x}
+    stored: set[str] = set()
+    todo = list(tree.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            stored.add(node.name)
+            continue
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store | ast.Del):
+            stored.add(node.id)
+        todo.extend(ast.iter_child_nodes(node))
+    return (reads - params - stored) | {
+        n.id for e in defaults for n in ast.walk(e) if isinstance(n, ast.Name)
+    }
+
+
+def free_reads(
+    tree: ast.FunctionDef,
+    owner: Any = None,
+    nested: dict[str, ast.FunctionDef] | None = None,
+    owners: dict[str, Any] | None = None,
+) -> dict[str, set[int]]:
+    """The names a nested function reads from outside: those it reads itself and, with
+    ``nested`` (the nested functions visible where it is defined), those the nested
+    functions it calls read, transitively (``inner10`` calling ``inner5``, which reads
+    ``p2``, depends on ``p2`` too). For each name, the ``id`` of every owner (the function
+    defining the ``def``) it is read through."""
+    nested = nested or {}
+    found: dict[str, set[int]] = {}
+    seen: set[int] = set()
+    todo = [(tree, owner)]
+    while todo:
+        t, o = todo.pop()
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        for name in sorted(lexical_free(t)):
+            found.setdefault(name, set()).add(id(o))
+            if name in nested:
+                todo.append((nested[name], owners.get(name) if owners else None))
+    return found
+
+
+def free_names(tree: ast.FunctionDef, nested: dict[str, ast.FunctionDef] | None = None) -> set[str]:
+    """The names of :func:`free_reads`."""
+    return set(free_reads(tree, None, nested))
 
 
 def statements(body: list[ast.stmt]):
@@ -156,7 +231,8 @@ class Activity:
                     return True
             args = [*node.args, *(k.value for k in node.keywords)]
             if target.kind == "nested":  # it may read active variables of ours, too
-                args += [ast.Name(id=n, ctx=ast.Load()) for n in free_names(target.obj)]
+                free = free_names(target.obj, self.nested)
+                args += [ast.Name(id=n, ctx=ast.Load()) for n in sorted(free)]
             return any(self.expr_active(a, active) for a in args)
         if isinstance(node, ast.Subscript):
             return self.expr_active(node.value, active)

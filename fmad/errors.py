@@ -78,7 +78,7 @@ def no_rule_advice(label: str, obj: Any, local: bool) -> str:
             "after the decorator runs?); define it first, or move the call out of the "
             "differentiated function"
         )
-    if isinstance(obj, np.ufunc) or not _is_numpy(obj):
+    if isinstance(obj, np.ufunc) or not is_numpy(obj):
         return (
             f"if it is elementwise, give it a derivative with fmad.register({label}, "
             "derivative); otherwise compute it outside the differentiated function (its "
@@ -92,6 +92,6 @@ def no_rule_advice(label: str, obj: Any, local: bool) -> str:
     )
 
 
-def _is_numpy(obj: Any) -> bool:
+def is_numpy(obj: Any) -> bool:
     module = getattr(obj, "__module__", None) or ""
     return module == "numpy" or module.startswith("numpy.") or isinstance(obj, types.ModuleType)

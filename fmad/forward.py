@@ -25,10 +25,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fmad import build as B
-from fmad.activity import Activity, CallTarget, classify, free_names
-from fmad.errors import no_rule_advice, unsupported
+from fmad.activity import (
+    Activity,
+    CallTarget,
+    classify,
+    free_reads,
+    rebound_defs,
+)
+from fmad.errors import is_numpy, no_rule_advice, unsupported
 from fmad.naming import MAX_NAME_LENGTH, Namer
-from fmad.resolve import Scope
+from fmad.resolve import Scope, bound_names
 
 if TYPE_CHECKING:
     from fmad.transform import Session, Unit
@@ -272,6 +278,7 @@ class CalleeInfo:
     inputs: dict[tuple[str, str], str]  # (parameter, direction) -> keyword of its tangent
     directions: tuple[str, ...]  # directions whose tangents it returns, in order
     result_full: dict[str, bool] = field(default_factory=dict)
+    result_zero: frozenset[str] = frozenset()  # directions whose returned tangent is always 0
 
 
 class Forward:
@@ -304,6 +311,9 @@ class Forward:
         self.top = top
         self.activity = Activity(flat, scope)
         self.nested = self.activity.nested
+        # the Forward whose body defines each nested function visible here (see inherit)
+        self.owners: dict[str, Forward] = dict.fromkeys(self.nested, self)
+        self.rebound = rebound_defs(flat)
         self.active = {
             d.name: self.activity.active(
                 set(seeds[d.name]) | ({d.name} if d.name in seed_points else set())
@@ -321,8 +331,9 @@ class Forward:
         self.factors: dict[tuple[str, str], tuple[ast.expr, ast.expr]] = {}
         self.assign_counts = self.count_assignments()
         self.result_full: dict[str, bool] = {d.name: True for d in directions}
+        self.result_zero: set[str] = {d.name for d in directions}
         self.node: ast.AST | None = None
-        self.nested_variants: dict[str, list[ast.stmt]] = {}
+        self.nested_variants: dict[int, list[ast.stmt]] = {}  # id(def) -> its variants
         # primal factors of the statement being differentiated, computed once for every
         # direction: ``pow_1_partial = 2.0 * r`` (the local partial derivative)
         self.target = "t"
@@ -414,8 +425,12 @@ class Forward:
             product=self.products.get((atom.id, d)),
         )
 
+    def single(self, var: str, d: str) -> bool:
+        """Assigned once, and not seeded: what its tangent is set to holds everywhere."""
+        return self.assign_counts.get(var, 0) <= 1 and var not in self.seeds[d]
+
     def set_tangent(self, var: str, d: str, t: Tangent | None) -> ast.stmt:
-        single = self.assign_counts.get(var, 0) <= 1 and var not in self.seeds[d]
+        single = self.single(var, d)
         self.full_flags[(var, d)] = bool(t is not None and t.full and single)
         if t is not None and t.container:
             self.containers.add((var, d))
@@ -459,8 +474,8 @@ class Forward:
                     entry.append(B.assign(self.tname(name, d.name), self.seed_value(seed, d)))
                     self.full_flags[(name, d.name)] = seed.full
         body = self.block(self.flat.body)
-        if self.top and not (body and isinstance(body[-1], ast.Return)):
-            body.append(self.make_return(None))
+        if not (body and isinstance(body[-1], ast.Return)):
+            body.append(self.make_return(None))  # falling off the end returns None
         out.body = entry + body
         self.fill_nested(out)
         return out
@@ -510,9 +525,7 @@ class Forward:
         if isinstance(s, ast.For):
             return self.for_(s)
         if isinstance(s, ast.FunctionDef):
-            variants: list[ast.stmt] = []
-            self.nested_variants[s.name] = variants
-            return [s, *[_Placeholder(s.name)]]
+            return [s, _Placeholder(s)]
         return [s]
 
     # -- assignments -----------------------------------------------------------------------
@@ -577,8 +590,10 @@ class Forward:
                 ]
                 exprs = [tv.expr if tv is not None else _zero() for _, tv in pairs]
                 stores = [B.store(self.tname(t.id, d.name)) for t, _ in pairs]
-                for t, _ in pairs:
+                for t, tv in pairs:
                     self.full_flags[(t.id, d.name)] = False
+                    if tv is None and self.single(t.id, d.name):
+                        self.zeros.add((t.id, d.name))  # always zero: later rules skip it
                 out.append(
                     ast.Assign(
                         targets=[ast.Tuple(elts=stores, ctx=ast.Store())], value=B.tuple_(exprs)
@@ -590,6 +605,8 @@ class Forward:
                 out.extend(B.assign(self.tname(n, d.name), _zero()) for n in active)
                 for n in active:
                     self.full_flags[(n, d.name)] = False
+                    if self.single(n, d.name):
+                        self.zeros.add((n, d.name))
                 continue
             source = self.contexts[d.name].full(t, value)
             out.append(ast.Assign(targets=[self.tangent_target(target, d.name)], value=source))
@@ -690,6 +707,10 @@ class Forward:
         return None
 
     def unknown_call(self, target: CallTarget, call: ast.Call) -> None:
+        if hasattr(target.obj, "__fmad__") or (
+            hasattr(target.obj, "__wrapped__") and not is_numpy(target.obj)
+        ):
+            self.refuse(decorated_message(target.name, target.obj), call)
         root = call.func
         while isinstance(root, ast.Attribute):
             root = root.value
@@ -744,11 +765,7 @@ class Forward:
         call: ast.Call = s.value
         params = self.bind(target, call)
         if target.kind == "nested":
-            # a nested helper may read active variables of this function: their tangents
-            # are passed in like those of its arguments
-            for name in sorted(free_names(target.obj)):
-                if any(name in self.active[d.name] for d in self.directions):
-                    params[name] = B.name(name)
+            params.update(self.nested_inputs(target, call, params))
         pattern = []
         for d in self.directions:
             for pname, atom in params.items():
@@ -764,16 +781,19 @@ class Forward:
                 expr = B.name(self.tname(params[pname].id, dname))
             keywords.append(ast.keyword(arg=kw, value=expr))
         fcall = ast.Call(func=B.name(info.name), args=list(call.args), keywords=keywords)
+        # directions in which the result carries a tangent (the helper may return a zero)
+        carried = [d for d in info.directions if d not in info.result_zero]
         outs: list[ast.expr] = []
         lhs = s.targets[0]
         if not isinstance(lhs, ast.Name):
             value_name = self.namer.fresh(f"{target.name}_value")
-            outs.append(B.store(value_name))
+            for dname in carried:
+                self.active[dname].add(value_name)  # unpacked below from its tangent
         else:
             value_name = lhs.id
-            outs.append(B.store(lhs.id))
+        outs.append(B.store(value_name))
         for dname in info.directions:
-            if value_name in self.active[dname] or not isinstance(lhs, ast.Name):
+            if dname in carried and value_name in self.active[dname]:
                 outs.append(B.store(self.tname(value_name, dname)))
                 single = self.assign_counts.get(value_name, 0) <= 1
                 self.full_flags[(value_name, dname)] = info.result_full.get(dname, False) and single
@@ -784,7 +804,7 @@ class Forward:
         ]
         if isinstance(lhs, ast.Name):
             for d in self.directions:
-                if lhs.id in self.active[d.name] and d.name not in info.directions:
+                if lhs.id in self.active[d.name] and d.name not in carried:
                     out.append(self.set_tangent(lhs.id, d.name, None))
         else:  # a, b = helper(...): unpack value and tangents
             out.append(ast.Assign(targets=[lhs], value=B.name(value_name)))
@@ -792,6 +812,55 @@ class Forward:
                 self.assign_counts[n] = self.assign_counts.get(n, 0) + 1
             out.extend(self.unpack(lhs, B.name(value_name)))
         return out
+
+    def nested_inputs(self, target: CallTarget, call: ast.Call, params) -> dict[str, ast.expr]:
+        """The variables of ours a nested helper reads (itself, or through the nested
+        helpers it calls): their tangents are passed in like those of its arguments."""
+        owner = self.owners[target.name]
+        if target.name in owner.rebound:
+            self.refuse(
+                f"the nested function '{target.name}' is defined more than once or also "
+                "assigned; fmad cannot tell which one this call reaches: give each its own "
+                "name",
+                call,
+            )
+        a = target.obj.args
+        positional = [*a.posonlyargs, *a.args]
+        defaults = dict(
+            zip(
+                [p.arg for p in positional[len(positional) - len(a.defaults) :]],
+                a.defaults,
+                strict=True,
+            )
+        )
+        defaults.update(
+            {p.arg: d for p, d in zip(a.kwonlyargs, a.kw_defaults, strict=True) if d is not None}
+        )
+        for pname, default in defaults.items():
+            if pname not in params and any(
+                owner.is_active(n, d.name) for d in owner.directions for n in _reads(default)
+            ):
+                self.refuse(
+                    f"the default value of '{pname}' in the nested function "
+                    f"'{target.name}' depends on a differentiated parameter; fmad cannot "
+                    "follow its derivative: pass the argument explicitly",
+                    call,
+                )
+        inputs: dict[str, ast.expr] = {}
+        own = bound_names(self.flat)
+        reads = free_reads(target.obj, owner, self.nested, self.owners)
+        for name, readers in sorted(reads.items()):
+            if not any(name in self.active[d.name] for d in self.directions):
+                continue
+            if name in own and readers != {id(self)}:
+                # a helper reads another binding of this name than the caller's
+                self.refuse(
+                    f"the nested function '{target.name}' reads '{name}' of the function "
+                    f"that defines it, and this caller binds its own '{name}'; rename one",
+                    call,
+                )
+            inputs[name] = B.name(name)
+        return inputs
 
     def bind(self, target: CallTarget, call: ast.Call) -> dict[str, ast.expr]:
         """Which parameter of the helper each argument of ``call`` goes to."""
@@ -816,7 +885,7 @@ class Forward:
                     if any(self.is_active(atom, d.name) for d in self.directions):
                         self.refuse(
                             f"'{target.name}' takes *args/**kwargs; fmad cannot pass "
-                            "derivatives through them: name the parameters",
+                            "derivatives through them; name the parameters",
                             call,
                         )
                 continue
@@ -910,6 +979,8 @@ class Forward:
         for d in self.directions:
             t = self.tangent_of_result(value, d.name)
             self.result_full[d.name] = self.result_full[d.name] and t is not None and t.full
+            if t is not None:
+                self.result_zero.discard(d.name)
             tangents.append(t.expr if t is not None else _zero())
         return ast.Return(value=B.tuple_([value or ast.Constant(None), *tangents]))
 
@@ -931,6 +1002,15 @@ class Forward:
         return t.expr if t is not None else _zero()
 
     # -- nested helpers --------------------------------------------------------------------
+    def inherit(self, owner: Forward) -> None:
+        """This is a nested helper defined in ``owner``: it sees the nested functions
+        ``owner`` sees (unless it binds the name itself)."""
+        own = bound_names(self.flat)
+        for name, tree in owner.nested.items():
+            if name not in self.nested and name not in own:
+                self.nested[name] = tree
+                self.owners[name] = owner.owners[name]
+
     def fill_nested(self, tree: ast.FunctionDef) -> None:
         """Put each nested helper's transformed versions where its placeholder stands."""
 
@@ -938,7 +1018,7 @@ class Forward:
             out: list[ast.stmt] = []
             for st in stmts:
                 if isinstance(st, _Placeholder):
-                    out.extend(self.nested_variants.get(st.name, []))
+                    out.extend(self.nested_variants.get(id(st.node), []))
                     continue
                 if isinstance(st, ast.If | ast.For | ast.While):
                     st.body, st.orelse = fill(st.body), fill(st.orelse)
@@ -948,12 +1028,35 @@ class Forward:
         tree.body = fill(tree.body)
 
 
+def decorated_message(name: str, obj: Any) -> str:
+    """Why a call to a decorated function is refused (fmad would read the wrong source)."""
+    inner = inspect.unwrap(obj, stop=lambda f: not hasattr(f, "__wrapped__"))
+    code = getattr(inner, "__code__", None)
+    where = f" (defined at {code.co_filename}:{code.co_firstlineno})" if code else ""
+    if hasattr(obj, "__fmad__"):
+        return (
+            f"'{name}'{where} is a function returned by fmad.differentiate: it returns "
+            "(value, grads); calling it inside a function fmad differentiates is not "
+            f"supported yet: call the plain function ('{name}.__wrapped__') instead"
+        )
+    return (
+        f"'{name}'{where} is wrapped by a decorator; fmad reads the source of the function "
+        "inside and cannot follow what the decorator does to its arguments and result: "
+        "call the undecorated function, or give the decorated one a derivative with "
+        f"fmad.register({name}, derivative)"
+    )
+
+
+def _reads(node: ast.expr) -> list[ast.Name]:
+    return [n for n in ast.walk(node) if isinstance(n, ast.Name)]
+
+
 class _Placeholder(ast.Pass):
     """Where the transformed versions of a nested helper go (right after its def)."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, node: ast.FunctionDef) -> None:
         super().__init__()
-        self.name = name
+        self.node = node
 
 
 def signature_of(tree: ast.FunctionDef) -> inspect.Signature:

@@ -12,7 +12,7 @@ import textwrap
 import types
 from dataclasses import dataclass
 
-from fmad.errors import SourceError, unsupported
+from fmad.errors import SourceError, UnsupportedError, unsupported
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,17 @@ def python_function(fn: object) -> types.FunctionType:
 def read_function(fn: object) -> FunctionSource:
     fn = python_function(fn)
     filename = fn.__code__.co_filename
+    if getattr(fn, "__wrapped__", None) is not None:
+        # inspect would find the source of the wrapped function, not of the one called
+        inner = inspect.unwrap(fn, stop=lambda f: not hasattr(f, "__wrapped__"))
+        code = getattr(inner, "__code__", fn.__code__)
+        raise UnsupportedError(
+            code.co_filename,
+            code.co_firstlineno,
+            f"{fn.__qualname__!r} is wrapped by a decorator; fmad reads the source of the "
+            "function inside and would skip what the decorator does: differentiate the "
+            "undecorated function (apply fmad.differentiate directly to the 'def')",
+        )
     try:
         lines, first = inspect.getsourcelines(fn)
     except (OSError, TypeError) as exc:

@@ -9,6 +9,7 @@ per activity pattern. The result is a list of :class:`Unit`\\ s, ready for :mod:
 from __future__ import annotations
 
 import ast
+import dataclasses
 import math
 import types
 from dataclasses import dataclass, field
@@ -93,7 +94,8 @@ def prepare(fn: types.FunctionType, reserved: set[str] = frozenset()):
 class Session:
     def __init__(self) -> None:
         self.units: list[Unit] = []  # helpers first, in the order they were made
-        self.callees: dict[Any, CalleeInfo] = {}
+        self.callees: dict[Any, tuple[Unit, CalleeInfo]] = {}
+        self.variant_counts: dict[Any, int] = {}  # module helper -> variants made so far
         self.stack: list[Any] = []
         self.scopes: list[Scope] = []  # every scope consulted: their names are watched
 
@@ -153,66 +155,88 @@ class Session:
         return unit
 
     # -- helpers it calls --------------------------------------------------------------------
+    # A helper is transformed once per *variant*: (the helper, the directions it carries,
+    # which of its inputs are active). A module-level helper's variant is a unit of its own,
+    # compiled once and injected into the namespace of *each* unit that calls it, under a
+    # name that unit chooses (so a variant made for one caller is never looked up by a
+    # name that exists only in another). A nested helper's variant is a ``def`` placed right
+    # after the nested ``def`` it comes from, in the function that defines it (its *owner*),
+    # named by the owner's namer, which the nested units share: every caller that can see
+    # the nested function (the owner and the functions nested in it) can see the variant.
     def callee(self, caller: Forward, target, pattern: tuple, call: ast.Call) -> CalleeInfo:
         nested = target.kind == "nested"
-        identity = target.obj if not nested else ("nested", id(target.obj))
-        directions = [d for d in caller.directions if any(p[1] == d.name for p in pattern)]
-        key = (identity, tuple(directions), pattern)
-        if key in self.callees:
-            return self.callees[key]
-        if identity in self.stack:
-            raise unsupported(
-                caller.filename,
-                call,
-                f"the recursive call to '{target.name}' is not supported by "
-                "fmad; write the recursion as a loop",
-            )
+        owner = caller.owners[target.name] if nested else None
+        identity = target.obj
+        directions = tuple(d for d in caller.directions if any(p[1] == d.name for p in pattern))
+        key = (target.kind, owner, identity, directions, pattern)
+        if key not in self.callees:
+            if identity in self.stack:
+                raise unsupported(
+                    caller.filename,
+                    call,
+                    f"the recursive call to '{target.name}' (directly or through other "
+                    "helpers) is not supported by fmad; write the recursion as a loop",
+                )
+            self.stack.append(identity)
+            try:
+                self.callees[key] = self.variant(owner, target, directions, pattern)
+            finally:
+                self.stack.pop()
+        unit, info = self.callees[key]
         if nested:
+            return info
+        # the caller reaches the variant under a name of its own choosing
+        return dataclasses.replace(info, name=caller.unit.inject(unit, info.name))
+
+    def variant(self, owner: Forward | None, target, directions, pattern) -> tuple[Unit, Any]:
+        """Transform one helper for one activity pattern."""
+        if owner is not None:
             tree = target.obj
-            namer = caller.namer.copy()
-            scope = Scope(caller.unit.function, bound_names(tree) | caller.scope.local_names)
+            namer = owner.namer  # shared: names stay unique across the owner's nested defs
+            scope = Scope(owner.unit.function, bound_names(tree) | owner.scope.local_names)
             self.scopes.append(scope)
-            flat = Flattener(caller.filename, namer, scope).function(tree)
+            flat = Flattener(owner.filename, namer, scope).function(tree)
             scope.local_names |= bound_names(flat)
             unit = Unit(
-                caller.unit.function, caller.filename, namer, scope, flat=flat, parent=caller.unit
+                owner.unit.function, owner.filename, namer, scope, flat=flat, parent=owner.unit
             )
-            caller.unit.children.append(unit)
-            fname = caller.namer.fresh(f"{tree.name}_fwd")
+            owner.unit.children.append(unit)
+            fname = namer.fresh(f"{tree.name}_fwd")
         else:
             src, scope, namer, flat = prepare(target.obj)
             self.scopes.append(scope)
             unit = Unit(src.function, src.filename, namer, scope, flat=flat)
-            fname = caller.unit.inject(unit, f"{src.tree.name}_fwd")
+            count = self.variant_counts.get(target.obj, 0)
+            self.variant_counts[target.obj] = count + 1
+            fname = namer.fresh(f"{src.tree.name}_fwd" + (f"_{count}" if count else ""))
         seeds: dict[str, dict[str, Tangent]] = {d.name: {} for d in directions}
         inputs: dict[tuple[str, str], str] = {}
-        forward = Forward(self, unit, flat, scope, directions, seeds=seeds, top=False)
-        if nested:
-            forward.nested.update(
-                {k: v for k, v in caller.nested.items() if k not in forward.nested}
-            )
+        forward = Forward(self, unit, flat, scope, list(directions), seeds=seeds, top=False)
+        if owner is not None:
+            forward.inherit(owner)
         for pname, dname, full in pattern:
             kw = forward.tname(pname, dname)
             inputs[(pname, dname)] = kw
             seeds[dname][pname] = Tangent(B.name(kw), full=full)
         forward.active = {d.name: forward.activity.active(set(seeds[d.name])) for d in directions}
-        self.stack.append(identity)
         tree = forward.function()
-        self.stack.pop()
         tree.name = fname
         tree.args.kwonlyargs += [ast.arg(arg=kw) for kw in inputs.values()]
         tree.args.kw_defaults += [None] * len(inputs)
         tree = optimize.optimize(tree, forward.tangent_names(), namer, keep=set(inputs.values()))
         unit.tree = tree
         info = CalleeInfo(
-            fname, inputs, tuple(d.name for d in directions), dict(forward.result_full)
+            fname,
+            inputs,
+            tuple(d.name for d in directions),
+            dict(forward.result_full),
+            frozenset(forward.result_zero),
         )
-        self.callees[key] = info
-        if nested:
-            caller.nested_variants.setdefault(target.name, []).append(tree)
+        if owner is not None:
+            owner.nested_variants.setdefault(id(target.obj), []).append(tree)
         else:
             self.units.append(unit)
-        return info
+        return unit, info
 
 
 def check_wrt(
