@@ -85,7 +85,11 @@ def iteration_parts(target: ast.expr, it: ast.expr) -> list[tuple[ast.expr, ast.
     ``x`` from the items of ``xs`` (``i``, an index, carries no derivative); ``for a, b in
     zip(xs, ys)`` binds ``a`` from ``xs`` and ``b`` from ``ys``; ``reversed(xs)`` iterates the
     items of ``xs``. Any other iterable binds the whole target from itself."""
-    if isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and not it.keywords:
+    if (
+        isinstance(it, ast.Call)
+        and isinstance(it.func, ast.Name)
+        and all(k.arg == "strict" for k in it.keywords)
+    ):
         name, args = it.func.id, it.args
         pair = isinstance(target, ast.Tuple) and len(target.elts) == 2
         if name == "enumerate" and pair and len(args) in (1, 2):
