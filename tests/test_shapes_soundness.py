@@ -170,3 +170,29 @@ def test_list_with_constants_reduced_by_numpy():
     check(list_mixing_constants, ["x"], x=np.array([1.0, 2.0, 3.0]))
     check(list_into_numpy, ["x", "p"], x=np.array([1.0, 2.0, 3.0]), p=0.25)
     check(list_into_numpy, ["x", "p"], x=[1.0, 2.0, 3.0], p=0.25)
+
+
+# -- item 9: the bundled variant (three or more scalar parameters, array data) --------------
+def bundle_no_array(X, a, b, c):
+    return a * b + c
+
+
+def bundle_constant(X, a, b, c):
+    return 2.0
+
+
+def bundle_partly(X, a, b, c):
+    return np.sum(X * a) + b * b
+
+
+def bundle_array_value(X, a, b, c):
+    return X[0] * a + b - c
+
+
+@pytest.mark.parametrize(
+    "fn", [bundle_no_array, bundle_constant, bundle_partly, bundle_array_value]
+)
+def test_bundle_gives_one_gradient_per_parameter(fn):
+    X = np.ones((3, 2))
+    _, grads = check(fn, ["a", "b", "c"], X=X, a=0.5, b=1.5, c=1.0)
+    assert list(grads) == ["a", "b", "c"]
