@@ -35,7 +35,8 @@ class Variant:
         self.units = session.units
         self.function = compile_unit(self.unit, {})
         self.shapes = shapes
-        self.vectorized = any(s is not None for s in shapes)
+        # tangents with a trailing direction axis: array parameters, or the bundle
+        self.vectorized = bundle or any(s is not None for s in shapes)
         self.watched = session.watched()
 
     def current(self) -> bool:
@@ -46,8 +47,9 @@ class Variant:
         """Shape raw tangents as the user gets them (see :func:`fmad.runtime.gradient`)."""
         if self.bundle:  # one tangent, one column per parameter
             (t,) = grads.values()
-            if type(t) is np.ndarray and t.ndim == 1 and np.ndim(value) == 0:
-                return dict(zip(self.wrt, t.tolist(), strict=True))  # a scalar loss
+            if np.ndim(value) == 0:  # a scalar loss
+                t = np.broadcast_to(t, (len(self.wrt),))  # a constant tangent too (0.0)
+                return dict(zip(self.wrt, t.tolist(), strict=True))
             t = np.broadcast_to(t, np.shape(value) + (len(self.wrt),))
             return {name: runtime.gradient(t[..., i], value) for i, name in enumerate(self.wrt)}
         return {

@@ -213,10 +213,11 @@ class Flattener:
             and isinstance(it.func, ast.Name)
             and it.func.id in ITERATION_HELPERS
             and not self.scope.is_local(it.func.id)
-            and not it.keywords
+            and all(k.arg == "strict" and it.func.id == "zip" for k in it.keywords)
         ):
             args = [self.atom(a, out) for a in self.positional(it)]
-            it = B.call(B.name(it.func.id), *args)
+            keywords = [ast.keyword(arg=k.arg, value=self.atom(k.value, out)) for k in it.keywords]
+            it = ast.Call(func=B.name(it.func.id), args=args, keywords=keywords)
         else:
             it = self.atom(it, out)
         out.append(

@@ -247,12 +247,13 @@ class Context:
                 f"{name}() with keyword arguments is not supported by fmad when "
                 "its arguments carry derivatives"
             )
+        k = [B.const(self.direction.k)] if self.vectorized else []
         if len(args) > 1:
             if name == "sum":  # sum(xs, start)
                 return self.add(
                     None
                     if tangents[0] is None
-                    else Tangent(B.call(self.rt("builtin_sum"), tangents[0].expr, args[0])),
+                    else Tangent(B.call(self.rt("builtin_sum"), tangents[0].expr, args[0], *k)),
                     tangents[1],
                 )
             elts = [t.expr if t is not None else _zero() for t in tangents]
@@ -267,7 +268,7 @@ class Context:
             return None
         helper = "builtin_sum" if name == "sum" else "builtin_extreme"
         call_args = [tangents[0].expr, args[0]] + ([z] if name != "sum" else [])
-        return Tangent(B.call(self.rt(helper), *call_args), full=False)
+        return Tangent(B.call(self.rt(helper), *call_args, *k), full=False)
 
 
 @dataclass
@@ -688,6 +689,8 @@ class Forward:
         tangents = [self.tangent(a, d) for a in args]
         keywords = {k.arg: k.value for k in call.keywords}
         if target.kind == "rule":
+            if target.obj not in rules.LIST_RULES:
+                tangents = [self.stacked(ctx, t, a) for t, a in zip(tangents, args, strict=True)]
             return target.rule(ctx, z, args, tangents, keywords)
         if target.kind == "zero":
             return None
@@ -705,6 +708,13 @@ class Forward:
             return rule(ctx, z, receiver, self.tangent(receiver, d), args, tangents, keywords)
         self.unknown_call(target, call)
         return None
+
+    def stacked(self, ctx: Context, t: Tangent | None, value: ast.expr) -> Tangent | None:
+        """A list's tangent (a list of tangents) as one array, for a numpy function."""
+        if t is None or not t.container:
+            return t
+        k = [B.const(ctx.direction.k)] if ctx.vectorized else []
+        return Tangent(B.call(ctx.rt("stack_tangents"), t.expr, value, *k), full=True)
 
     def unknown_call(self, target: CallTarget, call: ast.Call) -> None:
         if hasattr(target.obj, "__fmad__") or (
@@ -941,6 +951,10 @@ class Forward:
                 it = B.call(B.name("enumerate"), it)
             for d in active_dirs:
                 ctx = self.contexts[d.name]
+                bound = {n for part_target, _ in parts for n in B.stored_names(part_target)}
+                for n in targets:  # bound from no item (an enumerate index): no derivative
+                    if n in self.active[d.name] and n not in bound:
+                        prologue.append(self.set_tangent(n, d.name, None))
                 for part_target, source in parts:
                     names = [n for n in B.stored_names(part_target) if n in self.active[d.name]]
                     if not names:

@@ -297,19 +297,27 @@ def _imag_attribute(ctx, z, x, t):
 
 @defrule(np.clip)
 def clip_rule(ctx, z, args, tangents, keywords):
-    """d clip(x, lo, hi) = dx inside [lo, hi] (bounds included), dlo below, dhi above."""
+    """d clip(x, lo, hi) = dx inside [lo, hi] (bounds included), dlo below, dhi above.
+
+    Each mask is a float (``np.where(x < lo, 1.0, 0.0)``), never a boolean: numpy refuses
+    ``-mask`` for a boolean array or ``np.bool_``, and a later rule may negate it."""
     x, lo, hi = args[0], _arg(args, keywords, 1, "a_min"), _arg(args, keywords, 2, "a_max")
     dx, dlo, dhi = (list(tangents) + [None, None])[:3]
+
+    def mask(text: str) -> ast.expr:
+        return B.call(
+            ctx.np_("where"), B.parse_expr(text, lo=lo, hi=hi, x=x), B.const(1.0), B.const(0.0)
+        )
+
     terms, inside = [], []
     if not _is_none(lo):
-        inside.append(B.parse_expr("lo <= x", lo=lo, x=x))
-        terms.append(ctx.scale(B.parse_expr("x < lo", lo=lo, x=x), dlo))
+        inside.append("(lo <= x)")
+        terms.append(ctx.scale(mask("x < lo"), dlo))
     if not _is_none(hi):
-        inside.append(B.parse_expr("x <= hi", hi=hi, x=x))
-        terms.append(ctx.scale(B.parse_expr("x > hi", hi=hi, x=x), dhi))
+        inside.append("(x <= hi)")
+        terms.append(ctx.scale(mask("x > hi"), dhi))
     if inside:
-        mask = inside[0] if len(inside) == 1 else B.binop(inside[0], ast.BitAnd(), inside[1])
-        terms.append(ctx.scale(mask, dx))
+        terms.append(ctx.scale(mask(" & ".join(inside)), dx))
     else:
         terms.append(dx)
     return ctx.add(*terms)
@@ -331,6 +339,21 @@ def identity_rule(ctx, z, args, tangents, keywords):
     return tangents[0] if tangents else None
 
 
+@defrule(builtins.enumerate, builtins.zip, builtins.reversed)
+def iteration_rule(ctx, z, args, tangents, keywords):
+    """Only a ``for`` header may arrange the iteration of values that carry a derivative."""
+    if all(t is None for t in tangents) and not any(
+        ctx.fwd.is_active(k, ctx.direction.name) for k in keywords.values()
+    ):
+        return None
+    ctx.fwd.refuse(
+        "enumerate(), zip() and reversed() of values that carry a derivative are supported "
+        "only directly in a 'for' header, without keywords; write 'for i, x in "
+        "enumerate(xs):' or build a list in a loop"
+    )
+    return None
+
+
 @defrule(builtins.sum)
 def builtin_sum_rule(ctx, z, args, tangents, keywords):
     return ctx.reduce_builtin("sum", z, args, tangents, keywords)
@@ -346,7 +369,6 @@ ZERO_DERIVATIVE.update(
         builtins.isinstance,
         builtins.type,
         builtins.print,
-        builtins.enumerate,
         math.floor,
         math.ceil,
         math.trunc,
@@ -753,3 +775,20 @@ METHOD_RULES.update(
         "astype": astype_method,
     }
 )
+
+
+# functions whose rule takes the tangent of a list argument as a list of tangents; every
+# other function of a list gets it stacked into one array first (fmad_rt.stack_tangents)
+LIST_RULES = {
+    builtins.sum,
+    builtins.min,
+    builtins.max,
+    builtins.enumerate,
+    builtins.zip,
+    builtins.reversed,
+    np.array,
+    np.concatenate,
+    np.stack,
+    np.hstack,
+    np.vstack,
+}
