@@ -196,3 +196,43 @@ def test_bundle_gives_one_gradient_per_parameter(fn):
     X = np.ones((3, 2))
     _, grads = check(fn, ["a", "b", "c"], X=X, a=0.5, b=1.5, c=1.0)
     assert list(grads) == ["a", "b", "c"]
+
+
+# -- item 16: a wrt local assigned with a conditional expression -------------------------------
+def wrt_conditional_local(p0, p1):
+    t = p0 if p1 > 0 else p1
+    return t * p0 + math.sin(t)
+
+
+def wrt_boolop_local(p0, p1):
+    t = p1 > 2.0 or p0 * 2.0
+    return t * t
+
+
+def wrt_local_augmented(p0, p1):
+    t = p0 * 2.0
+    t += 1.0  # LINE-augmented-wrt
+    return t * p1
+
+
+@pytest.mark.parametrize("p1", [0.5, -0.5])
+def test_wrt_local_assigned_with_a_conditional_expression(p1):
+    p0 = 0.3
+    t = p0 if p1 > 0 else p1
+    check_gradients(  # d/dp0 by finite differences, d/dt by hand
+        fmad.differentiate(wrt_conditional_local, wrt=["p0", "t"]),
+        {"p0": p0, "p1": p1},
+        expected={"t": p0 + math.cos(t)},
+    )
+
+
+def test_wrt_local_assigned_with_or():
+    check_gradients(
+        fmad.differentiate(wrt_boolop_local, wrt=["t"]), {"p0": 0.3, "p1": 0.5}, expected={"t": 1.2}
+    )
+
+
+def test_wrt_local_assigned_twice_is_still_refused():
+    with pytest.raises(fmad.WrtError) as info:
+        fmad.differentiate(wrt_local_augmented, wrt=["t"])
+    assert f"{THIS_FILE}:{marker_line('augmented-wrt')}: " in str(info.value)
