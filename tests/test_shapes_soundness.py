@@ -236,3 +236,55 @@ def test_wrt_local_assigned_twice_is_still_refused():
     with pytest.raises(fmad.WrtError) as info:
         fmad.differentiate(wrt_local_augmented, wrt=["t"])
     assert f"{THIS_FILE}:{marker_line('augmented-wrt')}: " in str(info.value)
+
+
+# -- item 13: wrt arguments fmad cannot take yet ---------------------------------------------
+def reads_container(d):  # LINE-container-def
+    return d["a"] * 2.0 if isinstance(d, dict) else d[0][0] * 2.0
+
+
+class Model:
+    def __init__(self, c):
+        self.c = c
+
+    def loss(self, x, w):
+        return (w * x - self.c) ** 2
+
+    def scale(self, x):
+        return x * 2.0
+
+
+@pytest.mark.parametrize(
+    "value, words",
+    [
+        ({"a": 1.0}, "dict"),
+        ([(1.0, 2.0), (3.0,)], "list that is not"),
+        ((1.0, (2.0, 3.0)), "tuple that is not"),
+        ([{"a": 1.0}], "list that is not"),
+        (np.array(["a"]), "dtype"),
+        (Model(1.0).scale, "method"),
+        (None, "NoneType"),
+    ],
+)
+def test_unsupported_wrt_arguments_are_refused_at_call_time(value, words):
+    df = fmad.differentiate(reads_container)
+    with pytest.raises(fmad.UnsupportedError) as info:
+        df(value)
+    message = str(info.value)
+    assert message.startswith(f"{info.value.filename}:{marker_line('container-def')}: ")
+    assert os.path.basename(info.value.filename) == THIS_FILE
+    assert "'d'" in message and words in message and "numbers" in message
+
+
+def test_evenly_nested_lists_are_accepted():
+    check(reads_container, None, d=[(1.0, 2.0), (3.0, 4.0)])
+    check(reads_container, None, d=[[1.0, 2.0], [3.0, 4.0]])
+
+
+def test_bound_method():
+    model = Model(0.5)
+    df = fmad.differentiate(model.loss)
+    assert df.wrt == ("x", "w")
+    check_gradients(df, {"x": 1.5, "w": 0.25})
+    check_gradients(fmad.differentiate(model.loss, wrt=["w"]), {"x": 1.5, "w": 0.25})
+    assert "def loss" in df.source
