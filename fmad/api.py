@@ -193,7 +193,7 @@ class Transformed:
     def wrt_shape(self, name: str, value: Any) -> tuple[int, ...]:
         """The shape of the argument of the ``wrt`` parameter ``name``; an UnsupportedError
         (at the ``def`` line) for a kind of value fmad cannot differentiate with respect to."""
-        if type(value) is np.ndarray and value.dtype.kind in NUMERIC_KINDS:
+        if isinstance(value, np.ndarray) and value.dtype.kind in NUMERIC_KINDS:
             return value.shape
         if isinstance(value, numbers.Number) and not isinstance(value, Variable):
             return ()
