@@ -195,7 +195,7 @@ class Transformed:
         (at the ``def`` line) for a kind of value fmad cannot differentiate with respect to."""
         if isinstance(value, np.ndarray) and value.dtype.kind in NUMERIC_KINDS:
             return value.shape
-        if isinstance(value, numbers.Number) and not isinstance(value, Variable):
+        if isinstance(value, numbers.Number | np.bool_) and not isinstance(value, Variable):
             return ()
         if isinstance(value, list | tuple):
             try:

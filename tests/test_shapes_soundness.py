@@ -50,6 +50,22 @@ def test_enumerate_over_a_list_parameter():
     np.testing.assert_allclose(grads["zs"], [1.0010303, 0.0, 0.101, 1.0], rtol=1e-6)
 
 
+def early_return_in_enumerate(p0, p1, bound):
+    xs1 = [(abs(p0 * p0) + 0.3) ** 2.5]
+    acc = 0.0
+    for _j, u in enumerate(xs1):
+        acc = acc + u * p1
+        if acc > bound:
+            return acc
+    p0 = p0 + xs1[0]
+    return p0 + acc
+
+
+@pytest.mark.parametrize("bound", [-5.0, 0.1, 5.0])
+def test_list_from_a_parameter_early_return_then_reassigned(bound):
+    check(early_return_in_enumerate, ["p0", "p1"], p0=0.4, p1=0.7, bound=bound)
+
+
 def enumerate_index_used(xs, w):
     acc = 0.0
     for i, x in enumerate(xs):
