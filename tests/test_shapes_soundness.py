@@ -304,3 +304,16 @@ def test_bound_method():
     check_gradients(df, {"x": 1.5, "w": 0.25})
     check_gradients(fmad.differentiate(model.loss, wrt=["w"]), {"x": 1.5, "w": 0.25})
     assert "def loss" in df.source
+
+
+def norm_of_a_zero_start(v, c):
+    t1 = 0.0
+    if c > 0.03:
+        t1 = np.maximum(v, c)
+    return np.linalg.norm(t1) * c + np.linalg.norm(v * 0.0) * c
+
+
+def test_norm_at_zero_has_zero_derivative():
+    # the tangent of a zero vector is zero: 0/0 gave NaN
+    check(norm_of_a_zero_start, ["v", "c"], v=np.array([0.5, -0.2, 0.1]), c=-0.5)
+    check(norm_of_a_zero_start, ["v", "c"], v=np.array([0.5, -0.2, 0.1]), c=0.5)
