@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import numbers
 import types
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, overload, runtime_checkable
@@ -12,7 +13,7 @@ import numpy as np
 
 from fmad import runtime, trace
 from fmad.compile import compile_unit, dispatcher
-from fmad.errors import FmadError, InternalError, WrtError
+from fmad.errors import FmadError, InternalError, UnsupportedError, WrtError
 from fmad.printer import to_source
 from fmad.resolve import still_bound
 from fmad.source import python_function
@@ -20,6 +21,8 @@ from fmad.transform import Session
 from fmad.variable import Variable
 
 Shapes = tuple[tuple[int, ...] | None, ...]
+# numpy dtype kinds a wrt argument may have: booleans, integers, floats, complex numbers
+NUMERIC_KINDS = frozenset("biufc")
 
 
 class Variant:
@@ -188,7 +191,7 @@ class Transformed:
             if type(value) is float or type(value) is int:
                 shapes.append(None)
                 continue
-            shape = value.shape if type(value) is np.ndarray else np.shape(value)
+            shape = self.wrt_shape(name, value)
             shapes.append(shape if shape else None)
         if (
             self.bundles
@@ -198,6 +201,36 @@ class Transformed:
             # scalar parameters, array data: all parameters ride one vectorized direction
             shapes.append("bundle")
         return tuple(shapes)
+
+    def wrt_shape(self, name: str, value: Any) -> tuple[int, ...]:
+        """The shape of the argument of the ``wrt`` parameter ``name``; an UnsupportedError
+        (at the ``def`` line) for a kind of value fmad cannot differentiate with respect to."""
+        if isinstance(value, np.ndarray) and value.dtype.kind in NUMERIC_KINDS:
+            return value.shape
+        if isinstance(value, numbers.Number | np.bool_) and not isinstance(value, Variable):
+            return ()
+        if isinstance(value, list | tuple):
+            try:
+                array = np.asarray(value)
+            except (ValueError, TypeError):  # ragged
+                array = None
+            if array is not None and array.dtype.kind in NUMERIC_KINDS:
+                return array.shape
+        what = f"an object of type '{type(value).__name__}'"
+        if isinstance(value, list | tuple):
+            kind = type(value).__name__
+            what = f"a {kind} that is not a flat (or evenly nested) {kind} of numbers"
+        elif isinstance(value, np.ndarray):
+            what = f"an array of dtype {value.dtype}"
+        flat = self._default.unit.flat
+        raise UnsupportedError(
+            self._default.unit.filename,
+            flat.lineno,
+            f"the argument of the parameter {name!r} of '{flat.name}' is {what}; fmad "
+            "differentiates with respect to numbers, numpy arrays of numbers and lists or "
+            "tuples of numbers only: pass the numbers as separate parameters or as one "
+            "array, or leave this parameter out of wrt",
+        )
 
     def _variant(self, shapes: Shapes) -> Variant:
         variant = self._variants.get(shapes)
@@ -265,4 +298,33 @@ def differentiate(fn=None, *, wrt=None):
         return lambda f: differentiate(f, wrt=wrt)
     if hasattr(fn, "__fmad__"):  # differentiate again with another wrt
         fn = fn.__wrapped__
+    if isinstance(fn, types.MethodType):
+        return bound_method(fn, wrt)
     return Transformed(fn, wrt).function
+
+
+def bound_method(method: types.MethodType, wrt: Sequence[str] | str | None) -> Differentiated:
+    """``differentiate(obj.loss)``: the function ``loss`` differentiated, called with ``obj``
+    bound to its first parameter (which, by default, is not differentiated)."""
+    func = python_function(method)
+    if wrt is None:
+        wrt = [
+            p.name
+            for p in list(inspect.signature(func).parameters.values())[1:]
+            if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
+    inner = Transformed(func, wrt)
+    obj = method.__self__
+
+    def public(*args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        return inner.function(obj, *args, **kwargs)
+
+    functools.update_wrapper(public, method)
+    public.__fmad__ = inner
+    public.__wrapped__ = method
+    public.wrt = inner.wrt
+    public.source = inner.function.source
+    public.flat_source = inner.function.flat_source
+    public.show = inner.show
+    public.source_for = lambda *args, **kwargs: inner.source_for(obj, *args, **kwargs)
+    return public

@@ -654,8 +654,10 @@ def norm_rule(ctx, z, args, tangents, keywords):
             )
         )
     x, dx = args[0], tangents[0]
-    # d|x| = sum(x * dx) / |x|
-    return ctx.divide(reduce_tangent(ctx, "sum", x, ctx.scale(x, dx, full=True), None, None), z)
+    # d|x| = sum(x * dx) / |x|; at x = 0 the sum is 0, and so is the derivative taken (the
+    # subgradient 0, as abs has): divide by 1 there instead of by 0
+    safe = B.call(ctx.np_("where"), B.parse_expr("z == 0", z=z), B.const(1.0), z)
+    return ctx.divide(reduce_tangent(ctx, "sum", x, ctx.scale(x, dx, full=True), None, None), safe)
 
 
 def _helper_call(helper: str, *extra) -> Rule:

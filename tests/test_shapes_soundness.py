@@ -50,6 +50,22 @@ def test_enumerate_over_a_list_parameter():
     np.testing.assert_allclose(grads["zs"], [1.0010303, 0.0, 0.101, 1.0], rtol=1e-6)
 
 
+def early_return_in_enumerate(p0, p1, bound):
+    xs1 = [(abs(p0 * p0) + 0.3) ** 2.5]
+    acc = 0.0
+    for _j, u in enumerate(xs1):
+        acc = acc + u * p1
+        if acc > bound:
+            return acc
+    p0 = p0 + xs1[0]
+    return p0 + acc
+
+
+@pytest.mark.parametrize("bound", [-5.0, 0.1, 5.0])
+def test_list_from_a_parameter_early_return_then_reassigned(bound):
+    check(early_return_in_enumerate, ["p0", "p1"], p0=0.4, p1=0.7, bound=bound)
+
+
 def enumerate_index_used(xs, w):
     acc = 0.0
     for i, x in enumerate(xs):
@@ -196,3 +212,108 @@ def test_bundle_gives_one_gradient_per_parameter(fn):
     X = np.ones((3, 2))
     _, grads = check(fn, ["a", "b", "c"], X=X, a=0.5, b=1.5, c=1.0)
     assert list(grads) == ["a", "b", "c"]
+
+
+# -- item 16: a wrt local assigned with a conditional expression -------------------------------
+def wrt_conditional_local(p0, p1):
+    t = p0 if p1 > 0 else p1
+    return t * p0 + math.sin(t)
+
+
+def wrt_boolop_local(p0, p1):
+    t = p1 > 2.0 or p0 * 2.0
+    return t * t
+
+
+def wrt_local_augmented(p0, p1):
+    t = p0 * 2.0
+    t += 1.0  # LINE-augmented-wrt
+    return t * p1
+
+
+@pytest.mark.parametrize("p1", [0.5, -0.5])
+def test_wrt_local_assigned_with_a_conditional_expression(p1):
+    p0 = 0.3
+    t = p0 if p1 > 0 else p1
+    check_gradients(  # d/dp0 by finite differences, d/dt by hand
+        fmad.differentiate(wrt_conditional_local, wrt=["p0", "t"]),
+        {"p0": p0, "p1": p1},
+        expected={"t": p0 + math.cos(t)},
+    )
+
+
+def test_wrt_local_assigned_with_or():
+    check_gradients(
+        fmad.differentiate(wrt_boolop_local, wrt=["t"]), {"p0": 0.3, "p1": 0.5}, expected={"t": 1.2}
+    )
+
+
+def test_wrt_local_assigned_twice_is_still_refused():
+    with pytest.raises(fmad.WrtError) as info:
+        fmad.differentiate(wrt_local_augmented, wrt=["t"])
+    assert f"{THIS_FILE}:{marker_line('augmented-wrt')}: " in str(info.value)
+
+
+# -- item 13: wrt arguments fmad cannot take yet ---------------------------------------------
+def reads_container(d):  # LINE-container-def
+    return d["a"] * 2.0 if isinstance(d, dict) else d[0][0] * 2.0
+
+
+class Model:
+    def __init__(self, c):
+        self.c = c
+
+    def loss(self, x, w):
+        return (w * x - self.c) ** 2
+
+    def scale(self, x):
+        return x * 2.0
+
+
+@pytest.mark.parametrize(
+    "value, words",
+    [
+        ({"a": 1.0}, "dict"),
+        ([(1.0, 2.0), (3.0,)], "list that is not"),
+        ((1.0, (2.0, 3.0)), "tuple that is not"),
+        ([{"a": 1.0}], "list that is not"),
+        (np.array(["a"]), "dtype"),
+        (Model(1.0).scale, "method"),
+        (None, "NoneType"),
+    ],
+)
+def test_unsupported_wrt_arguments_are_refused_at_call_time(value, words):
+    df = fmad.differentiate(reads_container)
+    with pytest.raises(fmad.UnsupportedError) as info:
+        df(value)
+    message = str(info.value)
+    assert message.startswith(f"{info.value.filename}:{marker_line('container-def')}: ")
+    assert os.path.basename(info.value.filename) == THIS_FILE
+    assert "'d'" in message and words in message and "numbers" in message
+
+
+def test_evenly_nested_lists_are_accepted():
+    check(reads_container, None, d=[(1.0, 2.0), (3.0, 4.0)])
+    check(reads_container, None, d=[[1.0, 2.0], [3.0, 4.0]])
+
+
+def test_bound_method():
+    model = Model(0.5)
+    df = fmad.differentiate(model.loss)
+    assert df.wrt == ("x", "w")
+    check_gradients(df, {"x": 1.5, "w": 0.25})
+    check_gradients(fmad.differentiate(model.loss, wrt=["w"]), {"x": 1.5, "w": 0.25})
+    assert "def loss" in df.source
+
+
+def norm_of_a_zero_start(v, c):
+    t1 = 0.0
+    if c > 0.03:
+        t1 = np.maximum(v, c)
+    return np.linalg.norm(t1) * c + np.linalg.norm(v * 0.0) * c
+
+
+def test_norm_at_zero_has_zero_derivative():
+    # the tangent of a zero vector is zero: 0/0 gave NaN
+    check(norm_of_a_zero_start, ["v", "c"], v=np.array([0.5, -0.2, 0.1]), c=-0.5)
+    check(norm_of_a_zero_start, ["v", "c"], v=np.array([0.5, -0.2, 0.1]), c=0.5)
