@@ -19,22 +19,16 @@ from __future__ import annotations
 
 import ast
 import copy
-import inspect
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fmad import build as B
-from fmad.activity import (
-    Activity,
-    CallTarget,
-    classify,
-    free_reads,
-    rebound_defs,
-)
-from fmad.errors import is_numpy, no_rule_advice, unsupported
+from fmad.activity import Activity, classify, rebound_defs
+from fmad.calls import HelperCalls, signature_of
+from fmad.errors import unsupported
 from fmad.naming import MAX_NAME_LENGTH, Namer
-from fmad.resolve import Scope, bound_names
+from fmad.resolve import Scope
 
 if TYPE_CHECKING:
     from fmad.transform import Session, Unit
@@ -282,7 +276,7 @@ class CalleeInfo:
     result_zero: frozenset[str] = frozenset()  # directions whose returned tangent is always 0
 
 
-class Forward:
+class Forward(HelperCalls):
     def __init__(
         self,
         session: Session,
@@ -716,22 +710,6 @@ class Forward:
         k = [B.const(ctx.direction.k)] if ctx.vectorized else []
         return Tangent(B.call(ctx.rt("stack_tangents"), t.expr, value, *k), full=True)
 
-    def unknown_call(self, target: CallTarget, call: ast.Call) -> None:
-        if hasattr(target.obj, "__fmad__") or (
-            hasattr(target.obj, "__wrapped__") and not is_numpy(target.obj)
-        ):
-            self.refuse(decorated_message(target.name, target.obj), call)
-        root = call.func
-        while isinstance(root, ast.Attribute):
-            root = root.value
-        local = isinstance(root, ast.Name) and self.scope.is_local(root.id)
-        advice = no_rule_advice(target.name, target.obj, local)
-        self.refuse(
-            f"the call to '{target.name}' depends on a differentiated parameter, but fmad has "
-            f"no derivative rule for it and cannot read its source; {advice}",
-            call,
-        )
-
     # -- statements with calls ---------------------------------------------------------------
     def expr_stmt(self, s: ast.Expr) -> list[ast.stmt]:
         call = s.value
@@ -770,137 +748,6 @@ class Forward:
                 tname = self.tname(receiver, d.name)
                 out.append(ast.Expr(value=B.call(B.attr(tname, func.attr), *targs)))
         return out
-
-    def call_helper(self, s: ast.Assign, target: CallTarget) -> list[ast.stmt]:
-        call: ast.Call = s.value
-        params = self.bind(target, call)
-        if target.kind == "nested":
-            params.update(self.nested_inputs(target, call, params))
-        pattern = []
-        for d in self.directions:
-            for pname, atom in params.items():
-                t = self.tangent(atom, d.name)
-                if t is not None:
-                    pattern.append((pname, d.name, t.full))
-        info = self.session.callee(self, target, tuple(pattern), call)
-        keywords = list(call.keywords)
-        for (pname, dname), kw in info.inputs.items():
-            t = self.tangent(params[pname], dname)
-            expr = t.expr
-            if t.seed:
-                expr = B.name(self.tname(params[pname].id, dname))
-            keywords.append(ast.keyword(arg=kw, value=expr))
-        fcall = ast.Call(func=B.name(info.name), args=list(call.args), keywords=keywords)
-        # directions in which the result carries a tangent (the helper may return a zero)
-        carried = [d for d in info.directions if d not in info.result_zero]
-        outs: list[ast.expr] = []
-        lhs = s.targets[0]
-        if not isinstance(lhs, ast.Name):
-            value_name = self.namer.fresh(f"{target.name}_value")
-            for dname in carried:
-                self.active[dname].add(value_name)  # unpacked below from its tangent
-        else:
-            value_name = lhs.id
-        outs.append(B.store(value_name))
-        for dname in info.directions:
-            if dname in carried and value_name in self.active[dname]:
-                outs.append(B.store(self.tname(value_name, dname)))
-                single = self.assign_counts.get(value_name, 0) <= 1
-                self.full_flags[(value_name, dname)] = info.result_full.get(dname, False) and single
-            else:
-                outs.append(B.store(self.namer.fresh("unused")))
-        out: list[ast.stmt] = [
-            ast.Assign(targets=[ast.Tuple(elts=outs, ctx=ast.Store())], value=fcall)
-        ]
-        if isinstance(lhs, ast.Name):
-            for d in self.directions:
-                if lhs.id in self.active[d.name] and d.name not in carried:
-                    out.append(self.set_tangent(lhs.id, d.name, None))
-        else:  # a, b = helper(...): unpack value and tangents
-            out.append(ast.Assign(targets=[lhs], value=B.name(value_name)))
-            for n in B.stored_names(lhs):
-                self.assign_counts[n] = self.assign_counts.get(n, 0) + 1
-            out.extend(self.unpack(lhs, B.name(value_name)))
-        return out
-
-    def nested_inputs(self, target: CallTarget, call: ast.Call, params) -> dict[str, ast.expr]:
-        """The variables of ours a nested helper reads (itself, or through the nested
-        helpers it calls): their tangents are passed in like those of its arguments."""
-        owner = self.owners[target.name]
-        if target.name in owner.rebound:
-            self.refuse(
-                f"the nested function '{target.name}' is defined more than once or also "
-                "assigned; fmad cannot tell which one this call reaches: give each its own "
-                "name",
-                call,
-            )
-        a = target.obj.args
-        positional = [*a.posonlyargs, *a.args]
-        defaults = dict(
-            zip(
-                [p.arg for p in positional[len(positional) - len(a.defaults) :]],
-                a.defaults,
-                strict=True,
-            )
-        )
-        defaults.update(
-            {p.arg: d for p, d in zip(a.kwonlyargs, a.kw_defaults, strict=True) if d is not None}
-        )
-        for pname, default in defaults.items():
-            if pname not in params and any(
-                owner.is_active(n, d.name) for d in owner.directions for n in _reads(default)
-            ):
-                self.refuse(
-                    f"the default value of '{pname}' in the nested function "
-                    f"'{target.name}' depends on a differentiated parameter; fmad cannot "
-                    "follow its derivative: pass the argument explicitly",
-                    call,
-                )
-        inputs: dict[str, ast.expr] = {}
-        own = bound_names(self.flat)
-        reads = free_reads(target.obj, owner, self.nested, self.owners)
-        for name, readers in sorted(reads.items()):
-            if not any(name in self.active[d.name] for d in self.directions):
-                continue
-            if name in own and readers != {id(self)}:
-                # a helper reads another binding of this name than the caller's
-                self.refuse(
-                    f"the nested function '{target.name}' reads '{name}' of the function "
-                    f"that defines it, and this caller binds its own '{name}'; rename one",
-                    call,
-                )
-            inputs[name] = B.name(name)
-        return inputs
-
-    def bind(self, target: CallTarget, call: ast.Call) -> dict[str, ast.expr]:
-        """Which parameter of the helper each argument of ``call`` goes to."""
-        if target.kind == "nested":
-            sig = signature_of(target.obj)
-        else:
-            sig = inspect.signature(target.obj)
-        positional = list(range(len(call.args)))
-        keywords = {k.arg: ("kw", k.arg) for k in call.keywords}
-        try:
-            bound = sig.bind(*positional, **keywords)
-        except TypeError as exc:
-            self.refuse(f"cannot call '{target.name}' with these arguments: {exc}", call)
-        params: dict[str, ast.expr] = {}
-        by_kw = {k.arg: k.value for k in call.keywords}
-        for pname, slot in bound.arguments.items():
-            kind = sig.parameters[pname].kind
-            if kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
-                slots = slot if kind == inspect.Parameter.VAR_POSITIONAL else slot.values()
-                for sl in slots:
-                    atom = call.args[sl] if isinstance(sl, int) else by_kw[sl[1]]
-                    if any(self.is_active(atom, d.name) for d in self.directions):
-                        self.refuse(
-                            f"'{target.name}' takes *args/**kwargs; fmad cannot pass "
-                            "derivatives through them; name the parameters",
-                            call,
-                        )
-                continue
-            params[pname] = call.args[slot] if isinstance(slot, int) else by_kw[slot[1]]
-        return params
 
     # -- loops -----------------------------------------------------------------------------
     def for_(self, s: ast.For) -> list[ast.stmt]:
@@ -1016,15 +863,6 @@ class Forward:
         return t.expr if t is not None else _zero()
 
     # -- nested helpers --------------------------------------------------------------------
-    def inherit(self, owner: Forward) -> None:
-        """This is a nested helper defined in ``owner``: it sees the nested functions
-        ``owner`` sees (unless it binds the name itself)."""
-        own = bound_names(self.flat)
-        for name, tree in owner.nested.items():
-            if name not in self.nested and name not in own:
-                self.nested[name] = tree
-                self.owners[name] = owner.owners[name]
-
     def fill_nested(self, tree: ast.FunctionDef) -> None:
         """Put each nested helper's transformed versions where its placeholder stands."""
 
@@ -1042,55 +880,12 @@ class Forward:
         tree.body = fill(tree.body)
 
 
-def decorated_message(name: str, obj: Any) -> str:
-    """Why a call to a decorated function is refused (fmad would read the wrong source)."""
-    inner = inspect.unwrap(obj, stop=lambda f: not hasattr(f, "__wrapped__"))
-    code = getattr(inner, "__code__", None)
-    where = f" (defined at {code.co_filename}:{code.co_firstlineno})" if code else ""
-    if hasattr(obj, "__fmad__"):
-        return (
-            f"'{name}'{where} is a function returned by fmad.differentiate: it returns "
-            "(value, grads); calling it inside a function fmad differentiates is not "
-            f"supported yet: call the plain function ('{name}.__wrapped__') instead"
-        )
-    return (
-        f"'{name}'{where} is wrapped by a decorator; fmad reads the source of the function "
-        "inside and cannot follow what the decorator does to its arguments and result: "
-        "call the undecorated function, or give the decorated one a derivative with "
-        f"fmad.register({name}, derivative)"
-    )
-
-
-def _reads(node: ast.expr) -> list[ast.Name]:
-    return [n for n in ast.walk(node) if isinstance(n, ast.Name)]
-
-
 class _Placeholder(ast.Pass):
     """Where the transformed versions of a nested helper go (right after its def)."""
 
     def __init__(self, node: ast.FunctionDef) -> None:
         super().__init__()
         self.node = node
-
-
-def signature_of(tree: ast.FunctionDef) -> inspect.Signature:
-    """An ``inspect.Signature`` for a ``def`` we only have as a tree."""
-    P = inspect.Parameter
-    a = tree.args
-    params: list[inspect.Parameter] = []
-    positional = [*a.posonlyargs, *a.args]
-    n_defaults = len(a.defaults)
-    for i, arg in enumerate(positional):
-        kind = P.POSITIONAL_ONLY if i < len(a.posonlyargs) else P.POSITIONAL_OR_KEYWORD
-        has_default = i >= len(positional) - n_defaults
-        params.append(P(arg.arg, kind, default=0 if has_default else P.empty))
-    if a.vararg:
-        params.append(P(a.vararg.arg, P.VAR_POSITIONAL))
-    for arg, default in zip(a.kwonlyargs, a.kw_defaults, strict=True):
-        params.append(P(arg.arg, P.KEYWORD_ONLY, default=P.empty if default is None else 0))
-    if a.kwarg:
-        params.append(P(a.kwarg.arg, P.VAR_KEYWORD))
-    return inspect.Signature(params)
 
 
 __all__ = ["Context", "Direction", "Forward", "Tangent"]

@@ -39,7 +39,7 @@ def read_function(fn: object) -> FunctionSource:
     filename = fn.__code__.co_filename
     if getattr(fn, "__wrapped__", None) is not None:
         # inspect would find the source of the wrapped function, not of the one called
-        inner = inspect.unwrap(fn, stop=lambda f: not hasattr(f, "__wrapped__"))
+        inner = inspect.unwrap(fn)
         code = getattr(inner, "__code__", fn.__code__)
         raise UnsupportedError(
             code.co_filename,

@@ -199,6 +199,15 @@ def sq_doubled_plain(x):
     return x * x
 
 
+@doubled
+def cube_doubled(x):
+    return x * x * x
+
+
+def calls_registered_decorated(w):
+    return cube_doubled(w) + 1.0
+
+
 @functools.cache  # LINE-cached-helper
 def cached(x):
     return x * 3.0

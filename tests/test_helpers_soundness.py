@@ -130,6 +130,12 @@ def test_decorated_function_itself_is_refused() -> None:
     assert_refused(hm.decorated_top, "decorated-top", ["decorator"])
 
 
+def test_decorated_helper_with_a_registered_derivative_works() -> None:
+    # the refusal suggests fmad.register: it must work for a decorated function
+    fmad.register(hm.cube_doubled, lambda x: 6.0 * x * x)
+    check_gradients(fmad.differentiate(hm.calls_registered_decorated), {"w": 0.7})
+
+
 def test_wrapper_without_wraps_is_differentiated_through() -> None:
     value, grads = fmad.differentiate(hm.calls_wrapper_without_wraps)(0.3)
     assert value == hm.calls_wrapper_without_wraps(0.3)
