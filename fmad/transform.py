@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from fmad import build as B
-from fmad import optimize
+from fmad import mutation, optimize
 from fmad import runtime as fmad_runtime
 from fmad.errors import WrtError, unsupported
 from fmad.flatten import Flattener
@@ -138,6 +138,7 @@ class Session:
                 fwd.prelude.append(B.assign(name, B.subscript(B.name(rows), B.const(i))))
                 seeds[BUNDLE][p] = Tangent(B.name(name), full=True)
             fwd.active = {BUNDLE: fwd.activity.active(set(seeds[BUNDLE]))}
+        mutation.check(fwd, lambda: unit.module("fmad.runtime"))
         unit.tree = optimize.optimize(fwd.function(), fwd.tangent_names(), namer)
         self.stack.pop()
         self.units.append(unit)
@@ -186,6 +187,7 @@ class Session:
             inputs[(pname, dname)] = kw
             seeds[dname][pname] = Tangent(B.name(kw), full=full)
         forward.active = {d.name: forward.activity.active(set(seeds[d.name])) for d in directions}
+        mutation.check(forward, lambda: unit.module("fmad.runtime"))
         self.stack.append(identity)
         tree = forward.function()
         self.stack.pop()
