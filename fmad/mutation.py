@@ -107,17 +107,28 @@ def effect_free(obj: object) -> bool:
             return True
     except TypeError:
         return False
-    if getattr(obj, "__module__", None) == "logging":
+    module = getattr(obj, "__module__", None) or ""
+    if module == "logging" or module.startswith("numpy.testing"):
         return True
     return isinstance(getattr(obj, "__self__", None), logging.Logger | logging.LoggerAdapter)
 
 
-def out_arguments(obj: object, call: ast.Call) -> list[ast.expr]:
-    """The ``out`` targets of a call: ``out=`` or a ufunc's positional outputs."""
+# array methods that take ``out`` positionally: its position
+METHOD_OUT = {
+    **dict.fromkeys(("sum", "mean", "prod", "cumsum", "cumprod", "std", "var", "clip", "take"), 2),
+    **dict.fromkeys(("max", "min", "round", "all", "any", "dot", "choose", "argmax", "argmin"), 1),
+}
+
+
+def out_arguments(obj: object, call: ast.Call, method: str | None) -> list[ast.expr]:
+    """The ``out`` targets of a call: ``out=``, a ufunc's positional outputs, or the
+    positional ``out`` of a reduction or an array method."""
     outs = [k.value for k in call.keywords if k.arg == "out"]
     if isinstance(obj, np.ufunc) and len(call.args) > obj.nin:
         outs += call.args[obj.nin :]
     position = rules.REDUCTION_OUT.get(obj) if rules.hashable(obj) else None
+    if method is not None:  # the receiver is not among the arguments
+        position = METHOD_OUT.get(method)
     if position is not None and len(call.args) > position:
         outs.append(call.args[position])
     flat: list[ast.expr] = []
@@ -127,10 +138,14 @@ def out_arguments(obj: object, call: ast.Call) -> list[ast.expr]:
 
 
 def source_text(filename: str, node: ast.AST, fallback: ast.AST) -> str:
-    """The user's own line for ``node`` when it is one line, else the flattened code."""
-    line = linecache.getline(filename, getattr(node, "lineno", 0)).strip()
-    if line and not line.endswith((":", "\\", "(", "[", ",")):
-        return line
+    """The user's own text of statement ``node`` when it is on one line, else the
+    flattened code."""
+    lineno, end = getattr(node, "lineno", 0), getattr(node, "end_lineno", None)
+    line = linecache.getline(filename, lineno)
+    if line and end == lineno and node.end_col_offset is not None:
+        text = line.encode()[node.col_offset : node.end_col_offset].decode(errors="replace")
+        if text.strip():
+            return text.strip()
     return ast.unparse(fallback)
 
 
@@ -370,10 +385,11 @@ class Mutation:
                 self.escape(args, state)
                 return Sites({UNKNOWN}) | with_parts(self.lookup(receiver, state))
         target = classify(call, self.scope, self.nested)
-        outs = out_arguments(target.obj, call) if target.obj is not None else []
+        method = func.attr if target.kind == "method" else None
+        outs = out_arguments(target.obj, call, method)
         for out in outs:
             if isinstance(out, ast.Name):
-                self.in_place(key, call, out, args, state, out=True)
+                self.in_place(key, call, out, args, state, out=True, obj=target.obj)
         if target.obj is not None and rules.hashable(target.obj):
             position = MUTATING_FUNCTIONS.get(target.obj)
             if position is not None and len(call.args) > position:
@@ -491,7 +507,9 @@ class Mutation:
                 return f"'{name}' is another name for a list built under another name"
         return self.shared(name, sites, key, state)
 
-    def in_place(self, key, call, atom, written, state, *, method=None, out=False, store=False):
+    def in_place(
+        self, key, call, atom, written, state, *, method=None, out=False, obj=None, store=False
+    ):
         """``atom`` (a name) is changed in place by ``call``, writing ``written``."""
         if not (self.active(atom) or any(self.active(w) for w in written)):
             return  # no derivative involved: the primal does it as the original does
@@ -514,7 +532,7 @@ class Mutation:
                 key,
                 f"'{what}' writes its result into '{name}' (an out= argument), changing it "
                 f"in place; fmad does not model out= arguments; assign the result instead "
-                f"({name} = {out_free(call)})",
+                f"({name} = {out_free(what, call, obj)})",
             )
         elif store:
             self.problem(
@@ -596,10 +614,17 @@ def binop_of(aug: ast.AugAssign) -> ast.BinOp:
     return ast.BinOp(left=ast.Name(id=ast.unparse(aug.target)), op=aug.op, right=aug.value)
 
 
-def out_free(call: ast.Call) -> str:
-    """``call`` without its out arguments, for the message."""
+def out_free(text: str, call: ast.Call, obj: object) -> str:
+    """The call of ``text`` (the user's statement, else the flattened ``call``) without its
+    out arguments, for the message."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        tree = None
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)] if tree else []
+    call = next(iter(calls), call)
     keywords = [k for k in call.keywords if k.arg != "out"]
-    args = call.args[:1] if len(call.args) == 2 and not keywords else call.args
+    args = call.args[: obj.nin] if isinstance(obj, np.ufunc) else call.args
     return ast.unparse(ast.Call(func=call.func, args=args, keywords=keywords))
 
 
