@@ -556,7 +556,7 @@ class Mutation:
         sites = self.lookup(name, state)
         if not sites:
             return  # a constant: immutable
-        owned = all(x[0] in ("new", "old") or (x[0] == "param" and self.fwd.top) for x in sites)
+        owned = all(x[0] in ("new", "old") for x in sites)
         reason = self.shared(name, sites, s, state) if owned else "it may be shared"
         if reason is None:
             return
@@ -570,13 +570,24 @@ class Mutation:
                 f"'{plain}' if that is what you mean, or keep one name for the list",
             )
             return
-        message = (
-            f"'{what}' changes the {{kind}} '{name}' in place, and {name}'s object may also "
-            "be seen through another name (an alias, a view such as x[0:1], or a container); "
-            f"fmad rewrites it as '{plain}' and does not model in-place changes of shared "
-            f"lists and arrays; write '{plain}' (a new value) if that is what you mean, or "
-            f"copy first ({name} = {name}.copy())"
+        inputs = sorted(
+            x[1] for x in sites | {y[1] for y in sites if y[0] == "part"} if x[0] == "param"
         )
+        if inputs:
+            message = (
+                f"'{what}' changes the {{kind}} '{name}' in place, and it may be (part of) "
+                f"the {{kind}} the caller passed as '{inputs[0]}'; fmad never changes its "
+                f"inputs, and its rewrite '{plain}' would differ from Python's in-place "
+                f"update; write '{plain}' to compute a new value"
+            )
+        else:
+            message = (
+                f"'{what}' changes the {{kind}} '{name}' in place, and its object may also be "
+                "seen through another name (an alias, a view such as x[0:1], or a container); "
+                f"fmad rewrites it as '{plain}' and does not model in-place changes of shared "
+                f"lists and arrays; write '{plain}' (a new value) if that is what you mean, or "
+                f"copy first ({name} = {name}.copy())"
+            )
         dunder = f"__i{OPERATOR_DUNDERS[type(augmented.op)]}__"
         guard = B.call(
             B.attr(self.runtime(), "check_rebind"),
