@@ -502,10 +502,14 @@ class Mutation:
             if any(s[0] == "param" for s in sites):
                 return f"'{name}' was passed in (fmad never changes its inputs)"
             return f"fmad did not see '{name}' built as a new list in this function"
+        reason = self.shared(name, sites, key, state)
+        if reason is not None:
+            return reason
         for names in self.fwd.active.values():
-            if name in names and any(s[3] not in names for s in sites):
-                return f"'{name}' is another name for a list built under another name"
-        return self.shared(name, sites, key, state)
+            for s in sites:
+                if name in names and s[3] not in names:
+                    return f"'{name}' is a second name for the list built as '{s[3]}'"
+        return None
 
     def in_place(
         self, key, call, atom, written, state, *, method=None, out=False, obj=None, store=False

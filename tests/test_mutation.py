@@ -621,3 +621,16 @@ def test_out_arguments_of_methods_are_refused() -> None:
     message = refused_at_decoration(method_out, None, "clip-out", ["out="])
     assert "s = s.clip(-1.0, 0.5)" in message
     refused_at_decoration(method_positional_out, None, "sum-method-out", ["out="])
+
+
+def second_name_of_inactive_list(p0, p1):
+    L1 = []
+    for i in range(3):
+        L1.append(i**2)
+    T3 = L1
+    T3.append(p1 + p1)  # LINE-second-name
+    return np.sum(T3)
+
+
+def test_append_through_a_second_name_is_refused() -> None:
+    refused_at_decoration(second_name_of_inactive_list, ["p1"], "second-name", ["'L1'"])
