@@ -160,6 +160,7 @@ class Flattener:
             value = B.binop(B.name(s.target.id), s.op, s.value)
             ast.copy_location(value, s)
             self.assign(s.target, value, out)
+            out[-1].fmad_augmented = s  # checked by fmad.mutation: x may be shared
             return
         # x[i] += v  ->  old = x[i]; new = old + v; x[i] = new
         target = self.target(s.target, out)

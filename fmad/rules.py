@@ -51,6 +51,14 @@ def rule_for(key: Any) -> Rule | None:
         return None
 
 
+def hashable(obj: Any) -> bool:
+    try:
+        hash(obj)
+    except TypeError:
+        return False
+    return True
+
+
 def has_zero_derivative(key: Any) -> bool:
     try:
         return key in ZERO_DERIVATIVE
@@ -576,14 +584,65 @@ def outer_rule(ctx, z, args, tangents, keywords):
     return ctx.add(*terms)
 
 
-def reduce_tangent(ctx, how: str, x, dx, axis, keepdims):
+# Reductions: their parameters after the array, in order (numpy's own signatures), and the
+# ones fmad models; any other one given a value is refused when the reduction is active.
+REDUCTION_PARAMETERS = {
+    np.sum: ("axis", "dtype", "out", "keepdims", "initial", "where"),
+    np.mean: ("axis", "dtype", "out", "keepdims"),
+    np.prod: ("axis", "dtype", "out", "keepdims", "initial", "where"),
+    **dict.fromkeys(
+        (np.max, np.min, np.amax, np.amin), ("axis", "out", "keepdims", "initial", "where")
+    ),
+}
+REDUCTION_KEYWORDS = {
+    np.sum: {"axis", "keepdims", "where", "initial"},
+    np.mean: {"axis", "keepdims", "where"},
+}
+REDUCTION_OUT = {f: 1 + params.index("out") for f, params in REDUCTION_PARAMETERS.items()}
+REDUCTION_ADVICE = {
+    "out": "assign the result instead of writing into an array with out=",
+    "dtype": "drop dtype= (fmad differentiates floating-point values), or convert the "
+    "result afterwards",
+    "initial": "combine the initial value explicitly (for example np.maximum(np.max(x), c) "
+    "or c * np.prod(x))",
+    "where": "mask the values first with np.where (for example np.max(np.where(m, x, -np.inf)))",
+}
+
+
+def reduction_arguments(ctx, func, args, tangents, keywords) -> dict[str, Any]:
+    """The arguments of ``func(x, ...)`` by name; refuses those fmad does not model."""
+    names = REDUCTION_PARAMETERS[func]
+    if len(args) > 1 + len(names):
+        ctx.fwd.refuse(f"np.{func.__name__}() takes at most {len(names)} positional options")
+    given = {**dict(zip(names, args[1:], strict=False)), **keywords}
+    modelled = REDUCTION_KEYWORDS.get(func, {"axis", "keepdims"})
+    for key, value in given.items():
+        if _is_none(value) or key in modelled:
+            continue
+        ctx.fwd.refuse(
+            f"np.{func.__name__}() with {key}= is not supported by fmad on a value that "
+            f"carries a derivative; {REDUCTION_ADVICE.get(key, f'drop {key}=')}"
+        )
+    initial = given.get("initial")
+    if initial is not None and ctx.fwd.is_active(initial, ctx.direction.name):
+        ctx.fwd.refuse(
+            f"np.{func.__name__}() with an initial= value that carries a derivative is not "
+            "supported by fmad; add it explicitly (c + np.sum(x))"
+        )
+    return given
+
+
+def reduce_tangent(ctx, how: str, x, dx, axis, keepdims, where=None):
     """Tangent of ``np.sum``/``np.mean`` (``how``) of ``x``: the same reduction of the
-    tangent, made full first (``d sum(x + b)/db`` is ``x.size``, not 1)."""
+    tangent, made full first (``d sum(x + b)/db`` is ``x.size``, not 1). ``where``: the
+    same mask, laid out like the tangent."""
     if dx is None:
         return None
     f = ctx.full(dx, x)
     func = ctx.np_(how)
     kw = {} if _is_none(keepdims) else {"keepdims": keepdims}
+    if not _is_none(where):
+        kw["where"] = ctx.expand(where)
     if not ctx.vectorized:
         if _is_none(axis) and not kw and dx.product is not None:
             # sum(c * t) is the dot product c @ t: no temporary of the value's size
@@ -614,8 +673,16 @@ def reduce_tangent(ctx, how: str, x, dx, axis, keepdims):
 
 def _reduction(how: str) -> Rule:
     def rule(ctx, z, args, tangents, keywords):
-        axis = _arg(args, keywords, 1, "axis")
-        return reduce_tangent(ctx, how, args[0], tangents[0], axis, keywords.get("keepdims"))
+        given = reduction_arguments(ctx, getattr(np, how), args, tangents, keywords)
+        return reduce_tangent(
+            ctx,
+            how,
+            args[0],
+            tangents[0],
+            given.get("axis"),
+            given.get("keepdims"),
+            given.get("where"),
+        )
 
     rule.__doc__ = f"d {how}(x) = {how}(dx), over the same axes"
     return rule
@@ -625,21 +692,22 @@ RULES[np.sum] = _reduction("sum")
 RULES[np.mean] = _reduction("mean")
 
 
-def _helper_reduction(helper: str, uses_value: bool) -> Rule:
+def _helper_reduction(func, helper: str, uses_value: bool) -> Rule:
     def rule(ctx, z, args, tangents, keywords):
         if tangents[0] is None:
             return None
-        axis = _arg(args, keywords, 1, "axis") or ast.Constant(None)
-        keepdims = keywords.get("keepdims") or ast.Constant(False)
+        given = reduction_arguments(ctx, func, args, tangents, keywords)
+        axis = given.get("axis") or ast.Constant(None)
+        keepdims = given.get("keepdims") or ast.Constant(False)
         middle = [args[0], z] if uses_value else [args[0]]
         return _tangent(B.call(ctx.rt(helper), tangents[0].expr, *middle, axis, keepdims, _k(ctx)))
 
     return rule
 
 
-RULES[np.prod] = _helper_reduction("prod_tangent", False)
+RULES[np.prod] = _helper_reduction(np.prod, "prod_tangent", False)
 for _f in (np.max, np.min, np.amax, np.amin):
-    RULES[_f] = _helper_reduction("extreme_tangent", True)
+    RULES[_f] = _helper_reduction(_f, "extreme_tangent", True)
 
 
 @defrule(np.linalg.norm)
@@ -719,8 +787,9 @@ def array_rule(ctx, z, args, tangents, keywords):
 # methods of arrays: x.sum(), x.reshape(2, 3), ...
 def _method_reduction(how: str) -> Rule:
     def rule(ctx, z, x, dx, args, tangents, keywords):
-        axis = _arg(args, keywords, 0, "axis")
-        return reduce_tangent(ctx, how, x, dx, axis, keywords.get("keepdims"))
+        if len(args) > 3:  # x.sum(axis, dtype, out): the rest are keyword-only
+            ctx.fwd.refuse(f"'.{how}()' takes at most 3 positional arguments")
+        return RULES[getattr(np, how)](ctx, z, [x, *args], [dx, *tangents], keywords)
 
     return rule
 

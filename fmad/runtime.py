@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from fmad.errors import FmadError
+from fmad.errors import FmadError, UnsupportedError
 
 
 def full(t: Any, x: Any, k: int | None = None) -> Any:
@@ -334,3 +334,12 @@ def concat_tangent(dx: Any, x: Any, dy: Any, y: Any) -> Any:
     dx = 0.0 if dx is None else np.asarray(dx) if isinstance(dx, list | tuple) else dx
     dy = 0.0 if dy is None else np.asarray(dy) if isinstance(dy, list | tuple) else dy
     return dx + dy
+
+
+def check_rebind(value: Any, dunder: str, filename: str, lineno: int, message: str) -> None:
+    """Before ``x = x + v``, fmad's rewrite of ``x += v`` where ``x``'s object may be seen
+    through another name: exact when Python would rebind too (no ``__iadd__``: a number, a
+    tuple); a list or an array would be changed in place, which fmad does not model."""
+    if hasattr(type(value), dunder):
+        kind = "array" if isinstance(value, np.ndarray) else type(value).__name__
+        raise UnsupportedError(filename, lineno, message.replace("{kind}", kind))

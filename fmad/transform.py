@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from fmad import build as B
-from fmad import optimize
+from fmad import mutation, optimize
 from fmad import runtime as fmad_runtime
 from fmad.activity import statements
 from fmad.errors import WrtError, unsupported
@@ -150,6 +150,7 @@ class Session:
                 fwd.prelude.append(B.assign(name, B.subscript(B.name(rows), B.const(i))))
                 seeds[BUNDLE][p] = Tangent(B.name(name), full=True)
             fwd.active = {BUNDLE: fwd.activity.active(set(seeds[BUNDLE]))}
+        mutation.check(fwd, lambda: unit.module("fmad.runtime"))
         unit.tree = optimize.optimize(fwd.function(), fwd.tangent_names(), namer)
         self.stack.pop()
         self.units.append(unit)
@@ -220,6 +221,7 @@ class Session:
             inputs[(pname, dname)] = kw
             seeds[dname][pname] = Tangent(B.name(kw), full=full)
         forward.active = {d.name: forward.activity.active(set(seeds[d.name])) for d in directions}
+        mutation.check(forward, lambda: unit.module("fmad.runtime"))
         tree = forward.function()
         tree.name = fname
         tree.args.kwonlyargs += [ast.arg(arg=kw) for kw in inputs.values()]
