@@ -1,0 +1,80 @@
+"""Random programs must get the original's value and correct gradients, or an FmadError.
+
+One hypothesis test per generator kind of tests/randprog.py (helpers calling helpers,
+lists and their mutation, loops whose carried tangent changes shape, numpy views and
+in-place updates, array programs with reduction keywords and the bundled variant). Each
+program is written to a real file and imported; the oracle (``randprog.check``) accepts an
+``FmadError`` naming that file and a line, or the original's value bit for bit, its own
+effect on the arguments, and gradients equal to central finite differences. Anything else,
+including an internal exception (NameError, TypeError, ValueError...), fails.
+
+About 2,000 programs run by default (deterministic); ``pytest --slow`` runs 20,000 with
+shrinking. ``python -m tests.hunt KIND [N] [SEED]`` lists every failure class of a kind
+and shrinks one program of each.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+
+from tests.randoracle import assert_keeps_contract
+from tests.randprog import (
+    Program,
+    array_programs,
+    helper_programs,
+    list_programs,
+    loop_programs,
+    view_programs,
+)
+
+SETTINGS = settings(settings.get_profile("randprog-active"))
+
+# Kinds that fail on main at the time of writing (issue 14); the reproducers are in
+# /work/findings. Remove a mark once its kind passes.
+KNOWN = {
+    "helpers": "issue 14: decorated helpers, helper results that are inactive (ValueError)",
+    "lists": "issue 14: list mutation, aliasing, sum/min/max over lists",
+    "loops": "issue 14: loop-carried tangents that change shape",
+    "views": "issue 14: numpy views, out=, in-place methods",
+    "arrays": "issue 14: bundled variant, reduction keywords",
+}
+
+
+def known(kind: str) -> pytest.MarkDecorator:
+    return pytest.mark.xfail(strict=False, reason=KNOWN[kind])
+
+
+@known("helpers")
+@SETTINGS
+@given(program=helper_programs())
+def test_helpers(program: Program) -> None:
+    assert_keeps_contract(program)
+
+
+@known("lists")
+@SETTINGS
+@given(program=list_programs())
+def test_lists(program: Program) -> None:
+    assert_keeps_contract(program)
+
+
+@known("loops")
+@SETTINGS
+@given(program=loop_programs())
+def test_loops(program: Program) -> None:
+    assert_keeps_contract(program)
+
+
+@known("views")
+@SETTINGS
+@given(program=view_programs())
+def test_views(program: Program) -> None:
+    assert_keeps_contract(program)
+
+
+@known("arrays")
+@SETTINGS
+@given(program=array_programs())
+def test_arrays(program: Program) -> None:
+    assert_keeps_contract(program)
