@@ -83,6 +83,8 @@ SCALAR_UNARY = [
     "np.log(1.0 + {0} * {0})",
     "np.sqrt(1.0 + {0} * {0})",
     "math.sin({0})",
+    "(-{0})",
+    "(1.0 - np.clip({0}, -1.0, 1.0))",
 ]
 ARRAY_UNARY = [
     "np.sin({0})",
@@ -91,6 +93,8 @@ ARRAY_UNARY = [
     "np.exp(np.tanh({0}))",
     "np.log(1.0 + {0} * {0})",
     "np.cos({0})",
+    "(-{0})",
+    "(-np.clip({0}, -1.0, 1.0))",
 ]
 
 
@@ -121,7 +125,9 @@ class Writer:
             return f"np.full({shape}, {self.c.pick(CONSTANTS)})"
         return self.c.pick(list(reversed(names)))
 
-    def expr(self, shape: Shape, depth: int = 2) -> str:
+    def expr(self, shape: Shape, depth: int | None = None) -> str:
+        if depth is None:
+            depth = self.c.pick([1, 2])
         if depth <= 0:
             return self.leaf(shape)
         kinds = ["leaf", "binop", "unary", "div", "clip", "abs", "power", "minmax", "cond"]
@@ -370,8 +376,11 @@ def list_programs(draw: st.DrawFn) -> Program:
     n = c.int(2, 4)
     args: dict[str, Any] = {"p0": c.value(), "p1": c.value(), "xs": [c.value() for _ in range(n)]}
     w.env.update(p0=(), p1=())
+    if c.coin():
+        args["v"] = c.array((n,))  # an array read by indexing, as in x[0] * x[1]
+        w.env["v"] = (n,)
     lists: dict[str, ListBox] = {"xs": ListBox(n)}
-    wrt = c.subset(["p0", "p1", "xs"])
+    wrt = c.subset(list(args))
     body: list[str] = []
     uses_push = False
     scalars: list[str] = []

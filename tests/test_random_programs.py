@@ -28,16 +28,24 @@ from tests.randprog import (
     view_programs,
 )
 
-SETTINGS = settings(settings.get_profile("randprog-active"))
+ACTIVE = settings.get_profile("randprog-active")
+# Share of the profile's examples per kind (they sum to 5): the slowest kinds to transform
+# (helpers, loops) run fewer programs. 2,000 programs in all by default, 20,000 with --slow.
+WEIGHTS = {"helpers": 0.8, "lists": 1.3, "loops": 0.8, "views": 1.1, "arrays": 1.0}
+
+
+def kind_settings(kind: str) -> settings:
+    return settings(ACTIVE, max_examples=round(ACTIVE.max_examples * WEIGHTS[kind]))
+
 
 # Kinds that fail on main at the time of writing (issue 14); the reproducers are in
 # /work/findings. Remove a mark once its kind passes.
 KNOWN = {
-    "helpers": "issue 14: decorated helpers, helper results that are inactive (ValueError)",
-    "lists": "issue 14: list mutation, aliasing, sum/min/max over lists",
-    "loops": "issue 14: loop-carried tangents that change shape",
-    "views": "issue 14: numpy views, out=, in-place methods",
-    "arrays": "issue 14: bundled variant, reduction keywords",
+    "helpers": "issue 14: decorated helpers (wrong value, lost defaults); inactive helper results",
+    "lists": "issue 14: list mutation and aliasing, sum/min/max over list parameters, enumerate",
+    "loops": "issue 14: enumerate over a list parameter in wrt (wrong gradient; ~1% of programs)",
+    "views": "issue 14: augmented assignment through views and aliases, out=, fill, sort",
+    "arrays": "issue 14: the bundled variant's gradient keys, where= in reductions",
 }
 
 
@@ -46,35 +54,35 @@ def known(kind: str) -> pytest.MarkDecorator:
 
 
 @known("helpers")
-@SETTINGS
+@kind_settings("helpers")
 @given(program=helper_programs())
 def test_helpers(program: Program) -> None:
     assert_keeps_contract(program)
 
 
 @known("lists")
-@SETTINGS
+@kind_settings("lists")
 @given(program=list_programs())
 def test_lists(program: Program) -> None:
     assert_keeps_contract(program)
 
 
 @known("loops")
-@SETTINGS
+@kind_settings("loops")
 @given(program=loop_programs())
 def test_loops(program: Program) -> None:
     assert_keeps_contract(program)
 
 
 @known("views")
-@SETTINGS
+@kind_settings("views")
 @given(program=view_programs())
 def test_views(program: Program) -> None:
     assert_keeps_contract(program)
 
 
 @known("arrays")
-@SETTINGS
+@kind_settings("arrays")
 @given(program=array_programs())
 def test_arrays(program: Program) -> None:
     assert_keeps_contract(program)
