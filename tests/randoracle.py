@@ -166,7 +166,7 @@ FEATURES = {
     "append": r"\.append\(",
     "augmented": r"\+=|\*=|-=",
     "item assignment": r"^\s*\w+\[[^\]]*\] = ",
-    "alias": r"^\s*(t|T)\d+ = \w+$|^\s*g = ",
+    "alias": r"^\s*T\d+ = \w+$|^\s*t\d+ = s$|^\s*g = ",
     "where=": r"where=",
     "dtype=/initial=": r"dtype=|initial=",
 }

@@ -254,7 +254,8 @@ def helper_programs(draw: st.DrawFn) -> Program:
             body.append(f"{t} = {text}")
             w.env[t] = shape
         result: Shape = c.pick(sorted(set(w.env.values())))
-        body.append(f"return {w.expr(result)}")
+        used = [t for t, s in w.env.items() if t.startswith("t") and s in ((), result)]
+        body.append(f"return {' + '.join([w.expr(result), *used])}")
         signature = [p if d is None else f"{p}={d}" for p, _, d in params]
         source = function_source(f"h{k}", signature, body)
         decorator = c.pick(["", "", "", "@unchanged\n", "@doubled\n"])
