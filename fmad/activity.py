@@ -233,9 +233,11 @@ class Activity:
                     return True
             args = [*node.args, *(k.value for k in node.keywords)]
             if target.kind == "nested":  # it may read active variables of ours, too
-                for n in sorted(free_names(target.obj, self.nested)):
-                    # ``n@outer``: the tangent of an enclosing ``n`` that ours shadows
-                    args += [ast.Name(id=n, ctx=ast.Load()), ast.Name(id=f"{n}@outer")]
+                free = free_names(target.obj, self.nested)
+                args += [ast.Name(id=n, ctx=ast.Load()) for n in sorted(free)]
+                # ``n@f``: the tangent of an enclosing ``n`` that one of ours shadows
+                if any(a.split("@")[0] in free for a in active if "@" in a):
+                    return True
             return any(self.expr_active(a, active) for a in args)
         if isinstance(node, ast.Subscript):
             return self.expr_active(node.value, active)

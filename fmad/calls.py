@@ -124,35 +124,41 @@ class HelperCalls:
                     call,
                 )
         # each free variable the helper reads (itself or through the nested helpers it
-        # calls) means the binding seen from where the reading ``def`` is defined; the
-        # tangent of that binding is passed as ``name``, or as ``name@outer`` when the
-        # helper has its own ``name`` (the enclosing one is then shadowed inside it)
+        # calls) means the binding seen from where the reading ``def`` is defined. The
+        # binding the helper itself sees comes in as ``name``; another one (shadowed on
+        # the way) as ``name@<function binding it>``.
         inputs: dict[str, ast.expr] = {}
         outer: dict[str, Any] = {}
+        chosen: dict[str, Any] = {}
         target_bound = lexical_bound(target.obj)
         reads = free_reads(target.obj, owner, self.nested, self.owners)
         for name, readers in sorted(reads.items()):
-            for where in {binding(name, reader) for reader in readers} - {None}:
-                key = name if name not in target_bound else f"{name}@outer"
-                atom = None
-                if binding(name, self) is where:
-                    atom = B.name(name)
-                elif self.outer.get(name) is where:  # ours came in as name@outer
-                    atom = ast.Name(id=f"{name}@outer", ctx=ast.Load())
-                if key != name:
-                    if outer.get(name, where) is not where:
-                        atom = None  # two enclosing bindings of one name
-                    outer[name] = where
-                if atom is None:
+            wheres = {binding(name, reader) for reader in readers} - {None}
+            for where in sorted(wheres, key=lambda f: f.flat.name):
+                own_view = name not in target_bound and binding(name, owner) is where
+                key = name if own_view else f"{name}@{where.flat.name}"
+                atom = self.tangent_source(name, where)
+                if atom is None or chosen.setdefault(key, where) is not where:
                     self.refuse(
                         f"the nested function '{target.name}' reads '{name}' of an enclosing "
                         f"function, and another '{name}' is bound on the way to this call; "
                         "fmad cannot tell the two apart: rename one",
                         call,
                     )
+                if key != name:
+                    outer[key] = where
                 if any(atom.id in self.active[d.name] for d in self.directions):
                     inputs[key] = atom
         return inputs, outer
+
+    def tangent_source(self, name: str, where: Any) -> ast.Name | None:
+        """The name whose tangent is that of ``where``'s binding of ``name``, here."""
+        if binding(name, self) is where:
+            return B.name(name)
+        for key, f in self.outer.items():
+            if f is where and key.split("@")[0] == name:  # it came in as name@...
+                return ast.Name(id=key, ctx=ast.Load())
+        return None
 
     def bind(self, target: CallTarget, call: ast.Call) -> dict[str, ast.expr]:
         """Which parameter of the helper each argument of ``call`` goes to."""
@@ -186,8 +192,8 @@ class HelperCalls:
 
     def inherit(self, owner: Forward, outer: dict[str, Any]) -> None:
         """This is a nested helper defined in ``owner``: it sees the nested functions
-        ``owner`` sees (unless it binds the name itself); ``outer[name]``: the function
-        binding the enclosing ``name`` whose tangent comes in as ``name@outer``."""
+        ``owner`` sees (unless it binds the name itself); ``outer[key]``: for an input
+        ``name@f``, the function (``Forward``) whose binding of ``name`` it is."""
         self.lexical_parent = owner
         self.outer = dict(outer)
         own = self.bound

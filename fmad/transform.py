@@ -158,8 +158,8 @@ class Session:
         self, caller: Forward, target, pattern: tuple, call: ast.Call, outer=None
     ) -> CalleeInfo:
         """The variant of ``target`` for ``pattern``: ``(parameter, direction, full)`` for
-        each active input. ``outer`` (nested helpers): for an input ``name@outer``, the
-        function binding that enclosing ``name``."""
+        each active input. ``outer`` (nested helpers): for an input ``name@f``, the
+        function (``Forward``) whose binding of ``name`` it is."""
         nested = target.kind == "nested"
         owner = caller.owners[target.name] if nested else None
         identity = target.obj

@@ -331,6 +331,7 @@ def shadowed_parameter(w, b):
 
 
 def two_shadowed_bindings(w):
+    # n binds x and reaches two other bindings of x: g's (from here) and m's (from k)
     x = w
 
     def g():
@@ -345,6 +346,6 @@ def two_shadowed_bindings(w):
         def n(x):
             return g() + m() + x
 
-        return n(1.0)  # LINE-two-bindings
+        return n(1.0)
 
     return k()

@@ -64,6 +64,7 @@ EXACT = [
     (hm.calls_helper_with_nested, None, {"w": 0.3, "b": -0.7}),
     (hm.shadowed, None, {"w": 0.3, "b": -0.7}),
     (hm.shadowed_parameter, None, {"w": 0.3, "b": -0.7}),
+    (hm.two_shadowed_bindings, None, {"w": 0.3}),
     (hm.r3, ["w", "b"], {"y": np.linspace(-1.0, 1.0, 5), "w": np.ones(4), "b": 0.5}),
     (hm.r4, ["w", "b"], {"w": np.array([0.3, 0.9]), "b": 0.5}),
     (hm.returns_none, None, {"w": 0.3}),
@@ -163,7 +164,3 @@ def test_nested_default_reading_an_active_value_is_refused() -> None:
 
 def test_nested_function_defined_twice_is_refused() -> None:
     assert_refused(hm.redefined, "redefined", ["more than once"], wrt=["w"])
-
-
-def test_two_enclosing_bindings_of_one_name_through_one_helper_are_refused() -> None:
-    assert_refused(hm.two_shadowed_bindings, "two-bindings", ["rename"])
