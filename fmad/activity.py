@@ -89,6 +89,23 @@ def rebound_defs(tree: ast.FunctionDef) -> set[str]:
     return {name for name, n in defs.items() if n > 1 or name in stored | params}
 
 
+def lexical_bound(tree: ast.FunctionDef) -> set[str]:
+    """Names ``tree`` binds in its own scope: parameters, assignment and loop targets,
+    nested ``def`` names (not the names bound inside those)."""
+    a = tree.args
+    bound = {x.arg for x in [*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg] if x}
+    todo: list[ast.AST] = list(tree.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            bound.add(node.name)
+            continue
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store | ast.Del):
+            bound.add(node.id)
+        todo.extend(ast.iter_child_nodes(node))
+    return bound
+
+
 def lexical_free(tree: ast.FunctionDef) -> set[str]:
     """Names ``tree``'s body reads (its own nested defs included) and does not bind, and
     the names its default values read (where it is defined: the call depends on them)."""
@@ -99,26 +116,11 @@ def lexical_free(tree: ast.FunctionDef) -> set[str]:
         node = todo.pop()
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             reads |= lexical_free(node)
-            for e in [*node.args.defaults, *node.args.kw_defaults, *node.decorator_list]:
-                if e is not None:
-                    todo.append(e)
             continue
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
             reads.add(node.id)
         todo.extend(ast.iter_child_nodes(node))
-    a = tree.args
-    params = {x.arg for x in [*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg] if x}
-    stored: set[str] = set()
-    todo = list(tree.body)
-    while todo:
-        node = todo.pop()
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            stored.add(node.name)
-            continue
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store | ast.Del):
-            stored.add(node.id)
-        todo.extend(ast.iter_child_nodes(node))
-    return (reads - params - stored) | {
+    return (reads - lexical_bound(tree)) | {
         n.id for e in defaults for n in ast.walk(e) if isinstance(n, ast.Name)
     }
 
@@ -128,14 +130,14 @@ def free_reads(
     owner: Any = None,
     nested: dict[str, ast.FunctionDef] | None = None,
     owners: dict[str, Any] | None = None,
-) -> dict[str, set[int]]:
+) -> dict[str, set[Any]]:
     """The names a nested function reads from outside: those it reads itself and, with
     ``nested`` (the nested functions visible where it is defined), those the nested
     functions it calls read, transitively (``inner10`` calling ``inner5``, which reads
-    ``p2``, depends on ``p2`` too). For each name, the ``id`` of every owner (the function
-    defining the ``def``) it is read through."""
+    ``p2``, depends on ``p2`` too). For each name, every owner (the function defining the
+    ``def``) it is read from: the name means the binding seen from there."""
     nested = nested or {}
-    found: dict[str, set[int]] = {}
+    found: dict[str, set[Any]] = {}
     seen: set[int] = set()
     todo = [(tree, owner)]
     while todo:
@@ -144,7 +146,7 @@ def free_reads(
             continue
         seen.add(id(t))
         for name in sorted(lexical_free(t)):
-            found.setdefault(name, set()).add(id(o))
+            found.setdefault(name, set()).add(o)
             if name in nested:
                 todo.append((nested[name], owners.get(name) if owners else None))
     return found
@@ -262,6 +264,9 @@ class Activity:
             if target.kind == "nested":  # it may read active variables of ours, too
                 free = free_names(target.obj, self.nested)
                 args += [ast.Name(id=n, ctx=ast.Load()) for n in sorted(free)]
+                # ``n@f``: the tangent of an enclosing ``n`` that one of ours shadows
+                if any(a.split("@")[0] in free for a in active if "@" in a):
+                    return True
             return any(self.expr_active(a, active) for a in args)
         if isinstance(node, ast.Subscript):
             return self.expr_active(node.value, active)

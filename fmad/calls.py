@@ -15,9 +15,8 @@ import inspect
 from typing import TYPE_CHECKING, Any
 
 from fmad import build as B
-from fmad.activity import CallTarget, free_reads
+from fmad.activity import CallTarget, free_reads, lexical_bound
 from fmad.errors import is_numpy, no_rule_advice
-from fmad.resolve import bound_names
 
 if TYPE_CHECKING:
     from fmad.forward import Forward
@@ -45,15 +44,17 @@ class HelperCalls:
     def call_helper(self, s: ast.Assign, target: CallTarget) -> list[ast.stmt]:
         call: ast.Call = s.value
         params = self.bind(target, call)
+        outer = {}
         if target.kind == "nested":
-            params.update(self.nested_inputs(target, call, params))
+            inputs, outer = self.nested_inputs(target, call, params)
+            params.update(inputs)
         pattern = []
         for d in self.directions:
             for pname, atom in params.items():
                 t = self.tangent(atom, d.name)
                 if t is not None:
                     pattern.append((pname, d.name, t.full))
-        info = self.session.callee(self, target, tuple(pattern), call)
+        info = self.session.callee(self, target, tuple(pattern), call, outer)
         keywords = list(call.keywords)
         for (pname, dname), kw in info.inputs.items():
             t = self.tangent(params[pname], dname)
@@ -127,21 +128,42 @@ class HelperCalls:
                     "follow its derivative: pass the argument explicitly",
                     call,
                 )
+        # each free variable the helper reads (itself or through the nested helpers it
+        # calls) means the binding seen from where the reading ``def`` is defined. The
+        # binding the helper itself sees comes in as ``name``; another one (shadowed on
+        # the way) as ``name@<function binding it>``.
         inputs: dict[str, ast.expr] = {}
-        own = bound_names(self.flat)
+        outer: dict[str, Any] = {}
+        chosen: dict[str, Any] = {}
+        target_bound = lexical_bound(target.obj)
         reads = free_reads(target.obj, owner, self.nested, self.owners)
         for name, readers in sorted(reads.items()):
-            if not any(name in self.active[d.name] for d in self.directions):
-                continue
-            if name in own and readers != {id(self)}:
-                # a helper reads another binding of this name than the caller's
-                self.refuse(
-                    f"the nested function '{target.name}' reads '{name}' of the function "
-                    f"that defines it, and this caller binds its own '{name}'; rename one",
-                    call,
-                )
-            inputs[name] = B.name(name)
-        return inputs
+            wheres = {binding(name, reader) for reader in readers} - {None}
+            for where in sorted(wheres, key=lambda f: f.flat.name):
+                own_view = name not in target_bound and binding(name, owner) is where
+                key = name if own_view else f"{name}@{where.flat.name}"
+                atom = self.tangent_source(name, where)
+                if atom is None or chosen.setdefault(key, where) is not where:
+                    self.refuse(
+                        f"the nested function '{target.name}' reads '{name}' of an enclosing "
+                        f"function, and another '{name}' is bound on the way to this call; "
+                        "fmad cannot tell the two apart: rename one",
+                        call,
+                    )
+                if key != name:
+                    outer[key] = where
+                if any(atom.id in self.active[d.name] for d in self.directions):
+                    inputs[key] = atom
+        return inputs, outer
+
+    def tangent_source(self, name: str, where: Any) -> ast.Name | None:
+        """The name whose tangent is that of ``where``'s binding of ``name``, here."""
+        if binding(name, self) is where:
+            return B.name(name)
+        for key, f in self.outer.items():
+            if f is where and key.split("@")[0] == name:  # it came in as name@...
+                return ast.Name(id=key, ctx=ast.Load())
+        return None
 
     def bind(self, target: CallTarget, call: ast.Call) -> dict[str, ast.expr]:
         """Which parameter of the helper each argument of ``call`` goes to."""
@@ -173,10 +195,13 @@ class HelperCalls:
             params[pname] = call.args[slot] if isinstance(slot, int) else by_kw[slot[1]]
         return params
 
-    def inherit(self, owner: Forward) -> None:
+    def inherit(self, owner: Forward, outer: dict[str, Any]) -> None:
         """This is a nested helper defined in ``owner``: it sees the nested functions
-        ``owner`` sees (unless it binds the name itself)."""
-        own = bound_names(self.flat)
+        ``owner`` sees (unless it binds the name itself); ``outer[key]``: for an input
+        ``name@f``, the function (``Forward``) whose binding of ``name`` it is."""
+        self.lexical_parent = owner
+        self.outer = dict(outer)
+        own = self.bound
         for name, tree in owner.nested.items():
             if name not in self.nested and name not in own:
                 self.nested[name] = tree
@@ -200,6 +225,16 @@ def decorated_message(name: str, obj: Any) -> str:
         "call the undecorated function, or give the decorated one a derivative with "
         f"fmad.register({name}, derivative)"
     )
+
+
+def binding(name: str, forward: Any) -> Any:
+    """The function (a ``Forward``) whose scope binds ``name`` as seen from ``forward``'s
+    body, or None (a global, or a variable of a function fmad does not transform)."""
+    while forward is not None:
+        if name in forward.bound:
+            return forward
+        forward = forward.lexical_parent
+    return None
 
 
 def _reads(node: ast.expr) -> list[ast.Name]:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fmad import build as B
-from fmad.activity import Activity, classify, rebound_defs
+from fmad.activity import Activity, classify, lexical_bound, rebound_defs
 from fmad.calls import HelperCalls, signature_of
 from fmad.errors import unsupported
 from fmad.naming import MAX_NAME_LENGTH, Namer
@@ -308,6 +308,9 @@ class Forward(HelperCalls):
         self.nested = self.activity.nested
         # the Forward whose body defines each nested function visible here (see inherit)
         self.owners: dict[str, Forward] = dict.fromkeys(self.nested, self)
+        self.bound = lexical_bound(flat)  # the names this function's own scope binds
+        self.lexical_parent: Forward | None = None  # for a nested helper: its owner
+        self.outer: dict[str, Forward] = {}  # see HelperCalls.inherit
         self.rebound = rebound_defs(flat)
         self.active = {
             d.name: self.activity.active(

@@ -165,12 +165,19 @@ class Session:
     # after the nested ``def`` it comes from, in the function that defines it (its *owner*),
     # named by the owner's namer, which the nested units share: every caller that can see
     # the nested function (the owner and the functions nested in it) can see the variant.
-    def callee(self, caller: Forward, target, pattern: tuple, call: ast.Call) -> CalleeInfo:
+    def callee(
+        self, caller: Forward, target, pattern: tuple, call: ast.Call, outer=None
+    ) -> CalleeInfo:
+        """The variant of ``target`` for ``pattern``: ``(parameter, direction, full)`` for
+        each active input. ``outer`` (nested helpers): for an input ``name@f``, the
+        function (``Forward``) whose binding of ``name`` it is."""
         nested = target.kind == "nested"
         owner = caller.owners[target.name] if nested else None
         identity = target.obj
+        outer = outer or {}
         directions = tuple(d for d in caller.directions if any(p[1] == d.name for p in pattern))
-        key = (target.kind, owner, identity, directions, pattern)
+        bindings = tuple(sorted((n, id(f)) for n, f in outer.items()))
+        key = (target.kind, owner, identity, directions, pattern, bindings)
         if key not in self.callees:
             if identity in self.stack:
                 raise unsupported(
@@ -181,7 +188,7 @@ class Session:
                 )
             self.stack.append(identity)
             try:
-                self.callees[key] = self.variant(owner, target, directions, pattern)
+                self.callees[key] = self.variant(owner, target, directions, pattern, outer)
             finally:
                 self.stack.pop()
         unit, info = self.callees[key]
@@ -190,7 +197,9 @@ class Session:
         # the caller reaches the variant under a name of its own choosing
         return dataclasses.replace(info, name=caller.unit.inject(unit, info.name))
 
-    def variant(self, owner: Forward | None, target, directions, pattern) -> tuple[Unit, Any]:
+    def variant(
+        self, owner: Forward | None, target, directions, pattern, outer
+    ) -> tuple[Unit, Any]:
         """Transform one helper for one activity pattern."""
         if owner is not None:
             tree = target.obj
@@ -215,7 +224,7 @@ class Session:
         inputs: dict[tuple[str, str], str] = {}
         forward = Forward(self, unit, flat, scope, list(directions), seeds=seeds, top=False)
         if owner is not None:
-            forward.inherit(owner)
+            forward.inherit(owner, outer)
         for pname, dname, full in pattern:
             kw = forward.tname(pname, dname)
             inputs[(pname, dname)] = kw

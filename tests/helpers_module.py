@@ -307,11 +307,45 @@ def redefined(w, flag):
 
 
 def shadowed(w, b):
+    # caller binds its own w; reads_w reads shadowed's w: passed in as w@outer
     def reads_w():
         return w * 2.0
 
     def caller(x):
         w = x * 3.0
-        return reads_w() + w  # LINE-shadowed
+        return reads_w() + w
 
-    return caller(b)
+    return caller(b) + caller(w)
+
+
+def shadowed_parameter(w, b):
+    x = w * 2.0
+
+    def reads_x():
+        return x
+
+    def takes_x(x):
+        return reads_x() + x * 10.0
+
+    return takes_x(b)
+
+
+def two_shadowed_bindings(w):
+    # n binds x and reaches two other bindings of x: g's (from here) and m's (from k)
+    x = w
+
+    def g():
+        return x
+
+    def k():
+        x = w * 3.0
+
+        def m():
+            return x
+
+        def n(x):
+            return g() + m() + x
+
+        return n(1.0)
+
+    return k()

@@ -62,6 +62,9 @@ EXACT = [
     (hm.sibling_chain, None, {"w": 0.3, "b": -0.7}),
     (hm.sibling_chain, ["w"], {"w": 0.3, "b": -0.7}),
     (hm.calls_helper_with_nested, None, {"w": 0.3, "b": -0.7}),
+    (hm.shadowed, None, {"w": 0.3, "b": -0.7}),
+    (hm.shadowed_parameter, None, {"w": 0.3, "b": -0.7}),
+    (hm.two_shadowed_bindings, None, {"w": 0.3}),
     (hm.r3, ["w", "b"], {"y": np.linspace(-1.0, 1.0, 5), "w": np.ones(4), "b": 0.5}),
     (hm.r4, ["w", "b"], {"w": np.array([0.3, 0.9]), "b": 0.5}),
     (hm.returns_none, None, {"w": 0.3}),
@@ -161,7 +164,3 @@ def test_nested_default_reading_an_active_value_is_refused() -> None:
 
 def test_nested_function_defined_twice_is_refused() -> None:
     assert_refused(hm.redefined, "redefined", ["more than once"], wrt=["w"])
-
-
-def test_nested_function_reading_a_name_the_caller_rebinds_is_refused() -> None:
-    assert_refused(hm.shadowed, "shadowed", ["binds its own"])
