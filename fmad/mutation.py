@@ -100,6 +100,11 @@ PURE_METHODS = FRESH_METHODS | set(rules.METHOD_RULES) | rules.ZERO_METHODS
 PURE_CALLABLES = {builtins.print, warnings.warn, fmad_runtime.check_rebind}
 
 
+def mutating_method(name: str) -> bool:
+    """A method that changes its receiver: the table, or an in-place operator (``__iadd__``)."""
+    return name in MUTATING_METHODS or name in IN_PLACE_DUNDERS
+
+
 def effect_free(obj: object) -> bool:
     """Known to change none of its arguments (output, logging, warnings)."""
     try:
@@ -279,6 +284,15 @@ class Mutation:
             state = state.copy()
             self.call(s.value, s, state, discarded=True)
             return state
+        if isinstance(s, ast.Expr) and any(isinstance(n, ast.Call) for n in ast.walk(s.value)):
+            self.problem(
+                s,
+                f"'{source_text(self.filename, s, s)}' calls a function inside an expression "
+                "whose value is dropped, for its effect, which fmad does not follow; write "
+                "the call as a statement of its own (a for loop that appends, say)",
+            )
+        if isinstance(s, ast.If | ast.While | ast.Assert):
+            self.test_calls(s)
         if isinstance(s, ast.If):
             return self.block(s.body, state.copy()).join(self.block(s.orelse, state.copy()))
         if isinstance(s, ast.For | ast.While):
@@ -380,7 +394,7 @@ class Mutation:
             is_module = not self.scope.is_local(receiver) and isinstance(
                 self.scope.lookup_name(receiver), types.ModuleType
             )
-            if not is_module and func.attr in MUTATING_METHODS:
+            if not is_module and mutating_method(func.attr):
                 self.in_place(key, call, func.value, args, state, method=func.attr)
                 self.escape(args, state)
                 return Sites({UNKNOWN}) | with_parts(self.lookup(receiver, state))
@@ -458,6 +472,33 @@ class Mutation:
         except Exception:  # noqa: BLE001 - no source: assume the worst
             return f"fmad cannot read the source of '{target.name}'"
         return changes_state(src.tree, src.filename, src.function, set())
+
+    def test_calls(self, s: ast.If | ast.While | ast.Assert) -> None:
+        """The test of an ``if``, ``while`` or ``assert`` is left as written (a boolean has
+        no derivative): it must change nothing that carries a derivative."""
+        for call in ast.walk(s.test):
+            if not isinstance(call, ast.Call):
+                continue
+            func = call.func
+            args = [*call.args, *(k.value for k in call.keywords)]
+            receiver = func.value if isinstance(func, ast.Attribute) else None
+            if not any(self.active(a) for a in [*args, receiver]):
+                continue
+            changes = any(k.arg == "out" for k in call.keywords) or (
+                isinstance(receiver, ast.Name)
+                and self.scope.is_local(receiver.id)
+                and mutating_method(func.attr)
+            )
+            target = classify(call, self.scope, self.nested)
+            if not changes and target.kind in ("user", "nested"):
+                changes = self.helper_effect(target) is not None
+            if changes:
+                self.problem(
+                    s,
+                    f"the test '{ast.unparse(s.test)}' changes a value that carries a "
+                    f"derivative in place ('{ast.unparse(call)}'); fmad does not model "
+                    "in-place changes; compute the value in a statement before the test",
+                )
 
     # -- assignments -------------------------------------------------------------------
     def assign(self, s: ast.Assign, state: State) -> State:
@@ -621,6 +662,9 @@ OPERATOR_DUNDERS = {
 }
 
 
+IN_PLACE_DUNDERS = {f"__i{op}__" for op in OPERATOR_DUNDERS.values()}
+
+
 def is_atom(node: ast.expr) -> bool:
     return isinstance(node, ast.Name | ast.Constant)
 
@@ -684,7 +728,7 @@ def changes_state(tree: ast.FunctionDef, filename: str, fn, seen: set) -> str | 
         if any(k.arg == "out" for k in node.keywords):
             return where(node)
         func = node.func
-        if isinstance(func, ast.Attribute) and func.attr in MUTATING_METHODS:
+        if isinstance(func, ast.Attribute) and mutating_method(func.attr):
             return where(node)
         obj = lookup_global(fn, func)
         if rules.hashable(obj) and obj in MUTATING_FUNCTIONS:

@@ -634,3 +634,49 @@ def second_name_of_inactive_list(p0, p1):
 
 def test_append_through_a_second_name_is_refused() -> None:
     refused_at_decoration(second_name_of_inactive_list, ["p1"], "second-name", ["'L1'"])
+
+
+def dunder_in_place(w):
+    a = w * 2.0
+    a.__iadd__(w)  # LINE-dunder
+    return np.sum(a)
+
+
+def test_in_place_operator_method_is_refused() -> None:
+    refused_at_decoration(dunder_in_place, None, "dunder", ["a.__iadd__(w)"])
+
+
+def append_in_dropped_comprehension(w, xs):
+    out = []
+    [out.append(w * x) for x in xs]  # LINE-dropped
+    return sum(out)
+
+
+def pop_in_test(w):
+    s = [w, 2.0 * w]
+    while s.pop() > 10.0:  # LINE-test-pop
+        pass
+    return sum(s)
+
+
+def test_calls_in_a_dropped_expression_are_refused() -> None:
+    refused_at_decoration(append_in_dropped_comprehension, ["w"], "dropped", ["for loop"])
+
+
+def test_in_place_change_in_a_test_is_refused() -> None:
+    refused_at_decoration(pop_in_test, ["w"], "test-pop", ["s.pop()"])
+
+
+def pure_helper_in_test(w):
+    if is_big(w):
+        return w * 2.0
+    return w
+
+
+def is_big(v):
+    return v * v > 4.0
+
+
+def test_pure_helper_in_a_test_is_fine() -> None:
+    exact(pure_helper_in_test, ["w"], (1.5,))
+    exact(pure_helper_in_test, ["w"], (2.5,))
