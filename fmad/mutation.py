@@ -150,6 +150,7 @@ class Mutation:
         self.problems: dict[int, tuple[ast.AST, str]] = {}
         self.guards: dict[int, tuple[ast.Assign, ast.Call]] = {}
         self.loops: list[tuple[list[State], list[State]]] = []
+        self.allocated: set[int] = set()  # statements whose allocation has run
 
     # -- activity ----------------------------------------------------------------------
     def active(self, node: ast.expr | None) -> bool:
@@ -251,8 +252,10 @@ class Mutation:
                 return sites
             return Sites(old if x == site else part(old) if x == part(site) else x for x in sites)
 
-        state.env = {n: age(v) for n, v in state.env.items()}
-        state.escaped = age(state.escaped)
+        if id(key) in self.allocated:  # made here before (a loop): the old ones age
+            state.env = {n: age(v) for n, v in state.env.items()}
+            state.escaped = age(state.escaped)
+        self.allocated.add(id(key))
         return Sites({site})
 
     def escape(self, atoms: list[ast.expr], state: State) -> None:
