@@ -443,8 +443,10 @@ class Mutation:
     def owned_list(self, name: str, sites: Sites, key: ast.AST, state: State) -> str | None:
         """Why ``name`` is not a list the function owns (None: it is)."""
         if not sites or any(s[0] not in ("new", "old") or s[2] != "list" for s in sites):
-            if any(s[0] == "param" for s in sites):
-                return f"'{name}' was passed in (fmad never changes its inputs)"
+            inputs = sorted(s[1] for s in sites if s[0] == "param")
+            if inputs:
+                held = "was passed in" if inputs == [name] else f"holds the argument '{inputs[0]}'"
+                return f"'{name}' {held} (fmad never changes its inputs)"
             return f"fmad did not see '{name}' built as a new list in this function"
         reason = self.shared(name, sites, key, state)
         if reason is not None:
