@@ -178,6 +178,7 @@ def changes_state(tree: ast.FunctionDef, filename: str, fn, seen: set) -> str | 
     def where(node: ast.AST) -> str:
         return f"{filename}:{node.lineno}: '{source_text(filename, node, node)}'"
 
+    dropped = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Expr)}
     for node in ast.walk(tree):
         if isinstance(node, ast.Global | ast.Nonlocal):
             return where(node)
@@ -198,7 +199,9 @@ def changes_state(tree: ast.FunctionDef, filename: str, fn, seen: set) -> str | 
         obj = lookup_global(fn, func)
         if rules.hashable(obj) and obj in MUTATING_FUNCTIONS:
             return where(node)
-        if isinstance(obj, types.FunctionType) and obj is not fn:
+        if isinstance(obj, types.FunctionType):
+            if obj is fn:
+                continue
             try:
                 src = read_function(obj)
             except Exception:  # noqa: BLE001 - no source: it could do anything
@@ -206,6 +209,10 @@ def changes_state(tree: ast.FunctionDef, filename: str, fn, seen: set) -> str | 
             found = changes_state(src.tree, src.filename, src.function, seen)
             if found is not None:
                 return found
+        elif id(node) in dropped and not (
+            effect_free(obj) or rules.rule_for(obj) or rules.has_zero_derivative(obj)
+        ):
+            return where(node)  # called for an effect fmad cannot see
     return None
 
 

@@ -171,7 +171,8 @@ class Mutation:
             )
             raise unsupported(self.filename, node, message)
         for assign, guard in self.guards.values():
-            insert_before(self.flat.body, assign, ast.Expr(value=guard))
+            if not insert_before(self.flat.body, assign, ast.Expr(value=guard)):
+                raise AssertionError("fmad bug: an augmented assignment vanished")
 
     def block(self, body: list[ast.stmt], state: State) -> State:
         for s in body:

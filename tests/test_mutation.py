@@ -10,6 +10,7 @@ refuses".
 from __future__ import annotations
 
 import copy
+import importlib.util
 import inspect
 import logging
 import os
@@ -598,10 +599,16 @@ def test_the_rewrite_of_a_safe_update_has_no_check() -> None:
     assert "check_rebind" in fmad.differentiate(alias_update, wrt=["w"]).source
 
 
-def test_generated_code_with_a_check_can_be_differentiated_again() -> None:
+def test_generated_code_with_a_check_can_be_differentiated_again(tmp_path) -> None:
     d = fmad.differentiate(scalar_alias, wrt=["w"])
-    assert "check_rebind" in d.source
+    assert "check_rebind" in d.flat_source
     assert d(1.5) == (scalar_alias(1.5), {"w": 2.0})
+    path = tmp_path / "flat_again.py"
+    path.write_text("from fmad import runtime as fmad_rt\n\n\n" + d.flat_source)
+    spec = importlib.util.spec_from_file_location("flat_again", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert fmad.differentiate(module.scalar_alias, wrt=["w"])(1.5) == d(1.5)
 
 
 def method_out(state):
@@ -680,3 +687,28 @@ def is_big(v):
 def test_pure_helper_in_a_test_is_fine() -> None:
     exact(pure_helper_in_test, ["w"], (1.5,))
     exact(pure_helper_in_test, ["w"], (2.5,))
+
+
+class Recorder:
+    def __init__(self):
+        self.seen = []
+
+    def record(self, v):
+        self.seen.append(v)
+
+
+RECORDER = Recorder()
+
+
+def record_through(r, v):
+    r.record(v)  # LINE-record
+
+
+def hidden_effect(w):
+    record_through(RECORDER, w * 2.0)  # LINE-hidden
+    return w
+
+
+def test_helper_calling_an_unknown_method_for_its_effect_is_refused() -> None:
+    message = refused_at_decoration(hidden_effect, ["w"], "hidden", ["record_through"])
+    assert f"{THIS_FILE}:{line_of('record')}" in message
