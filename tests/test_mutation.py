@@ -423,8 +423,30 @@ def sum_positional_keepdims(r, mask):
     return np.sum(r * r, 0, None, None, True)
 
 
+def mean_float_dtype(r, mask):
+    return np.mean(r * r, axis=0, dtype=np.float64) + np.sum(r, dtype="f8")
+
+
+def test_float32_dtype_has_the_float64_derivative() -> None:
+    def f32(r):
+        return np.sum(r * r, dtype=np.float32)
+
+    r = np.array([0.5, 1.5])
+    value, grads = fmad.differentiate(f32)(r)
+    assert same(value, f32(r))
+    assert np.array_equal(grads["r"], 2.0 * r)
+
+
 @pytest.mark.parametrize(
-    "fn", [mean_where, sum_where_axis, method_sum_where, sum_initial, sum_positional_keepdims]
+    "fn",
+    [
+        mean_where,
+        sum_where_axis,
+        method_sum_where,
+        sum_initial,
+        sum_positional_keepdims,
+        mean_float_dtype,
+    ],
 )
 @pytest.mark.parametrize("shape", [(3,), (2, 3)])
 def test_reduction_keywords_modelled(fn, shape) -> None:
@@ -450,7 +472,7 @@ def prod_where(r):
 
 
 def sum_dtype(r):
-    return np.sum(r * 2.0, dtype=np.float32)  # LINE-sum-dtype
+    return np.sum(r * 2.0, dtype=int)  # LINE-sum-dtype
 
 
 def sum_out(r):
