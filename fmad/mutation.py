@@ -151,6 +151,7 @@ class Mutation:
         self.guards: dict[int, tuple[ast.Assign, ast.Call]] = {}
         self.loops: list[tuple[list[State], list[State]]] = []
         self.allocated: set[int] = set()  # statements whose allocation has run
+        self.iterating: list[Sites] = []  # what the enclosing for loops iterate over
 
     # -- activity ----------------------------------------------------------------------
     def active(self, node: ast.expr | None) -> bool:
@@ -214,10 +215,13 @@ class Mutation:
             continues: list[State] = []
             self.loops.append((breaks, continues))
             entry = head.copy()
+            iterated = Sites()
             if isinstance(s, ast.For):
-                sites = self.sites(s.iter, s, entry)
-                entry = self.bind(s.target, Sites(part(x) for x in sites) or Sites(), entry)
+                iterated = self.iterated(s.iter, s, entry)
+                entry = self.bind(s.target, Sites(part(x) for x in iterated), entry)
+            self.iterating.append(iterated)  # the loop reads it until the end
             end = self.block(s.body, entry)
+            self.iterating.pop()
             self.loops.pop()
             new_head = head.join(end)
             for c in continues:
@@ -229,6 +233,18 @@ class Mutation:
         for b in breaks:
             out = out.join(b)
         return out
+
+    def iterated(self, it: ast.expr, key: ast.AST, state: State) -> Sites:
+        """What a ``for`` loop iterates over: ``enumerate(xs)``, ``zip(xs, ys)``,
+        ``reversed(xs)`` iterate the items of their arguments."""
+        if (
+            isinstance(it, ast.Call)
+            and isinstance(it.func, ast.Name)
+            and it.func.id in ("enumerate", "zip", "reversed")
+            and not self.scope.is_local(it.func.id)
+        ):
+            return Sites().union(*(with_parts(self.sites(a, key, state)) for a in it.args))
+        return self.sites(it, key, state)
 
     def bind(self, target: ast.expr, sites: Sites, state: State) -> State:
         for name in B.stored_names(target):
@@ -436,6 +452,8 @@ class Mutation:
         closure = with_parts(sites)
         if closure & state.escaped:
             return "it was stored in a container or passed to a function"
+        if any(closure & iterated for iterated in self.iterating):
+            return "a for loop is iterating over it"
         for other in sorted(self.live.get(id(key), set()) | self.captured):
             if other != name and self.lookup(other, state) & closure:
                 return f"'{other}' refers to it too"

@@ -734,3 +734,29 @@ def hidden_effect(w):
 def test_helper_calling_an_unknown_method_for_its_effect_is_refused() -> None:
     message = refused_at_decoration(hidden_effect, ["w"], "hidden", ["record_through"])
     assert f"{THIS_FILE}:{line_of('record')}" in message
+
+
+def update_while_iterating(w, X):
+    A = X * w
+    total = 0.0
+    for row in A:
+        A += 1.0  # LINE-iterating
+        total = total + np.sum(row)
+    return total
+
+
+def append_while_iterating(w):
+    out = [w]
+    for v in out:
+        if len(out) < 3:
+            out.append(v * w)  # LINE-append-iterating
+    return sum(out)
+
+
+def test_update_of_an_array_a_loop_iterates_is_refused_at_call() -> None:
+    args = (0.5, np.ones((2, 2)))
+    refused_at_call(update_while_iterating, ["w"], args, "iterating", ["A += 1.0"])
+
+
+def test_append_to_the_list_a_loop_iterates_is_refused() -> None:
+    refused_at_decoration(append_while_iterating, ["w"], "append-iterating", ["for loop"])
