@@ -12,16 +12,19 @@ flattened function once its active names are known. After it:
   live name, container or callee can see (fmad models those exactly);
 - every other in-place change touches no value that carries a derivative: the primal
   performs it as the original does, and no tangent is involved;
-- ``x += v`` is rewritten only where ``x``'s object is provably the function's own (a value
-  it computed, or a parameter of the differentiated function that no other name sees:
-  inputs are never mutated); elsewhere the rewrite is preceded by a call-time check,
+- ``x += v`` is rewritten ``x = x + v`` as it is only where ``x``'s object is provably the
+  function's own (a value it computed that no other live name, container, callee or loop
+  sees); elsewhere the rewrite is preceded by a call-time check,
   :func:`fmad.runtime.check_rebind`, which lets a number or tuple through (Python rebinds
-  those too) and refuses a list or an array;
+  those too) and refuses a list or an array (shared, a view, or the caller's: fmad never
+  changes its inputs);
 - anything else has raised :class:`fmad.UnsupportedError` with the user's file and line.
 
 The analysis is a small abstract interpreter: each name maps to the *sites* its object may
 come from (an allocation in this function, a parameter, a part or view of another site, or
 somewhere unknown), with a liveness pass telling which other names could still observe it.
+The tables (which methods change their receiver, which functions return a view...) are in
+:mod:`fmad.effects`.
 """
 
 from __future__ import annotations
