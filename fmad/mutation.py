@@ -12,142 +12,50 @@ flattened function once its active names are known. After it:
   live name, container or callee can see (fmad models those exactly);
 - every other in-place change touches no value that carries a derivative: the primal
   performs it as the original does, and no tangent is involved;
-- ``x += v`` is rewritten only where ``x``'s object is provably the function's own (a value
-  it computed, or a parameter of the differentiated function that no other name sees:
-  inputs are never mutated); elsewhere the rewrite is preceded by a call-time check,
+- ``x += v`` is rewritten ``x = x + v`` as it is only where ``x``'s object is provably the
+  function's own (a value it computed that no other live name, container, callee or loop
+  sees); elsewhere the rewrite is preceded by a call-time check,
   :func:`fmad.runtime.check_rebind`, which lets a number or tuple through (Python rebinds
-  those too) and refuses a list or an array;
+  those too) and refuses a list or an array (shared, a view, or the caller's: fmad never
+  changes its inputs);
 - anything else has raised :class:`fmad.UnsupportedError` with the user's file and line.
 
 The analysis is a small abstract interpreter: each name maps to the *sites* its object may
 come from (an allocation in this function, a parameter, a part or view of another site, or
 somewhere unknown), with a liveness pass telling which other names could still observe it.
+The tables (which methods change their receiver, which functions return a view...) are in
+:mod:`fmad.effects`.
 """
 
 from __future__ import annotations
 
 import ast
-import builtins
-import linecache
-import logging
 import types
-import warnings
 from collections.abc import Callable
 
 import numpy as np
 
 from fmad import build as B
 from fmad import rules
-from fmad import runtime as fmad_runtime
 from fmad.activity import classify, free_names, nested_functions
+from fmad.effects import (
+    ALIASING_FUNCTIONS,
+    FRESH_METHODS,
+    MODELLED_METHODS,
+    MUTATING_FUNCTIONS,
+    MUTATING_METHODS,
+    OPERATOR_DUNDERS,
+    PURE_METHODS,
+    changes_state,
+    effect_free,
+    mutating_method,
+    out_arguments,
+    out_free,
+    source_text,
+)
 from fmad.errors import unsupported
-from fmad.resolve import MISSING, bound_names
+from fmad.resolve import bound_names
 from fmad.source import read_function
-
-# -- the tables ----------------------------------------------------------------------------
-# Methods that change their receiver in place (lists, arrays, dicts, sets), with what to
-# write instead. Only the first three are modelled, on a list the function owns.
-MODELLED_METHODS = {"append", "extend", "insert"}
-MUTATING_METHODS: dict[str, str] = {
-    "append": "build a new list: {n} = {n} + [value]",
-    "extend": "build a new list: {n} = {n} + other",
-    "insert": "build a new list: {n} = {n}[:i] + [value] + {n}[i:]",
-    "pop": "read the item ({n}[-1]) and build a new list ({n} = {n}[:-1])",
-    "remove": "build a new list without the item",
-    "clear": "start a new list: {n} = []",
-    "sort": "compute a sorted copy instead of sorting '{n}' in place",
-    "reverse": "reverse into a new list: {n} = {n}[::-1]",
-    "fill": "compute a new array (for example with np.where) instead of filling '{n}'",
-    "resize": "compute a new array (np.reshape, np.concatenate) instead of resizing '{n}'",
-    "itemset": "build a new array (np.where) instead of setting an item of '{n}'",
-    "put": "build a new array (np.where) instead of writing into '{n}'",
-    "partition": "compute a new array instead of partitioning '{n}' in place",
-    "setfield": "compute a new array instead of changing '{n}' in place",
-    "byteswap": "compute a new array instead of changing '{n}' in place",
-    "update": "build a new value instead of updating '{n}' in place",
-    "setdefault": "build a new value instead of updating '{n}' in place",
-    "popitem": "build a new value instead of changing '{n}' in place",
-    "add": "build a new value instead of changing '{n}' in place",
-    "discard": "build a new value instead of changing '{n}' in place",
-    "__setitem__": "build a new list or array instead of changing '{n}' in place",
-    "__delitem__": "build a new list or array instead of changing '{n}' in place",
-}
-# numpy functions that write into an argument (its position)
-MUTATING_FUNCTIONS = {
-    np.copyto: 0,
-    np.put: 0,
-    np.place: 0,
-    np.putmask: 0,
-    np.fill_diagonal: 0,
-    np.random.shuffle: 0,
-}
-# functions with a rule (or none needed) whose result may be (a view of) an argument
-ALIASING_FUNCTIONS = {
-    *(np.asarray, np.asanyarray, np.ascontiguousarray, np.reshape, np.ravel, np.transpose),
-    *(np.squeeze, np.expand_dims, np.moveaxis, np.swapaxes, np.broadcast_to, np.diagonal),
-    *(np.atleast_1d, np.atleast_2d, np.atleast_3d, np.real, np.imag, np.flip, np.fliplr),
-    *(np.flipud, builtins.max, builtins.min),
-}
-# methods whose result is a new object (the others may return a view of their receiver)
-FRESH_METHODS = {
-    *("copy", "sum", "mean", "prod", "max", "min", "dot", "clip", "flatten", "item", "tolist"),
-    *("argmax", "argmin", "argsort", "nonzero", "count", "index", "all", "any", "std", "var"),
-    *("cumsum", "cumprod", "round"),
-}
-# methods with no effect on anything (a discarded call to them does nothing)
-PURE_METHODS = FRESH_METHODS | set(rules.METHOD_RULES) | rules.ZERO_METHODS
-# callables with an effect fmad can ignore: output, logging, warnings, fmad's own checks
-PURE_CALLABLES = {builtins.print, warnings.warn, fmad_runtime.check_rebind}
-
-
-def effect_free(obj: object) -> bool:
-    """Known to change none of its arguments (output, logging, warnings)."""
-    try:
-        if obj in PURE_CALLABLES:
-            return True
-    except TypeError:
-        return False
-    module = getattr(obj, "__module__", None) or ""
-    if module == "logging" or module.startswith("numpy.testing"):
-        return True
-    return isinstance(getattr(obj, "__self__", None), logging.Logger | logging.LoggerAdapter)
-
-
-# array methods that take ``out`` positionally: its position
-METHOD_OUT = {
-    **dict.fromkeys(("sum", "mean", "prod", "cumsum", "cumprod", "std", "var", "clip", "take"), 2),
-    **dict.fromkeys(("max", "min", "round", "all", "any", "dot", "choose", "argmax", "argmin"), 1),
-}
-
-
-def out_arguments(obj: object, call: ast.Call, method: str | None) -> list[ast.expr]:
-    """The ``out`` targets of a call: ``out=``, a ufunc's positional outputs, or the
-    positional ``out`` of a reduction or an array method."""
-    outs = [k.value for k in call.keywords if k.arg == "out"]
-    if isinstance(obj, np.ufunc) and len(call.args) > obj.nin:
-        outs += call.args[obj.nin :]
-    position = rules.REDUCTION_OUT.get(obj) if rules.hashable(obj) else None
-    if method is not None:  # the receiver is not among the arguments
-        position = METHOD_OUT.get(method)
-    if position is not None and len(call.args) > position:
-        outs.append(call.args[position])
-    flat: list[ast.expr] = []
-    for o in outs:
-        flat += o.elts if isinstance(o, ast.Tuple) else [o]
-    return [o for o in flat if not B.is_const(o, None)]
-
-
-def source_text(filename: str, node: ast.AST, fallback: ast.AST) -> str:
-    """The user's own text of statement ``node`` when it is on one line, else the
-    flattened code."""
-    lineno, end = getattr(node, "lineno", 0), getattr(node, "end_lineno", None)
-    line = linecache.getline(filename, lineno)
-    if line and end == lineno and node.end_col_offset is not None:
-        text = line.encode()[node.col_offset : node.end_col_offset].decode(errors="replace")
-        if text.strip():
-            return text.strip()
-    return ast.unparse(fallback)
-
 
 # -- sites ---------------------------------------------------------------------------------
 # ("new", key, kind, name): made by this function at statement ``key`` (into ``name``);
@@ -245,6 +153,8 @@ class Mutation:
         self.problems: dict[int, tuple[ast.AST, str]] = {}
         self.guards: dict[int, tuple[ast.Assign, ast.Call]] = {}
         self.loops: list[tuple[list[State], list[State]]] = []
+        self.allocated: set[int] = set()  # statements whose allocation has run
+        self.iterating: list[Sites] = []  # what the enclosing for loops iterate over
 
     # -- activity ----------------------------------------------------------------------
     def active(self, node: ast.expr | None) -> bool:
@@ -265,7 +175,8 @@ class Mutation:
             )
             raise unsupported(self.filename, node, message)
         for assign, guard in self.guards.values():
-            insert_before(self.flat.body, assign, ast.Expr(value=guard))
+            if not insert_before(self.flat.body, assign, ast.Expr(value=guard)):
+                raise AssertionError("fmad bug: an augmented assignment vanished")
 
     def block(self, body: list[ast.stmt], state: State) -> State:
         for s in body:
@@ -279,6 +190,15 @@ class Mutation:
             state = state.copy()
             self.call(s.value, s, state, discarded=True)
             return state
+        if isinstance(s, ast.Expr) and any(isinstance(n, ast.Call) for n in ast.walk(s.value)):
+            self.problem(
+                s,
+                f"'{source_text(self.filename, s, s)}' calls a function inside an expression "
+                "whose value is dropped, for its effect, which fmad does not follow; write "
+                "the call as a statement of its own (a for loop that appends, say)",
+            )
+        if isinstance(s, ast.If | ast.While | ast.Assert):
+            self.test_calls(s)
         if isinstance(s, ast.If):
             return self.block(s.body, state.copy()).join(self.block(s.orelse, state.copy()))
         if isinstance(s, ast.For | ast.While):
@@ -298,10 +218,13 @@ class Mutation:
             continues: list[State] = []
             self.loops.append((breaks, continues))
             entry = head.copy()
+            iterated = Sites()
             if isinstance(s, ast.For):
-                sites = self.sites(s.iter, s, entry)
-                entry = self.bind(s.target, Sites(part(x) for x in sites) or Sites(), entry)
+                iterated = self.iterated(s.iter, s, entry)
+                entry = self.bind(s.target, Sites(part(x) for x in iterated), entry)
+            self.iterating.append(iterated)  # the loop reads it until the end
             end = self.block(s.body, entry)
+            self.iterating.pop()
             self.loops.pop()
             new_head = head.join(end)
             for c in continues:
@@ -313,6 +236,18 @@ class Mutation:
         for b in breaks:
             out = out.join(b)
         return out
+
+    def iterated(self, it: ast.expr, key: ast.AST, state: State) -> Sites:
+        """What a ``for`` loop iterates over: ``enumerate(xs)``, ``zip(xs, ys)``,
+        ``reversed(xs)`` iterate the items of their arguments."""
+        if (
+            isinstance(it, ast.Call)
+            and isinstance(it.func, ast.Name)
+            and it.func.id in ("enumerate", "zip", "reversed")
+            and not self.scope.is_local(it.func.id)
+        ):
+            return Sites().union(*(with_parts(self.sites(a, key, state)) for a in it.args))
+        return self.sites(it, key, state)
 
     def bind(self, target: ast.expr, sites: Sites, state: State) -> State:
         for name in B.stored_names(target):
@@ -337,8 +272,10 @@ class Mutation:
                 return sites
             return Sites(old if x == site else part(old) if x == part(site) else x for x in sites)
 
-        state.env = {n: age(v) for n, v in state.env.items()}
-        state.escaped = age(state.escaped)
+        if id(key) in self.allocated:  # made here before (a loop): the old ones age
+            state.env = {n: age(v) for n, v in state.env.items()}
+            state.escaped = age(state.escaped)
+        self.allocated.add(id(key))
         return Sites({site})
 
     def escape(self, atoms: list[ast.expr], state: State) -> None:
@@ -380,7 +317,7 @@ class Mutation:
             is_module = not self.scope.is_local(receiver) and isinstance(
                 self.scope.lookup_name(receiver), types.ModuleType
             )
-            if not is_module and func.attr in MUTATING_METHODS:
+            if not is_module and mutating_method(func.attr):
                 self.in_place(key, call, func.value, args, state, method=func.attr)
                 self.escape(args, state)
                 return Sites({UNKNOWN}) | with_parts(self.lookup(receiver, state))
@@ -459,6 +396,33 @@ class Mutation:
             return f"fmad cannot read the source of '{target.name}'"
         return changes_state(src.tree, src.filename, src.function, set())
 
+    def test_calls(self, s: ast.If | ast.While | ast.Assert) -> None:
+        """The test of an ``if``, ``while`` or ``assert`` is left as written (a boolean has
+        no derivative): it must change nothing that carries a derivative."""
+        for call in ast.walk(s.test):
+            if not isinstance(call, ast.Call):
+                continue
+            func = call.func
+            args = [*call.args, *(k.value for k in call.keywords)]
+            receiver = func.value if isinstance(func, ast.Attribute) else None
+            if not any(self.active(a) for a in [*args, receiver]):
+                continue
+            changes = any(k.arg == "out" for k in call.keywords) or (
+                isinstance(receiver, ast.Name)
+                and self.scope.is_local(receiver.id)
+                and mutating_method(func.attr)
+            )
+            target = classify(call, self.scope, self.nested)
+            if not changes and target.kind in ("user", "nested"):
+                changes = self.helper_effect(target) is not None
+            if changes:
+                self.problem(
+                    s,
+                    f"the test '{ast.unparse(s.test)}' changes a value that carries a "
+                    f"derivative in place ('{ast.unparse(call)}'); fmad does not model "
+                    "in-place changes; compute the value in a statement before the test",
+                )
+
     # -- assignments -------------------------------------------------------------------
     def assign(self, s: ast.Assign, state: State) -> State:
         target = s.targets[0]
@@ -491,6 +455,8 @@ class Mutation:
         closure = with_parts(sites)
         if closure & state.escaped:
             return "it was stored in a container or passed to a function"
+        if any(closure & iterated for iterated in self.iterating):
+            return "a for loop is iterating over it"
         for other in sorted(self.live.get(id(key), set()) | self.captured):
             if other != name and self.lookup(other, state) & closure:
                 return f"'{other}' refers to it too"
@@ -499,8 +465,10 @@ class Mutation:
     def owned_list(self, name: str, sites: Sites, key: ast.AST, state: State) -> str | None:
         """Why ``name`` is not a list the function owns (None: it is)."""
         if not sites or any(s[0] not in ("new", "old") or s[2] != "list" for s in sites):
-            if any(s[0] == "param" for s in sites):
-                return f"'{name}' was passed in (fmad never changes its inputs)"
+            inputs = sorted(s[1] for s in sites if s[0] == "param")
+            if inputs:
+                held = "was passed in" if inputs == [name] else f"holds the argument '{inputs[0]}'"
+                return f"'{name}' {held} (fmad never changes its inputs)"
             return f"fmad did not see '{name}' built as a new list in this function"
         reason = self.shared(name, sites, key, state)
         if reason is not None:
@@ -604,43 +572,12 @@ class Mutation:
         self.guards[id(s)] = (s, guard)
 
 
-OPERATOR_DUNDERS = {
-    ast.Add: "add",
-    ast.Sub: "sub",
-    ast.Mult: "mul",
-    ast.Div: "truediv",
-    ast.FloorDiv: "floordiv",
-    ast.Mod: "mod",
-    ast.Pow: "pow",
-    ast.MatMult: "matmul",
-    ast.BitAnd: "and",
-    ast.BitOr: "or",
-    ast.BitXor: "xor",
-    ast.LShift: "lshift",
-    ast.RShift: "rshift",
-}
-
-
 def is_atom(node: ast.expr) -> bool:
     return isinstance(node, ast.Name | ast.Constant)
 
 
 def binop_of(aug: ast.AugAssign) -> ast.BinOp:
     return ast.BinOp(left=ast.Name(id=ast.unparse(aug.target)), op=aug.op, right=aug.value)
-
-
-def out_free(text: str, call: ast.Call, obj: object) -> str:
-    """The call of ``text`` (the user's statement, else the flattened ``call``) without its
-    out arguments, for the message."""
-    try:
-        tree = ast.parse(text)
-    except SyntaxError:
-        tree = None
-    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)] if tree else []
-    call = next(iter(calls), call)
-    keywords = [k for k in call.keywords if k.arg != "out"]
-    args = call.args[: obj.nin] if isinstance(obj, np.ufunc) else call.args
-    return ast.unparse(ast.Call(func=call.func, args=args, keywords=keywords))
 
 
 def insert_before(body: list[ast.stmt], node: ast.stmt, new: ast.stmt) -> bool:
@@ -656,57 +593,6 @@ def insert_before(body: list[ast.stmt], node: ast.stmt, new: ast.stmt) -> bool:
             ):
                 return True
     return False
-
-
-def changes_state(tree: ast.FunctionDef, filename: str, fn, seen: set) -> str | None:
-    """The first statement of a helper that may change its arguments or other state in
-    place (``file:line: text``), looking into the helpers it calls; None if there is none."""
-    if id(tree) in seen:
-        return None
-    seen.add(id(tree))
-    params = {a.arg for a in ast.walk(tree.args) if isinstance(a, ast.arg)}
-
-    def where(node: ast.AST) -> str:
-        return f"{filename}:{node.lineno}: '{source_text(filename, node, node)}'"
-
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Global | ast.Nonlocal):
-            return where(node)
-        if isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            if any(isinstance(t, ast.Subscript | ast.Attribute) for t in targets):
-                return where(node)
-            if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
-                if node.target.id in params:
-                    return where(node)
-        if not isinstance(node, ast.Call):
-            continue
-        if any(k.arg == "out" for k in node.keywords):
-            return where(node)
-        func = node.func
-        if isinstance(func, ast.Attribute) and func.attr in MUTATING_METHODS:
-            return where(node)
-        obj = lookup_global(fn, func)
-        if rules.hashable(obj) and obj in MUTATING_FUNCTIONS:
-            return where(node)
-        if isinstance(obj, types.FunctionType) and obj is not fn:
-            try:
-                src = read_function(obj)
-            except Exception:  # noqa: BLE001 - no source: it could do anything
-                return where(node)
-            found = changes_state(src.tree, src.filename, src.function, seen)
-            if found is not None:
-                return found
-    return None
-
-
-def lookup_global(fn, func: ast.expr) -> object:
-    if isinstance(func, ast.Name):
-        return fn.__globals__.get(func.id, getattr(builtins, func.id, MISSING))
-    if isinstance(func, ast.Attribute):
-        base = lookup_global(fn, func.value)
-        return MISSING if base is MISSING else getattr(base, func.attr, MISSING)
-    return MISSING
 
 
 def check(fwd, runtime: Callable[[], ast.expr]) -> None:

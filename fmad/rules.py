@@ -601,12 +601,44 @@ REDUCTION_KEYWORDS = {
 REDUCTION_OUT = {f: 1 + params.index("out") for f, params in REDUCTION_PARAMETERS.items()}
 REDUCTION_ADVICE = {
     "out": "assign the result instead of writing into an array with out=",
-    "dtype": "drop dtype= (fmad differentiates floating-point values), or convert the "
+    "dtype": "fmad models a floating-point dtype only; drop dtype= and convert the "
     "result afterwards",
     "initial": "combine the initial value explicitly (for example np.maximum(np.max(x), c) "
     "or c * np.prod(x))",
     "where": "mask the values first with np.where (for example np.max(np.where(m, x, -np.inf)))",
 }
+
+
+def _static(ctx, atom) -> Any:
+    """The object an option names at transform time (``np.float64``, ``"f8"``), or None."""
+    if isinstance(atom, ast.Constant):
+        return atom.value
+    if not isinstance(atom, ast.Name):
+        return None
+    scope = ctx.fwd.scope
+    if scope.is_local(atom.id):  # flatten named it: ``np_float64 = np.float64``
+        values = [
+            n.value
+            for n in ast.walk(ctx.fwd.flat)
+            if isinstance(n, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == atom.id for t in n.targets)
+        ]
+        if len(values) != 1 or not isinstance(values[0], ast.Attribute):
+            return None
+        atom = values[0]
+    try:
+        return scope.lookup(atom)
+    except Exception:  # noqa: BLE001 - anything unusual: not known
+        return None
+
+
+def _floating(obj: Any) -> bool:
+    if obj is None or isinstance(obj, bool):
+        return False
+    try:
+        return bool(np.issubdtype(np.dtype(obj), np.floating))
+    except TypeError:
+        return False
 
 
 def reduction_arguments(ctx, func, args, tangents, keywords) -> dict[str, Any]:
@@ -619,6 +651,8 @@ def reduction_arguments(ctx, func, args, tangents, keywords) -> dict[str, Any]:
     for key, value in given.items():
         if _is_none(value) or key in modelled:
             continue
+        if key == "dtype" and _floating(_static(ctx, value)):
+            continue  # a float result: the derivative is the same (computed in float64)
         ctx.fwd.refuse(
             f"np.{func.__name__}() with {key}= is not supported by fmad on a value that "
             f"carries a derivative; {REDUCTION_ADVICE.get(key, f'drop {key}=')}"

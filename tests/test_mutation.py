@@ -10,6 +10,7 @@ refuses".
 from __future__ import annotations
 
 import copy
+import importlib.util
 import inspect
 import logging
 import os
@@ -422,8 +423,30 @@ def sum_positional_keepdims(r, mask):
     return np.sum(r * r, 0, None, None, True)
 
 
+def mean_float_dtype(r, mask):
+    return np.mean(r * r, axis=0, dtype=np.float64) + np.sum(r, dtype="f8")
+
+
+def test_float32_dtype_has_the_float64_derivative() -> None:
+    def f32(r):
+        return np.sum(r * r, dtype=np.float32)
+
+    r = np.array([0.5, 1.5])
+    value, grads = fmad.differentiate(f32)(r)
+    assert same(value, f32(r))
+    assert np.array_equal(grads["r"], 2.0 * r)
+
+
 @pytest.mark.parametrize(
-    "fn", [mean_where, sum_where_axis, method_sum_where, sum_initial, sum_positional_keepdims]
+    "fn",
+    [
+        mean_where,
+        sum_where_axis,
+        method_sum_where,
+        sum_initial,
+        sum_positional_keepdims,
+        mean_float_dtype,
+    ],
 )
 @pytest.mark.parametrize("shape", [(3,), (2, 3)])
 def test_reduction_keywords_modelled(fn, shape) -> None:
@@ -449,7 +472,7 @@ def prod_where(r):
 
 
 def sum_dtype(r):
-    return np.sum(r * 2.0, dtype=np.float32)  # LINE-sum-dtype
+    return np.sum(r * 2.0, dtype=int)  # LINE-sum-dtype
 
 
 def sum_out(r):
@@ -598,10 +621,16 @@ def test_the_rewrite_of_a_safe_update_has_no_check() -> None:
     assert "check_rebind" in fmad.differentiate(alias_update, wrt=["w"]).source
 
 
-def test_generated_code_with_a_check_can_be_differentiated_again() -> None:
+def test_generated_code_with_a_check_can_be_differentiated_again(tmp_path) -> None:
     d = fmad.differentiate(scalar_alias, wrt=["w"])
-    assert "check_rebind" in d.source
+    assert "check_rebind" in d.flat_source
     assert d(1.5) == (scalar_alias(1.5), {"w": 2.0})
+    path = tmp_path / "flat_again.py"
+    path.write_text("from fmad import runtime as fmad_rt\n\n\n" + d.flat_source)
+    spec = importlib.util.spec_from_file_location("flat_again", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert fmad.differentiate(module.scalar_alias, wrt=["w"])(1.5) == d(1.5)
 
 
 def method_out(state):
@@ -634,3 +663,100 @@ def second_name_of_inactive_list(p0, p1):
 
 def test_append_through_a_second_name_is_refused() -> None:
     refused_at_decoration(second_name_of_inactive_list, ["p1"], "second-name", ["'L1'"])
+
+
+def dunder_in_place(w):
+    a = w * 2.0
+    a.__iadd__(w)  # LINE-dunder
+    return np.sum(a)
+
+
+def test_in_place_operator_method_is_refused() -> None:
+    refused_at_decoration(dunder_in_place, None, "dunder", ["a.__iadd__(w)"])
+
+
+def append_in_dropped_comprehension(w, xs):
+    out = []
+    [out.append(w * x) for x in xs]  # LINE-dropped
+    return sum(out)
+
+
+def pop_in_test(w):
+    s = [w, 2.0 * w]
+    while s.pop() > 10.0:  # LINE-test-pop
+        pass
+    return sum(s)
+
+
+def test_calls_in_a_dropped_expression_are_refused() -> None:
+    refused_at_decoration(append_in_dropped_comprehension, ["w"], "dropped", ["for loop"])
+
+
+def test_in_place_change_in_a_test_is_refused() -> None:
+    refused_at_decoration(pop_in_test, ["w"], "test-pop", ["s.pop()"])
+
+
+def pure_helper_in_test(w):
+    if is_big(w):
+        return w * 2.0
+    return w
+
+
+def is_big(v):
+    return v * v > 4.0
+
+
+def test_pure_helper_in_a_test_is_fine() -> None:
+    exact(pure_helper_in_test, ["w"], (1.5,))
+    exact(pure_helper_in_test, ["w"], (2.5,))
+
+
+class Recorder:
+    def __init__(self):
+        self.seen = []
+
+    def record(self, v):
+        self.seen.append(v)
+
+
+RECORDER = Recorder()
+
+
+def record_through(r, v):
+    r.record(v)  # LINE-record
+
+
+def hidden_effect(w):
+    record_through(RECORDER, w * 2.0)  # LINE-hidden
+    return w
+
+
+def test_helper_calling_an_unknown_method_for_its_effect_is_refused() -> None:
+    message = refused_at_decoration(hidden_effect, ["w"], "hidden", ["record_through"])
+    assert f"{THIS_FILE}:{line_of('record')}" in message
+
+
+def update_while_iterating(w, X):
+    A = X * w
+    total = 0.0
+    for row in A:
+        A += 1.0  # LINE-iterating
+        total = total + np.sum(row)
+    return total
+
+
+def append_while_iterating(w):
+    out = [w]
+    for v in out:
+        if len(out) < 3:
+            out.append(v * w)  # LINE-append-iterating
+    return sum(out)
+
+
+def test_update_of_an_array_a_loop_iterates_is_refused_at_call() -> None:
+    args = (0.5, np.ones((2, 2)))
+    refused_at_call(update_while_iterating, ["w"], args, "iterating", ["A += 1.0"])
+
+
+def test_append_to_the_list_a_loop_iterates_is_refused() -> None:
+    refused_at_decoration(append_while_iterating, ["w"], "append-iterating", ["for loop"])
