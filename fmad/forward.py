@@ -328,6 +328,7 @@ class Forward(HelperCalls):
         self.products: dict[tuple[str, str], tuple[ast.expr, ast.expr]] = {}
         self.factors: dict[tuple[str, str], tuple[ast.expr, ast.expr]] = {}
         self.assign_counts = self.count_assignments()
+        self.maybe_lists = may_be_lists(flat, self.params)
         self.result_full: dict[str, bool] = {d.name: True for d in directions}
         self.result_zero: set[str] = {d.name for d in directions}
         self.node: ast.AST | None = None
@@ -688,6 +689,8 @@ class Forward(HelperCalls):
         if target.kind == "rule":
             if target.obj not in rules.LIST_RULES:
                 tangents = [self.stacked(ctx, t, a) for t, a in zip(tangents, args, strict=True)]
+                if rules.is_numpy(target.obj):
+                    args = [self.as_array(a) for a in args]
             return target.rule(ctx, z, args, tangents, keywords)
         if target.kind == "zero":
             return None
@@ -705,6 +708,14 @@ class Forward(HelperCalls):
             return rule(ctx, z, receiver, self.tangent(receiver, d), args, tangents, keywords)
         self.unknown_call(target, call)
         return None
+
+    def as_array(self, atom: ast.expr) -> ast.expr:
+        """``np.asarray(xs)`` for an argument of a numpy function that may be a list (a
+        parameter, or a name bound to a list display): numpy converts it, so the factors a
+        rule computes from it must too (``2 * xs`` would repeat a list)."""
+        if isinstance(atom, ast.Name) and atom.id in self.maybe_lists:
+            return B.call(self.contexts[self.directions[0].name].np_("asarray"), atom)
+        return atom
 
     def stacked(self, ctx: Context, t: Tangent | None, value: ast.expr) -> Tangent | None:
         """A list's tangent (a list of tangents) as one array, for a numpy function."""
@@ -889,6 +900,36 @@ class _Placeholder(ast.Pass):
     def __init__(self, node: ast.FunctionDef) -> None:
         super().__init__()
         self.node = node
+
+
+def may_be_lists(flat: ast.FunctionDef, params: set[str]) -> set[str]:
+    """Names that may hold a list or tuple: parameters, and names bound to a list or tuple
+    display (comprehensions start as ``[]``), to ``list(...)``/``tuple(...)``, or to such a
+    name."""
+    found = set(params)
+    assigns = [
+        s
+        for s in ast.walk(flat)
+        if isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], ast.Name)
+    ]
+    changed = True
+    while changed:
+        changed = False
+        for s in assigns:
+            v = s.value
+            listy = (
+                isinstance(v, ast.List | ast.Tuple)
+                or (isinstance(v, ast.Name) and v.id in found)
+                or (
+                    isinstance(v, ast.Call)
+                    and isinstance(v.func, ast.Name)
+                    and v.func.id in ("list", "tuple", "sorted")
+                )
+            )
+            if listy and s.targets[0].id not in found:
+                found.add(s.targets[0].id)
+                changed = True
+    return found
 
 
 __all__ = ["Context", "Direction", "Forward", "Tangent"]

@@ -153,9 +153,23 @@ class Elementwise:
     form: str
     coef: str
 
+    @property
+    def arithmetic_on_x(self) -> bool:
+        """``x`` is an operand of an operator in ``coef`` (``2 * x``), not only an argument."""
+        return any(
+            isinstance(getattr(n, side, None), ast.Name) and getattr(n, side).id == "x"
+            for n in ast.walk(ast.parse(self.coef, mode="eval"))
+            if isinstance(n, ast.BinOp | ast.UnaryOp)
+            for side in ("left", "right", "operand")
+        )
+
     def __call__(self, ctx, z, x, dx, *, module, numpy=True):
         if dx is None:
             return None
+        if numpy and self.arithmetic_on_x and B.constant_value(x) is None:
+            # numpy takes a list too (np.square([1.0, 2.0])), but Python arithmetic on a
+            # list repeats or concatenates it (2 * xs): the factor sees it as an array
+            x = B.call(ctx.np_("asarray"), x)
         coef = B.parse_expr(self.coef, x=x, z=z, m=module, np=ctx.np_())
         if self.form == "mul":
             return ctx.scale(coef, dx, full=True)  # coef has x's shape, which is z's
@@ -897,3 +911,11 @@ LIST_RULES = {
     np.hstack,
     np.vstack,
 }
+
+
+def is_numpy(func: Any) -> bool:
+    """A numpy function (or ufunc): it takes lists and tuples as arrays."""
+    if isinstance(func, np.ufunc):
+        return True
+    module = getattr(func, "__module__", None) or ""
+    return module == "numpy" or module.startswith("numpy.")

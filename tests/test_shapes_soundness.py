@@ -317,3 +317,29 @@ def test_norm_at_zero_has_zero_derivative():
     # the tangent of a zero vector is zero: 0/0 gave NaN
     check(norm_of_a_zero_start, ["v", "c"], v=np.array([0.5, -0.2, 0.1]), c=-0.5)
     check(norm_of_a_zero_start, ["v", "c"], v=np.array([0.5, -0.2, 0.1]), c=0.5)
+
+
+# -- lists met by numpy functions: the factors see arrays ----------------------------------
+def numpy_of_list_param(zs, b):
+    return (
+        np.dot(zs, zs) * b
+        + np.inner(zs, zs)
+        + np.sum(np.outer(zs, zs))
+        + np.sum(np.maximum(zs, b))
+        + np.sum(np.square(zs))  # 2 * zs repeated the list
+        + np.sum(np.log1p(zs))
+        + np.sum(np.arctan(zs))
+    )
+
+
+def numpy_of_list_local(w, b):
+    xs = [b, 2.0, w[0]]
+    ys = xs
+    return np.sum(np.square(ys)) + np.sum(np.maximum(xs, 0.5 * b)) + np.sum(np.log1p(xs))
+
+
+@pytest.mark.parametrize("kind", [list, tuple, np.array])
+def test_numpy_functions_of_a_list(kind):
+    check(numpy_of_list_param, None, zs=kind([0.1, 0.5, 0.7]), b=0.4)
+    check(numpy_of_list_param, ["zs"], zs=kind([0.3]), b=0.4)
+    check(numpy_of_list_local, None, w=np.array([0.3, -0.2]), b=0.4)
