@@ -100,10 +100,12 @@ def record(
     kind: str,
     note: str = "",
 ) -> str:
-    """Append a findings entry to /work/findings/<category>.md; return its text."""
+    """Append a findings entry to $FMAD_FINDINGS/<category>.md (default /work/findings);
+    return its text."""
     program = Program(kind, module_source(parts), tuple(args.items()), tuple(wrt))
     text = entry(title, program, note)
-    path = f"/work/findings/{category.removesuffix('.md')}.md"
+    directory = os.environ.get("FMAD_FINDINGS", "/work/findings")
+    path = os.path.join(directory, f"{category.removesuffix('.md')}.md")
     if not os.path.exists(path):
         with open(path, "w") as fh:
             fh.write(

@@ -41,11 +41,11 @@ def kind_settings(kind: str) -> settings:
 # Kinds that fail on main at the time of writing (issue 14); the reproducers are in
 # /work/findings. Remove a mark once its kind passes.
 KNOWN = {
-    "helpers": "issue 14: decorated helpers (wrong value, lost defaults); inactive helper results",
+    "helpers": "issue 14: decorated helpers; helpers (or nested defs) calling helpers (NameError)",
     "lists": "issue 14: list mutation and aliasing, sum/min/max over list parameters, enumerate",
     "loops": "issue 14: enumerate over a list parameter in wrt (wrong gradient; ~1% of programs)",
     "views": "issue 14: augmented assignment through views and aliases, out=, fill, sort",
-    "arrays": "issue 14: the bundled variant's gradient keys, where= in reductions",
+    "arrays": "issue 14: bundled variant's gradient keys; where=/initial= in reductions; -np.clip",
 }
 
 
