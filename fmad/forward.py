@@ -287,11 +287,13 @@ class Forward:
         seeds: dict[str, dict[str, Tangent]],
         seed_points: set[str] = frozenset(),
         top: bool = True,
+        numbers: frozenset[str] = frozenset(),
     ) -> None:
         """``seeds[d][name]``: the tangent ``name`` starts with for direction ``d``.
 
         ``seed_points``: local names whose assignment seeds their own direction
-        (differentiating with respect to an intermediate value).
+        (differentiating with respect to an intermediate value). ``numbers``: parameters
+        known to be numbers in this variant (scalar ``wrt`` parameters), never lists.
         """
         self.session = session
         self.unit = unit
@@ -321,7 +323,7 @@ class Forward:
         self.products: dict[tuple[str, str], tuple[ast.expr, ast.expr]] = {}
         self.factors: dict[tuple[str, str], tuple[ast.expr, ast.expr]] = {}
         self.assign_counts = self.count_assignments()
-        self.maybe_lists = may_be_lists(flat, self.params)
+        self.maybe_lists = may_be_lists(flat, self.params - numbers)
         self.result_full: dict[str, bool] = {d.name: True for d in directions}
         self.node: ast.AST | None = None
         self.nested_variants: dict[str, list[ast.stmt]] = {}
@@ -708,7 +710,8 @@ class Forward:
         if t is None or not t.container:
             return t
         k = [B.const(ctx.direction.k)] if ctx.vectorized else []
-        return Tangent(B.call(ctx.rt("stack_tangents"), t.expr, value, *k), full=True)
+        # full when the list of tangents is known to be one (a display, a concatenation)
+        return Tangent(B.call(ctx.rt("stack_tangents"), t.expr, value, *k), full=t.full)
 
     def unknown_call(self, target: CallTarget, call: ast.Call) -> None:
         what = f"'{target.name}'"
@@ -997,6 +1000,11 @@ def may_be_lists(flat: ast.FunctionDef, params: set[str]) -> set[str]:
             listy = (
                 isinstance(v, ast.List | ast.Tuple)
                 or (isinstance(v, ast.Name) and v.id in found)
+                or (  # xs + ys: a concatenation when both are lists
+                    isinstance(v, ast.BinOp)
+                    and isinstance(v.op, ast.Add)
+                    and all(isinstance(a, ast.Name) and a.id in found for a in (v.left, v.right))
+                )
                 or (
                     isinstance(v, ast.Call)
                     and isinstance(v.func, ast.Name)

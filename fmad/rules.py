@@ -61,13 +61,17 @@ def has_zero_derivative(key: Any) -> bool:
 # -- operators -------------------------------------------------------------------------------
 @defrule(ast.Add)
 def add_rule(ctx, z, x, y, dx, dy):
-    if (dx is not None and dx.container) or (dy is not None and dy.container):
-        # xs + [w]: lists concatenate, and so do their tangents (zeros for a plain list)
+    lists = (dx is not None and dx.container) or (dy is not None and dy.container)
+    maybe = all(isinstance(a, ast.Name) and a.id in ctx.fwd.maybe_lists for a in (x, y))
+    if lists or maybe:
+        # xs + [w]: lists concatenate, and so do their tangents (zeros for a plain list, the
+        # items of a list parameter's array tangent); two names that may both be lists (a
+        # parameter and a list display) are checked when the code runs
         from fmad.forward import Tangent
 
         parts = [t.expr if t is not None else ast.Constant(None) for t in (dx, dy)]
-        call = B.call(ctx.rt("concat_tangent"), parts[0], x, parts[1], y)
-        return Tangent(call, full=True, container=True)
+        call = B.call(ctx.rt("concat_tangent"), parts[0], x, parts[1], y, *_k_list(ctx))
+        return Tangent(call, full=lists, container=True)
     return ctx.add(ctx.broadcast(dx, y), ctx.broadcast(dy, x))
 
 
@@ -517,6 +521,11 @@ def _tangent(expr, full=True):
     from fmad.forward import Tangent
 
     return Tangent(expr, full=full)
+
+
+def _k_list(ctx) -> list[ast.expr]:
+    """``[k]`` for a vectorized direction, ``[]`` for a scalar one (an optional argument)."""
+    return [B.const(ctx.direction.k)] if ctx.vectorized else []
 
 
 def _k(ctx) -> ast.expr:

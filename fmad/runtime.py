@@ -320,17 +320,16 @@ def sum_product(c: Any, t: Any, x: Any, k: int | None) -> Any:
     return np.sum(np.reshape(full(c[..., None] * t, x, k), (-1, k)), axis=0)
 
 
-def concat_tangent(dx: Any, x: Any, dy: Any, y: Any) -> Any:
+def concat_tangent(dx: Any, x: Any, dy: Any, y: Any, k: int | None = None) -> Any:
     """Tangent of ``x + y`` where a list or tuple tangent is involved: for lists and tuples
-    (concatenation) the tangents concatenate, a list with no derivative giving zeros."""
+    (concatenation) the tangents concatenate, a list with no derivative giving zeros, a list
+    parameter's array tangent split into its items."""
     if isinstance(x, list | tuple):
 
         def items(t: Any, v: Any) -> list:
-            if isinstance(t, list | tuple):
-                return list(t)
-            return [0.0 if t is None else t] * len(v)
+            return [0.0] * len(v) if t is None else items_tangents(t, v, k)
 
         return type(x)(items(dx, x) + items(dy, y))
-    dx = 0.0 if dx is None else np.asarray(dx) if isinstance(dx, list | tuple) else dx
-    dy = 0.0 if dy is None else np.asarray(dy) if isinstance(dy, list | tuple) else dy
+    dx = 0.0 if dx is None else stack_tangents(dx, x, k)
+    dy = 0.0 if dy is None else stack_tangents(dy, y, k)
     return dx + dy

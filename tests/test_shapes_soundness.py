@@ -343,3 +343,28 @@ def test_numpy_functions_of_a_list(kind):
     check(numpy_of_list_param, None, zs=kind([0.1, 0.5, 0.7]), b=0.4)
     check(numpy_of_list_param, ["zs"], zs=kind([0.3]), b=0.4)
     check(numpy_of_list_local, None, w=np.array([0.3, -0.2]), b=0.4)
+
+
+# -- list concatenation with a list parameter -----------------------------------------------
+def concatenates_a_list_parameter(p0, p1, xs):
+    acc1 = 0.0
+    for _i, u3 in enumerate(xs):
+        acc1 = acc1 + (acc1**3) * u3
+    v4 = sum(xs)
+    L5 = xs + [(v4**3)]  # the list parameter's array tangent, split into items
+    return acc1 + v4 + sum(L5) + L5[0] * p0 + np.sum(L5) + np.sum(xs + (xs + [p1]))
+
+
+@pytest.mark.parametrize("wrt", [["p0", "p1", "xs"], ["xs"], ["p1"]])
+def test_concatenation_with_a_list_parameter(wrt):
+    check(concatenates_a_list_parameter, wrt, p0=1.337, p1=-1.463, xs=[0.737, 1.937])
+
+
+def test_adding_number_parameters_stays_plain():
+    # scalar wrt parameters are numbers in their variant: no list check in the fast path
+    source = fmad.differentiate(lambda_free_add).source
+    assert "concat_tangent" not in source
+
+
+def lambda_free_add(w, b):
+    return w + b
