@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fmad import build as B
-from fmad.activity import Activity, CallTarget, classify, free_names
+from fmad.activity import Activity, CallTarget, classify, free_names, may_be_lists
 from fmad.errors import unsupported
 from fmad.naming import MAX_NAME_LENGTH, Namer
 from fmad.resolve import Scope
@@ -980,41 +980,6 @@ class _Placeholder(ast.Pass):
     def __init__(self, name: str) -> None:
         super().__init__()
         self.name = name
-
-
-def may_be_lists(flat: ast.FunctionDef, params: set[str]) -> set[str]:
-    """Names that may hold a list or tuple: parameters, and names bound to a list or tuple
-    display (comprehensions start as ``[]``), to ``list(...)``/``tuple(...)``, or to such a
-    name."""
-    found = set(params)
-    assigns = [
-        s
-        for s in ast.walk(flat)
-        if isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], ast.Name)
-    ]
-    changed = True
-    while changed:
-        changed = False
-        for s in assigns:
-            v = s.value
-            listy = (
-                isinstance(v, ast.List | ast.Tuple)
-                or (isinstance(v, ast.Name) and v.id in found)
-                or (  # xs + ys: a concatenation when both are lists
-                    isinstance(v, ast.BinOp)
-                    and isinstance(v.op, ast.Add)
-                    and all(isinstance(a, ast.Name) and a.id in found for a in (v.left, v.right))
-                )
-                or (
-                    isinstance(v, ast.Call)
-                    and isinstance(v.func, ast.Name)
-                    and v.func.id in ("list", "tuple", "sorted")
-                )
-            )
-            if listy and s.targets[0].id not in found:
-                found.add(s.targets[0].id)
-                changed = True
-    return found
 
 
 def signature_of(tree: ast.FunctionDef) -> inspect.Signature:
