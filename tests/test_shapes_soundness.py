@@ -368,3 +368,38 @@ def test_adding_number_parameters_stays_plain():
 
 def lambda_free_add(w, b):
     return w + b
+
+
+# -- reproducers from /work/findings/shapes.md (the random-program helper) -------------------
+def loop_over_mixed_list_returns(p0, w):
+    for u3 in [1.5, np.max(w)]:
+        return abs(u3)  # the item's tangent: a constant, an array on the next pass
+    return p0
+
+
+def loop_over_mixed_list_sums(p0, w):
+    s = 0.0
+    for u3 in [1.5, np.max(w)]:
+        s = s + abs(u3)
+    return s
+
+
+def enumerate_list_display(p0):
+    acc4 = 0.0
+    for _i5, u6 in enumerate([p0, 2.0 * p0]):
+        acc4 = acc4 + u6 * u6
+    return acc4
+
+
+def sum_of_list_with_reduction(v):
+    L1 = [np.sum(v)]
+    return np.sum(L1)
+
+
+def test_findings_reproducers():
+    w = np.array([1.737, 1.437, 0.437, 0.337])
+    check(loop_over_mixed_list_returns, ["w"], p0=0.237, w=w)
+    check(loop_over_mixed_list_sums, ["w"], p0=0.237, w=w)
+    _, grads = check(enumerate_list_display, ["p0"], p0=0.3)
+    assert math.isclose(grads["p0"], 3.0)
+    check(sum_of_list_with_reduction, ["v"], v=np.array([0.037, 0.037, 0.037]))
