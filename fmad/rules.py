@@ -536,6 +536,15 @@ def _matmul(ctx, z, x, y, dx, dy, dot=False):
     """``dot``: np.dot, which also takes scalars, so the helpers check the ranks."""
     shape = ctx.direction.shape
     terms = []
+    if dot and ((dx is not None and dx.seed) or (dy is not None and dy.seed)):
+        # np.dot of a scalar is a product: the identity seed scales instead of folding away
+        shape_node = B.tuple_([B.const(n) for n in shape])
+        if dx is not None and dx.seed and len(shape) == 1:
+            terms.append(_tangent(B.call(ctx.rt("seed_dot"), y, shape_node, B.const(True))))
+            dx = None
+        if dy is not None and dy.seed and len(shape) in (1, 2):
+            terms.append(_tangent(B.call(ctx.rt("seed_dot"), x, shape_node, B.const(False))))
+            dy = None
     if dx is not None:
         if dx.seed and len(shape) == 1:
             # d(w @ y) with the identity seed of a vector w: y laid out with k last

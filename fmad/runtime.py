@@ -153,6 +153,17 @@ def seed_matmul_right(x: Any, shape: tuple[int, ...]) -> Any:
     return out.reshape(x.shape[:-1] + (m, d * m))
 
 
+def seed_dot(x: Any, shape: tuple[int, ...], left: bool) -> Any:
+    """Tangent of ``np.dot(w, x)`` (``left``) or ``np.dot(x, w)`` for a parameter ``w`` seeded
+    with the identity: a scalar ``x`` scales the identity (np.dot of a scalar is a product)."""
+    if np.ndim(x) == 0:
+        k = math.prod(shape)
+        return x * np.eye(k).reshape(tuple(shape) + (k,))
+    if left:
+        return seed_matmul_left(x)
+    return x if len(shape) == 1 else seed_matmul_right(x, shape)
+
+
 def inner_left(dx: Any, x: Any, y: Any, k: int | None) -> Any:
     dx = full(dx, x, k)
     if k is None:

@@ -403,3 +403,21 @@ def test_findings_reproducers():
     _, grads = check(enumerate_list_display, ["p0"], p0=0.3)
     assert math.isclose(grads["p0"], 3.0)
     check(sum_of_list_with_reduction, ["v"], v=np.array([0.037, 0.037, 0.037]))
+
+
+# -- a constant that becomes an array, met by np.dot -------------------------------------------
+def dot_of_a_constant_start(w, c):
+    t3 = 1.0  # np.dot(1.0, w) is a product: the seed of w must not fold away
+    if c > 0.03:
+        t3 = -w
+    return np.dot(t3, w) * c + np.sum(np.dot(w, 2.0))
+
+
+def dot_scalar_matrix(W, c):
+    return np.sum(np.dot(c, W)) + np.sum(np.dot(np.ones((2, 3)), W))
+
+
+@pytest.mark.parametrize("c", [-0.436, 0.5])
+def test_dot_with_a_scalar_operand(c):
+    check(dot_of_a_constant_start, ["w"], w=np.array([0.3, -0.2, 0.8]), c=c)
+    check(dot_scalar_matrix, ["W", "c"], W=np.arange(6.0).reshape(3, 2), c=c)
