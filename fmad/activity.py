@@ -180,6 +180,41 @@ def iteration_parts(target: ast.expr, it: ast.expr) -> list[tuple[ast.expr, ast.
     return [(target, it)]
 
 
+def may_be_lists(flat: ast.FunctionDef, params: set[str]) -> set[str]:
+    """Names that may hold a list or tuple: parameters, and names bound to a list or tuple
+    display (comprehensions start as ``[]``), to ``list(...)``/``tuple(...)``, or to such a
+    name."""
+    found = set(params)
+    assigns = [
+        s
+        for s in ast.walk(flat)
+        if isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], ast.Name)
+    ]
+    changed = True
+    while changed:
+        changed = False
+        for s in assigns:
+            v = s.value
+            listy = (
+                isinstance(v, ast.List | ast.Tuple)
+                or (isinstance(v, ast.Name) and v.id in found)
+                or (  # xs + ys: a concatenation when both are lists
+                    isinstance(v, ast.BinOp)
+                    and isinstance(v.op, ast.Add)
+                    and all(isinstance(a, ast.Name) and a.id in found for a in (v.left, v.right))
+                )
+                or (
+                    isinstance(v, ast.Call)
+                    and isinstance(v.func, ast.Name)
+                    and v.func.id in ("list", "tuple", "sorted")
+                )
+            )
+            if listy and s.targets[0].id not in found:
+                found.add(s.targets[0].id)
+                changed = True
+    return found
+
+
 def statements(body: list[ast.stmt]):
     """Every statement of a body, nested blocks included, nested defs excluded."""
     for s in body:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fmad import build as B
-from fmad.activity import Activity, classify, lexical_bound, rebound_defs
+from fmad.activity import Activity, classify, lexical_bound, may_be_lists, rebound_defs
 from fmad.calls import HelperCalls, signature_of
 from fmad.errors import unsupported
 from fmad.naming import MAX_NAME_LENGTH, Namer
@@ -288,11 +288,13 @@ class Forward(HelperCalls):
         seeds: dict[str, dict[str, Tangent]],
         seed_points: set[str] = frozenset(),
         top: bool = True,
+        numbers: frozenset[str] = frozenset(),
     ) -> None:
         """``seeds[d][name]``: the tangent ``name`` starts with for direction ``d``.
 
         ``seed_points``: local names whose assignment seeds their own direction
-        (differentiating with respect to an intermediate value).
+        (differentiating with respect to an intermediate value). ``numbers``: parameters
+        known to be numbers in this variant (scalar ``wrt`` parameters), never lists.
         """
         self.session = session
         self.unit = unit
@@ -328,7 +330,7 @@ class Forward(HelperCalls):
         self.products: dict[tuple[str, str], tuple[ast.expr, ast.expr]] = {}
         self.factors: dict[tuple[str, str], tuple[ast.expr, ast.expr]] = {}
         self.assign_counts = self.count_assignments()
-        self.maybe_lists = may_be_lists(flat, self.params)
+        self.maybe_lists = may_be_lists(flat, self.params - numbers)
         self.result_full: dict[str, bool] = {d.name: True for d in directions}
         self.result_zero: set[str] = {d.name for d in directions}
         self.node: ast.AST | None = None
@@ -722,7 +724,8 @@ class Forward(HelperCalls):
         if t is None or not t.container:
             return t
         k = [B.const(ctx.direction.k)] if ctx.vectorized else []
-        return Tangent(B.call(ctx.rt("stack_tangents"), t.expr, value, *k), full=True)
+        # full when the list of tangents is known to be one (a display, a concatenation)
+        return Tangent(B.call(ctx.rt("stack_tangents"), t.expr, value, *k), full=t.full)
 
     # -- statements with calls ---------------------------------------------------------------
     def expr_stmt(self, s: ast.Expr) -> list[ast.stmt]:
@@ -900,36 +903,6 @@ class _Placeholder(ast.Pass):
     def __init__(self, node: ast.FunctionDef) -> None:
         super().__init__()
         self.node = node
-
-
-def may_be_lists(flat: ast.FunctionDef, params: set[str]) -> set[str]:
-    """Names that may hold a list or tuple: parameters, and names bound to a list or tuple
-    display (comprehensions start as ``[]``), to ``list(...)``/``tuple(...)``, or to such a
-    name."""
-    found = set(params)
-    assigns = [
-        s
-        for s in ast.walk(flat)
-        if isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], ast.Name)
-    ]
-    changed = True
-    while changed:
-        changed = False
-        for s in assigns:
-            v = s.value
-            listy = (
-                isinstance(v, ast.List | ast.Tuple)
-                or (isinstance(v, ast.Name) and v.id in found)
-                or (
-                    isinstance(v, ast.Call)
-                    and isinstance(v.func, ast.Name)
-                    and v.func.id in ("list", "tuple", "sorted")
-                )
-            )
-            if listy and s.targets[0].id not in found:
-                found.add(s.targets[0].id)
-                changed = True
-    return found
 
 
 __all__ = ["Context", "Direction", "Forward", "Tangent"]

@@ -69,13 +69,17 @@ def has_zero_derivative(key: Any) -> bool:
 # -- operators -------------------------------------------------------------------------------
 @defrule(ast.Add)
 def add_rule(ctx, z, x, y, dx, dy):
-    if (dx is not None and dx.container) or (dy is not None and dy.container):
-        # xs + [w]: lists concatenate, and so do their tangents (zeros for a plain list)
+    lists = (dx is not None and dx.container) or (dy is not None and dy.container)
+    maybe = all(isinstance(a, ast.Name) and a.id in ctx.fwd.maybe_lists for a in (x, y))
+    if lists or maybe:
+        # xs + [w]: lists concatenate, and so do their tangents (zeros for a plain list, the
+        # items of a list parameter's array tangent); two names that may both be lists (a
+        # parameter and a list display) are checked when the code runs
         from fmad.forward import Tangent
 
         parts = [t.expr if t is not None else ast.Constant(None) for t in (dx, dy)]
-        call = B.call(ctx.rt("concat_tangent"), parts[0], x, parts[1], y)
-        return Tangent(call, full=True, container=True)
+        call = B.call(ctx.rt("concat_tangent"), parts[0], x, parts[1], y, *_k_list(ctx))
+        return Tangent(call, full=lists, container=True)
     return ctx.add(ctx.broadcast(dx, y), ctx.broadcast(dy, x))
 
 
@@ -527,6 +531,11 @@ def _tangent(expr, full=True):
     return Tangent(expr, full=full)
 
 
+def _k_list(ctx) -> list[ast.expr]:
+    """``[k]`` for a vectorized direction, ``[]`` for a scalar one (an optional argument)."""
+    return [B.const(ctx.direction.k)] if ctx.vectorized else []
+
+
 def _k(ctx) -> ast.expr:
     return B.const(ctx.direction.k) if ctx.vectorized else ast.Constant(None)
 
@@ -535,6 +544,15 @@ def _matmul(ctx, z, x, y, dx, dy, dot=False):
     """``dot``: np.dot, which also takes scalars, so the helpers check the ranks."""
     shape = ctx.direction.shape
     terms = []
+    if dot and ((dx is not None and dx.seed) or (dy is not None and dy.seed)):
+        # np.dot of a scalar is a product: the identity seed scales instead of folding away
+        shape_node = B.tuple_([B.const(n) for n in shape])
+        if dx is not None and dx.seed and len(shape) == 1:
+            terms.append(_tangent(B.call(ctx.rt("seed_dot"), y, shape_node, B.const(True))))
+            dx = None
+        if dy is not None and dy.seed and len(shape) in (1, 2):
+            terms.append(_tangent(B.call(ctx.rt("seed_dot"), x, shape_node, B.const(False))))
+            dy = None
     if dx is not None:
         if dx.seed and len(shape) == 1:
             # d(w @ y) with the identity seed of a vector w: y laid out with k last

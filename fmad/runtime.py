@@ -153,6 +153,17 @@ def seed_matmul_right(x: Any, shape: tuple[int, ...]) -> Any:
     return out.reshape(x.shape[:-1] + (m, d * m))
 
 
+def seed_dot(x: Any, shape: tuple[int, ...], left: bool) -> Any:
+    """Tangent of ``np.dot(w, x)`` (``left``) or ``np.dot(x, w)`` for a parameter ``w`` seeded
+    with the identity: a scalar ``x`` scales the identity (np.dot of a scalar is a product)."""
+    if np.ndim(x) == 0:
+        k = math.prod(shape)
+        return x * np.eye(k).reshape(tuple(shape) + (k,))
+    if left:
+        return seed_matmul_left(x)
+    return x if len(shape) == 1 else seed_matmul_right(x, shape)
+
+
 def inner_left(dx: Any, x: Any, y: Any, k: int | None) -> Any:
     dx = full(dx, x, k)
     if k is None:
@@ -320,19 +331,18 @@ def sum_product(c: Any, t: Any, x: Any, k: int | None) -> Any:
     return np.sum(np.reshape(full(c[..., None] * t, x, k), (-1, k)), axis=0)
 
 
-def concat_tangent(dx: Any, x: Any, dy: Any, y: Any) -> Any:
+def concat_tangent(dx: Any, x: Any, dy: Any, y: Any, k: int | None = None) -> Any:
     """Tangent of ``x + y`` where a list or tuple tangent is involved: for lists and tuples
-    (concatenation) the tangents concatenate, a list with no derivative giving zeros."""
+    (concatenation) the tangents concatenate, a list with no derivative giving zeros, a list
+    parameter's array tangent split into its items."""
     if isinstance(x, list | tuple):
 
         def items(t: Any, v: Any) -> list:
-            if isinstance(t, list | tuple):
-                return list(t)
-            return [0.0 if t is None else t] * len(v)
+            return [0.0] * len(v) if t is None else items_tangents(t, v, k)
 
         return type(x)(items(dx, x) + items(dy, y))
-    dx = 0.0 if dx is None else np.asarray(dx) if isinstance(dx, list | tuple) else dx
-    dy = 0.0 if dy is None else np.asarray(dy) if isinstance(dy, list | tuple) else dy
+    dx = 0.0 if dx is None else stack_tangents(dx, x, k)
+    dy = 0.0 if dy is None else stack_tangents(dy, y, k)
     return dx + dy
 
 

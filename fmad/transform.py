@@ -138,8 +138,17 @@ class Session:
             directions = [Direction(BUNDLE, (len(wrt),))]
             seeds = {BUNDLE: {}}
         self.stack.append(src.function)
+        numbers = frozenset(p for p in wrt if p in params and shapes.get(p) is None)
         fwd = Forward(
-            self, unit, flat, scope, directions, seeds=seeds, seed_points=intermediates, top=True
+            self,
+            unit,
+            flat,
+            scope,
+            directions,
+            seeds=seeds,
+            seed_points=intermediates,
+            top=True,
+            numbers=numbers,
         )
         if bundle:
             rows = namer.fresh(f"{BUNDLE}_seeds")  # row i: the direction of parameter i

@@ -11,6 +11,7 @@ original value bit for bit and gradients equal to central finite differences, or
 from __future__ import annotations
 
 import copy
+import os
 import random
 
 import numpy as np
@@ -19,7 +20,7 @@ from fdcheck import central_fd, same_value
 
 import fmad
 
-SEEDS = range(int(__import__("os").environ.get("FMAD_SHAPES_EXAMPLES", "160")))
+SEEDS = range(int(os.environ.get("FMAD_SHAPES_EXAMPLES", "160")))
 
 
 class Program:

@@ -343,3 +343,81 @@ def test_numpy_functions_of_a_list(kind):
     check(numpy_of_list_param, None, zs=kind([0.1, 0.5, 0.7]), b=0.4)
     check(numpy_of_list_param, ["zs"], zs=kind([0.3]), b=0.4)
     check(numpy_of_list_local, None, w=np.array([0.3, -0.2]), b=0.4)
+
+
+# -- list concatenation with a list parameter -----------------------------------------------
+def concatenates_a_list_parameter(p0, p1, xs):
+    acc1 = 0.0
+    for _i, u3 in enumerate(xs):
+        acc1 = acc1 + (acc1**3) * u3
+    v4 = sum(xs)
+    L5 = xs + [(v4**3)]  # the list parameter's array tangent, split into items
+    return acc1 + v4 + sum(L5) + L5[0] * p0 + np.sum(L5) + np.sum(xs + (xs + [p1]))
+
+
+@pytest.mark.parametrize("wrt", [["p0", "p1", "xs"], ["xs"], ["p1"]])
+def test_concatenation_with_a_list_parameter(wrt):
+    check(concatenates_a_list_parameter, wrt, p0=1.337, p1=-1.463, xs=[0.737, 1.937])
+
+
+def test_adding_number_parameters_stays_plain():
+    # scalar wrt parameters are numbers in their variant: no list check in the fast path
+    source = fmad.differentiate(lambda_free_add).source
+    assert "concat_tangent" not in source
+
+
+def lambda_free_add(w, b):
+    return w + b
+
+
+# -- reproducers from /work/findings/shapes.md (the random-program helper) -------------------
+def loop_over_mixed_list_returns(p0, w):
+    for u3 in [1.5, np.max(w)]:
+        return abs(u3)  # the item's tangent: a constant, an array on the next pass
+    return p0
+
+
+def loop_over_mixed_list_sums(p0, w):
+    s = 0.0
+    for u3 in [1.5, np.max(w)]:
+        s = s + abs(u3)
+    return s
+
+
+def enumerate_list_display(p0):
+    acc4 = 0.0
+    for _i5, u6 in enumerate([p0, 2.0 * p0]):
+        acc4 = acc4 + u6 * u6
+    return acc4
+
+
+def sum_of_list_with_reduction(v):
+    L1 = [np.sum(v)]
+    return np.sum(L1)
+
+
+def test_findings_reproducers():
+    w = np.array([1.737, 1.437, 0.437, 0.337])
+    check(loop_over_mixed_list_returns, ["w"], p0=0.237, w=w)
+    check(loop_over_mixed_list_sums, ["w"], p0=0.237, w=w)
+    _, grads = check(enumerate_list_display, ["p0"], p0=0.3)
+    assert math.isclose(grads["p0"], 3.0)
+    check(sum_of_list_with_reduction, ["v"], v=np.array([0.037, 0.037, 0.037]))
+
+
+# -- a constant that becomes an array, met by np.dot -------------------------------------------
+def dot_of_a_constant_start(w, c):
+    t3 = 1.0  # np.dot(1.0, w) is a product: the seed of w must not fold away
+    if c > 0.03:
+        t3 = -w
+    return np.dot(t3, w) * c + np.sum(np.dot(w, 2.0))
+
+
+def dot_scalar_matrix(W, c):
+    return np.sum(np.dot(c, W)) + np.sum(np.dot(np.ones((2, 3)), W))
+
+
+@pytest.mark.parametrize("c", [-0.436, 0.5])
+def test_dot_with_a_scalar_operand(c):
+    check(dot_of_a_constant_start, ["w"], w=np.array([0.3, -0.2, 0.8]), c=c)
+    check(dot_scalar_matrix, ["W", "c"], W=np.arange(6.0).reshape(3, 2), c=c)
