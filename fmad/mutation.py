@@ -155,6 +155,7 @@ class Mutation:
         self.loops: list[tuple[list[State], list[State]]] = []
         self.allocated: set[int] = set()  # statements whose allocation has run
         self.iterating: list[Sites] = []  # what the enclosing for loops iterate over
+        self.param_changes: dict[str, ast.AST] = {}  # parameter -> where it is changed
 
     # -- activity ----------------------------------------------------------------------
     def active(self, node: ast.expr | None) -> bool:
@@ -177,6 +178,33 @@ class Mutation:
         for assign, guard in self.guards.values():
             if not insert_before(self.flat.body, assign, ast.Expr(value=guard)):
                 raise AssertionError("fmad bug: an augmented assignment vanished")
+        self.distinct_arguments()
+
+    def distinct_arguments(self) -> None:
+        """A parameter changed in place (with no derivative involved) must not be the very
+        object passed as a differentiated argument: checked when the function is called."""
+        wrt = {n for seeds in self.fwd.seeds.values() for n in seeds if n in self.params}
+        checks: list[ast.stmt] = []
+        for param, key in sorted(self.param_changes.items()):
+            others = sorted(wrt - {param})
+            if not self.fwd.top or not others:
+                continue
+            what = source_text(self.filename, key, key)
+            message = (
+                f"'{what}' changes the argument '{param}' in place, and the caller passed the "
+                "same object as an argument fmad differentiates with respect to; fmad does "
+                f"not model that; pass a copy ({param}.copy())"
+            )
+            call = B.call(
+                B.attr(self.runtime(), "check_distinct"),
+                B.name(param),
+                B.tuple_([B.name(o) for o in others]),
+                B.const(self.filename),
+                B.const(key.lineno),
+                B.const(message),
+            )
+            checks.append(ast.fix_missing_locations(ast.copy_location(ast.Expr(call), key)))
+        self.flat.body[:0] = checks
 
     def block(self, body: list[ast.stmt], state: State) -> State:
         for s in body:
@@ -483,10 +511,15 @@ class Mutation:
         self, key, call, atom, written, state, *, method=None, out=False, obj=None, store=False
     ):
         """``atom`` (a name) is changed in place by ``call``, writing ``written``."""
-        if not (self.active(atom) or any(self.active(w) for w in written)):
-            return  # no derivative involved: the primal does it as the original does
         name = atom.id
         sites = self.lookup(name, state)
+        if not (self.active(atom) or any(self.active(w) for w in written)):
+            # no derivative involved: the primal does it as the original does, unless the
+            # caller passed the same object as a differentiated argument (checked on entry)
+            for site in sites | {x[1] for x in sites if x[0] == "part"}:
+                if site[0] == "param":
+                    self.param_changes.setdefault(site[1], key)
+            return
         what = source_text(self.filename, key, call)
         if method in MODELLED_METHODS:
             reason = self.owned_list(name, sites, key, state)

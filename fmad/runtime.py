@@ -319,3 +319,15 @@ def check_rebind(value: Any, dunder: str, filename: str, lineno: int, message: s
     if hasattr(type(value), dunder):
         kind = "array" if isinstance(value, np.ndarray) else type(value).__name__
         raise UnsupportedError(filename, lineno, message.replace("{kind}", kind))
+
+
+def check_distinct(value: Any, others: tuple, filename: str, lineno: int, message: str) -> None:
+    """A parameter the function changes in place must not be (memory shared with) one of the
+    arguments differentiated with respect to: their tangents would not follow the change."""
+    for other in others:
+        if other is value or (
+            isinstance(value, np.ndarray)
+            and isinstance(other, np.ndarray)
+            and np.may_share_memory(value, other)
+        ):
+            raise UnsupportedError(filename, lineno, message)
