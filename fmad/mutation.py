@@ -113,19 +113,13 @@ class Mutation:
             others = sorted(wrt - {param})
             if not self.fwd.top or not others:
                 continue
-            what = source_text(self.filename, key, key)
-            message = (
-                f"'{what}' changes the argument '{param}' in place, and the caller passed the "
-                "same object as an argument fmad differentiates with respect to; fmad does "
-                f"not model that; pass a copy ({param}.copy())"
-            )
             call = B.call(
                 B.attr(self.runtime(), "check_distinct"),
                 B.name(param),
                 B.tuple_([B.name(o) for o in others]),
                 B.const(self.filename),
                 B.const(key.lineno),
-                B.const(message),
+                B.const(source_text(self.filename, key, key)),
             )
             checks.append(ast.fix_missing_locations(ast.copy_location(ast.Expr(call), key)))
         self.flat.body[:0] = checks
@@ -502,29 +496,14 @@ class Mutation:
         inputs = sorted(
             x[1] for x in sites | {y[1] for y in sites if y[0] == "part"} if x[0] == "param"
         )
-        if inputs:
-            message = (
-                f"'{what}' changes the {{kind}} '{name}' in place, and it may be (part of) "
-                f"the {{kind}} the caller passed as '{inputs[0]}'; fmad never changes its "
-                f"inputs, and its rewrite '{plain}' would differ from Python's in-place "
-                f"update; write '{plain}' to compute a new value"
-            )
-        else:
-            message = (
-                f"'{what}' changes the {{kind}} '{name}' in place, and its object may also be "
-                "seen through another name (an alias, a view such as x[0:1], or a container); "
-                f"fmad rewrites it as '{plain}' and does not model in-place changes of shared "
-                f"lists and arrays; write '{plain}' (a new value) if that is what you mean, or "
-                f"copy first ({name} = {name}.copy())"
-            )
-        dunder = f"__i{OPERATOR_DUNDERS[type(augmented.op)]}__"
         guard = B.call(
             B.attr(self.runtime(), "check_rebind"),
             B.name(name),
-            B.const(dunder),
+            B.const(f"__i{OPERATOR_DUNDERS[type(augmented.op)]}__"),
             B.const(self.filename),
             B.const(augmented.lineno),
-            B.const(message),
+            B.const(what),
+            B.const(inputs[0] if inputs else None),
         )
         self.guards[id(s)] = (s, guard)
 
