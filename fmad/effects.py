@@ -76,7 +76,12 @@ FRESH_METHODS = {
 # methods with no effect on anything (a discarded call to them does nothing)
 PURE_METHODS = FRESH_METHODS | set(rules.METHOD_RULES) | rules.ZERO_METHODS
 # callables with an effect fmad can ignore: output, logging, warnings, fmad's own checks
-PURE_CALLABLES = {builtins.print, warnings.warn, fmad_runtime.check_rebind}
+PURE_CALLABLES = {
+    builtins.print,
+    warnings.warn,
+    fmad_runtime.check_rebind,
+    fmad_runtime.check_distinct,
+}
 
 
 def mutating_method(name: str) -> bool:

@@ -55,84 +55,8 @@ from fmad.effects import (
 )
 from fmad.errors import unsupported
 from fmad.resolve import bound_names
+from fmad.sites import UNKNOWN, Liveness, Sites, State, part, with_parts
 from fmad.source import read_function
-
-# -- sites ---------------------------------------------------------------------------------
-# ("new", key, kind, name): made by this function at statement ``key`` (into ``name``);
-# kind "list" for a [...] display. ("old", ...): made there by an earlier iteration.
-# ("param", name): a parameter's object on entry. ("part", site): an item or view of site.
-UNKNOWN = ("unknown",)
-Sites = frozenset
-
-
-def part(site: tuple) -> tuple:
-    if site[0] == "part" or site == UNKNOWN:
-        return site
-    return ("part", site)
-
-
-def with_parts(sites: Sites) -> Sites:
-    return Sites(sites | {part(s) for s in sites})
-
-
-class State:
-    def __init__(self, env: dict[str, Sites], escaped: Sites | None = None) -> None:
-        self.env = env
-        self.escaped = escaped if escaped is not None else Sites()
-
-    def copy(self) -> State:
-        return State(dict(self.env), self.escaped)
-
-    def join(self, other: State) -> State:
-        env = dict(self.env)
-        for name, sites in other.env.items():
-            env[name] = env.get(name, Sites()) | sites
-        return State(env, self.escaped | other.escaped)
-
-    def same(self, other: State) -> bool:
-        return self.env == other.env and self.escaped == other.escaped
-
-
-# -- liveness ------------------------------------------------------------------------------
-def reads(node: ast.AST | None) -> set[str]:
-    return B.read_names(node) if node is not None else set()
-
-
-class Liveness:
-    """``after[id(stmt)]``: names that may be read after ``stmt`` runs (over-approximated)."""
-
-    def __init__(self, tree: ast.FunctionDef) -> None:
-        self.after: dict[int, set[str]] = {}
-        self.block(tree.body, set(), None)
-
-    def block(self, body: list[ast.stmt], live: set[str], loop) -> set[str]:
-        live = set(live)
-        for s in reversed(body):
-            self.after[id(s)] = self.after.get(id(s), set()) | live
-            live = self.stmt(s, live, loop)
-        return live
-
-    def stmt(self, s: ast.stmt, live: set[str], loop) -> set[str]:
-        if isinstance(s, ast.Assign):
-            defs = {t.id for t in s.targets if isinstance(t, ast.Name)}
-            return (live - defs) | reads(s)
-        if isinstance(s, ast.Return | ast.Raise):
-            return reads(s)
-        if isinstance(s, ast.Break | ast.Continue):
-            return live | (loop or set())
-        if isinstance(s, ast.If):
-            return reads(s.test) | self.block(s.body, live, loop) | self.block(s.orelse, live, loop)
-        if isinstance(s, ast.For | ast.While):
-            header = reads(s.iter if isinstance(s, ast.For) else s.test)
-            head = header | live | self.block(s.orelse, live, loop)
-            while True:
-                body_in = self.block(s.body, head, head | live)
-                if body_in <= head:
-                    return head
-                head |= body_in
-        if isinstance(s, ast.FunctionDef):
-            return live | free_names(s)
-        return live | reads(s)
 
 
 # -- the pass ------------------------------------------------------------------------------
@@ -155,6 +79,7 @@ class Mutation:
         self.loops: list[tuple[list[State], list[State]]] = []
         self.allocated: set[int] = set()  # statements whose allocation has run
         self.iterating: list[Sites] = []  # what the enclosing for loops iterate over
+        self.param_changes: dict[str, ast.AST] = {}  # parameter -> where it is changed
 
     # -- activity ----------------------------------------------------------------------
     def active(self, node: ast.expr | None) -> bool:
@@ -177,6 +102,27 @@ class Mutation:
         for assign, guard in self.guards.values():
             if not insert_before(self.flat.body, assign, ast.Expr(value=guard)):
                 raise AssertionError("fmad bug: an augmented assignment vanished")
+        self.distinct_arguments()
+
+    def distinct_arguments(self) -> None:
+        """A parameter changed in place (with no derivative involved) must not be the very
+        object passed as a differentiated argument: checked when the function is called."""
+        wrt = {n for seeds in self.fwd.seeds.values() for n in seeds if n in self.params}
+        checks: list[ast.stmt] = []
+        for param, key in sorted(self.param_changes.items()):
+            others = sorted(wrt - {param})
+            if not self.fwd.top or not others:
+                continue
+            call = B.call(
+                B.attr(self.runtime(), "check_distinct"),
+                B.name(param),
+                B.tuple_([B.name(o) for o in others]),
+                B.const(self.filename),
+                B.const(key.lineno),
+                B.const(source_text(self.filename, key, key)),
+            )
+            checks.append(ast.fix_missing_locations(ast.copy_location(ast.Expr(call), key)))
+        self.flat.body[:0] = checks
 
     def block(self, body: list[ast.stmt], state: State) -> State:
         for s in body:
@@ -483,10 +429,15 @@ class Mutation:
         self, key, call, atom, written, state, *, method=None, out=False, obj=None, store=False
     ):
         """``atom`` (a name) is changed in place by ``call``, writing ``written``."""
-        if not (self.active(atom) or any(self.active(w) for w in written)):
-            return  # no derivative involved: the primal does it as the original does
         name = atom.id
         sites = self.lookup(name, state)
+        if not (self.active(atom) or any(self.active(w) for w in written)):
+            # no derivative involved: the primal does it as the original does, unless the
+            # caller passed the same object as a differentiated argument (checked on entry)
+            for site in sites | {x[1] for x in sites if x[0] == "part"}:
+                if site[0] == "param":
+                    self.param_changes.setdefault(site[1], key)
+            return
         what = source_text(self.filename, key, call)
         if method in MODELLED_METHODS:
             reason = self.owned_list(name, sites, key, state)
@@ -545,29 +496,14 @@ class Mutation:
         inputs = sorted(
             x[1] for x in sites | {y[1] for y in sites if y[0] == "part"} if x[0] == "param"
         )
-        if inputs:
-            message = (
-                f"'{what}' changes the {{kind}} '{name}' in place, and it may be (part of) "
-                f"the {{kind}} the caller passed as '{inputs[0]}'; fmad never changes its "
-                f"inputs, and its rewrite '{plain}' would differ from Python's in-place "
-                f"update; write '{plain}' to compute a new value"
-            )
-        else:
-            message = (
-                f"'{what}' changes the {{kind}} '{name}' in place, and its object may also be "
-                "seen through another name (an alias, a view such as x[0:1], or a container); "
-                f"fmad rewrites it as '{plain}' and does not model in-place changes of shared "
-                f"lists and arrays; write '{plain}' (a new value) if that is what you mean, or "
-                f"copy first ({name} = {name}.copy())"
-            )
-        dunder = f"__i{OPERATOR_DUNDERS[type(augmented.op)]}__"
         guard = B.call(
             B.attr(self.runtime(), "check_rebind"),
             B.name(name),
-            B.const(dunder),
+            B.const(f"__i{OPERATOR_DUNDERS[type(augmented.op)]}__"),
             B.const(self.filename),
             B.const(augmented.lineno),
-            B.const(message),
+            B.const(what),
+            B.const(inputs[0] if inputs else None),
         )
         self.guards[id(s)] = (s, guard)
 

@@ -7,6 +7,7 @@ parameter; ``k=None`` means a scalar parameter (no trailing direction axis).
 
 from __future__ import annotations
 
+import ast
 import math
 from typing import Any
 
@@ -346,10 +347,54 @@ def concat_tangent(dx: Any, x: Any, dy: Any, y: Any, k: int | None = None) -> An
     return dx + dy
 
 
-def check_rebind(value: Any, dunder: str, filename: str, lineno: int, message: str) -> None:
-    """Before ``x = x + v``, fmad's rewrite of ``x += v`` where ``x``'s object may be seen
-    through another name: exact when Python would rebind too (no ``__iadd__``: a number, a
-    tuple); a list or an array would be changed in place, which fmad does not model."""
-    if hasattr(type(value), dunder):
-        kind = "array" if isinstance(value, np.ndarray) else type(value).__name__
-        raise UnsupportedError(filename, lineno, message.replace("{kind}", kind))
+def check_rebind(
+    value: Any, dunder: str, filename: str, lineno: int, text: str, origin: str | None
+) -> None:
+    """Before ``x = x + v``, fmad's rewrite of ``x += v`` (``text``) where ``x``'s object may
+    be seen elsewhere (``origin``: the argument it may come from): exact when Python rebinds
+    too (no ``__iadd__``: a number, a tuple); a list or an array Python would change in place,
+    which fmad does not model."""
+    if not hasattr(type(value), dunder):
+        return
+    kind = "array" if isinstance(value, np.ndarray) else type(value).__name__
+    try:
+        aug = ast.parse(text).body[0]
+        name = ast.unparse(aug.target)
+        plain = f"{name} = {ast.unparse(ast.BinOp(aug.target, aug.op, aug.value))}"
+    except (SyntaxError, IndexError, AttributeError):
+        name, plain = "x", "x = x + v"
+    if origin is not None:
+        message = (
+            f"'{text}' changes the {kind} '{name}' in place, and it may be (part of) the "
+            f"{kind} the caller passed as '{origin}'; fmad never changes its inputs, and its "
+            f"rewrite '{plain}' would differ from Python's in-place update; write '{plain}' "
+            "to compute a new value"
+        )
+    else:
+        message = (
+            f"'{text}' changes the {kind} '{name}' in place, and its object may also be seen "
+            "through another name (an alias, a view such as x[0:1], a container or a loop); "
+            f"fmad rewrites it as '{plain}' and does not model in-place changes of shared "
+            f"lists and arrays; write '{plain}' (a new value) if that is what you mean, or "
+            f"copy first ({name} = {name}.copy())"
+        )
+    raise UnsupportedError(filename, lineno, message)
+
+
+def check_distinct(value: Any, others: tuple, filename: str, lineno: int, text: str) -> None:
+    """A parameter the function changes in place (``text``) must not be (memory shared
+    with) one of the arguments differentiated with respect to: their tangents would not
+    follow the change."""
+    for other in others:
+        if other is value or (
+            isinstance(value, np.ndarray)
+            and isinstance(other, np.ndarray)
+            and np.may_share_memory(value, other)
+        ):
+            raise UnsupportedError(
+                filename,
+                lineno,
+                f"'{text}' changes an argument in place, and the caller passed the same "
+                "object as an argument fmad differentiates with respect to; fmad does not "
+                "model that; pass a copy",
+            )

@@ -760,3 +760,30 @@ def test_update_of_an_array_a_loop_iterates_is_refused_at_call() -> None:
 
 def test_append_to_the_list_a_loop_iterates_is_refused() -> None:
     refused_at_decoration(append_while_iterating, ["w"], "append-iterating", ["for loop"])
+
+
+def sorts_its_data(w, data):
+    data.sort()  # LINE-sorts-data
+    return w * data[0]
+
+
+def test_inactive_change_of_an_argument_is_faithful() -> None:
+    data = [3.0, 1.0, 2.0]
+    value, grads = fmad.differentiate(sorts_its_data, wrt=["w"])(1.5, data)
+    assert (value, grads) == (1.5, {"w": 1.0})
+    assert data == [1.0, 2.0, 3.0]  # as the original does
+
+
+def test_argument_changed_in_place_passed_twice_is_refused_at_call() -> None:
+    refused_at_decoration(sorts_its_data, ["w", "data"], "sorts-data", ["data.sort()"])
+
+    def both(w, data):
+        data.fill(0.0)  # LINE-fill-twice
+        return np.sum(w * 2.0)
+
+    shared = np.ones(3)
+    d = fmad.differentiate(both, wrt=["w"])
+    with pytest.raises(fmad.UnsupportedError) as info:
+        d(shared, shared)
+    check_message(info.value, "fill-twice", ["passed the same object"])
+    assert d(np.ones(3), np.ones(3))[0] == both(np.ones(3), np.ones(3))
