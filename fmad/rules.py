@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from fmad import build as B
+from fmad.resolve import MISSING
 
 Rule = Callable[..., Any]
 RULES: dict[Any, Rule] = {}
@@ -360,9 +361,53 @@ def where_rule(ctx, z, args, tangents, keywords):
     return ctx.where(cond, da, db, z)
 
 
-@defrule(builtins.float, np.float64, np.asarray, np.asanyarray)
+def static_value(ctx, node: ast.expr, depth: int = 0) -> Any:
+    """The object ``node`` stands for when fmad transforms the function (a constant, a
+    global such as ``np.int64``, or a flattened name assigned once from one), else None."""
+    if isinstance(node, ast.Constant):
+        return node.value
+    found = ctx.fwd.scope.lookup(node)
+    if found is not MISSING:
+        return found
+    if isinstance(node, ast.Name) and depth < 8 and ctx.fwd.assign_counts.get(node.id) == 1:
+        for s in ast.walk(ctx.fwd.flat):
+            if isinstance(s, ast.Assign) and B.stored_names(s.targets[0]) == [node.id]:
+                return static_value(ctx, s.value, depth + 1)
+    return None
+
+
+def keeps_derivative(ctx, dtype: ast.expr | None) -> bool:
+    """Whether a conversion to ``dtype`` (an argument node; None: unchanged) keeps the
+    derivative: a floating or complex type does, an integer or boolean one makes it zero
+    (``x.astype(int)`` is a step function). A type fmad cannot see at transform time is
+    refused: guessing would be a silent wrong derivative."""
+    if dtype is None or _is_none(dtype):
+        return True
+    obj = static_value(ctx, dtype)
+    try:
+        kind = np.dtype(obj).kind if obj is not None else "?"  # np.dtype(None) is float64
+    except TypeError:
+        kind = "?"
+    if kind not in "fciub":
+        ctx.fwd.refuse(
+            f"the dtype '{ast.unparse(dtype)}' of a conversion of a value that carries a "
+            "derivative must be known when fmad transforms the function; write the type "
+            "itself (float, np.float64, int)"
+        )
+    return kind in "fc"
+
+
+@defrule(builtins.float, np.float64)
 def identity_rule(ctx, z, args, tangents, keywords):
     return tangents[0] if tangents else None
+
+
+@defrule(np.asarray, np.asanyarray)
+def asarray_rule(ctx, z, args, tangents, keywords):
+    dtype = _arg(args, keywords, 1, "dtype")
+    if not tangents or not keeps_derivative(ctx, dtype):
+        return None
+    return tangents[0]
 
 
 @defrule(builtins.enumerate, builtins.zip, builtins.reversed)
@@ -845,7 +890,7 @@ for _f in (np.concatenate, np.stack, np.hstack, np.vstack):
 
 @defrule(np.array)
 def array_rule(ctx, z, args, tangents, keywords):
-    if tangents[0] is None:
+    if tangents[0] is None or not keeps_derivative(ctx, _arg(args, keywords, 1, "dtype")):
         return None
     return _tangent(B.call(ctx.rt("array_tangent"), tangents[0].expr, args[0], _k(ctx)))
 
@@ -891,7 +936,7 @@ def item_method(ctx, z, x, dx, args, tangents, keywords):
 
 
 def astype_method(ctx, z, x, dx, args, tangents, keywords):
-    return dx
+    return dx if keeps_derivative(ctx, _arg(args, keywords, 0, "dtype")) else None
 
 
 METHOD_RULES.update(
