@@ -11,7 +11,9 @@ functions, ``*args``, recursion...) are refused with the line of the call.
 from __future__ import annotations
 
 import ast
+import functools
 import inspect
+import types
 from typing import TYPE_CHECKING, Any
 
 from fmad import build as B
@@ -28,6 +30,19 @@ class HelperCalls:
         what = f"'{target.name}'"
         if getattr(target.obj, "__wrapped__", None) is not None:
             self.refuse(decorated_message(target.name, target.obj), call)
+        if isinstance(target.obj, types.MethodType | functools.partial):
+            kind = (
+                "a bound method"
+                if isinstance(target.obj, types.MethodType)
+                else ("a functools.partial")
+            )
+            self.refuse(
+                f"{what} is {kind}, which fmad does not transform (it transforms "
+                "functions defined with 'def'); call a plain function and pass what it "
+                f"needs as arguments, or register a derivative: fmad.register({target.name}, "
+                "derivative)",
+                call,
+            )
         self.refuse(
             f"the call to {what} depends on a differentiated parameter, but fmad has no "
             f"derivative rule for it and cannot read its source; give it one with "
