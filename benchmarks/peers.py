@@ -95,6 +95,10 @@ class Peer:
         except importlib.metadata.PackageNotFoundError:
             return getattr(importlib.import_module(self.module), "__version__", "?")
 
+    def not_for(self, problem: Problem) -> str | None:
+        """Why this peer does not apply to ``problem``, or None."""
+        return None
+
     def prepare(self, problem: Problem, args: Args) -> Prepared:
         raise NotImplementedError
 
@@ -231,6 +235,9 @@ class SymPy(Peer):
     key = "sympy"
     name = "SymPy (diff + lambdify, cse)"
     module = "sympy"
+
+    def not_for(self, problem: Problem) -> str | None:
+        return "no symbolic form (matrix parameters)" if problem.symbolic is None else None
 
     def prepare(self, problem: Problem, args: Args) -> Prepared:
         import sympy as sp

@@ -62,7 +62,7 @@ class Problem:
     sizes: tuple[dict[str, int], ...]
     quick_sizes: tuple[dict[str, int], ...]
     tiny_sizes: tuple[dict[str, int], ...]  # smoke test
-    symbolic: Callable[[Any, Args], SymbolicForm]  # (sympy module, args) -> form
+    symbolic: Callable[[Any, Args], SymbolicForm] | None  # (sympy, args) -> form; None: none
     target: float = 1.3  # fmad time / hand-written time
 
     # Cached: inspect.signature costs microseconds, and loops that time calls read these.
@@ -465,7 +465,56 @@ P6 = Problem(
 )
 
 
-PROBLEMS: tuple[Problem, ...] = (P1, P2, P2S, P3, P4, P5, P6)
+# --- P7: one-hidden-layer tanh network (MLP), matrix parameters ------------------------
+# The cost of forward mode with many parameters, on the record: the directions grow with
+# the number of parameter elements (d*h + 2h + 1), hand-written backprop's cost does not.
+
+
+def p7_fn(X, y, W1, b1, W2, b2):
+    H = np.tanh(X @ W1 + b1)
+    out = H @ W2 + b2
+    return np.mean((out - y) ** 2)
+
+
+def p7_hand(
+    X: np.ndarray, y: np.ndarray, W1: np.ndarray, b1: np.ndarray, W2: np.ndarray, b2: float
+) -> tuple[Any, Grads]:
+    n = y.size
+    H = np.tanh(X @ W1 + b1)
+    r = H @ W2 + b2 - y
+    loss = r @ r / n
+    # Backpropagation: d loss / d out, then through the output layer and tanh.
+    g = (2.0 / n) * r
+    dA = np.outer(g, W2) * (1.0 - H * H)  # d loss / d hidden pre-activation, (N, h)
+    return loss, {"W1": X.T @ dA, "b1": dA.sum(axis=0), "W2": H.T @ g, "b2": g.sum()}
+
+
+@functools.cache
+def p7_args(N: int, h: int, d: int = 8) -> Args:
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(N, d))
+    y = np.sin(X[:, 0]) + 0.5 * X[:, 1]
+    W1 = rng.normal(scale=1.0 / np.sqrt(d), size=(d, h))
+    b1 = rng.normal(scale=0.1, size=h)
+    W2 = rng.normal(scale=1.0 / np.sqrt(h), size=h)
+    return (X, y, W1, b1, W2, 0.05)
+
+
+P7 = Problem(
+    key="P7",
+    title="MLP mean((tanh(X @ W1 + b1) @ W2 + b2 - y) ** 2), N=256, d=8, hidden h",
+    fn=p7_fn,
+    wrt=("W1", "b1", "W2", "b2"),
+    hand=p7_hand,
+    make_args=p7_args,
+    sizes=({"N": 256, "h": 4}, {"N": 256, "h": 16}, {"N": 256, "h": 64}),
+    quick_sizes=({"N": 256, "h": 4}, {"N": 256, "h": 16}),
+    tiny_sizes=({"N": 6, "h": 2, "d": 3},),
+    symbolic=None,  # matrix parameters: no symbolic form (the SymPy peer skips it)
+)
+
+
+PROBLEMS: tuple[Problem, ...] = (P1, P2, P2S, P3, P4, P5, P6, P7)
 
 
 def cases(problems: Sequence[Problem], quick: bool) -> list[Case]:

@@ -138,7 +138,7 @@ def run_case(case: Case, selected: Sequence[Peer], settings: Settings) -> CaseRe
     reference = problem.hand(*args)
     rows, timers = [], []
     for peer in selected:
-        missing = peer.unavailable()
+        missing = peer.unavailable() or peer.not_for(problem)
         if missing:
             rows.append(Row(peer, check=f"skipped: {missing}"))
             continue

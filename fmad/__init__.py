@@ -10,7 +10,9 @@
 
 from fmad.api import Differentiated, differentiate
 from fmad.errors import (
+    DerivativeError,
     FmadError,
+    InternalError,
     ShapeError,
     SourceError,
     TrainingError,
@@ -22,8 +24,10 @@ from fmad.train import TrainResult, train
 from fmad.variable import Variable
 
 __all__ = [
+    "DerivativeError",
     "Differentiated",
     "FmadError",
+    "InternalError",
     "ShapeError",
     "SourceError",
     "TrainResult",

@@ -157,6 +157,29 @@ def free_names(tree: ast.FunctionDef, nested: dict[str, ast.FunctionDef] | None 
     return set(free_reads(tree, None, nested))
 
 
+def iteration_parts(target: ast.expr, it: ast.expr) -> list[tuple[ast.expr, ast.expr]]:
+    """What each part of a ``for`` target is bound from: ``for i, x in enumerate(xs)`` binds
+    ``x`` from the items of ``xs`` (``i``, an index, carries no derivative); ``for a, b in
+    zip(xs, ys)`` binds ``a`` from ``xs`` and ``b`` from ``ys``; ``reversed(xs)`` iterates the
+    items of ``xs``. Any other iterable binds the whole target from itself."""
+    if (
+        isinstance(it, ast.Call)
+        and isinstance(it.func, ast.Name)
+        and all(k.arg == "strict" for k in it.keywords)
+    ):
+        name, args = it.func.id, it.args
+        pair = isinstance(target, ast.Tuple) and len(target.elts) == 2
+        if name == "enumerate" and pair and len(args) in (1, 2):
+            return [(target.elts[1], args[0])]
+        if name == "zip" and isinstance(target, ast.Tuple) and len(target.elts) == len(args):
+            return list(zip(target.elts, args, strict=True))
+        if name == "reversed" and len(args) == 1:
+            return [(target, args[0])]
+        if name in ("enumerate", "zip"):  # any other shape: everything from all arguments
+            return [(target, a) for a in args]
+    return [(target, it)]
+
+
 def statements(body: list[ast.stmt]):
     """Every statement of a body, nested blocks included, nested defs excluded."""
     for s in body:
@@ -194,8 +217,14 @@ class Activity:
                 for n in ast.walk(t)
                 if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
             ]
-        if isinstance(s, ast.For) and self.expr_active(s.iter, active):
-            return [n.id for n in ast.walk(s.target) if isinstance(n, ast.Name)]
+        if isinstance(s, ast.For):
+            return [
+                n.id
+                for target, source in iteration_parts(s.target, s.iter)
+                if self.expr_active(source, active)
+                for n in ast.walk(target)
+                if isinstance(n, ast.Name)
+            ]
         if isinstance(s, ast.Expr) and isinstance(s.value, ast.Call):
             func = s.value.func
             if (

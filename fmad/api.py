@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import ast
 import functools
 import inspect
-import linecache
-import re
+import numbers
 import types
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, overload, runtime_checkable
 
 import numpy as np
 
-from fmad import runtime
+from fmad import runtime, trace
 from fmad.compile import compile_unit, dispatcher
-from fmad.errors import FmadError, ShapeError, WrtError
+from fmad.errors import FmadError, InternalError, UnsupportedError, WrtError
 from fmad.printer import to_source
 from fmad.resolve import still_bound
 from fmad.source import python_function
@@ -23,6 +21,8 @@ from fmad.transform import Session
 from fmad.variable import Variable
 
 Shapes = tuple[tuple[int, ...] | None, ...]
+# numpy dtype kinds a wrt argument may have: booleans, integers, floats, complex numbers
+NUMERIC_KINDS = frozenset("biufc")
 
 
 class Variant:
@@ -36,10 +36,10 @@ class Variant:
         self.bundle = bundle
         self.wrt = wrt
         self.units = session.units
-        self.line_maps: dict[str, tuple[str, Any]] = {}
-        self.function = compile_unit(self.unit, {}, self.line_maps)
+        self.function = compile_unit(self.unit, {})
         self.shapes = shapes
-        self.vectorized = any(s is not None for s in shapes)
+        # tangents with a trailing direction axis: array parameters, or the bundle
+        self.vectorized = bundle or any(s is not None for s in shapes)
         self.watched = session.watched()
 
     def current(self) -> bool:
@@ -50,8 +50,9 @@ class Variant:
         """Shape raw tangents as the user gets them (see :func:`fmad.runtime.gradient`)."""
         if self.bundle:  # one tangent, one column per parameter
             (t,) = grads.values()
-            if type(t) is np.ndarray and t.ndim == 1 and np.ndim(value) == 0:
-                return dict(zip(self.wrt, t.tolist(), strict=True))  # a scalar loss
+            if np.ndim(value) == 0:  # a scalar loss
+                t = np.broadcast_to(t, (len(self.wrt),))  # a constant tangent too (0.0)
+                return dict(zip(self.wrt, t.tolist(), strict=True))
             t = np.broadcast_to(t, np.shape(value) + (len(self.wrt),))
             return {name: runtime.gradient(t[..., i], value) for i, name in enumerate(self.wrt)}
         return {
@@ -141,12 +142,28 @@ class Transformed:
             variant = self._variant(self._shapes(args, kwargs))
         try:
             value, grads = variant.function(*args, **kwargs)
-        except ValueError as exc:
-            self.check_shape(exc)
+        except Exception as exc:
+            if exc.__traceback__.tb_next is not None:  # raised inside, not by the call itself
+                trace.check(exc)
             raise
         if type(value) is not float or variant.vectorized:
-            grads = variant.gradients(value, grads)
+            grads = self.shaped(variant, value, grads)
         return value, grads
+
+    def shaped(self, variant: Variant, value: Any, grads: dict[str, Any]) -> dict[str, Any]:
+        """The gradients in the user's layout; a failure here is fmad's bug, said so."""
+        try:
+            return variant.gradients(value, grads)
+        except FmadError:
+            raise
+        except Exception as exc:
+            fn = self.original
+            raise InternalError(
+                f"{fn.__code__.co_filename}:{fn.__code__.co_firstlineno}: internal error in "
+                f"fmad while shaping the gradients of '{fn.__name__}' (value of shape "
+                f"{np.shape(value)}): {type(exc).__name__}: {exc}. This is a bug in fmad; "
+                "please report it with the function and the arguments' shapes."
+            ) from exc
 
     def finish(
         self, value: Any, grads: dict[str, Any], args: tuple, kwargs: dict
@@ -159,7 +176,7 @@ class Transformed:
             or any(isinstance(v, Variable) for v in kwargs.values())
         ):
             return self.call(*args, **kwargs)
-        return value, self._default.gradients(value, grads)
+        return value, self.shaped(self._default, value, grads)
 
     def _shapes(self, args: tuple, kwargs: dict) -> Shapes:
         shapes = []
@@ -174,7 +191,7 @@ class Transformed:
             if type(value) is float or type(value) is int:
                 shapes.append(None)
                 continue
-            shape = value.shape if type(value) is np.ndarray else np.shape(value)
+            shape = self.wrt_shape(name, value)
             shapes.append(shape if shape else None)
         if (
             self.bundles
@@ -185,6 +202,36 @@ class Transformed:
             shapes.append("bundle")
         return tuple(shapes)
 
+    def wrt_shape(self, name: str, value: Any) -> tuple[int, ...]:
+        """The shape of the argument of the ``wrt`` parameter ``name``; an UnsupportedError
+        (at the ``def`` line) for a kind of value fmad cannot differentiate with respect to."""
+        if isinstance(value, np.ndarray) and value.dtype.kind in NUMERIC_KINDS:
+            return value.shape
+        if isinstance(value, numbers.Number | np.bool_) and not isinstance(value, Variable):
+            return ()
+        if isinstance(value, list | tuple):
+            try:
+                array = np.asarray(value)
+            except (ValueError, TypeError):  # ragged
+                array = None
+            if array is not None and array.dtype.kind in NUMERIC_KINDS:
+                return array.shape
+        what = f"an object of type '{type(value).__name__}'"
+        if isinstance(value, list | tuple):
+            kind = type(value).__name__
+            what = f"a {kind} that is not a flat (or evenly nested) {kind} of numbers"
+        elif isinstance(value, np.ndarray):
+            what = f"an array of dtype {value.dtype}"
+        flat = self._default.unit.flat
+        raise UnsupportedError(
+            self._default.unit.filename,
+            flat.lineno,
+            f"the argument of the parameter {name!r} of '{flat.name}' is {what}; fmad "
+            "differentiates with respect to numbers, numpy arrays of numbers and lists or "
+            "tuples of numbers only: pass the numbers as separate parameters or as one "
+            "array, or leave this parameter out of wrt",
+        )
+
     def _variant(self, shapes: Shapes) -> Variant:
         variant = self._variants.get(shapes)
         if variant is None:
@@ -193,24 +240,6 @@ class Transformed:
             variant = Variant(self.original, self.wrt, kinds, bundle=bundle)
             self._variants[shapes] = variant
         return variant
-
-    def check_shape(self, exc: ValueError) -> None:
-        """Raise a numpy shape error inside generated code again, at the user's line."""
-        message = str(exc)
-        if not re.search(r"shape|broadcast|mismatch|dimension|size", message):
-            return
-        tb = exc.__traceback__
-        where = None
-        while tb is not None:
-            fname = tb.tb_frame.f_code.co_filename
-            for variant in self._variants.values():
-                if fname in variant.line_maps:
-                    user_file, lines = variant.line_maps[fname]
-                    where = (user_file, lines.get(tb.tb_lineno), operand_shapes(tb))
-            tb = tb.tb_next
-        if where is not None:
-            user_file, line, shapes = where
-            raise ShapeError(f"{user_file}:{line}: {message}{shapes}") from exc
 
     # -- the public function -------------------------------------------------------------
     def _public_function(self) -> Callable[..., Any]:
@@ -269,24 +298,33 @@ def differentiate(fn=None, *, wrt=None):
         return lambda f: differentiate(f, wrt=wrt)
     if hasattr(fn, "__fmad__"):  # differentiate again with another wrt
         fn = fn.__wrapped__
+    if isinstance(fn, types.MethodType):
+        return bound_method(fn, wrt)
     return Transformed(fn, wrt).function
 
 
-def operand_shapes(tb: types.TracebackType) -> str:
-    """`` (operands: X (100, 3), w (2,))`` for the names the failing generated line reads."""
-    text = linecache.getline(tb.tb_frame.f_code.co_filename, tb.tb_lineno).strip()
-    try:
-        names = [
-            n.id
-            for n in ast.walk(ast.parse(text))
-            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
+def bound_method(method: types.MethodType, wrt: Sequence[str] | str | None) -> Differentiated:
+    """``differentiate(obj.loss)``: the function ``loss`` differentiated, called with ``obj``
+    bound to its first parameter (which, by default, is not differentiated)."""
+    func = python_function(method)
+    if wrt is None:
+        wrt = [
+            p.name
+            for p in list(inspect.signature(func).parameters.values())[1:]
+            if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
         ]
-    except SyntaxError:
-        return ""
-    local = tb.tb_frame.f_locals
-    parts = [
-        f"{n} {np.shape(local[n])}"
-        for n in dict.fromkeys(names)
-        if n in local and not isinstance(local[n], types.ModuleType)
-    ]
-    return f" (operands: {', '.join(parts)})" if parts else ""
+    inner = Transformed(func, wrt)
+    obj = method.__self__
+
+    def public(*args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        return inner.function(obj, *args, **kwargs)
+
+    functools.update_wrapper(public, method)
+    public.__fmad__ = inner
+    public.__wrapped__ = method
+    public.wrt = inner.wrt
+    public.source = inner.function.source
+    public.flat_source = inner.function.flat_source
+    public.show = inner.show
+    public.source_for = lambda *args, **kwargs: inner.source_for(obj, *args, **kwargs)
+    return public

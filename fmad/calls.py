@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from fmad import build as B
 from fmad.activity import CallTarget, free_reads, lexical_bound
+from fmad.errors import is_numpy, no_rule_advice
 
 if TYPE_CHECKING:
     from fmad.forward import Forward
@@ -27,27 +28,27 @@ class HelperCalls:
     """The helper-call part of the forward pass; ``self`` is a ``Forward``."""
 
     def unknown_call(self, target: CallTarget, call: ast.Call) -> None:
-        what = f"'{target.name}'"
-        if getattr(target.obj, "__wrapped__", None) is not None:
+        if hasattr(target.obj, "__fmad__") or (
+            hasattr(target.obj, "__wrapped__") and not is_numpy(target.obj)
+        ):
             self.refuse(decorated_message(target.name, target.obj), call)
         if isinstance(target.obj, types.MethodType | functools.partial):
-            kind = (
-                "a bound method"
-                if isinstance(target.obj, types.MethodType)
-                else ("a functools.partial")
-            )
+            kind = "a bound method" if isinstance(target.obj, types.MethodType) else "a partial"
             self.refuse(
-                f"{what} is {kind}, which fmad does not transform (it transforms "
+                f"'{target.name}' is {kind}, which fmad does not transform (it transforms "
                 "functions defined with 'def'); call a plain function and pass what it "
                 f"needs as arguments, or register a derivative: fmad.register({target.name}, "
                 "derivative)",
                 call,
             )
+        root = call.func
+        while isinstance(root, ast.Attribute):
+            root = root.value
+        local = isinstance(root, ast.Name) and self.scope.is_local(root.id)
+        advice = no_rule_advice(target.name, target.obj, local)
         self.refuse(
-            f"the call to {what} depends on a differentiated parameter, but fmad has no "
-            f"derivative rule for it and cannot read its source; give it one with "
-            f"fmad.register({target.name}, derivative), or move the call out of the "
-            "differentiated function",
+            f"the call to '{target.name}' depends on a differentiated parameter, but fmad has "
+            f"no derivative rule for it and cannot read its source; {advice}",
             call,
         )
 

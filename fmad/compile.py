@@ -3,9 +3,13 @@
 After this pass: a function object per unit, whose code was compiled from the printed source
 (so what ``show`` prints is exactly what runs), with the original function's globals (the
 same dict: globals are read at call time, never copied) and closure cells (shared with the
-original), plus cells for the names the transform injected (numpy, helpers). The source is
-registered with ``linecache`` so tracebacks and ``inspect`` show the generated lines, and a
-line map leads from each generated line back to the user's line.
+original), plus cells for the names the transform injected (numpy, helpers).
+
+The code carries the user's file name and, for each generated statement, the line of the
+user's statement it comes from: tracebacks and numpy's warnings point at the user's line.
+:mod:`fmad.trace` keeps the printed text of each code object (also in ``linecache`` under
+``<fmad:NAME#N>``) to tell, when an exception escapes, whether the user's operation or
+fmad's own line raised it.
 """
 
 from __future__ import annotations
@@ -18,59 +22,52 @@ from typing import Any
 
 import numpy as np
 
+from fmad import build as B
+from fmad import trace
+from fmad.naming import names_in
+from fmad.source import read_function
 from fmad.transform import Unit
 
 _counter = itertools.count(1)
 
 
-def compile_unit(
-    unit: Unit,
-    done: dict[int, types.FunctionType],
-    line_maps: dict[str, tuple[str, LineMap]],
-) -> types.FunctionType:
+def compile_unit(unit: Unit, done: dict[int, types.FunctionType]) -> types.FunctionType:
     """Compile ``unit`` (and, first, every helper unit it calls)."""
     if id(unit) in done:
         return done[id(unit)]
     text = unit.printed()
     generated = ast.parse(text).body[0]
-    filename = f"<fmad:{unit.tree.name}#{next(_counter)}>"
-    line_maps[filename] = (unit.filename, LineMap(generated, unit.tree))
+    fmad_name = f"<fmad:{unit.tree.name}#{next(_counter)}>"
+    linecache.cache[fmad_name] = (len(text), None, text.splitlines(True), fmad_name)
 
     original = unit.function
     outer = list(original.__code__.co_freevars)
-    injected = [n for n in unit.injected if n not in outer]
-    factory = ast.FunctionDef(
-        name="__fmad_factory__",
-        args=ast.arguments(
-            posonlyargs=[],
-            args=[ast.arg(arg=n) for n in outer + injected],
-            kwonlyargs=[],
-            kw_defaults=[],
-            defaults=[],
-        ),
-        body=[generated, ast.Return(value=ast.Name(id=generated.name, ctx=ast.Load()))],
-        decorator_list=[],
-        returns=None,
-        type_params=[],
+    factory_args = outer + [n for n in unit.injected if n not in outer]
+    # tracebacks and numpy's warnings name the user's file and line
+    relocate(generated, unit.tree, linecache.getlines(unit.filename))
+    code = compile(factory_module(generated, factory_args), unit.filename, "exec")
+    factory_index, factory_code = next(
+        (i, c) for i, c in enumerate(code.co_consts) if isinstance(c, types.CodeType)
     )
-    module = ast.Module(body=[factory], type_ignores=[])
-    # only the factory's own few nodes lack a location (the rest was just parsed)
-    for node in (
-        factory,
-        factory.args,
-        *factory.args.args,
-        factory.body[-1],
-        factory.body[-1].value,
-    ):
-        node.lineno = node.end_lineno = 1
-        node.col_offset = node.end_col_offset = 0
-    code = compile(module, filename, "exec")
-    factory_code = next(c for c in code.co_consts if isinstance(c, types.CodeType))
-    inner = next(
-        c
-        for c in factory_code.co_consts
+    inner_index, inner = next(
+        (i, c)
+        for i, c in enumerate(factory_code.co_consts)
         if isinstance(c, types.CodeType) and c.co_name == generated.name
     )
+    user_names = trace.user_names_of(unit.flat_trees())
+
+    def twin() -> types.CodeType:  # the same code, compiled with the generated lines
+        return compile(factory_module(ast.parse(text).body[0], factory_args), fmad_name, "exec")
+
+    def source_names() -> set[str]:
+        return names_in(read_function(original).tree) if unit.parent is None else user_names
+
+    def origin_for(path: tuple[int, ...]) -> trace.Origin:
+        return trace.Origin(
+            text, twin, (factory_index, inner_index, *path), user_names, source_names
+        )
+
+    trace.register(inner, origin_for)
 
     cells = dict(zip(outer, original.__closure__ or (), strict=True))
     closure = []
@@ -80,7 +77,7 @@ def compile_unit(
         else:
             value: Any = unit.injected[name]
             if isinstance(value, Unit):
-                value = compile_unit(value, done, line_maps)
+                value = compile_unit(value, done)
             closure.append(types.CellType(value))
     fn = types.FunctionType(
         inner, original.__globals__, generated.name, original.__defaults__, tuple(closure)
@@ -88,27 +85,62 @@ def compile_unit(
     fn.__kwdefaults__ = dict(original.__kwdefaults__) if original.__kwdefaults__ else None
     fn.__qualname__ = f"{original.__qualname__}[fmad]"
     fn.__module__ = original.__module__
-    linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
     done[id(unit)] = fn
     return fn
 
 
-class LineMap:
-    """Generated line -> user's line, by walking the reparsed and the original tree together
-    (printing and parsing keep the shape of the tree). Built only when an error needs it."""
+def factory_module(generated: ast.FunctionDef, args: list[str]) -> ast.Module:
+    """``def __fmad_factory__(<closure names>): <generated>; return <generated's name>``:
+    the generated function's free names become closure cells, as in the original."""
+    factory = ast.FunctionDef(
+        name="__fmad_factory__",
+        args=ast.arguments(
+            posonlyargs=[],
+            args=[ast.arg(arg=n) for n in args],
+            kwonlyargs=[],
+            kw_defaults=[],
+            defaults=[],
+        ),
+        body=[generated, ast.Return(value=ast.Name(id=generated.name, ctx=ast.Load()))],
+        decorator_list=[],
+        returns=None,
+        type_params=[],
+    )
+    # only the factory's own few nodes lack a location
+    line = generated.lineno
+    for node in (
+        factory,
+        factory.args,
+        *factory.args.args,
+        factory.body[-1],
+        factory.body[-1].value,
+    ):
+        node.lineno = node.end_lineno = line
+        node.col_offset = node.end_col_offset = 0
+    return ast.Module(body=[factory], type_ignores=[])
 
-    def __init__(self, generated: ast.AST, tree: ast.AST) -> None:
-        self.trees: tuple[ast.AST, ast.AST] | None = (generated, tree)
-        self.mapping: dict[int, int] = {}
 
-    def get(self, line: int) -> int | None:
-        if self.trees is not None:
-            generated, tree = self.trees
-            for g, t in zip(ast.walk(generated), ast.walk(tree), strict=False):
-                if isinstance(g, ast.stmt) and hasattr(t, "lineno"):
-                    self.mapping.setdefault(g.lineno, t.lineno)
-            self.trees = None
-        return self.mapping.get(line)
+def relocate(generated: ast.AST, tree: ast.AST | None, lines: list[str], line: int = 0) -> None:
+    """Give each statement of ``generated`` (``tree`` printed and parsed again: the same
+    statements) the user's line of its counterpart in ``tree``, and every expression in it
+    that line too. Statements fmad made without a line take their parent's."""
+    if isinstance(generated, ast.stmt | ast.excepthandler):
+        line = getattr(tree, "lineno", None) or line
+    text = lines[line - 1] if 0 < line <= len(lines) else ""
+    if hasattr(generated, "lineno"):
+        generated.lineno = generated.end_lineno = line
+        generated.col_offset = len(text) - len(text.lstrip())
+        generated.end_col_offset = len(text.rstrip())
+    same = tree is not None and type(tree) is type(generated)
+    for field_name, value in ast.iter_fields(generated):
+        twin = getattr(tree, field_name, None) if same else None
+        if isinstance(value, list):
+            for i, item in enumerate(value):
+                if isinstance(item, ast.AST):
+                    other = twin[i] if isinstance(twin, list) and i < len(twin) else None
+                    relocate(item, other, lines, line)
+        elif isinstance(value, ast.AST):
+            relocate(value, twin if isinstance(twin, ast.AST) else None, lines, line)
 
 
 def dispatcher(transformed: Any, variant: Any) -> types.FunctionType:
@@ -117,24 +149,26 @@ def dispatcher(transformed: Any, variant: Any) -> types.FunctionType:
     ``def f(X, y, w, b): if type(w) is float and type(b) is float: <body>`` then
     ``return general(X, y, w, b)``. In the body, each ``return v, grads`` first checks that
     ``v`` is a plain float (else the gradients are shaped, or Variables unwrapped, by
-    ``finish``), and a numpy shape error is reported at the user's line.
+    ``finish``). An exception is checked by :func:`fmad.trace.check` (fmad's own bug, or a
+    shape error at the user's line) before it propagates.
     """
-
-    from fmad import build as B
-
     unit = variant.unit
     tree: ast.FunctionDef = ast.parse(unit.printed()).body[0]  # a fresh copy, fast
+    relocate(tree, unit.tree, [])  # the user's line numbers
     public = Unit(
         unit.function,
         unit.filename,
         unit.namer,
         unit.scope,
         tree=tree,
+        flat=unit.flat,
         injected=dict(unit.injected),
+        children=unit.children,
     )
     general = public.inject(transformed.call, "fmad_general")
     finish = public.inject(transformed.finish, "fmad_finish")
-    check = public.inject(transformed.check_shape, "fmad_check_shape")
+    check = public.inject(trace.check, "fmad_check")
+    exception = public.inject(Exception, "fmad_exception")
     type_ = public.inject(type, "fmad_type")
     float_ = public.inject(float, "fmad_float")
 
@@ -167,7 +201,7 @@ def dispatcher(transformed: Any, variant: Any) -> types.FunctionType:
     body = [Returns().visit(s) for s in tree.body]
     body = [s for item in body for s in (item if isinstance(item, list) else [item])]
     handler = ast.ExceptHandler(
-        type=B.name("ValueError"),
+        type=B.name(exception),
         name="fmad_error",
         body=[ast.Expr(value=B.call(B.name(check), B.name("fmad_error"))), ast.Raise()],
     )
@@ -194,4 +228,4 @@ def dispatcher(transformed: Any, variant: Any) -> types.FunctionType:
     )
     fallback = ast.Return(value=ast.Call(func=B.name(general), args=positional, keywords=keywords))
     tree.body = [ast.If(test=guard, body=[guarded], orelse=[]), fallback]
-    return compile_unit(public, {}, variant.line_maps)
+    return compile_unit(public, {})

@@ -6,6 +6,10 @@ Errors about the user's code read like a compiler's: ``file.py:57: <what>; <what
 from __future__ import annotations
 
 import ast
+import types
+from typing import Any
+
+import numpy as np
 
 
 class FmadError(Exception):
@@ -31,8 +35,21 @@ class WrtError(FmadError):
     """A ``wrt`` name that is not a parameter (or a usable local variable)."""
 
 
-class ShapeError(FmadError):
-    """Operand shapes do not fit, reported at the user's line."""
+class ShapeError(FmadError, ValueError):
+    """Operand shapes do not fit, reported at the user's line.
+
+    It is also a ``ValueError``, the type numpy raises for it: code that catches the
+    original function's shape errors catches fmad's too."""
+
+
+class DerivativeError(FmadError, ArithmeticError):
+    """The derivative is not finite where the function is (``math.sqrt`` at 0): Python's
+    float arithmetic in the derivative code raised, where numpy would give ``inf``."""
+
+
+class InternalError(FmadError):
+    """fmad's own generated code failed where the original function did not: a bug in fmad,
+    reported at the user's line with the generated line that failed."""
 
 
 class TrainingError(FmadError):
@@ -42,3 +59,39 @@ class TrainingError(FmadError):
 def unsupported(filename: str, node: ast.AST | None, message: str) -> UnsupportedError:
     """Build an :class:`UnsupportedError` pointing at ``node``'s line in ``filename``."""
     return UnsupportedError(filename, getattr(node, "lineno", None), message)
+
+
+def no_rule_advice(label: str, obj: Any, local: bool) -> str:
+    """What to do about a call on active values to ``label`` (bound to ``obj``, or
+    ``None`` when fmad cannot tell what it is at transform time), which has no rule and no
+    source fmad can read."""
+    if local:
+        return (
+            f"'{label}' is called through a variable (a parameter or local name holding a "
+            "function), and fmad picks derivative rules when it transforms the function, "
+            "before it can know which function the variable will hold; call the function "
+            "by its own name (np.tanh(x)), or bind it as a global or in a closure"
+        )
+    if obj is None:
+        return (
+            f"fmad cannot find '{label}' when it transforms the function (is it defined "
+            "after the decorator runs?); define it first, or move the call out of the "
+            "differentiated function"
+        )
+    if isinstance(obj, np.ufunc) or not is_numpy(obj):
+        return (
+            f"if it is elementwise, give it a derivative with fmad.register({label}, "
+            "derivative); otherwise compute it outside the differentiated function (its "
+            "result is then a constant), or write it with operations fmad differentiates"
+        )
+    return (
+        f"'{label}' is not elementwise, so fmad.register({label}, derivative) cannot describe "
+        "it; compute it outside the differentiated function (its result is then a "
+        "constant), or write it with operations fmad differentiates (README: What is "
+        "supported)"
+    )
+
+
+def is_numpy(obj: Any) -> bool:
+    module = getattr(obj, "__module__", None) or ""
+    return module == "numpy" or module.startswith("numpy.") or isinstance(obj, types.ModuleType)

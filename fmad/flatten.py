@@ -160,6 +160,7 @@ class Flattener:
             value = B.binop(B.name(s.target.id), s.op, s.value)
             ast.copy_location(value, s)
             self.assign(s.target, value, out)
+            out[-1].fmad_augmented = s  # checked by fmad.mutation: x may be shared
             return
         # x[i] += v  ->  old = x[i]; new = old + v; x[i] = new
         target = self.target(s.target, out)
@@ -213,10 +214,11 @@ class Flattener:
             and isinstance(it.func, ast.Name)
             and it.func.id in ITERATION_HELPERS
             and not self.scope.is_local(it.func.id)
-            and not it.keywords
+            and all(k.arg == "strict" and it.func.id == "zip" for k in it.keywords)
         ):
             args = [self.atom(a, out) for a in self.positional(it)]
-            it = B.call(B.name(it.func.id), *args)
+            keywords = [ast.keyword(arg=k.arg, value=self.atom(k.value, out)) for k in it.keywords]
+            it = ast.Call(func=B.name(it.func.id), args=args, keywords=keywords)
         else:
             it = self.atom(it, out)
         out.append(

@@ -241,12 +241,13 @@ class Context:
                 f"{name}() with keyword arguments is not supported by fmad when "
                 "its arguments carry derivatives"
             )
+        k = [B.const(self.direction.k)] if self.vectorized else []
         if len(args) > 1:
             if name == "sum":  # sum(xs, start)
                 return self.add(
                     None
                     if tangents[0] is None
-                    else Tangent(B.call(self.rt("builtin_sum"), tangents[0].expr, args[0])),
+                    else Tangent(B.call(self.rt("builtin_sum"), tangents[0].expr, args[0], *k)),
                     tangents[1],
                 )
             elts = [t.expr if t is not None else _zero() for t in tangents]
@@ -261,7 +262,7 @@ class Context:
             return None
         helper = "builtin_sum" if name == "sum" else "builtin_extreme"
         call_args = [tangents[0].expr, args[0]] + ([z] if name != "sum" else [])
-        return Tangent(B.call(self.rt(helper), *call_args), full=False)
+        return Tangent(B.call(self.rt(helper), *call_args, *k), full=False)
 
 
 @dataclass
@@ -327,6 +328,7 @@ class Forward(HelperCalls):
         self.products: dict[tuple[str, str], tuple[ast.expr, ast.expr]] = {}
         self.factors: dict[tuple[str, str], tuple[ast.expr, ast.expr]] = {}
         self.assign_counts = self.count_assignments()
+        self.maybe_lists = may_be_lists(flat, self.params)
         self.result_full: dict[str, bool] = {d.name: True for d in directions}
         self.result_zero: set[str] = {d.name for d in directions}
         self.node: ast.AST | None = None
@@ -685,6 +687,10 @@ class Forward(HelperCalls):
         tangents = [self.tangent(a, d) for a in args]
         keywords = {k.arg: k.value for k in call.keywords}
         if target.kind == "rule":
+            if target.obj not in rules.LIST_RULES:
+                tangents = [self.stacked(ctx, t, a) for t, a in zip(tangents, args, strict=True)]
+                if rules.is_numpy(target.obj):
+                    args = [self.as_array(a) for a in args]
             return target.rule(ctx, z, args, tangents, keywords)
         if target.kind == "zero":
             return None
@@ -702,6 +708,21 @@ class Forward(HelperCalls):
             return rule(ctx, z, receiver, self.tangent(receiver, d), args, tangents, keywords)
         self.unknown_call(target, call)
         return None
+
+    def as_array(self, atom: ast.expr) -> ast.expr:
+        """``np.asarray(xs)`` for an argument of a numpy function that may be a list (a
+        parameter, or a name bound to a list display): numpy converts it, so the factors a
+        rule computes from it must too (``2 * xs`` would repeat a list)."""
+        if isinstance(atom, ast.Name) and atom.id in self.maybe_lists:
+            return B.call(self.contexts[self.directions[0].name].np_("asarray"), atom)
+        return atom
+
+    def stacked(self, ctx: Context, t: Tangent | None, value: ast.expr) -> Tangent | None:
+        """A list's tangent (a list of tangents) as one array, for a numpy function."""
+        if t is None or not t.container:
+            return t
+        k = [B.const(ctx.direction.k)] if ctx.vectorized else []
+        return Tangent(B.call(ctx.rt("stack_tangents"), t.expr, value, *k), full=True)
 
     # -- statements with calls ---------------------------------------------------------------
     def expr_stmt(self, s: ast.Expr) -> list[ast.stmt]:
@@ -791,6 +812,10 @@ class Forward(HelperCalls):
                 it = B.call(B.name("enumerate"), it)
             for d in active_dirs:
                 ctx = self.contexts[d.name]
+                bound = {n for part_target, _ in parts for n in B.stored_names(part_target)}
+                for n in targets:  # bound from no item (an enumerate index): no derivative
+                    if n in self.active[d.name] and n not in bound:
+                        prologue.append(self.set_tangent(n, d.name, None))
                 for part_target, source in parts:
                     names = [n for n in B.stored_names(part_target) if n in self.active[d.name]]
                     if not names:
@@ -875,6 +900,36 @@ class _Placeholder(ast.Pass):
     def __init__(self, node: ast.FunctionDef) -> None:
         super().__init__()
         self.node = node
+
+
+def may_be_lists(flat: ast.FunctionDef, params: set[str]) -> set[str]:
+    """Names that may hold a list or tuple: parameters, and names bound to a list or tuple
+    display (comprehensions start as ``[]``), to ``list(...)``/``tuple(...)``, or to such a
+    name."""
+    found = set(params)
+    assigns = [
+        s
+        for s in ast.walk(flat)
+        if isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], ast.Name)
+    ]
+    changed = True
+    while changed:
+        changed = False
+        for s in assigns:
+            v = s.value
+            listy = (
+                isinstance(v, ast.List | ast.Tuple)
+                or (isinstance(v, ast.Name) and v.id in found)
+                or (
+                    isinstance(v, ast.Call)
+                    and isinstance(v.func, ast.Name)
+                    and v.func.id in ("list", "tuple", "sorted")
+                )
+            )
+            if listy and s.targets[0].id not in found:
+                found.add(s.targets[0].id)
+                changed = True
+    return found
 
 
 __all__ = ["Context", "Direction", "Forward", "Tangent"]

@@ -51,6 +51,14 @@ def rule_for(key: Any) -> Rule | None:
         return None
 
 
+def hashable(obj: Any) -> bool:
+    try:
+        hash(obj)
+    except TypeError:
+        return False
+    return True
+
+
 def has_zero_derivative(key: Any) -> bool:
     try:
         return key in ZERO_DERIVATIVE
@@ -145,9 +153,23 @@ class Elementwise:
     form: str
     coef: str
 
+    @property
+    def arithmetic_on_x(self) -> bool:
+        """``x`` is an operand of an operator in ``coef`` (``2 * x``), not only an argument."""
+        return any(
+            isinstance(getattr(n, side, None), ast.Name) and getattr(n, side).id == "x"
+            for n in ast.walk(ast.parse(self.coef, mode="eval"))
+            if isinstance(n, ast.BinOp | ast.UnaryOp)
+            for side in ("left", "right", "operand")
+        )
+
     def __call__(self, ctx, z, x, dx, *, module, numpy=True):
         if dx is None:
             return None
+        if numpy and self.arithmetic_on_x and B.constant_value(x) is None:
+            # numpy takes a list too (np.square([1.0, 2.0])), but Python arithmetic on a
+            # list repeats or concatenates it (2 * xs): the factor sees it as an array
+            x = B.call(ctx.np_("asarray"), x)
         coef = B.parse_expr(self.coef, x=x, z=z, m=module, np=ctx.np_())
         if self.form == "mul":
             return ctx.scale(coef, dx, full=True)  # coef has x's shape, which is z's
@@ -297,19 +319,27 @@ def _imag_attribute(ctx, z, x, t):
 
 @defrule(np.clip)
 def clip_rule(ctx, z, args, tangents, keywords):
-    """d clip(x, lo, hi) = dx inside [lo, hi] (bounds included), dlo below, dhi above."""
+    """d clip(x, lo, hi) = dx inside [lo, hi] (bounds included), dlo below, dhi above.
+
+    Each mask is a float (``np.where(x < lo, 1.0, 0.0)``), never a boolean: numpy refuses
+    ``-mask`` for a boolean array or ``np.bool_``, and a later rule may negate it."""
     x, lo, hi = args[0], _arg(args, keywords, 1, "a_min"), _arg(args, keywords, 2, "a_max")
     dx, dlo, dhi = (list(tangents) + [None, None])[:3]
+
+    def mask(text: str) -> ast.expr:
+        return B.call(
+            ctx.np_("where"), B.parse_expr(text, lo=lo, hi=hi, x=x), B.const(1.0), B.const(0.0)
+        )
+
     terms, inside = [], []
     if not _is_none(lo):
-        inside.append(B.parse_expr("lo <= x", lo=lo, x=x))
-        terms.append(ctx.scale(B.parse_expr("x < lo", lo=lo, x=x), dlo))
+        inside.append("(lo <= x)")
+        terms.append(ctx.scale(mask("x < lo"), dlo))
     if not _is_none(hi):
-        inside.append(B.parse_expr("x <= hi", hi=hi, x=x))
-        terms.append(ctx.scale(B.parse_expr("x > hi", hi=hi, x=x), dhi))
+        inside.append("(x <= hi)")
+        terms.append(ctx.scale(mask("x > hi"), dhi))
     if inside:
-        mask = inside[0] if len(inside) == 1 else B.binop(inside[0], ast.BitAnd(), inside[1])
-        terms.append(ctx.scale(mask, dx))
+        terms.append(ctx.scale(mask(" & ".join(inside)), dx))
     else:
         terms.append(dx)
     return ctx.add(*terms)
@@ -331,6 +361,21 @@ def identity_rule(ctx, z, args, tangents, keywords):
     return tangents[0] if tangents else None
 
 
+@defrule(builtins.enumerate, builtins.zip, builtins.reversed)
+def iteration_rule(ctx, z, args, tangents, keywords):
+    """Only a ``for`` header may arrange the iteration of values that carry a derivative."""
+    if all(t is None for t in tangents) and not any(
+        ctx.fwd.is_active(k, ctx.direction.name) for k in keywords.values()
+    ):
+        return None
+    ctx.fwd.refuse(
+        "enumerate(), zip() and reversed() of values that carry a derivative are supported "
+        "only directly in a 'for' header, without keywords; write 'for i, x in "
+        "enumerate(xs):' or build a list in a loop"
+    )
+    return None
+
+
 @defrule(builtins.sum)
 def builtin_sum_rule(ctx, z, args, tangents, keywords):
     return ctx.reduce_builtin("sum", z, args, tangents, keywords)
@@ -346,7 +391,6 @@ ZERO_DERIVATIVE.update(
         builtins.isinstance,
         builtins.type,
         builtins.print,
-        builtins.enumerate,
         math.floor,
         math.ceil,
         math.trunc,
@@ -554,14 +598,99 @@ def outer_rule(ctx, z, args, tangents, keywords):
     return ctx.add(*terms)
 
 
-def reduce_tangent(ctx, how: str, x, dx, axis, keepdims):
+# Reductions: their parameters after the array, in order (numpy's own signatures), and the
+# ones fmad models; any other one given a value is refused when the reduction is active.
+REDUCTION_PARAMETERS = {
+    np.sum: ("axis", "dtype", "out", "keepdims", "initial", "where"),
+    np.mean: ("axis", "dtype", "out", "keepdims"),
+    np.prod: ("axis", "dtype", "out", "keepdims", "initial", "where"),
+    **dict.fromkeys(
+        (np.max, np.min, np.amax, np.amin), ("axis", "out", "keepdims", "initial", "where")
+    ),
+}
+REDUCTION_KEYWORDS = {
+    np.sum: {"axis", "keepdims", "where", "initial"},
+    np.mean: {"axis", "keepdims", "where"},
+}
+REDUCTION_OUT = {f: 1 + params.index("out") for f, params in REDUCTION_PARAMETERS.items()}
+REDUCTION_ADVICE = {
+    "out": "assign the result instead of writing into an array with out=",
+    "dtype": "fmad models a floating-point dtype only; drop dtype= and convert the "
+    "result afterwards",
+    "initial": "combine the initial value explicitly (for example np.maximum(np.max(x), c) "
+    "or c * np.prod(x))",
+    "where": "mask the values first with np.where (for example np.max(np.where(m, x, -np.inf)))",
+}
+
+
+def _static(ctx, atom) -> Any:
+    """The object an option names at transform time (``np.float64``, ``"f8"``), or None."""
+    if isinstance(atom, ast.Constant):
+        return atom.value
+    if not isinstance(atom, ast.Name):
+        return None
+    scope = ctx.fwd.scope
+    if scope.is_local(atom.id):  # flatten named it: ``np_float64 = np.float64``
+        values = [
+            n.value
+            for n in ast.walk(ctx.fwd.flat)
+            if isinstance(n, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == atom.id for t in n.targets)
+        ]
+        if len(values) != 1 or not isinstance(values[0], ast.Attribute):
+            return None
+        atom = values[0]
+    try:
+        return scope.lookup(atom)
+    except Exception:  # noqa: BLE001 - anything unusual: not known
+        return None
+
+
+def _floating(obj: Any) -> bool:
+    if obj is None or isinstance(obj, bool):
+        return False
+    try:
+        return bool(np.issubdtype(np.dtype(obj), np.floating))
+    except TypeError:
+        return False
+
+
+def reduction_arguments(ctx, func, args, tangents, keywords) -> dict[str, Any]:
+    """The arguments of ``func(x, ...)`` by name; refuses those fmad does not model."""
+    names = REDUCTION_PARAMETERS[func]
+    if len(args) > 1 + len(names):
+        ctx.fwd.refuse(f"np.{func.__name__}() takes at most {len(names)} positional options")
+    given = {**dict(zip(names, args[1:], strict=False)), **keywords}
+    modelled = REDUCTION_KEYWORDS.get(func, {"axis", "keepdims"})
+    for key, value in given.items():
+        if _is_none(value) or key in modelled:
+            continue
+        if key == "dtype" and _floating(_static(ctx, value)):
+            continue  # a float result: the derivative is the same (computed in float64)
+        ctx.fwd.refuse(
+            f"np.{func.__name__}() with {key}= is not supported by fmad on a value that "
+            f"carries a derivative; {REDUCTION_ADVICE.get(key, f'drop {key}=')}"
+        )
+    initial = given.get("initial")
+    if initial is not None and ctx.fwd.is_active(initial, ctx.direction.name):
+        ctx.fwd.refuse(
+            f"np.{func.__name__}() with an initial= value that carries a derivative is not "
+            "supported by fmad; add it explicitly (c + np.sum(x))"
+        )
+    return given
+
+
+def reduce_tangent(ctx, how: str, x, dx, axis, keepdims, where=None):
     """Tangent of ``np.sum``/``np.mean`` (``how``) of ``x``: the same reduction of the
-    tangent, made full first (``d sum(x + b)/db`` is ``x.size``, not 1)."""
+    tangent, made full first (``d sum(x + b)/db`` is ``x.size``, not 1). ``where``: the
+    same mask, laid out like the tangent."""
     if dx is None:
         return None
     f = ctx.full(dx, x)
     func = ctx.np_(how)
     kw = {} if _is_none(keepdims) else {"keepdims": keepdims}
+    if not _is_none(where):
+        kw["where"] = ctx.expand(where)
     if not ctx.vectorized:
         if _is_none(axis) and not kw and dx.product is not None:
             # sum(c * t) is the dot product c @ t: no temporary of the value's size
@@ -592,8 +721,16 @@ def reduce_tangent(ctx, how: str, x, dx, axis, keepdims):
 
 def _reduction(how: str) -> Rule:
     def rule(ctx, z, args, tangents, keywords):
-        axis = _arg(args, keywords, 1, "axis")
-        return reduce_tangent(ctx, how, args[0], tangents[0], axis, keywords.get("keepdims"))
+        given = reduction_arguments(ctx, getattr(np, how), args, tangents, keywords)
+        return reduce_tangent(
+            ctx,
+            how,
+            args[0],
+            tangents[0],
+            given.get("axis"),
+            given.get("keepdims"),
+            given.get("where"),
+        )
 
     rule.__doc__ = f"d {how}(x) = {how}(dx), over the same axes"
     return rule
@@ -603,21 +740,22 @@ RULES[np.sum] = _reduction("sum")
 RULES[np.mean] = _reduction("mean")
 
 
-def _helper_reduction(helper: str, uses_value: bool) -> Rule:
+def _helper_reduction(func, helper: str, uses_value: bool) -> Rule:
     def rule(ctx, z, args, tangents, keywords):
         if tangents[0] is None:
             return None
-        axis = _arg(args, keywords, 1, "axis") or ast.Constant(None)
-        keepdims = keywords.get("keepdims") or ast.Constant(False)
+        given = reduction_arguments(ctx, func, args, tangents, keywords)
+        axis = given.get("axis") or ast.Constant(None)
+        keepdims = given.get("keepdims") or ast.Constant(False)
         middle = [args[0], z] if uses_value else [args[0]]
         return _tangent(B.call(ctx.rt(helper), tangents[0].expr, *middle, axis, keepdims, _k(ctx)))
 
     return rule
 
 
-RULES[np.prod] = _helper_reduction("prod_tangent", False)
+RULES[np.prod] = _helper_reduction(np.prod, "prod_tangent", False)
 for _f in (np.max, np.min, np.amax, np.amin):
-    RULES[_f] = _helper_reduction("extreme_tangent", True)
+    RULES[_f] = _helper_reduction(_f, "extreme_tangent", True)
 
 
 @defrule(np.linalg.norm)
@@ -632,8 +770,10 @@ def norm_rule(ctx, z, args, tangents, keywords):
             )
         )
     x, dx = args[0], tangents[0]
-    # d|x| = sum(x * dx) / |x|
-    return ctx.divide(reduce_tangent(ctx, "sum", x, ctx.scale(x, dx, full=True), None, None), z)
+    # d|x| = sum(x * dx) / |x|; at x = 0 the sum is 0, and so is the derivative taken (the
+    # subgradient 0, as abs has): divide by 1 there instead of by 0
+    safe = B.call(ctx.np_("where"), B.parse_expr("z == 0", z=z), B.const(1.0), z)
+    return ctx.divide(reduce_tangent(ctx, "sum", x, ctx.scale(x, dx, full=True), None, None), safe)
 
 
 def _helper_call(helper: str, *extra) -> Rule:
@@ -695,8 +835,9 @@ def array_rule(ctx, z, args, tangents, keywords):
 # methods of arrays: x.sum(), x.reshape(2, 3), ...
 def _method_reduction(how: str) -> Rule:
     def rule(ctx, z, x, dx, args, tangents, keywords):
-        axis = _arg(args, keywords, 0, "axis")
-        return reduce_tangent(ctx, how, x, dx, axis, keywords.get("keepdims"))
+        if len(args) > 3:  # x.sum(axis, dtype, out): the rest are keyword-only
+            ctx.fwd.refuse(f"'.{how}()' takes at most 3 positional arguments")
+        return RULES[getattr(np, how)](ctx, z, [x, *args], [dx, *tangents], keywords)
 
     return rule
 
@@ -753,3 +894,28 @@ METHOD_RULES.update(
         "astype": astype_method,
     }
 )
+
+
+# functions whose rule takes the tangent of a list argument as a list of tangents; every
+# other function of a list gets it stacked into one array first (fmad_rt.stack_tangents)
+LIST_RULES = {
+    builtins.sum,
+    builtins.min,
+    builtins.max,
+    builtins.enumerate,
+    builtins.zip,
+    builtins.reversed,
+    np.array,
+    np.concatenate,
+    np.stack,
+    np.hstack,
+    np.vstack,
+}
+
+
+def is_numpy(func: Any) -> bool:
+    """A numpy function (or ufunc): it takes lists and tuples as arrays."""
+    if isinstance(func, np.ufunc):
+        return True
+    module = getattr(func, "__module__", None) or ""
+    return module == "numpy" or module.startswith("numpy.")

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from fmad.errors import FmadError
+from fmad.errors import FmadError, UnsupportedError
 
 
 def full(t: Any, x: Any, k: int | None = None) -> Any:
@@ -48,7 +48,12 @@ def gradient(t: Any, value: Any, shape: tuple[int, ...] | None = None) -> Any:
     if np.ndim(value) == 0:  # the common case: a scalar loss
         if shape is None and np.ndim(t) == 0:
             return t
-        if shape is not None and type(t) is np.ndarray and t.ndim == 1:
+        if (
+            shape is not None
+            and type(t) is np.ndarray
+            and t.ndim == 1
+            and t.size == math.prod(shape)
+        ):
             return t.reshape(shape)
     vshape = np.shape(value)
     k = 1 if shape is None else math.prod(shape)
@@ -71,23 +76,29 @@ def scalar_seed(value: Any, name: str) -> float:
     return 1.0
 
 
-def builtin_sum(t: Any, xs: Any) -> Any:
-    """Tangent of the builtin ``sum(xs)``: over a list, or along the first axis of an array."""
+def items_tangents(t: Any, xs: Any, k: int | None = None) -> list:
+    """The tangent of each item of ``xs`` (a list, or an array along its first axis), from
+    the tangent ``t`` of ``xs``: a list of tangents already is one; an array tangent is made
+    full, then split along its first axis."""
     if isinstance(t, list | tuple):
-        total: Any = 0.0
-        for ti in t:
-            total = total + ti
-        return total
-    if isinstance(xs, list | tuple):  # one tangent shared by every item (a zero, say)
-        return t * len(xs)
-    return np.sum(full(t, xs, None if np.ndim(t) <= np.ndim(xs) else np.shape(t)[-1]), axis=0)
+        return list(t)
+    n = len(xs)
+    if np.ndim(t) == 0 or (k is not None and np.ndim(t) == 1):
+        return [t] * n  # one tangent shared by every item (a zero, or a broadcast one)
+    return list(full(t, xs, k))
 
 
-def builtin_extreme(t: Any, xs: Any, z: Any) -> Any:
+def builtin_sum(t: Any, xs: Any, k: int | None = None) -> Any:
+    """Tangent of the builtin ``sum(xs)``: over a list, or along the first axis of an array."""
+    total: Any = 0.0
+    for ti in items_tangents(t, xs, k):
+        total = total + ti
+    return total
+
+
+def builtin_extreme(t: Any, xs: Any, z: Any, k: int | None = None) -> Any:
     """Tangent of the builtin ``max(xs)``/``min(xs)`` (value ``z``): the tied items share it."""
-    items = list(xs)
-    tangents = t if isinstance(t, list | tuple) else [t] * len(items)
-    chosen = [ti for xi, ti in zip(items, tangents, strict=True) if xi == z]
+    chosen = [ti for xi, ti in zip(xs, items_tangents(t, xs, k), strict=True) if xi == z]
     total: Any = 0.0
     for ti in chosen:
         total = total + ti
@@ -261,6 +272,19 @@ def join_tangent(join: Any, tangents: Any, values: Any, axis: Any, k: int | None
     return join(parts, axis=(axis if axis is not None else 0) % n)
 
 
+def stack_tangents(t: Any, x: Any, k: int | None = None) -> Any:
+    """A list's tangent (a list of tangents, one per item) as one array of the full shape
+    ``shape(x) + (k,)``, ready for a numpy function of the list; any other tangent as is."""
+    if not isinstance(t, list | tuple):
+        return t
+    tail = () if k is None else (k,)
+    parts = [
+        np.broadcast_to(stack_tangents(ti, xi, k), np.shape(xi) + tail)
+        for ti, xi in zip(t, x, strict=True)
+    ]
+    return np.stack(parts) if parts else np.zeros(np.shape(x) + tail)
+
+
 def array_tangent(tangents: Any, values: Any, k: int | None) -> Any:
     """Tangent of ``np.array(list_of_values)``."""
     if not isinstance(values, list | tuple):
@@ -310,3 +334,12 @@ def concat_tangent(dx: Any, x: Any, dy: Any, y: Any) -> Any:
     dx = 0.0 if dx is None else np.asarray(dx) if isinstance(dx, list | tuple) else dx
     dy = 0.0 if dy is None else np.asarray(dy) if isinstance(dy, list | tuple) else dy
     return dx + dy
+
+
+def check_rebind(value: Any, dunder: str, filename: str, lineno: int, message: str) -> None:
+    """Before ``x = x + v``, fmad's rewrite of ``x += v`` where ``x``'s object may be seen
+    through another name: exact when Python would rebind too (no ``__iadd__``: a number, a
+    tuple); a list or an array would be changed in place, which fmad does not model."""
+    if hasattr(type(value), dunder):
+        kind = "array" if isinstance(value, np.ndarray) else type(value).__name__
+        raise UnsupportedError(filename, lineno, message.replace("{kind}", kind))

@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 
 from fmad import build as B
-from fmad import optimize
+from fmad import mutation, optimize
 from fmad import runtime as fmad_runtime
+from fmad.activity import statements
 from fmad.errors import WrtError, unsupported
 from fmad.flatten import Flattener
 from fmad.forward import CalleeInfo, Direction, Forward, Tangent, signature_of
@@ -45,7 +46,16 @@ class Unit:
     flat: ast.FunctionDef | None = None
     injected: dict[str, Any] = field(default_factory=dict)
     parent: Unit | None = None  # set for a nested helper: compiled inside its parent
+    children: list[Unit] = field(default_factory=list)  # nested helpers compiled inside it
     text: str | None = None  # the printed tree, once printed
+
+    def flat_trees(self) -> list[ast.FunctionDef]:
+        """The flattened primal of this unit and of the nested helpers compiled inside it:
+        the names they use are the user's (see :mod:`fmad.trace`)."""
+        found = [self.flat] if self.flat is not None else []
+        for child in self.children:
+            found += child.flat_trees()
+        return found
 
     def printed(self) -> str:
         """The generated function's source (printed once: printing is the slow part)."""
@@ -114,7 +124,7 @@ class Session:
         self.scopes.append(scope)
         unit = Unit(src.function, src.filename, namer, scope, flat=flat)
         params = set(signature_of(src.tree).parameters)
-        intermediates = check_wrt(src.filename, flat, wrt, params)
+        intermediates = check_wrt(src.filename, src.tree, wrt, params)
         directions = [Direction(p, shapes.get(p)) for p in wrt]
         seeds: dict[str, dict[str, Tangent]] = {}
         for d in directions:
@@ -140,6 +150,7 @@ class Session:
                 fwd.prelude.append(B.assign(name, B.subscript(B.name(rows), B.const(i))))
                 seeds[BUNDLE][p] = Tangent(B.name(name), full=True)
             fwd.active = {BUNDLE: fwd.activity.active(set(seeds[BUNDLE]))}
+        mutation.check(fwd, lambda: unit.module("fmad.runtime"))
         unit.tree = optimize.optimize(fwd.function(), fwd.tangent_names(), namer)
         self.stack.pop()
         self.units.append(unit)
@@ -200,6 +211,7 @@ class Session:
             unit = Unit(
                 owner.unit.function, owner.filename, namer, scope, flat=flat, parent=owner.unit
             )
+            owner.unit.children.append(unit)
             fname = namer.fresh(f"{tree.name}_fwd")
         else:
             src, scope, namer, flat = prepare(target.obj)
@@ -218,6 +230,7 @@ class Session:
             inputs[(pname, dname)] = kw
             seeds[dname][pname] = Tangent(B.name(kw), full=full)
         forward.active = {d.name: forward.activity.active(set(seeds[d.name])) for d in directions}
+        mutation.check(forward, lambda: unit.module("fmad.runtime"))
         tree = forward.function()
         tree.name = fname
         tree.args.kwonlyargs += [ast.arg(arg=kw) for kw in inputs.values()]
@@ -239,43 +252,56 @@ class Session:
 
 
 def check_wrt(
-    filename: str, flat: ast.FunctionDef, wrt: tuple[str, ...], params: set[str]
+    filename: str, tree: ast.FunctionDef, wrt: tuple[str, ...], params: set[str]
 ) -> set[str]:
-    """Validate ``wrt``; return the names in it that are intermediate variables."""
-    from fmad.activity import statements
-
+    """Validate ``wrt`` against the user's function as written (before flattening, whose
+    own rewrites, ``t = a if c else b`` into an ``if``, must not count); return the names in
+    it that are intermediate variables."""
     intermediates: set[str] = set()
     for name in wrt:
         if name in params:
             continue
-        top_level = [
-            s
-            for s in flat.body
-            if isinstance(s, ast.Assign) and name in B.stored_names(s.targets[0])
-        ]
-        everywhere = [
-            s
-            for s in statements(flat.body)
-            if isinstance(s, ast.Assign | ast.For)
-            and name in B.stored_names(s.targets[0] if isinstance(s, ast.Assign) else s.target)
-        ]
+        top_level = [s for s in tree.body if name in assigned_by(s)]
+        everywhere = [s for s in statements(tree.body) if name in assigned_by(s)]
         if not everywhere:
             raise WrtError(
-                f"{filename}:{flat.lineno}: wrt names {name!r}, which is neither a "
-                f"parameter of '{flat.name}' nor a variable it assigns; its "
+                f"{filename}:{tree.lineno}: wrt names {name!r}, which is neither a "
+                f"parameter of '{tree.name}' nor a variable it assigns; its "
                 f"parameters are {', '.join(sorted(params)) or 'none'}"
             )
+        single = top_level[0] if len(top_level) == 1 else None
         if (
             len(everywhere) != 1
-            or len(top_level) != 1
-            or not isinstance(top_level[0].targets[0], ast.Name)
+            or not isinstance(single, ast.Assign)
+            or len(single.targets) != 1
+            or not isinstance(single.targets[0], ast.Name)
+            or isinstance(single.value, ast.ListComp | ast.GeneratorExp)
         ):
-            line = everywhere[0].lineno
+            line = everywhere[min(1, len(everywhere) - 1)].lineno  # the second binding
             raise WrtError(
                 f"{filename}:{line}: wrt names the variable {name!r}, which is "
                 "assigned more than once or inside a loop or branch; fmad can "
                 "differentiate with respect to a variable assigned exactly once, at "
-                "the top level of the function"
+                "the top level of the function, to one number"
             )
         intermediates.add(name)
     return intermediates
+
+
+def assigned_by(s: ast.stmt) -> set[str]:
+    """The names a statement binds itself (not in the blocks it contains)."""
+    if isinstance(s, ast.Assign):
+        targets: list[ast.expr] = list(s.targets)
+    elif isinstance(s, ast.AugAssign | ast.AnnAssign):
+        targets = [s.target]
+    elif isinstance(s, ast.For):
+        targets = [s.target]
+    elif isinstance(s, ast.With):
+        targets = [i.optional_vars for i in s.items if i.optional_vars is not None]
+    elif isinstance(s, ast.FunctionDef | ast.ClassDef):
+        return {s.name}
+    elif isinstance(s, ast.Import | ast.ImportFrom):
+        return {(a.asname or a.name).split(".")[0] for a in s.names}
+    else:
+        return set()
+    return {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}

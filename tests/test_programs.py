@@ -402,11 +402,13 @@ def test_np_sqrt_at_zero_gives_infinite_derivative():
 
 def test_math_sqrt_at_zero_gives_infinite_derivative_or_division_error():
     # Python floats raise on 0.5 / 0.0 where numpy gives inf: either is the honest answer;
-    # a finite number or NaN would be a wrong one.
+    # a finite number or NaN would be a wrong one. The error names the user's line.
     dfn = fmad.differentiate(pm.math_sqrt)
     try:
         value, grads = dfn(0.0)
-    except ZeroDivisionError:
+    except fmad.DerivativeError as exc:
+        assert isinstance(exc, ArithmeticError)
+        assert "programs_module.py:" in str(exc)
         return
     assert value == 0.0
     assert grads["w"] == math.inf
