@@ -11,7 +11,9 @@ functions, ``*args``, recursion...) are refused with the line of the call.
 from __future__ import annotations
 
 import ast
+import functools
 import inspect
+import types
 from typing import TYPE_CHECKING, Any
 
 from fmad import build as B
@@ -30,6 +32,15 @@ class HelperCalls:
             hasattr(target.obj, "__wrapped__") and not is_numpy(target.obj)
         ):
             self.refuse(decorated_message(target.name, target.obj), call)
+        if isinstance(target.obj, types.MethodType | functools.partial):
+            kind = "a bound method" if isinstance(target.obj, types.MethodType) else "a partial"
+            self.refuse(
+                f"'{target.name}' is {kind}, which fmad does not transform (it transforms "
+                "functions defined with 'def'); call a plain function and pass what it "
+                f"needs as arguments, or register a derivative: fmad.register({target.name}, "
+                "derivative)",
+                call,
+            )
         root = call.func
         while isinstance(root, ast.Attribute):
             root = root.value

@@ -214,9 +214,19 @@ def cached(x):
 
 
 class Holder:
+    def __init__(self) -> None:
+        self.k = 2.0
+
     @staticmethod
     def triple(x):
         return 3.0 * x
+
+    def scaled(self, x):
+        return self.k * x
+
+
+HOLDER = Holder()
+SCALE_BY_TWO = functools.partial(keywords_only, k=2.0)
 
 
 @fmad.differentiate  # LINE-differentiated-helper
@@ -238,6 +248,14 @@ def calls_cached(w):
 
 def calls_staticmethod(w):
     return Holder.triple(w) + 1.0
+
+
+def calls_bound_method(w):
+    return HOLDER.scaled(w) + 1.0  # LINE-bound-method
+
+
+def calls_partial(w):
+    return SCALE_BY_TWO(w) + 1.0  # LINE-partial
 
 
 def calls_wrapped_inactive(w, c):

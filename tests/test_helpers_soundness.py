@@ -145,6 +145,11 @@ def test_wrapper_without_wraps_is_differentiated_through() -> None:
     assert grads["w"] == pytest.approx(4.0 * 0.3)
 
 
+def test_bound_method_and_partial_are_refused_with_what_to_do() -> None:
+    assert_refused(hm.calls_bound_method, "bound-method", ["bound method"])
+    assert_refused(hm.calls_partial, "partial", ["partial"])
+
+
 # ---------------------------------------------------------------- refused shapes
 
 

@@ -41,7 +41,6 @@ def kind_settings(kind: str) -> settings:
 # Kinds that fail on main at the time of writing (issue 14); the reproducers are in
 # /work/findings. Remove a mark once its kind passes.
 KNOWN = {
-    "helpers": "issue 14: decorated helpers; helpers (or nested defs) calling helpers (NameError)",
     "lists": "issue 14: list mutation and aliasing, sum/min/max over list parameters, enumerate",
     "loops": "issue 14: enumerate over a list parameter in wrt (wrong gradient; ~1% of programs)",
     "views": "issue 14: augmented assignment through views and aliases, out=, fill, sort",
@@ -53,7 +52,6 @@ def known(kind: str) -> pytest.MarkDecorator:
     return pytest.mark.xfail(strict=False, reason=KNOWN[kind])
 
 
-@known("helpers")
 @kind_settings("helpers")
 @given(program=helper_programs())
 def test_helpers(program: Program) -> None:
