@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from fmad import build as B
 from fmad.activity import Activity, classify, lexical_bound, may_be_lists, rebound_defs
 from fmad.calls import HelperCalls, signature_of
+from fmad.effects import source_text
 from fmad.errors import unsupported
 from fmad.naming import MAX_NAME_LENGTH, Namer
 from fmad.resolve import Scope
@@ -454,7 +455,17 @@ class Forward(HelperCalls):
             and all(self.stable(n) for f in t.product for n in B.read_names(f))
         ):
             self.products[(var, d)] = t.product
-        return B.assign(self.tname(var, d), t.expr if t is not None else _zero())
+        return B.assign(self.tname(var, d), t.expr if t is not None else self.zero(var, d))
+
+    def zero(self, var: str, d: str) -> ast.expr:
+        """The zero tangent of ``var``. A variable assigned more than once in a vectorized
+        direction gets ``np.zeros(k)``: its other assignments' rules may count on the
+        trailing direction axis (a scalar ``0.0`` would lack it), while a once-assigned zero
+        is skipped by every rule and stays ``0.0``."""
+        direction = self.contexts[d].direction
+        if not direction.vectorized or self.single(var, d):
+            return _zero()
+        return B.call(self.contexts[d].np_("zeros"), B.const(direction.k))
 
     # -- the function ----------------------------------------------------------------------
     def function(self) -> ast.FunctionDef:
@@ -589,7 +600,7 @@ class Forward(HelperCalls):
                     for t, tv in pairs
                     if isinstance(t, ast.Name) and t.id in self.active[d.name]
                 ]
-                exprs = [tv.expr if tv is not None else _zero() for _, tv in pairs]
+                exprs = [tv.expr if tv is not None else self.zero(t.id, d.name) for t, tv in pairs]
                 stores = [B.store(self.tname(t.id, d.name)) for t, _ in pairs]
                 for t, tv in pairs:
                     self.full_flags[(t.id, d.name)] = False
@@ -603,7 +614,7 @@ class Forward(HelperCalls):
                 continue
             t = self.tangent(value, d.name)
             if t is None:
-                out.extend(B.assign(self.tname(n, d.name), _zero()) for n in active)
+                out.extend(B.assign(self.tname(n, d.name), self.zero(n, d.name)) for n in active)
                 for n in active:
                     self.full_flags[(n, d.name)] = False
                     if self.single(n, d.name):
@@ -648,14 +659,8 @@ class Forward(HelperCalls):
                 self.refuse(
                     f"the operator '{type(value.op).__name__}' has no derivative rule in fmad"
                 )
-            return rule(
-                ctx,
-                z,
-                value.left,
-                value.right,
-                self.tangent(value.left, d),
-                self.tangent(value.right, d),
-            )
+            operands = self.binop_operands(ctx, value)
+            return rule(ctx, z, *operands)
         if isinstance(value, ast.UnaryOp):
             rule = rules.rule_for(type(value.op))
             return rule(ctx, z, value.operand, self.tangent(value.operand, d))
@@ -718,6 +723,40 @@ class Forward(HelperCalls):
         if isinstance(atom, ast.Name) and atom.id in self.maybe_lists:
             return B.call(self.contexts[self.directions[0].name].np_("asarray"), atom)
         return atom
+
+    def binop_operands(self, ctx: Context, value: ast.BinOp) -> tuple:
+        """``(x, y, dx, dy)`` for the rule of ``value``. A list or tuple carrying a derivative
+        (its tangent a list of tangents) keeps it for ``+`` (concatenation, or numpy's
+        addition: ``fmad_rt.concat_tangent`` decides) and for ``* n`` with a constant ``n``
+        (repetition). Lists have no other arithmetic, so any other operator that runs is
+        numpy's, on the arrays it makes of them: the rule sees those arrays and the tangents
+        stacked. A list display times anything else is refused (repetition or numpy's
+        product cannot be told apart before the code runs)."""
+        x, y = value.left, value.right
+        d = ctx.direction.name
+        dx, dy = self.tangent(x, d), self.tangent(y, d)
+        sides = [(dx, y), (dy, x)]
+        if not any(t is not None and t.container for t, _ in sides) or isinstance(
+            value.op, ast.Add
+        ):
+            return x, y, dx, dy
+        if isinstance(value.op, ast.Mult):
+            for t, other in sides:
+                repeat = isinstance(other, ast.Constant) and type(other.value) is int
+                if t is not None and t.container and t.full and not repeat:
+                    self.refuse(
+                        f"'{source_text(self.filename, self.node, value)}' multiplies a list "
+                        "or tuple that carries a derivative by something other than a "
+                        "constant integer; fmad models repetition ([w] * 3) only: convert "
+                        "it to an array first (np.array(...))"
+                    )
+            return x, y, dx, dy
+        return (
+            self.as_array(x),
+            self.as_array(y),
+            self.stacked(ctx, dx, x),
+            self.stacked(ctx, dy, y),
+        )
 
     def stacked(self, ctx: Context, t: Tangent | None, value: ast.expr) -> Tangent | None:
         """A list's tangent (a list of tangents) as one array, for a numpy function."""

@@ -333,10 +333,13 @@ def sum_product(c: Any, t: Any, x: Any, k: int | None) -> Any:
 
 
 def concat_tangent(dx: Any, x: Any, dy: Any, y: Any, k: int | None = None) -> Any:
-    """Tangent of ``x + y`` where a list or tuple tangent is involved: for lists and tuples
-    (concatenation) the tangents concatenate, a list with no derivative giving zeros, a list
-    parameter's array tangent split into its items."""
-    if isinstance(x, list | tuple):
+    """Tangent of ``x + y`` where a list or tuple tangent is involved: for two lists or two
+    tuples (concatenation) the tangents concatenate, a list with no derivative giving zeros,
+    a list parameter's array tangent split into its items; otherwise numpy adds them (a list
+    and an array, or a number) and so do the stacked tangents."""
+    if (isinstance(x, list) and isinstance(y, list)) or (
+        isinstance(x, tuple) and isinstance(y, tuple)
+    ):
 
         def items(t: Any, v: Any) -> list:
             return [0.0] * len(v) if t is None else items_tangents(t, v, k)

@@ -421,3 +421,49 @@ def dot_scalar_matrix(W, c):
 def test_dot_with_a_scalar_operand(c):
     check(dot_of_a_constant_start, ["w"], w=np.array([0.3, -0.2, 0.8]), c=c)
     check(dot_scalar_matrix, ["W", "c"], W=np.arange(6.0).reshape(3, 2), c=c)
+
+
+# -- found after merging: a zero tangent from one branch, lists met by arithmetic ----------
+
+
+def zero_in_one_branch(y, w, c):
+    if c > 0:
+        v4 = y  # no derivative: its tangent is a zero that must still carry w's axis
+    else:
+        v4 = w[0] * y
+    return np.sum(np.tanh(v4))
+
+
+@pytest.mark.parametrize("c", [1.0, -1.0])
+def test_zero_tangent_from_one_branch_meets_a_vectorized_reduction(c):
+    dfn = fmad.differentiate(zero_in_one_branch, wrt=["w"])
+    check_gradients(dfn, {"y": np.arange(5.0), "w": np.ones(4), "c": c})
+
+
+def list_plus_array(w):
+    return np.sum(np.ones(2) + [w, 2 * w])  # numpy addition, not concatenation
+
+
+def list_repeated(w):
+    return sum([w, 2 * w] * 2)
+
+
+def tuple_arithmetic(w):
+    return np.sum(np.tanh(0.5) - (w, 2 * w) / np.array([1.0, w]))  # numpy arithmetic
+
+
+def list_times_a_variable(w, s):
+    return np.sum([w, 2 * w] * s)  # LINE-list-times
+
+
+@pytest.mark.parametrize("fn", [list_plus_array, list_repeated, tuple_arithmetic])
+def test_lists_in_arithmetic(fn):
+    check_gradients(fmad.differentiate(fn, wrt=["w"]), {"w": 1.5})
+
+
+def test_a_list_times_a_variable_is_refused():
+    # repetition (s an int) or numpy's product (s a float) cannot be told apart in advance
+    with pytest.raises(fmad.UnsupportedError) as info:
+        fmad.differentiate(list_times_a_variable, wrt=["w"])
+    assert f"{THIS_FILE}:{marker_line('list-times')}:" in str(info.value)
+    assert "np.array" in str(info.value)
