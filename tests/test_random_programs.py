@@ -15,7 +15,6 @@ and shrinks one program of each.
 
 from __future__ import annotations
 
-import pytest
 from hypothesis import given, settings
 
 from tests.randoracle import assert_keeps_contract
@@ -38,48 +37,30 @@ def kind_settings(kind: str) -> settings:
     return settings(ACTIVE, max_examples=round(ACTIVE.max_examples * WEIGHTS[kind]))
 
 
-# Kinds that fail on main at the time of writing (issue 14); the reproducers are in
-# /work/findings. Remove a mark once its kind passes.
-KNOWN = {
-    "lists": "issue 14: list mutation and aliasing, sum/min/max over list parameters, enumerate",
-    "loops": "issue 14: enumerate over a list parameter in wrt (wrong gradient; ~1% of programs)",
-    "views": "issue 14: augmented assignment through views and aliases, out=, fill, sort",
-    "arrays": "issue 14: bundled variant's gradient keys; where=/initial= in reductions; -np.clip",
-}
-
-
-def known(kind: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(strict=False, reason=KNOWN[kind])
-
-
 @kind_settings("helpers")
 @given(program=helper_programs())
 def test_helpers(program: Program) -> None:
     assert_keeps_contract(program)
 
 
-@known("lists")
 @kind_settings("lists")
 @given(program=list_programs())
 def test_lists(program: Program) -> None:
     assert_keeps_contract(program)
 
 
-@known("loops")
 @kind_settings("loops")
 @given(program=loop_programs())
 def test_loops(program: Program) -> None:
     assert_keeps_contract(program)
 
 
-@known("views")
 @kind_settings("views")
 @given(program=view_programs())
 def test_views(program: Program) -> None:
     assert_keeps_contract(program)
 
 
-@known("arrays")
 @kind_settings("arrays")
 @given(program=array_programs())
 def test_arrays(program: Program) -> None:
