@@ -19,50 +19,21 @@ from __future__ import annotations
 
 import ast
 import copy
-import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fmad import build as B
+from fmad import rules
 from fmad.activity import Activity, classify, lexical_bound, may_be_lists, rebound_defs
 from fmad.calls import HelperCalls, signature_of
 from fmad.effects import source_text
 from fmad.errors import unsupported
 from fmad.naming import MAX_NAME_LENGTH, Namer
 from fmad.resolve import Scope
+from fmad.tangent import Direction, Tangent
 
 if TYPE_CHECKING:
     from fmad.transform import Session, Unit
-
-
-@dataclass(frozen=True)
-class Tangent:
-    """A tangent operand: an atom (a name or constant) and what is known about it."""
-
-    expr: ast.expr
-    full: bool = False  # known to have the full shape of its value (no broadcast needed)
-    seed: bool = False  # the unmaterialised identity of an array parameter
-    # (coef, t) when this tangent is coef[..., None] * t: a reduction of it is a contraction
-    factors: tuple[ast.expr, ast.expr] | None = None
-    container: bool = False  # the tangent of a list or tuple: a list of tangents
-    # (coef, base) of a scalar parameter's ``coef * base``: summing it is a dot product
-    product: tuple[ast.expr, ast.expr] | None = None
-
-
-@dataclass(frozen=True)
-class Direction:
-    """One thing we differentiate with respect to."""
-
-    name: str
-    shape: tuple[int, ...] | None = None  # None: scalar; else the array parameter's shape
-
-    @property
-    def k(self) -> int:
-        return math.prod(self.shape) if self.shape is not None else 1
-
-    @property
-    def vectorized(self) -> bool:
-        return self.shape is not None
 
 
 def _zero() -> ast.expr:
@@ -636,8 +607,6 @@ class Forward(HelperCalls):
 
     def value_tangent(self, value: ast.expr, z: ast.Name, d: str) -> Tangent | None:
         """The tangent of ``z = value`` (one flattened operation) in direction ``d``."""
-        from fmad import rules
-
         ctx = self.contexts[d]
         if isinstance(value, ast.Name | ast.Constant):
             return self.tangent(value, d)
@@ -686,8 +655,6 @@ class Forward(HelperCalls):
         return None
 
     def call_tangent(self, call: ast.Call, z: ast.Name, d: str) -> Tangent | None:
-        from fmad import rules
-
         ctx = self.contexts[d]
         target = classify(call, self.scope, self.nested)
         args = call.args

@@ -25,6 +25,7 @@ import numpy as np
 
 from fmad import build as B
 from fmad.resolve import MISSING
+from fmad.tangent import Tangent
 
 Rule = Callable[..., Any]
 RULES: dict[Any, Rule] = {}
@@ -76,8 +77,6 @@ def add_rule(ctx, z, x, y, dx, dy):
         # xs + [w]: lists concatenate, and so do their tangents (zeros for a plain list, the
         # items of a list parameter's array tangent); two names that may both be lists (a
         # parameter and a list display) are checked when the code runs
-        from fmad.forward import Tangent
-
         parts = [t.expr if t is not None else ast.Constant(None) for t in (dx, dy)]
         call = B.call(ctx.rt("concat_tangent"), parts[0], x, parts[1], y, *_k_list(ctx))
         return Tangent(call, full=lists, container=True)
@@ -537,16 +536,12 @@ def index_rule(ctx, z, x, index, t):
     """``z = x[i]``: the tangent's matching entries (the tangent made full first)."""
     if t is None:
         return None
-    from fmad.forward import Tangent
-
     return Tangent(B.subscript(ctx.full(t, x), _tangent_index(ctx, index)), full=True)
 
 
 def transpose_attribute(ctx, z, x, t):
     if t is None:
         return None
-    from fmad.forward import Tangent
-
     if not ctx.vectorized:
         return Tangent(B.attr(ctx.full(t, x), "T"), full=True)
     # reverse the value's axes, keep the direction axis last
@@ -571,8 +566,6 @@ METHOD_RULES: dict[str, Rule] = {"copy": copy_method}
 
 # -- array rules: products, reductions, shapes ---------------------------------------------
 def _tangent(expr, full=True):
-    from fmad.forward import Tangent
-
     return Tangent(expr, full=full)
 
 

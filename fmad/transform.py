@@ -25,6 +25,7 @@ from fmad.errors import WrtError, unsupported
 from fmad.flatten import Flattener
 from fmad.forward import CalleeInfo, Direction, Forward, Tangent, signature_of
 from fmad.naming import Namer, names_in
+from fmad.printer import to_source
 from fmad.resolve import Scope, bound_names
 from fmad.source import read_function
 
@@ -60,8 +61,6 @@ class Unit:
     def printed(self) -> str:
         """The generated function's source (printed once: printing is the slow part)."""
         if self.text is None:
-            from fmad.printer import to_source
-
             self.text = to_source(self.tree)
         return self.text
 
