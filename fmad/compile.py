@@ -56,8 +56,12 @@ def compile_unit(unit: Unit, done: dict[int, types.FunctionType]) -> types.Funct
     )
     user_names = trace.user_names_of(unit.flat_trees())
 
-    def twin() -> types.CodeType:  # the same code, compiled with the generated lines
-        return compile(factory_module(ast.parse(text).body[0], factory_args), fmad_name, "exec")
+    def twin() -> types.CodeType:
+        # The same code, its columns holding the generated lines. The lines stay the user's:
+        # they decide which instructions the compiler fuses (3.13), so the bytecode is equal.
+        marked = ast.parse(text).body[0]
+        relocate(marked, unit.tree, [], mark=True)
+        return compile(factory_module(marked, factory_args), fmad_name, "exec")
 
     def source_names() -> set[str]:
         return names_in(read_function(original).tree) if unit.parent is None else user_names
@@ -120,17 +124,28 @@ def factory_module(generated: ast.FunctionDef, args: list[str]) -> ast.Module:
     return ast.Module(body=[factory], type_ignores=[])
 
 
-def relocate(generated: ast.AST, tree: ast.AST | None, lines: list[str], line: int = 0) -> None:
+def relocate(
+    generated: ast.AST,
+    tree: ast.AST | None,
+    lines: list[str],
+    line: int = 0,
+    mark: bool = False,
+) -> None:
     """Give each statement of ``generated`` (``tree`` printed and parsed again: the same
     statements) the user's line of its counterpart in ``tree``, and every expression in it
-    that line too. Statements fmad made without a line take their parent's."""
+    that line too. Statements fmad made without a line take their parent's. Columns span
+    the user's line, or, with ``mark``, hold the node's own generated line (for
+    :mod:`fmad.trace`)."""
     if isinstance(generated, ast.stmt | ast.excepthandler):
         line = getattr(tree, "lineno", None) or line
     text = lines[line - 1] if 0 < line <= len(lines) else ""
     if hasattr(generated, "lineno"):
+        if mark:
+            generated.col_offset, generated.end_col_offset = generated.lineno, generated.lineno
+        else:
+            generated.col_offset = len(text) - len(text.lstrip())
+            generated.end_col_offset = len(text.rstrip())
         generated.lineno = generated.end_lineno = line
-        generated.col_offset = len(text) - len(text.lstrip())
-        generated.end_col_offset = len(text.rstrip())
     same = tree is not None and type(tree) is type(generated)
     for field_name, value in ast.iter_fields(generated):
         twin = getattr(tree, field_name, None) if same else None
@@ -138,9 +153,9 @@ def relocate(generated: ast.AST, tree: ast.AST | None, lines: list[str], line: i
             for i, item in enumerate(value):
                 if isinstance(item, ast.AST):
                     other = twin[i] if isinstance(twin, list) and i < len(twin) else None
-                    relocate(item, other, lines, line)
+                    relocate(item, other, lines, line, mark)
         elif isinstance(value, ast.AST):
-            relocate(value, twin if isinstance(twin, ast.AST) else None, lines, line)
+            relocate(value, twin if isinstance(twin, ast.AST) else None, lines, line, mark)
 
 
 def dispatcher(transformed: Any, variant: Any) -> types.FunctionType:

@@ -43,14 +43,15 @@ class Origin:
     """What one generated code object was compiled from."""
 
     text: str  # the printed function (generated line numbers)
-    build: Any  # () -> the module code compiled with generated line numbers
+    build: Any  # () -> the module code again, each column holding its generated line
     path: tuple[int, ...]  # where this code object sits among the module's nested code
     user_names: set[str]  # names of the user's code and of the flattened primal
     source_names: Any  # () -> names written in the user's own source
     cache: dict[str, Any] = field(default_factory=dict)
 
     def generated_line(self, code: types.CodeType, lasti: int) -> int | None:
-        """The generated line of the instruction at ``lasti`` (same bytecode, other lines)."""
+        """The generated line of the instruction at ``lasti``: the twin is the same code
+        with the generated line of each instruction in its column."""
         twin = self.cache.get("twin")
         if twin is None:
             twin = self.cache["twin"] = nested_code(self.build(), self.path)
@@ -58,7 +59,7 @@ class Origin:
             return None
         positions = list(twin.co_positions())
         index = lasti // 2
-        return positions[index][0] if 0 <= index < len(positions) else None
+        return positions[index][2] if 0 <= index < len(positions) else None
 
     def statement(self, line: int) -> ast.stmt | None:
         """The innermost generated statement on ``line``."""
