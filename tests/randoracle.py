@@ -28,7 +28,7 @@ import numpy as np
 from hypothesis import assume
 
 import fmad
-from tests.fdcheck import same_value
+from tests.fdcheck import _with_value, same_value
 from tests.randprog import Program
 
 # ----------------------------------------------------------------------------- loading
@@ -93,18 +93,6 @@ def moderate(value: Any) -> bool:
     return bool(np.all(np.isfinite(array)) and np.all(np.abs(array) <= LARGEST))
 
 
-def _perturbed(args: dict[str, Any], name: str, index: tuple[int, ...], x: float) -> dict:
-    new = copy.deepcopy(args)
-    old = new[name]
-    if np.ndim(old) == 0:
-        new[name] = x
-        return new
-    array = np.array(old, dtype=float)
-    array[index] = x
-    new[name] = array.tolist() if isinstance(old, list) else array
-    return new
-
-
 def _run(fn: Callable[..., Any], args: dict[str, Any]) -> np.ndarray:
     return np.asarray(fn(**copy.deepcopy(args)), dtype=float)
 
@@ -126,16 +114,16 @@ def gradient_failure(
         x = float(param[index])
         h1 = 1e-6 * max(1.0, abs(x))
         h2 = 1e-4 * max(1.0, abs(x))
-        u1 = _run(fn, _perturbed(args, name, index, x + h1))
-        l1 = _run(fn, _perturbed(args, name, index, x - h1))
+        u1 = _run(fn, _with_value(args, name, index, x + h1))
+        l1 = _run(fn, _with_value(args, name, index, x - h1))
         fd = (u1 - l1) / ((x + h1) - (x - h1))
         noise = 64.0 * EPS * magnitude / h1
         g = got[(...,) + index]
         if np.all(np.abs(g - fd) <= ATOL + RTOL * np.abs(fd) + noise):
             continue
         # A mismatch counts only where the function is smooth on both scales.
-        u2 = _run(fn, _perturbed(args, name, index, x + h2))
-        l2 = _run(fn, _perturbed(args, name, index, x - h2))
+        u2 = _run(fn, _with_value(args, name, index, x + h2))
+        l2 = _run(fn, _with_value(args, name, index, x - h2))
         fwd1, bwd1 = (u1 - center) / h1, (center - l1) / h1
         fwd2, bwd2 = (u2 - center) / h2, (center - l2) / h2
         coarse = (u2 - l2) / (2 * h2)
