@@ -35,7 +35,7 @@ FMAD_DIR = str(Path(__file__).resolve().parent)
 NUMPY_DIR = str(Path(np.__file__).resolve().parent)
 SHAPE_WORDS = re.compile(r"shape|broadcast|mismatch|dimension|size")
 # resource exhaustion is nobody's bug in particular: it keeps its type
-PASSED_THROUGH = (FmadError, MemoryError, RecursionError, KeyboardInterrupt)
+PASSED_THROUGH = (FmadError, MemoryError, RecursionError)
 
 
 @dataclass
@@ -151,7 +151,7 @@ def is_primal(stmt: ast.stmt, user_names: set[str]) -> bool:
     )
 
 
-def check(exc: BaseException, function_name: str = "") -> None:
+def check(exc: BaseException) -> None:
     """Called with an exception escaping generated code: raise it again as what it is.
 
     Returns normally when ``exc`` should propagate unchanged (the caller re-raises it).
