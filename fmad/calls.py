@@ -14,14 +14,21 @@ import ast
 import functools
 import inspect
 import types
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from fmad import build as B
 from fmad.activity import CallTarget, free_reads, lexical_bound
 from fmad.errors import is_numpy, no_rule_advice
 
-if TYPE_CHECKING:
-    from fmad.forward import Forward
+
+class Callees(Protocol):
+    """What the forward pass asks of the driver: the variant of a helper for one pattern of
+    active inputs (``fmad.transform.Session`` implements it). The emitter never imports the
+    driver, and the driver never writes into the emitter."""
+
+    def callee(
+        self, caller: Any, target: CallTarget, pattern: tuple, call: ast.Call, outer: Any
+    ) -> Any: ...
 
 
 class HelperCalls:
@@ -89,7 +96,8 @@ class HelperCalls:
             if dname in carried and value_name in self.active[dname]:
                 outs.append(B.store(self.tname(value_name, dname)))
                 single = self.assign_counts.get(value_name, 0) <= 1
-                self.full_flags[(value_name, dname)] = info.result_full.get(dname, False) and single
+                full = info.result_full.get(dname, False) and single
+                self.known.mark(value_name, dname, full=full)
             else:
                 outs.append(B.store(self.namer.fresh("unused")))
         out: list[ast.stmt] = [
@@ -206,7 +214,7 @@ class HelperCalls:
             params[pname] = call.args[slot] if isinstance(slot, int) else by_kw[slot[1]]
         return params
 
-    def inherit(self, owner: Forward, outer: dict[str, Any]) -> None:
+    def inherit(self, owner: Any, outer: dict[str, Any]) -> None:
         """This is a nested helper defined in ``owner``: it sees the nested functions
         ``owner`` sees (unless it binds the name itself); ``outer[key]``: for an input
         ``name@f``, the function (``Forward``) whose binding of ``name`` it is."""

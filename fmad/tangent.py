@@ -1,10 +1,18 @@
-"""What a rule knows about a tangent, and what a direction of differentiation is.
+"""Tangents at transform time, the directions they belong to, and the algebra rules use.
 
 A :class:`Tangent` is the tangent of one operand at transform time: the expression that
 holds it (a name or a constant) and facts that let rules skip work (it has its value's full
 shape; it is the folded identity seed; it is ``coef * base``...). A :class:`Direction` is
 one thing differentiated with respect to: a scalar parameter, or an array parameter whose
-``k`` elements travel together on a trailing axis.
+``k`` elements travel together on a trailing axis. A :class:`Context` is what a rule sees:
+the algebra of tangents in one direction (scale, add, negate, divide, broadcast, full).
+
+Tangent layout: for a scalar parameter a tangent has the shape of its value, or any shape
+that broadcasts to it (``1.0`` for ``d(x + b)/db``). For an array parameter of shape ``S``
+with ``k`` elements, all ``k`` directions travel together on a *trailing* axis: the tangent of
+a value of shape ``V`` has shape ``V + (k,)`` (or one that broadcasts to it). Numpy aligns
+shapes from the right, so ``dx * y[..., None]`` is right whatever the ranks are, and the
+gradient of a value comes out as ``V + S``, the Jacobian's usual layout.
 """
 
 from __future__ import annotations
@@ -12,6 +20,9 @@ from __future__ import annotations
 import ast
 import math
 from dataclasses import dataclass
+from typing import Any, NoReturn, Protocol
+
+from fmad import build as B
 
 
 @dataclass(frozen=True)
@@ -42,3 +53,227 @@ class Direction:
     @property
     def vectorized(self) -> bool:
         return self.shape is not None
+
+
+class Emitter(Protocol):
+    """What the tangent algebra needs from the pass that emits the code (``Forward``)."""
+
+    def partial(self, coef: ast.expr) -> ast.expr: ...
+    def is_partial(self, name: str) -> bool: ...
+    def module(self, which: str) -> ast.expr: ...
+    def inject(self, obj: Any, hint: str) -> str: ...
+    def refuse(self, message: str, node: ast.AST | None = None) -> NoReturn: ...
+    def is_active(self, node: ast.expr, d: str) -> bool: ...
+
+
+def zero() -> ast.expr:
+    """The zero tangent of a scalar direction (also broadcasts in a vectorized one)."""
+    return ast.Constant(0.0)
+
+
+def product(a: ast.expr, b: ast.expr) -> ast.expr:
+    """``a * b`` with the constants 1 and -1 folded."""
+    for x, y in ((a, b), (b, a)):
+        if B.is_const(x, 1):
+            return y
+        if B.is_const(x, -1):
+            return B.neg(y)
+    return B.binop(a, ast.Mult(), b)
+
+
+class Context:
+    """What a rule sees: the tangent algebra of one direction, emitting expressions.
+
+    ``fwd`` is the emitter (see :class:`Emitter`): it names compound factors once per
+    statement, and knows which operands are active and how the function binds names.
+    """
+
+    def __init__(self, fwd: Emitter, direction: Direction) -> None:
+        self.fwd = fwd
+        self.direction = direction
+        self.vectorized = direction.vectorized
+
+    # what rules may ask of the emitter
+    def refuse(self, message: str, node: ast.AST | None = None) -> NoReturn:
+        self.fwd.refuse(message, node)
+
+    def is_active(self, node: ast.expr) -> bool:
+        return self.fwd.is_active(node, self.direction.name)
+
+    # modules and helpers the generated code reads
+    def module(self, which: str) -> ast.expr:
+        return self.fwd.module(which)
+
+    def np_(self, *attrs: str) -> ast.expr:
+        return B.attr(self.module("numpy"), *attrs) if attrs else self.module("numpy")
+
+    def rt(self, attr: str) -> ast.expr:
+        return B.attr(self.module("fmad.runtime"), attr)
+
+    def inject(self, obj: Any, hint: str) -> ast.expr:
+        return B.name(self.fwd.inject(obj, hint))
+
+    # tangent algebra
+    def expand(self, primal: ast.expr) -> ast.expr:
+        """A primal factor in the tangent's layout (a trailing axis for vectorized ones)."""
+        if not self.vectorized or B.constant_value(primal) is not None:
+            return primal
+        # np.asarray(c)[..., None]: c with a trailing axis (np.expand_dims is ~10x slower)
+        return B.subscript(
+            B.call(self.np_("asarray"), primal),
+            B.tuple_([ast.Constant(Ellipsis), ast.Constant(None)]),
+        )
+
+    # A tangent is kept as ``coef * base``: ``coef`` a primal value (a named partial
+    # derivative), ``base`` a tangent. A chain of scalings multiplies coefficients only:
+    # ``c2 * (c1 * T)`` is ``(c2 * c1) * T``, computed on the value's size and, because each
+    # partial is named once per statement (``Forward.partial``), shared by every direction.
+    # For an array parameter, ``T`` is often the folded seed (``X`` for ``X @ w``): a
+    # reduction of ``c * X`` is then one matrix-vector product (``c @ X``), and the
+    # ``(N, k)`` products nobody reads are dropped by the optimizer. That is how forward mode
+    # gets backprop's cost on a loss like ``mean(f(X @ w + b))``. For a scalar parameter only
+    # pure coefficients (``base`` 1) are tracked, so its code keeps the readable chain-rule
+    # form ``dloss_dw = loss_partial * dr_dw``.
+    def split(self, t: Tangent) -> tuple[ast.expr, ast.expr]:
+        """``t`` as ``(coef, base)``."""
+        if t.factors is not None:
+            return t.factors
+        if not self.vectorized and B.constant_value(t.expr) is not None:
+            return t.expr, B.const(1.0)
+        return B.const(1), t.expr
+
+    def factored(self, coef: ast.expr, base: ast.expr, full: bool) -> Tangent:
+        """The tangent ``coef * base``, remembering its factors where they are useful."""
+        if not self.vectorized:
+            if B.is_const(base, 1):
+                keep = B.constant_value(coef) is not None or (
+                    isinstance(coef, ast.Name) and self.fwd.is_partial(coef.id)
+                )
+                return Tangent(coef, full=full, factors=(coef, base) if keep else None)
+            expr = product(coef, base)
+            parts = (coef, base) if isinstance(expr, ast.BinOp) else None
+            return Tangent(expr, full=full, product=parts)
+        if B.is_const(coef, 1):
+            expr = base
+        elif B.is_const(coef, -1):
+            expr = B.neg(base)
+        else:
+            expr = B.binop(self.expand(coef), ast.Mult(), base)
+        return Tangent(expr, full=full, factors=(coef, base))
+
+    def scale(self, coef: ast.expr, t: Tangent | None, full: bool = False) -> Tangent | None:
+        """``coef * t``, where ``coef`` is a primal value broadcasting to the result.
+
+        ``full=True``: ``coef`` has the result's whole shape, so the product has it too.
+        """
+        if t is None or B.is_const(coef, 0):
+            return None
+        if B.is_const(coef, 1):
+            return t
+        c0, base = self.split(t)
+        return self.factored(self.fwd.partial(product(coef, c0)), base, t.full or full)
+
+    def divide(
+        self, t: Tangent | None, den: ast.expr, full: bool = False, numpy: bool = False
+    ) -> Tangent | None:
+        """``t / den``; ``full=True``: ``den`` has the result's whole shape; ``numpy=True``:
+        a constant divided the numpy way (1/0 is inf, as numpy's own functions give)."""
+        if t is None:
+            return None
+        if B.is_const(den, 1):
+            return t
+        c0, base = self.split(t)
+        den = self.fwd.partial(den)
+        if numpy and B.constant_value(c0) is not None:
+            coef = B.call(self.np_("divide"), c0, den)
+        else:
+            coef = B.binop(c0, ast.Div(), den)
+        return self.factored(self.fwd.partial(coef), base, t.full or full)
+
+    def negate(self, t: Tangent | None) -> Tangent | None:
+        if t is None:
+            return None
+        return (
+            self.scale(B.const(-1), t, t.full)
+            if self.vectorized or t.factors or B.constant_value(t.expr) is not None
+            else Tangent(B.neg(t.expr), full=t.full)
+        )
+
+    def add(self, *terms: Tangent | None) -> Tangent | None:
+        present = [t for t in terms if t is not None]
+        if not present:
+            return None
+        if len(present) == 1:
+            return present[0]
+        full = all(t.full for t in present)
+        parts = [self.split(t) for t in present]
+        if len({ast.dump(base) for _, base in parts}) == 1 and (
+            self.vectorized or all(t.factors for t in present)
+        ):
+            # c1 * T + c2 * T = (c1 + c2) * T: still one base
+            coef = parts[0][0]
+            for c, _ in parts[1:]:
+                coef = B.binop(coef, ast.Add(), c)
+            return self.factored(self.fwd.partial(coef), parts[0][1], full)
+        expr = present[0].expr
+        for t in present[1:]:
+            if isinstance(t.expr, ast.UnaryOp) and isinstance(t.expr.op, ast.USub):
+                expr = B.binop(expr, ast.Sub(), t.expr.operand)
+            elif B.constant_value(t.expr) is not None and B.constant_value(t.expr) < 0:
+                expr = B.binop(expr, ast.Sub(), B.const(-B.constant_value(t.expr)))
+            else:
+                expr = B.binop(expr, ast.Add(), t.expr)
+        return Tangent(expr, full=full)
+
+    def broadcast(self, t: Tangent | None, other: ast.expr) -> Tangent | None:
+        """``t`` as a term of ``x (+) other``: ``other`` may make the result bigger than x."""
+        if t is None:
+            return None
+        keeps_shape = B.constant_value(other) is not None
+        return Tangent(
+            t.expr, full=t.full and keeps_shape, seed=t.seed and keeps_shape, factors=t.factors
+        )
+
+    def full(self, t: Tangent, value: ast.expr) -> ast.expr:
+        """``t`` broadcast to its value's full shape (a no-op when known to be full)."""
+        if t.full and B.constant_value(t.expr) is None:
+            return t.expr
+        args = [t.expr, value]
+        if self.vectorized:
+            args.append(B.const(self.direction.k))
+        return B.call(self.rt("full"), *args)
+
+    def where(self, cond, da, db, z) -> Tangent:
+        a = da.expr if da is not None else zero()
+        b = db.expr if db is not None else zero()
+        return Tangent(B.call(self.np_("where"), self.expand(cond), a, b), full=False)
+
+    def reduce_builtin(self, name, z, args, tangents, keywords) -> Tangent | None:
+        """The builtins ``sum(xs)``, ``max(xs)``, ``max(a, b, c)`` (ties share evenly)."""
+        if keywords:
+            self.refuse(
+                f"{name}() with keyword arguments is not supported by fmad when "
+                "its arguments carry derivatives"
+            )
+        k = [B.const(self.direction.k)] if self.vectorized else []
+        if len(args) > 1:
+            if name == "sum":  # sum(xs, start)
+                return self.add(
+                    None
+                    if tangents[0] is None
+                    else Tangent(B.call(self.rt("builtin_sum"), tangents[0].expr, args[0], *k)),
+                    tangents[1],
+                )
+            elts = [t.expr if t is not None else zero() for t in tangents]
+            call = B.call(
+                self.rt("builtin_extreme"),
+                ast.List(elts=elts, ctx=ast.Load()),
+                ast.List(elts=list(args), ctx=ast.Load()),
+                z,
+            )
+            return Tangent(call, full=False)
+        if tangents[0] is None:
+            return None
+        helper = "builtin_sum" if name == "sum" else "builtin_extreme"
+        call_args = [tangents[0].expr, args[0]] + ([z] if name != "sum" else [])
+        return Tangent(B.call(self.rt(helper), *call_args, *k), full=False)

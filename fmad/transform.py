@@ -148,16 +148,8 @@ class Session:
             seed_points=intermediates,
             top=True,
             numbers=numbers,
+            bundle=wrt if bundle else (),
         )
-        if bundle:
-            rows = namer.fresh(f"{BUNDLE}_seeds")  # row i: the direction of parameter i
-            eye = B.call(B.attr(unit.module("numpy"), "eye"), B.const(len(wrt)))
-            fwd.prelude.append(B.assign(rows, eye))
-            for i, p in enumerate(wrt):
-                name = fwd.tname(p, BUNDLE)
-                fwd.prelude.append(B.assign(name, B.subscript(B.name(rows), B.const(i))))
-                seeds[BUNDLE][p] = Tangent(B.name(name), full=True)
-            fwd.active = {BUNDLE: fwd.activity.active(set(seeds[BUNDLE]))}
         mutation.check(fwd, lambda: unit.module("fmad.runtime"))
         unit.tree = optimize.optimize(fwd.function(), fwd.tangent_names(), namer)
         self.stack.pop()
@@ -229,15 +221,18 @@ class Session:
             self.variant_counts[target.obj] = count + 1
             fname = namer.fresh(f"{src.tree.name}_fwd" + (f"_{count}" if count else ""))
         seeds: dict[str, dict[str, Tangent]] = {d.name: {} for d in directions}
-        inputs: dict[tuple[str, str], str] = {}
-        forward = Forward(self, unit, flat, scope, list(directions), seeds=seeds, top=False)
-        if owner is not None:
-            forward.inherit(owner, outer)
-        for pname, dname, full in pattern:
-            kw = forward.tname(pname, dname)
-            inputs[(pname, dname)] = kw
-            seeds[dname][pname] = Tangent(B.name(kw), full=full)
-        forward.active = {d.name: forward.activity.active(set(seeds[d.name])) for d in directions}
+        forward = Forward(
+            self,
+            unit,
+            flat,
+            scope,
+            list(directions),
+            seeds=seeds,
+            top=False,
+            inputs=pattern,
+            lexical=(owner, outer) if owner is not None else None,
+        )
+        inputs = forward.inputs
         mutation.check(forward, lambda: unit.module("fmad.runtime"))
         tree = forward.function()
         tree.name = fname
@@ -253,7 +248,7 @@ class Session:
             frozenset(forward.result_zero),
         )
         if owner is not None:
-            owner.nested_variants.setdefault(id(target.obj), []).append(tree)
+            owner.add_nested_variant(target.obj, tree)
         else:
             self.units.append(unit)
         return unit, info
