@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import inspect
+import linecache
+import math
 import numbers
 import types
 from collections.abc import Callable, Sequence
@@ -21,6 +23,13 @@ from fmad.transform import Session
 from fmad.variable import Variable
 
 Shapes = tuple[tuple[int, ...] | None, ...]
+
+
+def format_shape(shape: tuple[int | None, ...]) -> str:
+    """``(100, 3)`` -> ``100x3``, as the command line writes shapes."""
+    return "x".join("N" if n is None else str(n) for n in shape) or "()"
+
+
 # numpy dtype kinds a wrt argument may have: booleans, integers, floats, complex numbers
 NUMERIC_KINDS = frozenset("biufc")
 
@@ -46,10 +55,11 @@ class Variant:
         """False once a function this variant's rules were chosen from has been rebound."""
         return still_bound(self.watched)
 
-    def gradients(self, value: Any, grads: dict[str, Any]) -> dict[str, Any]:
-        """Shape raw tangents as the user gets them (see :func:`fmad.runtime.gradient`)."""
+    def gradients(self, value: Any, tangents: tuple) -> dict[str, Any]:
+        """The generated function's tangents (one per direction, in order) shaped as the
+        user gets them (see :func:`fmad.runtime.gradient`), by ``wrt`` name."""
         if self.bundle:  # one tangent, one column per parameter
-            (t,) = grads.values()
+            (t,) = tangents
             if np.ndim(value) == 0:  # a scalar loss
                 t = np.broadcast_to(t, (len(self.wrt),))  # a constant tangent too (0.0)
                 return dict(zip(self.wrt, t.tolist(), strict=True))
@@ -57,17 +67,34 @@ class Variant:
             return {name: runtime.gradient(t[..., i], value) for i, name in enumerate(self.wrt)}
         return {
             name: runtime.gradient(t, value, shape)
-            for (name, t), shape in zip(grads.items(), self.shapes, strict=True)
+            for name, t, shape in zip(self.wrt, tangents, self.shapes, strict=True)
         }
 
-    def source(self, printer: str = "ast") -> str:
+    def source(self, printer: str = "ast", comments: bool = True) -> str:
+        """The generated code: helpers first, then the function; ``comments``: a
+        ``# line N:`` comment before the code of each line of the user's source."""
         texts = [
-            u.printed() if printer == "ast" else to_source(u.tree, printer) for u in self.units
+            u.printed()
+            if printer == "ast" and comments
+            else to_source(u.tree, printer, linecache.getlines(u.filename) if comments else None)
+            for u in self.units
         ]
         return "\n\n".join(t.rstrip("\n") for t in texts) + "\n"
 
-    def flat_source(self, printer: str = "ast") -> str:
-        return to_source(self.unit.flat, printer)
+    def flat_source(self, printer: str = "ast", comments: bool = True) -> str:
+        lines = linecache.getlines(self.unit.filename) if comments else None
+        return to_source(self.unit.flat, printer, lines)
+
+    def describe(self) -> str:
+        """Which variant this is, in words (``show`` prints it)."""
+        if self.bundle:
+            kinds = f"scalar {', '.join(self.wrt)} (numbers) bundled on one axis, with array data"
+        else:
+            kinds = ", ".join(
+                f"{w} scalar" if shape is None else f"{w} of shape {format_shape(shape)}"
+                for w, shape in zip(self.wrt, self.shapes, strict=True)
+            )
+        return kinds
 
 
 @runtime_checkable
@@ -83,7 +110,14 @@ class Differentiated(Protocol):
 
     def __call__(self, *args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]: ...
 
-    def show(self, stage: str = "forward", printer: str = "ast") -> str: ...
+    def show(
+        self,
+        stage: str = "forward",
+        printer: str = "ast",
+        *,
+        comments: bool = True,
+        shapes: dict[str, tuple[int | None, ...]] | None = None,
+    ) -> str: ...
 
     def source_for(self, *args: Any, **kwargs: Any) -> str: ...
 
@@ -141,19 +175,19 @@ class Transformed:
             self._default = self._variant(tuple(None for _ in self.wrt))
             variant = self._variant(self._shapes(args, kwargs))
         try:
-            value, grads = variant.function(*args, **kwargs)
+            value, *tangents = variant.function(*args, **kwargs)
         except Exception as exc:
             if exc.__traceback__.tb_next is not None:  # raised inside, not by the call itself
                 trace.check(exc)
             raise
         if type(value) is not float or variant.vectorized:
-            grads = self.shaped(variant, value, grads)
-        return value, grads
+            return value, self.shaped(variant, value, tangents)
+        return value, dict(zip(self.wrt, tangents, strict=True))
 
-    def shaped(self, variant: Variant, value: Any, grads: dict[str, Any]) -> dict[str, Any]:
+    def shaped(self, variant: Variant, value: Any, tangents: tuple) -> dict[str, Any]:
         """The gradients in the user's layout; a failure here is fmad's bug, said so."""
         try:
-            return variant.gradients(value, grads)
+            return variant.gradients(value, tangents)
         except FmadError:
             raise
         except Exception as exc:
@@ -166,7 +200,7 @@ class Transformed:
             ) from exc
 
     def finish(
-        self, value: Any, grads: dict[str, Any], args: tuple, kwargs: dict
+        self, value: Any, tangents: tuple, args: tuple, kwargs: dict
     ) -> tuple[Any, dict[str, Any]]:
         """The fast path produced a value that is not a plain float: shape its gradients,
         or, if Variables were passed as data, compute again with them unwrapped."""
@@ -176,7 +210,7 @@ class Transformed:
             or any(isinstance(v, Variable) for v in kwargs.values())
         ):
             return self.call(*args, **kwargs)
-        return value, self.shaped(self._default, value, grads)
+        return value, self.shaped(self._default, value, tangents)
 
     def _shapes(self, args: tuple, kwargs: dict) -> Shapes:
         shapes = []
@@ -258,14 +292,57 @@ class Transformed:
         return fn
 
     # -- looking at the code -------------------------------------------------------------
-    def show(self, stage: str = "forward", printer: str = "ast") -> str:
-        """The code of the default (scalar) variant: ``stage="flat"`` for the flattened
-        primal, ``"forward"`` for the transformed function and the helpers it calls."""
+    def show(
+        self,
+        stage: str = "forward",
+        printer: str = "ast",
+        *,
+        comments: bool = True,
+        shapes: dict[str, tuple[int | None, ...]] | None = None,
+    ) -> str:
+        """The generated code: ``stage="flat"`` for the flattened primal, ``"forward"`` for
+        the transformed function and the helpers it calls. ``shapes`` (argument name ->
+        shape, ``()`` for a number) picks the variant compiled for arguments of those
+        shapes; without it, the variant for numbers. ``comments``: ``# line N:`` comments."""
+        variant = self._default if shapes is None else self.variant_for_shapes(shapes)
         if stage == "flat":
-            return self._default.flat_source(printer)
+            return variant.flat_source(printer, comments)
         if stage == "forward":
-            return self._default.source(printer)
+            return variant.source(printer, comments)
         raise FmadError(f"unknown stage {stage!r}; choose 'flat' or 'forward'")
+
+    def variant_for_shapes(self, shapes: dict[str, tuple[int | None, ...]]) -> Variant:
+        """The variant that runs for arguments of these shapes (names left out: numbers).
+        A ``None`` length (known only at run time) is allowed for data, not for ``wrt``
+        parameters, whose sizes fix the generated code."""
+        names = set(self._signature.parameters)
+        for name, shape in shapes.items():
+            if name not in names:
+                raise WrtError(
+                    f"shapes names {name!r}, which is not a parameter of "
+                    f"'{self.original.__name__}' (its parameters: {', '.join(sorted(names))})"
+                )
+            if not isinstance(shape, tuple) or not all(
+                n is None or (isinstance(n, int) and n >= 0) for n in shape
+            ):
+                raise WrtError(f"the shape of {name!r} must be a tuple of lengths, got {shape!r}")
+        kinds: list[Any] = []
+        for w, *_ in self._slots:
+            shape = shapes.get(w, ())
+            if None in shape:
+                raise WrtError(
+                    f"the shape of the wrt parameter {w!r} must be known ({shape!r}): its "
+                    "size fixes the generated code"
+                )
+            kinds.append(shape or None)
+        data = [s for n, s in shapes.items() if n not in self.wrt]
+        if (
+            self.bundles
+            and all(k is None for k in kinds)
+            and any(None in s or math.prod(s) > 1 for s in data if s)
+        ):
+            kinds.append("bundle")
+        return self._variant(tuple(kinds))
 
     def source_for(self, *args: Any, **kwargs: Any) -> str:
         """The code that runs for these arguments (array parameters get vectorized tangents)."""

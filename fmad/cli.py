@@ -72,6 +72,18 @@ def _parser() -> argparse.ArgumentParser:
         help="forward: primal and tangent code (default); flat: the flattened primal alone",
     )
     show.add_argument(
+        "--shapes",
+        help="the argument shapes whose variant to show, e.g. X=100x3,y=100,w=3,b= "
+        "(b= a number; a letter, as in X=Nx3, a length known only at run time; arguments "
+        "left out are numbers). Default: every argument a number",
+    )
+    show.add_argument(
+        "--no-comments",
+        dest="comments",
+        action="store_false",
+        help="leave out the '# line N:' comments that quote the source line of the code",
+    )
+    show.add_argument(
         "--printer",
         choices=["ast", "astor"],
         default="ast",
@@ -90,13 +102,43 @@ def _show(args: argparse.Namespace) -> int:
         function = fmad.differentiate(obj, wrt=wrt)
     else:
         raise CommandError(f"{args.target} is not a function; it is of type {type(obj).__name__}")
+    shapes = parse_shapes(args.shapes)
     with warnings.catch_warnings(record=True) as caught:  # e.g. astor missing: say it briefly
         warnings.simplefilter("always")
-        text = function.show(stage=args.stage, printer=args.printer)
+        text = function.show(
+            stage=args.stage, printer=args.printer, comments=args.comments, shapes=shapes
+        )
     for warning in caught:
         print(f"fmad: warning: {_one_line(str(warning.message))}", file=sys.stderr)
+    transformed = function.__fmad__
+    variant = transformed.variant_for_shapes(shapes or {})
+    where = "" if shapes is not None else " (--shapes X=100x3,w=3,b= shows another)"
+    sys.stdout.write(f"# fmad: the variant for {variant.describe()}{where}\n")
     sys.stdout.write(text.rstrip("\n") + "\n")
     return 0
+
+
+def parse_shapes(text: str | None) -> dict[str, tuple[int | None, ...]] | None:
+    """``X=100x3,y=N,b=`` -> ``{"X": (100, 3), "y": (None,), "b": ()}``."""
+    if text is None:
+        return None
+    shapes: dict[str, tuple[int | None, ...]] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, equals, dims = item.partition("=")
+        if not equals or not name.strip().isidentifier():
+            raise CommandError(
+                f"--shapes takes NAME=SHAPE items such as X=100x3 or b=, got {item!r}"
+            )
+        lengths: list[int | None] = []
+        for dim in filter(None, dims.strip().split("x")):
+            if dim.isdigit():
+                lengths.append(int(dim))
+            elif dim.isalpha():
+                lengths.append(None)  # a length known only at run time
+            else:
+                raise CommandError(f"--shapes: {dim!r} in {item!r} is not a length")
+        shapes[name.strip()] = tuple(lengths)
+    return shapes
 
 
 def _parse_wrt(text: str | None) -> list[str] | None:

@@ -162,10 +162,11 @@ def dispatcher(transformed: Any, variant: Any) -> types.FunctionType:
     """The public function: the all-scalar variant's body behind a type guard.
 
     ``def f(X, y, w, b): if type(w) is float and type(b) is float: <body>`` then
-    ``return general(X, y, w, b)``. In the body, each ``return v, grads`` first checks that
-    ``v`` is a plain float (else the gradients are shaped, or Variables unwrapped, by
-    ``finish``). An exception is checked by :func:`fmad.trace.check` (fmad's own bug, or a
-    shape error at the user's line) before it propagates.
+    ``return general(X, y, w, b)``. In the body, each ``return v, dv_dw, dv_db`` becomes
+    ``return v, {"w": dv_dw, "b": dv_db}`` when ``v`` is a plain float (else the gradients
+    are shaped, or Variables unwrapped, by ``finish``). An exception is checked by
+    :func:`fmad.trace.check` (fmad's own bug, or a shape error at the user's line) before it
+    propagates.
     """
     unit = variant.unit
     tree: ast.FunctionDef = ast.parse(unit.printed()).body[0]  # a fresh copy, fast
@@ -209,9 +210,12 @@ def dispatcher(transformed: Any, variant: Any) -> types.FunctionType:
             return node  # nested helpers keep their own returns
 
         def visit_Return(self, node: ast.Return) -> list[ast.stmt]:
-            value, grads = node.value.elts
-            slow = B.call(B.name(finish), value, grads, B.tuple_(positional), kw_dict)
-            return [ast.If(test=is_float(value), body=[node], orelse=[]), ast.Return(value=slow)]
+            value, *tangents = node.value.elts
+            keys = [ast.Constant(name) for name in transformed.wrt]
+            grads = ast.Dict(keys=keys, values=tangents)
+            fast = ast.Return(value=B.tuple_([value, grads]))
+            slow = B.call(B.name(finish), value, B.tuple_(tangents), B.tuple_(positional), kw_dict)
+            return [ast.If(test=is_float(value), body=[fast], orelse=[]), ast.Return(value=slow)]
 
     body = [Returns().visit(s) for s in tree.body]
     body = [s for item in body for s in (item if isinstance(item, list) else [item])]

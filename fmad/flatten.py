@@ -137,9 +137,13 @@ class Flattener:
             if isinstance(value, ast.IfExp | ast.BoolOp):
                 self.branchy(value, target.id, out)
                 return
-            simple = self.value(value, out)
-            if not is_atom(simple) and target.id in B.read_names(simple):
-                simple = self.name_for(simple, out)
+            stem, self.namer.stem = self.namer.stem, target.id  # long names: target_op
+            try:
+                simple = self.value(value, out)
+                if not is_atom(simple) and target.id in B.read_names(simple):
+                    simple = self.name_for(simple, out)
+            finally:
+                self.namer.stem = stem
             out.append(ast.Assign(targets=[B.store(target.id)], value=simple))
         elif (
             isinstance(target, ast.Tuple | ast.List)

@@ -46,7 +46,8 @@ OP_NAMES: dict[type, str] = {
     ast.RShift: "rshift",
 }
 
-# Longer candidates are replaced by "<op>_<n>": readable enough, and stable.
+# Longer candidates are replaced by "<target>_<op>" inside an assignment to a name
+# (``acc = acc + scaled(x, w)`` names its sum ``acc_add``), else by "<op>_<n>".
 MAX_NAME_LENGTH = 24
 
 
@@ -88,6 +89,9 @@ class Namer:
         # builtins too: a generated name must never shadow one the generated code calls
         self._taken: set[str] = set(reserved) | set(keyword.kwlist) | set(dir(builtins))
         self._counters: dict[str, int] = {}
+        # the target of the assignment being flattened: names too long to describe their
+        # operands are named after it (set by fmad.flatten)
+        self.stem: str | None = None
 
     def copy(self) -> Namer:
         """A namer that avoids every name this one has handed out or reserved."""
@@ -104,7 +108,8 @@ class Namer:
     def fresh(self, hint: str, short: str | None = None, limit: int = MAX_NAME_LENGTH) -> str:
         """A new name close to ``hint``: the hint itself, or ``hint_1``, ``hint_2``, ...
 
-        A hint longer than ``MAX_NAME_LENGTH`` is replaced by ``short_1``, ``short_2``...
+        A hint longer than ``MAX_NAME_LENGTH`` is replaced by ``stem_short`` (``stem``: the
+        target being assigned, see :attr:`stem`), or else by ``short_1``, ``short_2``...
         (``short`` defaults to the hint's first word).
         """
         hint = re.sub(r"\W", "_", hint).strip("_") or "t"
@@ -112,7 +117,8 @@ class Namer:
             hint = f"c{hint}"
         if len(hint) > limit:
             word = re.sub(r"\W", "_", short or hint.split("_")[0])[:MAX_NAME_LENGTH] or "t"
-            hint = self._next(word)
+            named = f"{self.stem}_{word}"
+            hint = named if self.stem and len(named) <= limit else self._next(word)
         candidate = hint
         while candidate in self._taken:
             candidate = self._next(hint)

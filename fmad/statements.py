@@ -2,8 +2,8 @@
 
 ``z = <operation>`` is followed by one tangent statement per direction in which ``z`` is
 active; ``a, b = ...`` unpacks the tangents the same way as the values; ``return v`` returns
-the value with its tangents (a helper: ``v, dv_dw, ...``; the differentiated function:
-``v, {"w": dv_dw, ...}``).
+the value with its tangents (a helper: ``v, dv_dw, ...``; the differentiated function
+too: one flat tuple, the value then one tangent per direction).
 """
 
 from __future__ import annotations
@@ -113,11 +113,14 @@ class Statements:
 
     # -- returns ---------------------------------------------------------------------------
     def make_return(self, value: ast.expr | None) -> ast.Return:
+        """``return v`` -> ``return (v, dv_dw, dv_db)``: the value, then one tangent per
+        direction in order. The differentiated function and its helpers return the same flat
+        tuple (plain Python, so fmad can transform it again); the public wrapper pairs the
+        tangents with their names (``fmad.api``)."""
         if self.top:
             grads = [self.gradient(value, d) for d in self.directions]
-            keys = [ast.Constant(d.name) for d in self.directions]
             result = value if value is not None else ast.Constant(None)
-            return ast.Return(value=B.tuple_([result, ast.Dict(keys=keys, values=grads)]))
+            return ast.Return(value=B.tuple_([result, *grads]))
         tangents: list[ast.expr] = []
         for d in self.directions:
             t = self.tangent_of_result(value, d.name)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import linecache
 import math
 import types
 from dataclasses import dataclass, field
@@ -59,9 +60,10 @@ class Unit:
         return found
 
     def printed(self) -> str:
-        """The generated function's source (printed once: printing is the slow part)."""
+        """The generated function's source, with a ``# line N:`` comment before the code
+        of each user line (printed once: printing is the slow part)."""
         if self.text is None:
-            self.text = to_source(self.tree)
+            self.text = to_source(self.tree, lines=linecache.getlines(self.filename))
         return self.text
 
     def inject(self, obj: Any, hint: str) -> str:

@@ -65,6 +65,11 @@ def long_chain(alpha, beta, gamma, delta):
     return (alpha * beta + gamma) * delta - alpha / gamma
 
 
+def long_chain_assigned(alpha, beta, gamma, delta):
+    result = (alpha * beta + gamma) * delta - alpha / gamma
+    return result
+
+
 def list_literal(x, w):
     pair = [w, x]
     return pair[0] * pair[1]

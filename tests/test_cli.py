@@ -7,6 +7,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import fmad
@@ -56,9 +57,17 @@ def module(model: Path):
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """The exit status, the code shown (after its header line) and stderr."""
     status = main(argv)
     out, err = capsys.readouterr()
-    return status, out, err
+    return status, shown_code(out), err
+
+
+def shown_code(out: str) -> str:
+    """``show`` prints which variant it shows, then the code."""
+    if not out.startswith("# fmad: the variant for "):
+        return out
+    return out.split("\n", 1)[1]
 
 
 def test_show_prints_the_forward_code(model: Path, module, capsys) -> None:
@@ -218,7 +227,8 @@ def test_process_without_command() -> None:
 def test_process_show(model: Path, module) -> None:
     done = fmad_process("show", f"{model}:loss", "--stage", "flat")
     assert (done.returncode, done.stderr) == (0, "")
-    assert done.stdout == fmad.differentiate(module.loss).show(stage="flat").rstrip() + "\n"
+    expected = fmad.differentiate(module.loss).show(stage="flat").rstrip() + "\n"
+    assert shown_code(done.stdout) == expected
 
 
 def test_process_relative_path_from_its_directory(model: Path) -> None:
@@ -232,3 +242,31 @@ def test_process_error_has_no_traceback(model: Path) -> None:
     assert done.returncode == 2
     assert done.stdout == ""
     assert done.stderr == f"fmad: error: no such file: {model.parent}/missing.py\n"
+
+
+def test_show_says_which_variant_it_shows(model: Path, capsys) -> None:
+    main(["show", f"{model}:loss", "--wrt", "w,b"])
+    out, _ = capsys.readouterr()
+    assert out.splitlines()[0].startswith("# fmad: the variant for w scalar, b scalar (--shapes")
+
+
+def test_show_with_shapes(model: Path, module, capsys) -> None:
+    status, out, err = run(
+        ["show", f"{model}:loss", "--wrt", "w,b", "--shapes", "X=Nx3,y=N,w=3,b="], capsys
+    )
+    assert (status, err) == (0, "")
+    differentiated = fmad.differentiate(module.loss, wrt=["w", "b"])
+    assert out == differentiated.source_for(np.ones((5, 3)), np.ones(5), np.ones(3), 0.5)
+
+
+def test_show_without_comments(model: Path, module, capsys) -> None:
+    status, out, _ = run(["show", f"{model}:loss", "--no-comments"], capsys)
+    assert status == 0 and "# line" not in out
+    assert out == fmad.differentiate(module.loss).show(comments=False)
+
+
+@pytest.mark.parametrize("shapes", ["X", "X=3y", "=3", "X=3x-1"])
+def test_show_with_malformed_shapes(model: Path, shapes, capsys) -> None:
+    status, out, err = run(["show", f"{model}:loss", "--shapes", shapes], capsys)
+    assert (status, out) == (2, "")
+    assert err.startswith("fmad: error: --shapes")

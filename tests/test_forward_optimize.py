@@ -70,7 +70,7 @@ class Code:
 
     def returned_gradients(self) -> list[ast.expr]:
         returns = [s for body, _ in self.blocks() for s in body if isinstance(s, ast.Return)]
-        return [v for r in returns for v in r.value.elts[1].values]
+        return [v for r in returns for v in r.value.elts[1:]]  # (value, *tangents)
 
     def value_of(self, name: str) -> list[str]:
         return [
@@ -351,7 +351,7 @@ def test_tangents_sit_inside_the_loop_and_branch_of_their_primal() -> None:
     assert path_to(code, "dacc_mult_w_dw") == ["For", "If-else"]
     assert path_to(code, "dacc_mult_w_db") == ["For", "If-else"]
     assert path_to(code, "sin_b_partial") == ["For", "If-else"]
-    assert path_to(code, "dadd_1_dw") == ["For", "If"]
+    assert path_to(code, "dacc_add_dw") == ["For", "If"]
     assert path_to(code, "dacc_db") == []  # the entry value, b's seed
     branches = code_for(pm.conditional_value, None, None)
     assert path_to(branches, "dy_dx") == ["If"]

@@ -104,6 +104,23 @@ def test_long_chains_fall_back_to_short_numbered_names() -> None:
     assert namer.for_call(ast.Name(id="exp"), [long]) == "exp_1"
 
 
+def test_long_names_inside_an_assignment_are_named_after_its_target() -> None:
+    # the same chain assigned to a name: its parts are named after the target
+    assert flat_names(pm.long_chain_assigned) == [
+        "alpha_mult_beta",
+        "result_add",
+        "result_add_mult_delta",
+        "alpha_div_gamma",
+    ]
+    namer = Namer({"acc"})
+    namer.stem = "acc"
+    long = ast.Name(id="a" * MAX_NAME_LENGTH)
+    assert namer.for_binop(ast.Add(), long, ast.Name(id="b")) == "acc_add"
+    assert namer.for_binop(ast.Add(), long, ast.Name(id="b")) == "acc_add_1"
+    namer.stem = "s" * MAX_NAME_LENGTH  # too long itself: the numbered name
+    assert namer.for_unaryop(ast.USub(), long) == "neg_1"
+
+
 def test_every_generated_name_is_a_short_identifier() -> None:
     for fn in (pm.long_chain, pm.nested_expression, pm.mixed_model, pm.comprehension):
         tree = prepare(fn)[0].tree

@@ -36,7 +36,9 @@ def generated_tree(differentiated) -> ast.FunctionDef:
 
 
 def assert_same_numbers(printed, differentiated, args: tuple) -> None:
-    value, grads = printed(*copy.deepcopy(args))
+    # the printed code returns one flat tuple: the value, then a tangent per wrt name
+    value, *tangents = printed(*copy.deepcopy(args))
+    grads = dict(zip(differentiated.wrt, tangents, strict=True))
     expected_value, expected_grads = differentiated(*copy.deepcopy(args))
     assert same_value(value, expected_value)
     assert grads.keys() == expected_grads.keys()
