@@ -221,9 +221,8 @@ class Flattener(ExprFlattener):
         """
         renames: dict[str, str] = {}
         for gen in node.generators:
-            for n in ast.walk(gen.target):
-                if isinstance(n, ast.Name):
-                    renames.setdefault(n.id, self.namer.fresh(n.id))
+            for n in B.stored_names(gen.target):
+                renames.setdefault(n, self.namer.fresh(n))
         for name_ in renames.values():
             self.scope.local_names.add(name_)
 

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from fmad import build as B
 from fmad import rules
-from fmad.activity import Activity, classify, lexical_bound, may_be_lists, rebound_defs
+from fmad.activity import Activity, classify, may_be_lists, rebound_defs
+from fmad.build import lexical_bound
 from fmad.calls import HelperCalls, signature_of
 from fmad.effects import source_text
 from fmad.errors import unsupported

@@ -38,7 +38,7 @@ import numpy as np
 
 from fmad import build as B
 from fmad import rules
-from fmad.activity import classify, free_names, nested_functions
+from fmad.activity import classify
 from fmad.effects import (
     ALIASING_FUNCTIONS,
     FRESH_METHODS,
@@ -68,10 +68,9 @@ class Mutation(SiteWalk):
         self.filename: str = fwd.filename
         self.nested = fwd.nested
         self.runtime = runtime
-        a = self.flat.args
-        every = [*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg]
-        self.params = [x.arg for x in every if x is not None]
-        self.captured = set().union(*(free_names(t) for t in nested_functions(self.flat).values()))
+        self.params = B.parameters(self.flat.args)
+        nested = B.nested_functions(self.flat).values()
+        self.captured = set().union(*(B.free_names(t) for t in nested))
         self.live = Liveness(self.flat).after
         self.problems: dict[int, tuple[ast.AST, str]] = {}
         self.guards: dict[int, tuple[ast.Assign, ast.Call]] = {}
@@ -358,16 +357,12 @@ def binop_of(aug: ast.AugAssign) -> ast.BinOp:
 
 
 def insert_before(body: list[ast.stmt], node: ast.stmt, new: ast.stmt) -> bool:
-    for i, s in enumerate(body):
-        if s is node:
-            ast.copy_location(new, node)
-            ast.fix_missing_locations(new)
-            body.insert(i, new)
-            return True
-        for block in ("body", "orelse"):
-            if isinstance(s, ast.If | ast.For | ast.While) and insert_before(
-                getattr(s, block), node, new
-            ):
+    for block in B.blocks(body):
+        for i, s in enumerate(block):
+            if s is node:
+                ast.copy_location(new, node)
+                ast.fix_missing_locations(new)
+                block.insert(i, new)
                 return True
     return False
 

@@ -15,8 +15,7 @@ from __future__ import annotations
 import ast
 
 from fmad import build as B
-from fmad.activity import free_names
-from fmad.resolve import Scope, bound_names
+from fmad.resolve import Scope
 
 # -- sites ---------------------------------------------------------------------------------
 # ("new", key, kind, name): made by this function at statement ``key`` (into ``name``);
@@ -55,10 +54,6 @@ class State:
 
 
 # -- liveness ------------------------------------------------------------------------------
-def reads(node: ast.AST | None) -> set[str]:
-    return B.read_names(node) if node is not None else set()
-
-
 class Liveness:
     """``after[id(stmt)]``: names that may be read after ``stmt`` runs (over-approximated)."""
 
@@ -76,15 +71,19 @@ class Liveness:
     def stmt(self, s: ast.stmt, live: set[str], loop) -> set[str]:
         if isinstance(s, ast.Assign):
             defs = {t.id for t in s.targets if isinstance(t, ast.Name)}
-            return (live - defs) | reads(s)
+            return (live - defs) | B.read_names(s)
         if isinstance(s, ast.Return | ast.Raise):
-            return reads(s)
+            return B.read_names(s)
         if isinstance(s, ast.Break | ast.Continue):
             return live | (loop or set())
         if isinstance(s, ast.If):
-            return reads(s.test) | self.block(s.body, live, loop) | self.block(s.orelse, live, loop)
+            return (
+                B.read_names(s.test)
+                | self.block(s.body, live, loop)
+                | self.block(s.orelse, live, loop)
+            )
         if isinstance(s, ast.For | ast.While):
-            header = reads(s.iter if isinstance(s, ast.For) else s.test)
+            header = B.read_names(s.iter if isinstance(s, ast.For) else s.test)
             head = header | live | self.block(s.orelse, live, loop)
             while True:
                 body_in = self.block(s.body, head, head | live)
@@ -92,8 +91,8 @@ class Liveness:
                     return head
                 head |= body_in
         if isinstance(s, ast.FunctionDef):
-            return live | free_names(s)
-        return live | reads(s)
+            return live | B.free_names(s)
+        return live | B.read_names(s)
 
 
 # -- the walk ------------------------------------------------------------------------------
@@ -105,7 +104,7 @@ class SiteWalk:
     def __init__(self, flat: ast.FunctionDef, scope: Scope) -> None:
         self.flat = flat
         self.scope = scope
-        self.locals = bound_names(flat)
+        self.locals = B.bound_names(flat)
         self.loops: list[tuple[list[State], list[State]]] = []
         self.allocated: set[int] = set()  # statements whose allocation has run
         self.iterating: list[Sites] = []  # what the enclosing for loops iterate over
