@@ -48,6 +48,12 @@ class ExprFlattener:
     def branchy(self, node: ast.expr, target: str, out: list[ast.stmt]) -> None:
         raise NotImplementedError  # statements: fmad.flatten.Flattener
 
+    def is_global(self, node: ast.Attribute) -> bool:
+        """An attribute of a name the function does not bind (``np.linalg.norm``)."""
+        while isinstance(node, ast.Attribute):
+            node = node.value
+        return isinstance(node, ast.Name) and not self.scope.is_local(node.id)
+
     def atom(self, node: ast.expr, out: list[ast.stmt]) -> ast.expr:
         """Flatten ``node`` and return a name or constant holding its value."""
         if isinstance(node, ast.IfExp | ast.BoolOp | ast.ListComp | ast.GeneratorExp):
@@ -112,16 +118,10 @@ class ExprFlattener:
             return ast.UnaryOp(op=node.op, operand=self.atom(node.operand, out))
         if isinstance(node, ast.Call):
             func = node.func
-            if isinstance(func, ast.Attribute):
-                root = func
-                while isinstance(root, ast.Attribute):
-                    root = root.value
-                if not (isinstance(root, ast.Name) and not self.scope.is_local(root.id)):
-                    # a method of a value: flatten the receiver
-                    func = B.attr(self.atom(func.value, out), func.attr)
-                else:
-                    func = copy.deepcopy(func)
-            elif isinstance(func, ast.Name):
+            if isinstance(func, ast.Attribute) and not self.is_global(func):
+                # a method of a value: flatten the receiver
+                func = B.attr(self.atom(func.value, out), func.attr)
+            elif isinstance(func, ast.Attribute | ast.Name):
                 func = copy.deepcopy(func)
             else:
                 func = self.atom(func, out)
@@ -133,10 +133,7 @@ class ExprFlattener:
         if isinstance(node, ast.Subscript):
             return B.subscript(self.atom(node.value, out), self.index(node.slice, out))
         if isinstance(node, ast.Attribute):
-            root = node
-            while isinstance(root, ast.Attribute):
-                root = root.value
-            if isinstance(root, ast.Name) and not self.scope.is_local(root.id):
+            if self.is_global(node):
                 return copy.deepcopy(node)  # math.pi, module constants: not active
             return B.attr(self.atom(node.value, out), node.attr)
         if isinstance(node, ast.Compare) and len(node.ops) > 1:
