@@ -4,8 +4,9 @@ A refusal is *syntactic* when the construct alone decides it (a ``try``, a lambd
 is computed, ``f(*args)``); refusals that depend on activity or shapes come later. Every
 syntactic refusal is one entry of :data:`REFUSED`, and :class:`Fence` checks them all in one
 walk over the function as written, meeting the constructs in the order the flattening pass
-visits them: statement by statement, a statement's targets, then its right side operand by
-operand, then its blocks. The first construct met is the one reported.
+visits them: statement by statement, a statement's targets (their shape), its right side
+operand by operand, a subscript target's index, then its blocks. The first construct met is
+the one reported.
 
 After this pass the function is in the grammar :mod:`fmad.flatten` handles (listed in its
 docstring), or :class:`fmad.UnsupportedError` was raised at the construct's line. A nested
