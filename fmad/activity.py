@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fmad import rules
+from fmad.build import free_names, names, nested_functions, parameters, statements, stored_names
 from fmad.resolve import MISSING, Scope
 
 MUTATING_METHODS = {"append", "extend", "insert"}
@@ -58,22 +59,6 @@ def classify(call: ast.Call, scope: Scope, nested: dict[str, ast.FunctionDef]) -
     return CallTarget("unknown", obj=obj, name=label)
 
 
-def nested_functions(tree: ast.FunctionDef) -> dict[str, ast.FunctionDef]:
-    """Functions defined with ``def`` directly inside ``tree`` (any block depth)."""
-    found: dict[str, ast.FunctionDef] = {}
-
-    def walk(stmts: list[ast.stmt]) -> None:
-        for s in stmts:
-            if isinstance(s, ast.FunctionDef):
-                found[s.name] = s
-            for field in ("body", "orelse"):
-                if isinstance(s, ast.If | ast.For | ast.While):
-                    walk(getattr(s, field))
-
-    walk(tree.body)
-    return found
-
-
 def rebound_defs(tree: ast.FunctionDef) -> set[str]:
     """Names of nested functions that ``tree`` binds more than once (two ``def``\\ s, or a
     ``def`` and an assignment): which one a call reaches depends on the path taken."""
@@ -81,80 +66,8 @@ def rebound_defs(tree: ast.FunctionDef) -> set[str]:
     for s in statements(tree.body):
         if isinstance(s, ast.FunctionDef):
             defs[s.name] = defs.get(s.name, 0) + 1
-    stored = {
-        n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
-    }
-    a = tree.args
-    params = {x.arg for x in [*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg] if x}
-    return {name for name, n in defs.items() if n > 1 or name in stored | params}
-
-
-def lexical_bound(tree: ast.FunctionDef) -> set[str]:
-    """Names ``tree`` binds in its own scope: parameters, assignment and loop targets,
-    nested ``def`` names (not the names bound inside those)."""
-    a = tree.args
-    bound = {x.arg for x in [*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg] if x}
-    todo: list[ast.AST] = list(tree.body)
-    while todo:
-        node = todo.pop()
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            bound.add(node.name)
-            continue
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store | ast.Del):
-            bound.add(node.id)
-        todo.extend(ast.iter_child_nodes(node))
-    return bound
-
-
-def lexical_free(tree: ast.FunctionDef) -> set[str]:
-    """Names ``tree``'s body reads (its own nested defs included) and does not bind, and
-    the names its default values read (where it is defined: the call depends on them)."""
-    reads: set[str] = set()
-    defaults = [e for e in [*tree.args.defaults, *tree.args.kw_defaults] if e is not None]
-    todo: list[ast.AST] = list(tree.body)
-    while todo:
-        node = todo.pop()
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            reads |= lexical_free(node)
-            continue
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
-            reads.add(node.id)
-        todo.extend(ast.iter_child_nodes(node))
-    return (reads - lexical_bound(tree)) | {
-        n.id for e in defaults for n in ast.walk(e) if isinstance(n, ast.Name)
-    }
-
-
-def free_reads(
-    tree: ast.FunctionDef,
-    owner: Any = None,
-    nested: dict[str, ast.FunctionDef] | None = None,
-    owners: dict[str, Any] | None = None,
-) -> dict[str, set[Any]]:
-    """The names a nested function reads from outside: those it reads itself and, with
-    ``nested`` (the nested functions visible where it is defined), those the nested
-    functions it calls read, transitively (``inner10`` calling ``inner5``, which reads
-    ``p2``, depends on ``p2`` too). For each name, every owner (the function defining the
-    ``def``) it is read from: the name means the binding seen from there."""
-    nested = nested or {}
-    found: dict[str, set[Any]] = {}
-    seen: set[int] = set()
-    todo = [(tree, owner)]
-    while todo:
-        t, o = todo.pop()
-        if id(t) in seen:
-            continue
-        seen.add(id(t))
-        for name in sorted(lexical_free(t)):
-            found.setdefault(name, set()).add(o)
-            if name in nested:
-                todo.append((nested[name], owners.get(name) if owners else None))
-    return found
-
-
-def free_names(tree: ast.FunctionDef, nested: dict[str, ast.FunctionDef] | None = None) -> set[str]:
-    """The names of :func:`free_reads`."""
-    return set(free_reads(tree, None, nested))
+    stored = set(names(tree, ast.Store)) | set(parameters(tree.args))
+    return {name for name, n in defs.items() if n > 1 or name in stored}
 
 
 def iteration_parts(target: ast.expr, it: ast.expr) -> list[tuple[ast.expr, ast.expr]]:
@@ -215,15 +128,6 @@ def may_be_lists(flat: ast.FunctionDef, params: set[str]) -> set[str]:
     return found
 
 
-def statements(body: list[ast.stmt]):
-    """Every statement of a body, nested blocks included, nested defs excluded."""
-    for s in body:
-        yield s
-        if isinstance(s, ast.If | ast.For | ast.While):
-            yield from statements(s.body)
-            yield from statements(s.orelse)
-
-
 class Activity:
     """Computes the active names of a flattened function, per direction."""
 
@@ -246,19 +150,13 @@ class Activity:
 
     def newly_active(self, s: ast.stmt, active: set[str]) -> list[str]:
         if isinstance(s, ast.Assign) and self.expr_active(s.value, active):
-            return [
-                n.id
-                for t in s.targets
-                for n in ast.walk(t)
-                if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
-            ]
+            return [n for t in s.targets for n in names(t, ast.Store)]
         if isinstance(s, ast.For):
             return [
-                n.id
+                n
                 for target, source in iteration_parts(s.target, s.iter)
                 if self.expr_active(source, active)
-                for n in ast.walk(target)
-                if isinstance(n, ast.Name)
+                for n in stored_names(target)
             ]
         if isinstance(s, ast.Expr) and isinstance(s.value, ast.Call):
             func = s.value.func
@@ -313,4 +211,4 @@ class Activity:
             return any(self.expr_active(e, active) for e in node.elts)
         if isinstance(node, ast.Dict):
             return any(self.expr_active(v, active) for v in node.values)
-        return any(isinstance(n, ast.Name) and n.id in active for n in ast.walk(node))
+        return any(n in active for n in names(node))

@@ -1,12 +1,18 @@
-"""Small constructors for the ``ast`` nodes the passes emit.
+"""Small constructors for the ``ast`` nodes the passes emit, and the walkers they share.
 
 Negative numbers are always built as ``-(c)`` (a UnaryOp), never as a negative
 ``ast.Constant``: printers render ``Constant(-2.0) ** 2`` as ``-2.0 ** 2``, which is -4.0.
+
+The one block walker (:func:`statements`, :func:`blocks`) and the one name collector
+(:func:`names`, with :func:`read_names` and :func:`stored_names`) live here, with what is
+built on them: the names a function binds and the names it reads from outside.
 """
 
 from __future__ import annotations
 
 import ast
+import copy
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -43,9 +49,9 @@ def is_const(node: ast.expr | None, value: Any = None) -> bool:
     return value is None or v == value
 
 
-def attr(base: ast.expr | str, *names: str) -> ast.expr:
+def attr(base: ast.expr | str, *attrs: str) -> ast.expr:
     node = name(base) if isinstance(base, str) else base
-    for n in names:
+    for n in attrs:
         node = ast.Attribute(value=node, attr=n, ctx=ast.Load())
     return node
 
@@ -83,18 +89,8 @@ def subscript(value: ast.expr, index: ast.expr) -> ast.Subscript:
     return ast.Subscript(value=value, slice=index, ctx=ast.Load())
 
 
-def read_names(node: ast.AST) -> set[str]:
-    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
-
-
-def stored_names(target: ast.AST) -> list[str]:
-    return [n.id for n in ast.walk(target) if isinstance(n, ast.Name)]
-
-
 def parse_expr(text: str, **subs: ast.expr) -> ast.expr:
     """Parse ``text`` and replace each Name in ``subs`` by a copy of the given node."""
-    import copy
-
     tree = ast.parse(text, mode="eval").body
 
     class Sub(ast.NodeTransformer):
@@ -104,3 +100,131 @@ def parse_expr(text: str, **subs: ast.expr) -> ast.expr:
             return node
 
     return Sub().visit(tree)
+
+
+# -- walkers -------------------------------------------------------------------------------
+COMPOUND = (ast.If, ast.For, ast.While)  # the statements with blocks fmad keeps
+DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
+def statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """Every statement of a body, nested blocks included (in source order), nested defs
+    excluded."""
+    for s in body:
+        yield s
+        if isinstance(s, COMPOUND):
+            yield from statements(s.body)
+            yield from statements(s.orelse)
+
+
+def blocks(body: list[ast.stmt]) -> Iterator[list[ast.stmt]]:
+    """``body`` and every block nested in it."""
+    yield body
+    for s in statements(body):
+        if isinstance(s, COMPOUND):
+            yield s.body
+            yield s.orelse
+
+
+def nested_functions(tree: ast.FunctionDef) -> dict[str, ast.FunctionDef]:
+    """Functions defined with ``def`` directly inside ``tree`` (any block depth)."""
+    return {s.name: s for s in statements(tree.body) if isinstance(s, ast.FunctionDef)}
+
+
+# -- names ---------------------------------------------------------------------------------
+def names(node: ast.AST | None, *contexts: type[ast.expr_context]) -> list[str]:
+    """The ``Name``\\ s in ``node`` (walk order, repeats kept), of the given contexts only if
+    any are given."""
+    if node is None:
+        return []
+    return [
+        n.id
+        for n in ast.walk(node)
+        if isinstance(n, ast.Name) and (not contexts or isinstance(n.ctx, contexts))
+    ]
+
+
+def read_names(node: ast.AST | None) -> set[str]:
+    return set(names(node, ast.Load))
+
+
+def stored_names(target: ast.AST) -> list[str]:
+    """The names an assignment or loop target binds."""
+    return names(target)
+
+
+def parameters(args: ast.arguments) -> list[str]:
+    """A function's parameter names, in order."""
+    every = [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
+    return [a.arg for a in every if a is not None]
+
+
+def bound_names(tree: ast.FunctionDef, *, inner: bool = True) -> set[str]:
+    """Names ``tree`` binds: parameters, assignment, loop and ``del`` targets, nested
+    ``def`` and ``class`` names, and (``inner``) the names bound inside its nested defs."""
+    bound = set(parameters(tree.args))
+    todo: list[ast.AST] = [tree] if inner else list(tree.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, DEFINITIONS) and node is not tree:
+            bound.add(node.name)
+            if not inner:
+                continue
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store | ast.Del):
+            bound.add(node.id)
+        todo.extend(ast.iter_child_nodes(node))
+    return bound
+
+
+def lexical_bound(tree: ast.FunctionDef) -> set[str]:
+    """Names ``tree`` binds in its own scope (not the names bound inside its nested defs)."""
+    return bound_names(tree, inner=False)
+
+
+def lexical_free(tree: ast.FunctionDef) -> set[str]:
+    """Names ``tree``'s body reads (its own nested defs included) and does not bind, and
+    the names its default values read (where it is defined: the call depends on them)."""
+    reads: set[str] = set()
+    defaults = [e for e in [*tree.args.defaults, *tree.args.kw_defaults] if e is not None]
+    todo: list[ast.AST] = list(tree.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            reads |= lexical_free(node)
+            continue
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            reads.add(node.id)
+        todo.extend(ast.iter_child_nodes(node))
+    return (reads - lexical_bound(tree)) | {n for e in defaults for n in names(e)}
+
+
+def free_reads(
+    tree: ast.FunctionDef,
+    owner: Any = None,
+    nested: dict[str, ast.FunctionDef] | None = None,
+    owners: dict[str, Any] | None = None,
+) -> dict[str, set[Any]]:
+    """The names a nested function reads from outside: those it reads itself and, with
+    ``nested`` (the nested functions visible where it is defined), those the nested
+    functions it calls read, transitively (``inner10`` calling ``inner5``, which reads
+    ``p2``, depends on ``p2`` too). For each name, every owner (the function defining the
+    ``def``) it is read from: the name means the binding seen from there."""
+    nested = nested or {}
+    found: dict[str, set[Any]] = {}
+    seen: set[int] = set()
+    todo = [(tree, owner)]
+    while todo:
+        t, o = todo.pop()
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        for name in sorted(lexical_free(t)):
+            found.setdefault(name, set()).add(o)
+            if name in nested:
+                todo.append((nested[name], owners.get(name) if owners else None))
+    return found
+
+
+def free_names(tree: ast.FunctionDef, nested: dict[str, ast.FunctionDef] | None = None) -> set[str]:
+    """The names of :func:`free_reads`."""
+    return set(free_reads(tree, None, nested))

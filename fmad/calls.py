@@ -17,7 +17,8 @@ import types
 from typing import Any, Protocol
 
 from fmad import build as B
-from fmad.activity import CallTarget, free_reads, lexical_bound
+from fmad.activity import CallTarget
+from fmad.build import free_reads, lexical_bound
 from fmad.errors import is_numpy, no_rule_advice
 
 

@@ -2,8 +2,8 @@
 
 Which methods change their receiver in place (and what to write instead), which numpy
 functions write into an argument or return a view of one, which calls have no effect worth
-modelling (output, logging, warnings), where ``out`` arguments hide, and whether a helper's
-source changes anything in place.
+modelling (output, logging, warnings), where ``out`` arguments hide, whether a helper's
+source changes anything in place, and the texts of the pass's refusals.
 """
 
 from __future__ import annotations
@@ -50,6 +50,39 @@ MUTATING_METHODS: dict[str, str] = {
     "discard": "build a new value instead of changing '{n}' in place",
     "__setitem__": "build a new list or array instead of changing '{n}' in place",
     "__delitem__": "build a new list or array instead of changing '{n}' in place",
+}
+# What fmad.mutation says when it refuses (``str.format`` fields: ``what``, the user's
+# statement; ``name``, the variable changed; the rest as named).
+REFUSALS = {
+    "dropped expression": "'{what}' calls a function inside an expression whose value is "
+    "dropped, for its effect, which fmad does not follow; write the call as a statement of "
+    "its own (a for loop that appends, say)",
+    "discarded helper": "'{what}' discards the result of '{name}', which changes its "
+    "arguments or other state in place ({effect}); fmad does not model changes made inside "
+    "a callee; make '{name}' return the new value and assign it (build new lists with '+' "
+    "instead of append)",
+    "discarded call": "'{what}' calls '{name}' with a value that carries a derivative and "
+    "discards the result, so it is called for an effect (such as changing an argument in "
+    "place) that fmad cannot see; fmad does not model it; compute a new value and assign "
+    "it, or move the call out of the differentiated function",
+    "test": "the test '{test}' changes a value that carries a derivative in place "
+    "('{call}'); fmad does not model in-place changes; compute the value in a statement "
+    "before the test",
+    "not owned list": "'{what}' changes the list '{name}' in place, but {reason}; fmad "
+    "models append, extend and insert only on a list the function builds itself ([...] or "
+    "a comprehension) that no other name, container or function sees; {instead}",
+    "out argument": "'{what}' writes its result into '{name}' (an out= argument), changing "
+    "it in place; fmad does not model out= arguments; assign the result instead ({name} = "
+    "{call})",
+    "item assignment": "'{what}' changes the list or array '{name}' in place, and it "
+    "carries a derivative; fmad does not model item assignment; build a new list (append) "
+    "and convert it with np.array, or use np.where",
+    "in place": "'{what}' changes '{name}' in place, and it carries a derivative; fmad does "
+    "not model in-place changes (other than append, extend and insert on a list the "
+    "function builds itself); {instead}",
+    "shared list": "'{what}' extends the list '{name}' in place, but {reason}; fmad rewrites "
+    "it as '{plain}', which leaves that other reference unchanged; write '{plain}' if that "
+    "is what you mean, or keep one name for the list",
 }
 # numpy functions that write into an argument (its position)
 MUTATING_FUNCTIONS = {

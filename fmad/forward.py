@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from fmad import build as B
-from fmad.activity import Activity, lexical_bound, may_be_lists, rebound_defs
+from fmad.activity import Activity, may_be_lists, rebound_defs
+from fmad.build import lexical_bound
 from fmad.calls import Callees, HelperCalls, signature_of
 from fmad.errors import unsupported
 from fmad.known import Known

@@ -23,8 +23,9 @@ flattened function once its active names are known. After it:
 The analysis is a small abstract interpreter: each name maps to the *sites* its object may
 come from (an allocation in this function, a parameter, a part or view of another site, or
 somewhere unknown), with a liveness pass telling which other names could still observe it.
-The tables (which methods change their receiver, which functions return a view...) are in
-:mod:`fmad.effects`.
+The walk and its domain are in :mod:`fmad.sites`; the tables (which methods change their
+receiver, which functions return a view...) and the texts of the refusals in
+:mod:`fmad.effects`. This module says what assignments and calls do, and checks them.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import numpy as np
 
 from fmad import build as B
 from fmad import rules
-from fmad.activity import classify, free_names, nested_functions
+from fmad.activity import classify
 from fmad.effects import (
     ALIASING_FUNCTIONS,
     FRESH_METHODS,
@@ -46,6 +47,7 @@ from fmad.effects import (
     MUTATING_METHODS,
     OPERATOR_DUNDERS,
     PURE_METHODS,
+    REFUSALS,
     changes_state,
     effect_free,
     mutating_method,
@@ -54,31 +56,24 @@ from fmad.effects import (
     source_text,
 )
 from fmad.errors import unsupported
-from fmad.resolve import bound_names
-from fmad.sites import UNKNOWN, Liveness, Sites, State, part, with_parts
+from fmad.sites import UNKNOWN, Liveness, Sites, SiteWalk, State, part, with_parts
 from fmad.source import read_function
 
 
 # -- the pass ------------------------------------------------------------------------------
-class Mutation:
+class Mutation(SiteWalk):
     def __init__(self, fwd, runtime: Callable[[], ast.expr]) -> None:
+        super().__init__(fwd.flat, fwd.scope)
         self.fwd = fwd
-        self.flat: ast.FunctionDef = fwd.flat
         self.filename: str = fwd.filename
-        self.scope = fwd.scope
         self.nested = fwd.nested
         self.runtime = runtime
-        self.locals = bound_names(self.flat)
-        a = self.flat.args
-        every = [*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg]
-        self.params = [x.arg for x in every if x is not None]
-        self.captured = set().union(*(free_names(t) for t in nested_functions(self.flat).values()))
+        self.params = B.parameters(self.flat.args)
+        nested = B.nested_functions(self.flat).values()
+        self.captured = set().union(*(B.free_names(t) for t in nested))
         self.live = Liveness(self.flat).after
         self.problems: dict[int, tuple[ast.AST, str]] = {}
         self.guards: dict[int, tuple[ast.Assign, ast.Call]] = {}
-        self.loops: list[tuple[list[State], list[State]]] = []
-        self.allocated: set[int] = set()  # statements whose allocation has run
-        self.iterating: list[Sites] = []  # what the enclosing for loops iterate over
         self.param_changes: dict[str, ast.AST] = {}  # parameter -> where it is changed
 
     # -- activity ----------------------------------------------------------------------
@@ -124,132 +119,13 @@ class Mutation:
             checks.append(ast.fix_missing_locations(ast.copy_location(ast.Expr(call), key)))
         self.flat.body[:0] = checks
 
-    def block(self, body: list[ast.stmt], state: State) -> State:
-        for s in body:
-            state = self.stmt(s, state)
-        return state
-
-    def stmt(self, s: ast.stmt, state: State) -> State:
-        if isinstance(s, ast.Assign):
-            return self.assign(s, state.copy())
-        if isinstance(s, ast.Expr) and isinstance(s.value, ast.Call):
-            state = state.copy()
-            self.call(s.value, s, state, discarded=True)
-            return state
+    def unfollowed(self, s: ast.stmt) -> None:
+        """What the walk does not follow must change nothing that carries a derivative."""
         if isinstance(s, ast.Expr) and any(isinstance(n, ast.Call) for n in ast.walk(s.value)):
-            self.problem(
-                s,
-                f"'{source_text(self.filename, s, s)}' calls a function inside an expression "
-                "whose value is dropped, for its effect, which fmad does not follow; write "
-                "the call as a statement of its own (a for loop that appends, say)",
-            )
+            what = source_text(self.filename, s, s)
+            self.problem(s, REFUSALS["dropped expression"].format(what=what))
         if isinstance(s, ast.If | ast.While | ast.Assert):
             self.test_calls(s)
-        if isinstance(s, ast.If):
-            return self.block(s.body, state.copy()).join(self.block(s.orelse, state.copy()))
-        if isinstance(s, ast.For | ast.While):
-            return self.loop(s, state)
-        if isinstance(s, ast.Break | ast.Continue) and self.loops:
-            (self.loops[-1][0] if isinstance(s, ast.Break) else self.loops[-1][1]).append(state)
-            return state.copy()
-        if isinstance(s, ast.FunctionDef):
-            state = state.copy()
-            state.env[s.name] = Sites({UNKNOWN})
-        return state
-
-    def loop(self, s: ast.For | ast.While, state: State) -> State:
-        head = state
-        while True:
-            breaks: list[State] = []
-            continues: list[State] = []
-            self.loops.append((breaks, continues))
-            entry = head.copy()
-            iterated = Sites()
-            if isinstance(s, ast.For):
-                iterated = self.iterated(s.iter, s, entry)
-                entry = self.bind(s.target, Sites(part(x) for x in iterated), entry)
-            self.iterating.append(iterated)  # the loop reads it until the end
-            end = self.block(s.body, entry)
-            self.iterating.pop()
-            self.loops.pop()
-            new_head = head.join(end)
-            for c in continues:
-                new_head = new_head.join(c)
-            if new_head.same(head):
-                break
-            head = new_head
-        out = self.block(s.orelse, head.copy())
-        for b in breaks:
-            out = out.join(b)
-        return out
-
-    def iterated(self, it: ast.expr, key: ast.AST, state: State) -> Sites:
-        """What a ``for`` loop iterates over: ``enumerate(xs)``, ``zip(xs, ys)``,
-        ``reversed(xs)`` iterate the items of their arguments."""
-        if (
-            isinstance(it, ast.Call)
-            and isinstance(it.func, ast.Name)
-            and it.func.id in ("enumerate", "zip", "reversed")
-            and not self.scope.is_local(it.func.id)
-        ):
-            return Sites().union(*(with_parts(self.sites(a, key, state)) for a in it.args))
-        return self.sites(it, key, state)
-
-    def bind(self, target: ast.expr, sites: Sites, state: State) -> State:
-        for name in B.stored_names(target):
-            state.env[name] = sites
-        return state
-
-    # -- where an object comes from ----------------------------------------------------
-    def lookup(self, name: str, state: State) -> Sites:
-        if name in state.env:
-            return state.env[name]
-        if name in self.locals:
-            return Sites()
-        return Sites({UNKNOWN})
-
-    def fresh(self, key: ast.AST, kind: str, name: str, state: State) -> Sites:
-        """A new object made at ``key``: objects made there before become "old"."""
-        site = ("new", id(key), kind, name)
-        old = ("old", id(key), kind, name)
-
-        def age(sites: Sites) -> Sites:
-            if site not in sites and part(site) not in sites:
-                return sites
-            return Sites(old if x == site else part(old) if x == part(site) else x for x in sites)
-
-        if id(key) in self.allocated:  # made here before (a loop): the old ones age
-            state.env = {n: age(v) for n, v in state.env.items()}
-            state.escaped = age(state.escaped)
-        self.allocated.add(id(key))
-        return Sites({site})
-
-    def escape(self, atoms: list[ast.expr], state: State) -> None:
-        for a in atoms:
-            if isinstance(a, ast.Name):
-                state.escaped = state.escaped | with_parts(self.lookup(a.id, state))
-
-    def sites(self, value: ast.expr, key: ast.AST, state: State, name: str = "") -> Sites:
-        if isinstance(value, ast.Name):
-            return self.lookup(value.id, state)
-        if isinstance(value, ast.Constant | ast.JoinedStr):
-            return Sites()
-        if isinstance(value, ast.BinOp | ast.UnaryOp | ast.Compare | ast.BoolOp):
-            return self.fresh(key, "value", name, state)
-        if isinstance(value, ast.List | ast.Tuple | ast.Set | ast.Dict):
-            elts = value.values if isinstance(value, ast.Dict) else value.elts
-            self.escape(list(elts), state)
-            return self.fresh(key, "list" if isinstance(value, ast.List) else "value", name, state)
-        if isinstance(value, ast.Subscript | ast.Attribute):
-            root = value.value
-            if isinstance(value, ast.Attribute) and not (
-                isinstance(root, ast.Name) and self.scope.is_local(root.id)
-            ):
-                return Sites({UNKNOWN})
-            return Sites(part(x) for x in self.sites(root, key, state))
-        if isinstance(value, ast.Call):
-            return self.call(value, key, state, name=name)
-        return Sites({UNKNOWN})
 
     # -- calls -------------------------------------------------------------------------
     def call(
@@ -317,21 +193,10 @@ class Mutation:
             effect = self.helper_effect(target)
             if effect is None:
                 return
-            self.problem(
-                key,
-                f"'{what}' discards the result of '{target.name}', which changes its "
-                f"arguments or other state in place ({effect}); fmad does not model changes "
-                f"made inside a callee; make '{target.name}' return the new value and "
-                "assign it (build new lists with '+' instead of append)",
-            )
+            message = REFUSALS["discarded helper"]
+            self.problem(key, message.format(what=what, name=target.name, effect=effect))
             return
-        self.problem(
-            key,
-            f"'{what}' calls '{target.name}' with a value that carries a derivative and "
-            "discards the result, so it is called for an effect (such as changing an "
-            "argument in place) that fmad cannot see; fmad does not model it; compute "
-            "a new value and assign it, or move the call out of the differentiated function",
-        )
+        self.problem(key, REFUSALS["discarded call"].format(what=what, name=target.name))
 
     def helper_effect(self, target) -> str | None:
         if target.kind == "nested":
@@ -362,12 +227,8 @@ class Mutation:
             if not changes and target.kind in ("user", "nested"):
                 changes = self.helper_effect(target) is not None
             if changes:
-                self.problem(
-                    s,
-                    f"the test '{ast.unparse(s.test)}' changes a value that carries a "
-                    f"derivative in place ('{ast.unparse(call)}'); fmad does not model "
-                    "in-place changes; compute the value in a statement before the test",
-                )
+                test, text = ast.unparse(s.test), ast.unparse(call)
+                self.problem(s, REFUSALS["test"].format(test=test, call=text))
 
     # -- assignments -------------------------------------------------------------------
     def assign(self, s: ast.Assign, state: State) -> State:
@@ -443,35 +304,18 @@ class Mutation:
             reason = self.owned_list(name, sites, key, state)
             if reason is None:
                 return
-            self.problem(
-                key,
-                f"'{what}' changes the list '{name}' in place, but {reason}; fmad models "
-                "append, extend and insert only on a list the function builds itself ([...] or "
-                "a comprehension) that no other name, container or function sees; "
-                + MUTATING_METHODS[method].format(n=name),
-            )
+            instead = MUTATING_METHODS[method].format(n=name)
+            message = REFUSALS["not owned list"]
+            self.problem(key, message.format(what=what, name=name, reason=reason, instead=instead))
         elif out:
-            self.problem(
-                key,
-                f"'{what}' writes its result into '{name}' (an out= argument), changing it "
-                f"in place; fmad does not model out= arguments; assign the result instead "
-                f"({name} = {out_free(what, call, obj)})",
-            )
+            message = REFUSALS["out argument"]
+            self.problem(key, message.format(what=what, name=name, call=out_free(what, call, obj)))
         elif store:
-            self.problem(
-                key,
-                f"'{what}' changes the list or array '{name}' in place, and it carries a "
-                "derivative; fmad does not model item assignment; build a new list (append) "
-                "and convert it with np.array, or use np.where",
-            )
+            self.problem(key, REFUSALS["item assignment"].format(what=what, name=name))
         else:
             hint = MUTATING_METHODS.get(method or "", "compute a new value instead")
-            self.problem(
-                key,
-                f"'{what}' changes '{name}' in place, and it carries a derivative; fmad does "
-                "not model in-place changes (other than append, extend and insert on a list "
-                f"the function builds itself); {hint.format(n=name)}",
-            )
+            message = REFUSALS["in place"]
+            self.problem(key, message.format(what=what, name=name, instead=hint.format(n=name)))
 
     def rebind(self, s: ast.Assign, augmented: ast.AugAssign, name: str, state: State) -> None:
         """``name op= v``, rewritten ``name = name op v``: exact unless ``name``'s object
@@ -486,12 +330,8 @@ class Mutation:
         what = source_text(self.filename, augmented, augmented)
         plain = f"{name} = {ast.unparse(binop_of(augmented))}"
         if all(x[0] in ("new", "old") and x[2] == "list" for x in sites):
-            self.problem(
-                s,
-                f"'{what}' extends the list '{name}' in place, but {reason}; fmad rewrites "
-                f"it as '{plain}', which leaves that other reference unchanged; write "
-                f"'{plain}' if that is what you mean, or keep one name for the list",
-            )
+            message = REFUSALS["shared list"]
+            self.problem(s, message.format(what=what, name=name, reason=reason, plain=plain))
             return
         inputs = sorted(
             x[1] for x in sites | {y[1] for y in sites if y[0] == "part"} if x[0] == "param"
@@ -517,16 +357,12 @@ def binop_of(aug: ast.AugAssign) -> ast.BinOp:
 
 
 def insert_before(body: list[ast.stmt], node: ast.stmt, new: ast.stmt) -> bool:
-    for i, s in enumerate(body):
-        if s is node:
-            ast.copy_location(new, node)
-            ast.fix_missing_locations(new)
-            body.insert(i, new)
-            return True
-        for block in ("body", "orelse"):
-            if isinstance(s, ast.If | ast.For | ast.While) and insert_before(
-                getattr(s, block), node, new
-            ):
+    for block in B.blocks(body):
+        for i, s in enumerate(block):
+            if s is node:
+                ast.copy_location(new, node)
+                ast.fix_missing_locations(new)
+                block.insert(i, new)
                 return True
     return False
 

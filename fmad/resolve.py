@@ -15,22 +15,6 @@ from typing import Any
 MISSING = object()
 
 
-def bound_names(tree: ast.FunctionDef) -> set[str]:
-    """Names the function binds: parameters, assignment and loop targets, nested defs."""
-    names: set[str] = set()
-    a = tree.args
-    for arg in [*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg]:
-        if arg is not None:
-            names.add(arg.arg)
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store | ast.Del):
-            names.add(node.id)
-        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            if node is not tree:
-                names.add(node.name)
-    return names
-
-
 class Scope:
     """Looks names up as the function would: closure, then globals, then builtins."""
 

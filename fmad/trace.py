@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from fmad import build as B
 from fmad.errors import DerivativeError, FmadError, InternalError, ShapeError
 from fmad.naming import names_in
 
@@ -146,9 +147,7 @@ def is_primal(stmt: ast.stmt, user_names: set[str]) -> bool:
         parts = [*stmt.args.defaults, *(d for d in stmt.args.kw_defaults if d is not None)]
     else:
         parts = [stmt]
-    return all(
-        n.id in user_names for part in parts for n in ast.walk(part) if isinstance(n, ast.Name)
-    )
+    return all(n in user_names for part in parts for n in B.names(part))
 
 
 def check(exc: BaseException) -> None:
@@ -188,11 +187,7 @@ def operand_shapes(where: Where) -> str:
     """`` (operands: X (100, 3), w (2,))`` for the names the failing statement reads."""
     if where.statement is None:
         return ""
-    names = [
-        n.id
-        for n in ast.walk(where.statement)
-        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
-    ]
+    names = B.names(where.statement, ast.Load)
     local = where.frame.f_locals
     parts = [
         f"{n} {np.shape(local[n])}"

@@ -21,13 +21,13 @@ import numpy as np
 from fmad import build as B
 from fmad import mutation, optimize
 from fmad import runtime as fmad_runtime
-from fmad.activity import statements
+from fmad.build import bound_names, statements
 from fmad.errors import WrtError, unsupported
 from fmad.flatten import Flattener
 from fmad.forward import CalleeInfo, Direction, Forward, Tangent, signature_of
 from fmad.naming import Namer, names_in
 from fmad.printer import to_source
-from fmad.resolve import Scope, bound_names
+from fmad.resolve import Scope
 from fmad.source import read_function
 
 # the name of the one direction that bundles every parameter (see Session.top)

@@ -17,10 +17,11 @@ from hypothesis import strategies as st
 
 import fmad
 from fmad.activity import statements
+from fmad.build import bound_names
 from fmad.errors import UnsupportedError
 from fmad.flatten import Flattener, is_atom
 from fmad.naming import Namer, names_in
-from fmad.resolve import Scope, bound_names
+from fmad.resolve import Scope
 from fmad.source import read_function
 from tests import arrays_module, programs_module
 from tests import passes_module as pm

@@ -23,8 +23,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fmad
+from fmad.build import bound_names
 from fmad.naming import MAX_NAME_LENGTH, Namer, describe, names_in
-from fmad.resolve import bound_names
 from fmad.transform import prepare
 from tests import passes_module as pm
 from tests.fdcheck import same_value
