@@ -110,14 +110,8 @@ class Differentiated(Protocol):
 
     def __call__(self, *args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]: ...
 
-    def show(
-        self,
-        stage: str = "forward",
-        printer: str = "ast",
-        *,
-        comments: bool = True,
-        shapes: dict[str, tuple[int | None, ...]] | None = None,
-    ) -> str: ...
+    def show(self, stage: str = "forward", printer: str = "ast", **options: Any) -> str:
+        """See :meth:`Transformed.show` (``comments``, ``shapes``)."""
 
     def source_for(self, *args: Any, **kwargs: Any) -> str: ...
 

@@ -140,7 +140,7 @@ class HelperCalls:
         )
         for pname, default in defaults.items():
             if pname not in params and any(
-                owner.is_active(n, d.name) for d in owner.directions for n in _reads(default)
+                n in owner.active[d.name] for d in owner.directions for n in B.names(default)
             ):
                 self.refuse(
                     f"the default value of '{pname}' in the nested function "
@@ -255,10 +255,6 @@ def binding(name: str, forward: Any) -> Any:
             return forward
         forward = forward.lexical_parent
     return None
-
-
-def _reads(node: ast.expr) -> list[ast.Name]:
-    return [n for n in ast.walk(node) if isinstance(n, ast.Name)]
 
 
 def signature_of(tree: ast.FunctionDef) -> inspect.Signature:

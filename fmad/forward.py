@@ -189,13 +189,11 @@ class Forward(Statements, HelperCalls, Operations, Loops):
         # a parameter is bound once on entry: reassigning it makes two bindings
         self.params = set(signature_of(self.flat).parameters)
         counts: dict[str, int] = dict.fromkeys(self.params, 1)
-        for node in ast.walk(self.flat):
-            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-                counts[node.id] = counts.get(node.id, 0) + 1
-            elif isinstance(node, ast.For):  # a loop target is bound many times
-                for n in ast.walk(node.target):
-                    if isinstance(n, ast.Name):
-                        counts[n.id] = counts.get(n.id, 0) + 1
+        loops = [n for n in ast.walk(self.flat) if isinstance(n, ast.For)]
+        # a loop target is bound many times: it counts once more
+        bindings = B.names(self.flat, ast.Store) + [n for s in loops for n in B.names(s.target)]
+        for name in bindings:
+            counts[name] = counts.get(name, 0) + 1
         return counts
 
     def tname(self, var: str, d: str) -> str:
@@ -284,22 +282,9 @@ class Forward(Statements, HelperCalls, Operations, Loops):
             return self.expr_stmt(s)
         if isinstance(s, ast.Return):
             return [self.make_return(s.value)]
-        if isinstance(s, ast.If):
-            return [
-                ast.If(
-                    test=s.test,
-                    body=self.block(s.body) or [ast.Pass()],
-                    orelse=self.block(s.orelse),
-                )
-            ]
-        if isinstance(s, ast.While):
-            return [
-                ast.While(
-                    test=s.test,
-                    body=self.block(s.body) or [ast.Pass()],
-                    orelse=self.block(s.orelse),
-                )
-            ]
+        if isinstance(s, ast.If | ast.While):  # the tests compute booleans: no tangent
+            body = self.block(s.body) or [ast.Pass()]
+            return [type(s)(test=s.test, body=body, orelse=self.block(s.orelse))]
         if isinstance(s, ast.For):
             return self.for_(s)
         if isinstance(s, ast.FunctionDef):

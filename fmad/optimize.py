@@ -133,14 +133,12 @@ def simplify(node: ast.expr) -> ast.expr:
             value = {ast.Add: lv + rv, ast.Sub: lv - rv, ast.Mult: lv * rv}[type(op)]
             return B.const(value)
         if isinstance(op, ast.Mult):
-            if lv == 1:
-                return right
-            if rv == 1:
-                return left
-            if lv == -1:
-                return B.neg(right)
-            if rv == -1:
-                return B.neg(left)
+            for one, other in ((lv, right), (rv, left)):
+                if one == 1:
+                    return other
+            for one, other in ((lv, right), (rv, left)):
+                if one == -1:
+                    return B.neg(other)
         if isinstance(op, ast.Add):
             if lv == 0:
                 return right

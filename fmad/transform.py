@@ -309,4 +309,4 @@ def assigned_by(s: ast.stmt) -> set[str]:
         return {(a.asname or a.name).split(".")[0] for a in s.names}
     else:
         return set()
-    return {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+    return {n for t in targets for n in B.stored_names(t)}
