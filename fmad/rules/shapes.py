@@ -1,0 +1,248 @@
+"""Rules of indexing, attributes (``x.T``), conversions and the functions and methods that
+rearrange arrays: reshape, ravel, transpose, squeeze, expand_dims, concatenate, stack, array.
+
+Most hand the raw tangent to a runtime helper that rearranges it the way the value was,
+keeping the direction axis last for an array parameter.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+
+import numpy as np
+
+from fmad import build as B
+from fmad.rules.base import (
+    ATTRIBUTE_RULES,
+    METHOD_RULES,
+    RULES,
+    Rule,
+    alias_method,
+    argument,
+    deflinear,
+    defrule,
+    defzero,
+    k_arg,
+    keeps_derivative,
+    tangent_of,
+)
+from fmad.tangent import Tangent
+
+deflinear(builtins.float, np.float64)
+
+
+@defrule(np.asarray, np.asanyarray)
+def asarray_rule(ctx, z, args, tangents, keywords):
+    dtype = argument(args, keywords, 1, "dtype")
+    if not tangents or not keeps_derivative(ctx, dtype):
+        return None
+    return tangents[0]
+
+
+@defrule(builtins.enumerate, builtins.zip, builtins.reversed)
+def iteration_rule(ctx, z, args, tangents, keywords):
+    """Only a ``for`` header may arrange the iteration of values that carry a derivative."""
+    if all(t is None for t in tangents) and not any(
+        ctx.fwd.is_active(k, ctx.direction.name) for k in keywords.values()
+    ):
+        return None
+    ctx.fwd.refuse(
+        "enumerate(), zip() and reversed() of values that carry a derivative are supported "
+        "only directly in a 'for' header, without keywords; write 'for i, x in "
+        "enumerate(xs):' or build a list in a loop"
+    )
+    return None
+
+
+# -- indexing and attributes -----------------------------------------------------------------
+def _tangent_index(ctx, index: ast.expr) -> ast.expr:
+    """An index of the value applied to its tangent: ``...`` must not reach the k axis."""
+    if not ctx.vectorized:
+        return index
+    parts = index.elts if isinstance(index, ast.Tuple) else [index]
+    if any(isinstance(p, ast.Constant) and p.value is Ellipsis for p in parts):
+        return B.tuple_([*parts, ast.Slice()])
+    return index
+
+
+def index_rule(ctx, z, x, index, t):
+    """``z = x[i]``: the tangent's matching entries (the tangent made full first)."""
+    if t is None:
+        return None
+    return Tangent(B.subscript(ctx.full(t, x), _tangent_index(ctx, index)), full=True)
+
+
+def transpose_attribute(ctx, z, x, t):
+    if t is None:
+        return None
+    if not ctx.vectorized:
+        return Tangent(B.attr(ctx.full(t, x), "T"), full=True)
+    # reverse the value's axes, keep the direction axis last
+    return Tangent(
+        B.call(ctx.np_("moveaxis"), B.attr(ctx.full(t, x), "T"), B.const(0), B.const(-1)), full=True
+    )
+
+
+def _part(name: str) -> Rule:
+    """``x.real``, ``x.imag``: that part of the tangent (of complex data times a real
+    parameter)."""
+
+    def rule(ctx, z, x, t):
+        if t is None:
+            return None
+        return Tangent(B.call(ctx.np_(name), t.expr), full=t.full)
+
+    return rule
+
+
+ATTRIBUTE_RULES["T"] = transpose_attribute
+ATTRIBUTE_RULES["real"] = _part("real")  # fmad differentiates real-valued code
+ATTRIBUTE_RULES["imag"] = _part("imag")
+
+
+# -- functions that rearrange arrays ---------------------------------------------------------
+def _helper_call(helper: str, *extra) -> Rule:
+    """A rule that hands the (raw) tangent, the value and options to a runtime helper."""
+
+    def rule(ctx, z, args, tangents, keywords):
+        if tangents[0] is None:
+            return None
+        values = [
+            argument(args, keywords, i, key) or ast.Constant(default)
+            for i, (key, default) in enumerate(extra, start=1)
+        ]
+        return tangent_of(B.call(ctx.rt(helper), tangents[0].expr, args[0], *values, k_arg(ctx)))
+
+    return rule
+
+
+RULES[np.transpose] = _helper_call("transpose_tangent", ("axes", None))
+RULES[np.squeeze] = _helper_call("squeeze_tangent", ("axis", None))
+RULES[np.expand_dims] = _helper_call("expand_dims_tangent", ("axis", None))
+RULES[np.reshape] = _helper_call("reshape_tangent", ("shape", None))
+
+
+@defrule(np.ravel)
+def ravel_rule(ctx, z, args, tangents, keywords):
+    if tangents[0] is None:
+        return None
+    return tangent_of(
+        B.call(ctx.rt("reshape_tangent"), tangents[0].expr, args[0], B.const(-1), k_arg(ctx))
+    )
+
+
+def _join(func) -> Rule:
+    def rule(ctx, z, args, tangents, keywords):
+        if tangents[0] is None:
+            return None
+        axis = argument(args, keywords, 1, "axis")
+        if axis is None:
+            axis = ast.Constant(0)
+        join = ctx.inject(func, func.__name__)
+        return tangent_of(
+            B.call(ctx.rt("join_tangent"), join, tangents[0].expr, args[0], axis, k_arg(ctx))
+        )
+
+    return rule
+
+
+for _f in (np.concatenate, np.stack, np.hstack, np.vstack):
+    RULES[_f] = _join(_f)
+
+
+@defrule(np.array)
+def array_rule(ctx, z, args, tangents, keywords):
+    if tangents[0] is None or not keeps_derivative(ctx, argument(args, keywords, 1, "dtype")):
+        return None
+    return tangent_of(B.call(ctx.rt("array_tangent"), tangents[0].expr, args[0], k_arg(ctx)))
+
+
+# -- methods of arrays: x.reshape(2, 3), x.item(), ... ----------------------------------------
+def copy_method(ctx, z, x, t, args, tangents, keywords):
+    return t
+
+
+def reshape_method(ctx, z, x, dx, args, tangents, keywords):
+    if dx is None:
+        return None
+    shape = args[0] if len(args) == 1 else B.tuple_(list(args))
+    return tangent_of(B.call(ctx.rt("reshape_tangent"), dx.expr, x, shape, k_arg(ctx)))
+
+
+def transpose_method(ctx, z, x, dx, args, tangents, keywords):
+    if dx is None:
+        return None
+    axes = ast.Constant(None) if not args else args[0] if len(args) == 1 else B.tuple_(args)
+    return tangent_of(B.call(ctx.rt("transpose_tangent"), dx.expr, x, axes, k_arg(ctx)))
+
+
+def item_method(ctx, z, x, dx, args, tangents, keywords):
+    if dx is None:
+        return None
+    if not ctx.vectorized:
+        return tangent_of(B.call(B.attr(ctx.full(dx, x), "item"), *args))
+    flat = B.call(B.attr(ctx.full(dx, x), "reshape"), B.const(-1), B.const(ctx.direction.k))
+    return tangent_of(B.subscript(flat, B.const(0)))
+
+
+def astype_method(ctx, z, x, dx, args, tangents, keywords):
+    return dx if keeps_derivative(ctx, argument(args, keywords, 0, "dtype")) else None
+
+
+METHOD_RULES.update(
+    {
+        "copy": copy_method,
+        "reshape": reshape_method,
+        "transpose": transpose_method,
+        "item": item_method,
+        "astype": astype_method,
+    }
+)
+alias_method("clip", to=np.clip)
+alias_method("squeeze", to=np.squeeze)
+alias_method("ravel", "flatten", to=np.ravel)
+
+# functions whose rule takes the tangent of a list argument as a list of tangents; every
+# other function of a list gets it stacked into one array first (fmad_rt.stack_tangents)
+LIST_RULES = {
+    builtins.sum,
+    builtins.min,
+    builtins.max,
+    builtins.enumerate,
+    builtins.zip,
+    builtins.reversed,
+    np.array,
+    np.concatenate,
+    np.stack,
+    np.hstack,
+    np.vstack,
+}
+
+defzero(
+    builtins.len,
+    builtins.range,
+    builtins.int,
+    builtins.bool,
+    builtins.isinstance,
+    builtins.type,
+    builtins.print,
+    np.shape,
+    np.ndim,
+    np.size,
+    np.zeros,
+    np.ones,
+    np.empty,
+    np.full,
+    np.eye,
+    np.identity,
+    np.zeros_like,
+    np.ones_like,
+    np.empty_like,
+    np.arange,
+    np.linspace,
+    np.argmax,
+    np.argmin,
+    np.argsort,
+    np.nonzero,
+)
