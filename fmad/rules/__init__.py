@@ -1,14 +1,20 @@
 """The derivative rules: one table, one entry per operator, function, method or attribute.
 
-``RULES`` (in :mod:`fmad.rules.base`) maps an ``ast`` operator class (``ast.Mult``) or a
-function object (``np.exp``, ``math.sin``, builtin ``abs``) to its tangent rule;
-``METHOD_RULES`` and ``ATTRIBUTE_RULES`` do the same for ``x.sum()`` and ``x.T`` by name,
-and ``ZERO_DERIVATIVE`` lists what carries no derivative. A rule receives the emitting
-context ``ctx`` (see :class:`fmad.forward.Context`), the result's name ``z``, the operand
-atoms and their tangents (``None`` for an operand with no derivative), and returns the
-result's tangent or ``None`` when it is known to be zero. Rules never multiply by a known
-zero: they skip the term. ``ctx.scale``/``ctx.divide`` put primal factors in the tangent's
-layout, so one rule serves scalar parameters and vectorized array parameters alike.
+``RULES`` (in :mod:`fmad.rules.base`) maps a key to its tangent rule: an ``ast`` operator
+class (``ast.Mult``, ``ast.USub``), a function object (``np.exp``, ``math.sin``, builtin
+``abs``, ``fmad.runtime.full``), ``method("sum")`` for ``x.sum()``, ``attribute("T")`` for
+``x.T``, and ``ast.Subscript`` for ``x[i]``. ``ZERO_DERIVATIVE`` holds the keys whose result
+carries no derivative. ``METHOD_RULES``, ``ATTRIBUTE_RULES``, ``ZERO_METHODS`` and
+``ZERO_ATTRIBUTES`` are views of those two by name.
+
+Every rule has one calling convention, ``rule(ctx, z, args, tangents, kwargs)``: the
+emitting context ``ctx`` (see :class:`fmad.forward.Context`), the result's name ``z``, the
+operand atoms (the receiver first for a method or an attribute; ``[x, index]`` for a
+subscript), their tangents (``None`` for an operand with no derivative) and the keyword
+arguments by name. It returns the result's tangent, or ``None`` when it is known to be zero.
+Rules never multiply by a known zero: they skip the term. ``ctx.scale``/``ctx.divide`` put
+primal factors in the tangent's layout, so one rule serves scalar parameters and vectorized
+array parameters alike; ``ctx.refuse`` refuses the construct at the user's line.
 
 The table is filled by family, each module registering its rows when imported:
 
@@ -21,7 +27,8 @@ The table is filled by family, each module registering its rows when imported:
 Adding a rule is one row in the family's module, with the shorthands of
 :mod:`~fmad.rules.base` (``defrule``, ``defpartials``, ``deflinear``, ``defzero``,
 ``alias``; an elementwise function of one argument is one line of ``ELEMENTWISE``), and one
-test row in ``tests/test_rules_fd.py`` that checks it against finite differences.
+test row in ``tests/test_rules_fd.py`` that checks it against finite differences
+(``tests/test_rule_coverage.py`` fails until it has one).
 """
 
 from fmad.rules import elementwise, linalg, reductions, shapes
@@ -33,15 +40,22 @@ from fmad.rules.base import (
     ZERO_DERIVATIVE,
     ZERO_METHODS,
     Rule,
+    attribute,
     has_zero_derivative,
     hashable,
     is_numpy,
     keeps_derivative,
+    method,
     register,
     rule_for,
     static_value,
 )
-from fmad.rules.reductions import REDUCTION_OUT, reduce_tangent, reduction_arguments
+from fmad.rules.reductions import (
+    REDUCTION_OUT,
+    reduce_builtin,
+    reduce_tangent,
+    reduction_arguments,
+)
 from fmad.rules.shapes import LIST_RULES, index_rule
 
 __all__ = [
@@ -54,6 +68,7 @@ __all__ = [
     "ZERO_DERIVATIVE",
     "ZERO_METHODS",
     "Rule",
+    "attribute",
     "elementwise",
     "has_zero_derivative",
     "hashable",
@@ -61,6 +76,8 @@ __all__ = [
     "is_numpy",
     "keeps_derivative",
     "linalg",
+    "method",
+    "reduce_builtin",
     "reduce_tangent",
     "reduction_arguments",
     "register",

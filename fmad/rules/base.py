@@ -9,7 +9,8 @@
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import numpy as np
@@ -20,15 +21,60 @@ from fmad.tangent import Tangent
 
 Rule = Callable[..., Any]
 RULES: dict[Any, Rule] = {}
-
-# Functions whose result carries no derivative (integer-valued, shapes, constructors...).
+# The keys that carry no derivative (integer-valued, shapes, constructors...).
 ZERO_DERIVATIVE: set[Any] = set()
-# Methods of arrays with no derivative, and attributes that are not values.
-ZERO_METHODS = {"argmax", "argmin", "argsort", "nonzero"}
-ZERO_ATTRIBUTES = {"shape", "ndim", "size", "dtype", "itemsize", "nbytes"}
-# Rules of methods (``x.sum()``) and attributes (``x.T``) of arrays, by name.
-METHOD_RULES: dict[str, Rule] = {}
-ATTRIBUTE_RULES: dict[str, Rule] = {}
+
+
+def method(name: str) -> tuple[str, str]:
+    """The key of the method ``x.name(...)`` of an array."""
+    return ("method", name)
+
+
+def attribute(name: str) -> tuple[str, str]:
+    """The key of the attribute ``x.name`` of an array."""
+    return ("attribute", name)
+
+
+class _Named(Mapping):
+    """The rules of one kind of key (methods or attributes) by name: a view of ``RULES``."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def __getitem__(self, name: str) -> Rule:
+        return RULES[(self.kind, name)]
+
+    def __iter__(self) -> Iterator[str]:
+        return (k[1] for k in list(RULES) if isinstance(k, tuple) and k[0] == self.kind)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+class _NamedZero(AbstractSet):
+    """The names of one kind of key that carry no derivative: a view of ``ZERO_DERIVATIVE``."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def __contains__(self, name: object) -> bool:
+        return (self.kind, name) in ZERO_DERIVATIVE
+
+    def __iter__(self) -> Iterator[str]:
+        return (k[1] for k in list(ZERO_DERIVATIVE) if isinstance(k, tuple) and k[0] == self.kind)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    @classmethod
+    def _from_iterable(cls, names) -> set[str]:  # ``names | view`` is a plain set
+        return set(names)
+
+
+METHOD_RULES = _Named("method")
+ATTRIBUTE_RULES = _Named("attribute")
+ZERO_METHODS = _NamedZero("method")
+ZERO_ATTRIBUTES = _NamedZero("attribute")
 
 
 # -- adding rows -----------------------------------------------------------------------------
@@ -63,17 +109,18 @@ def deflinear(*keys: Any) -> Rule:
     return defrule(*keys)(identity_rule)
 
 
-def defpartials(*keys: Any, partials: tuple[Rule, ...]) -> Rule:
+def defpartials(*keys: Any, partials: tuple[Rule, ...], broadcast: bool = True) -> Rule:
     """``d f(x, y) = p0 * dx + p1 * dy``, each ``p_i(ctx, z, x, y)`` an expression of the
-    primal values; a tangent is broadcast against the other operand, which may make the
-    result bigger than its own operand."""
+    primal values. ``broadcast``: the other operand may make the result bigger than a
+    tangent's own operand (``np.maximum``); without it, the partial has the result's shape
+    (``x * y``: the partial in ``x`` is ``y``)."""
 
     def partials_rule(ctx, z, args, tangents, keywords):
         x, y = args[0], args[1]
         others = (y, x)
         return ctx.add(
             *(
-                ctx.scale(p(ctx, z, x, y), ctx.broadcast(t, other))
+                ctx.scale(p(ctx, z, x, y), ctx.broadcast(t, other) if broadcast else t)
                 for p, t, other in zip(partials, tangents, others, strict=False)
                 if t is not None
             )
@@ -82,18 +129,10 @@ def defpartials(*keys: Any, partials: tuple[Rule, ...]) -> Rule:
     return defrule(*keys)(partials_rule)
 
 
-def alias_method(*names: str, to: Any) -> None:
-    """The methods ``x.name(...)`` share the rule of the function ``to(x, ...)``."""
-
-    def method_rule(ctx, z, x, dx, args, tangents, keywords):
-        return RULES[to](ctx, z, [x, *args], [dx, *tangents], keywords)
-
-    for name in names:
-        METHOD_RULES[name] = method_rule
-
-
 # -- lookups ---------------------------------------------------------------------------------
 def rule_for(key: Any) -> Rule | None:
+    """The rule of ``key`` (a function, an operator or node class, ``method(name)``,
+    ``attribute(name)``), or None."""
     try:
         return RULES.get(key)
     except TypeError:  # unhashable callables have no rule
@@ -153,11 +192,11 @@ def static_value(ctx, node: ast.expr, depth: int = 0) -> Any:
     global such as ``np.int64``, or a flattened name assigned once from one), else None."""
     if isinstance(node, ast.Constant):
         return node.value
-    found = ctx.fwd.scope.lookup(node)
+    found = ctx.scope.lookup(node)
     if found is not MISSING:
         return found
-    if isinstance(node, ast.Name) and depth < 8 and ctx.fwd.assign_counts.get(node.id) == 1:
-        for s in ast.walk(ctx.fwd.flat):
+    if isinstance(node, ast.Name) and depth < 8 and ctx.assign_counts.get(node.id) == 1:
+        for s in ast.walk(ctx.flat):
             if isinstance(s, ast.Assign) and B.stored_names(s.targets[0]) == [node.id]:
                 return static_value(ctx, s.value, depth + 1)
     return None
@@ -176,7 +215,7 @@ def keeps_derivative(ctx, dtype: ast.expr | None) -> bool:
     except TypeError:
         kind = "?"
     if kind not in "fciub":
-        ctx.fwd.refuse(
+        ctx.refuse(
             f"the dtype '{ast.unparse(dtype)}' of a conversion of a value that carries a "
             "derivative must be known when fmad transforms the function; write the type "
             "itself (float, np.float64, int)"

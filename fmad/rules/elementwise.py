@@ -19,20 +19,22 @@ from fmad.rules.base import (
     Rule,
     alias,
     argument,
+    deflinear,
     defpartials,
     defrule,
     defzero,
     is_none,
     k_list,
 )
-from fmad.tangent import Tangent
+from fmad.tangent import Tangent, zero
 
 
 # -- operators -------------------------------------------------------------------------------
 @defrule(ast.Add)
-def add_rule(ctx, z, x, y, dx, dy):
+def add_rule(ctx, z, args, tangents, keywords):
+    (x, y), (dx, dy) = args, tangents
     lists = (dx is not None and dx.container) or (dy is not None and dy.container)
-    maybe = all(isinstance(a, ast.Name) and a.id in ctx.fwd.maybe_lists for a in (x, y))
+    maybe = all(isinstance(a, ast.Name) and a.id in ctx.maybe_lists for a in (x, y))
     if lists or maybe:
         # xs + [w]: lists concatenate, and so do their tangents (zeros for a plain list, the
         # items of a list parameter's array tangent); two names that may both be lists (a
@@ -44,26 +46,27 @@ def add_rule(ctx, z, x, y, dx, dy):
 
 
 @defrule(ast.Sub)
-def sub_rule(ctx, z, x, y, dx, dy):
+def sub_rule(ctx, z, args, tangents, keywords):
+    (x, y), (dx, dy) = args, tangents
     return ctx.add(ctx.broadcast(dx, y), ctx.negate(ctx.broadcast(dy, x)))
 
 
-@defrule(ast.Mult)
-def mult_rule(ctx, z, x, y, dx, dy):
-    # d(x*y) = dx*y + x*dy
-    return ctx.add(ctx.scale(y, dx), ctx.scale(x, dy))
+# d(x*y) = dx*y + x*dy
+defpartials(ast.Mult, partials=(lambda ctx, z, x, y: y, lambda ctx, z, x, y: x), broadcast=False)
 
 
 @defrule(ast.Div)
-def div_rule(ctx, z, x, y, dx, dy):
+def div_rule(ctx, z, args, tangents, keywords):
     # d(x/y) = dx/y - (x/y)*dy/y = (dx - z*dy) / y
+    y, (dx, dy) = args[1], tangents
     if dy is None:
         return ctx.divide(dx, y)
     return ctx.divide(ctx.add(dx, ctx.negate(ctx.scale(z, dy, full=True))), y)
 
 
-@defrule(ast.Pow)
-def pow_rule(ctx, z, x, y, dx, dy):
+@defrule(ast.Pow, np.power, math.pow, builtins.pow)
+def pow_rule(ctx, z, args, tangents, keywords):
+    (x, y), (dx, dy) = args[:2], tangents[:2]
     terms = []
     n = B.constant_value(y)
     if dx is not None and n != 0:  # x ** 0 is the constant 1
@@ -86,21 +89,18 @@ def pow_rule(ctx, z, x, y, dx, dy):
 
 
 @defrule(ast.Mod)
-def mod_rule(ctx, z, x, y, dx, dy):
+def mod_rule(ctx, z, args, tangents, keywords):
     # x % y = x - floor(x / y) * y
+    (x, y), (dx, dy) = args, tangents
     return ctx.add(dx, ctx.negate(ctx.scale(B.binop(x, ast.FloorDiv(), y), dy)))
 
 
 @defrule(ast.USub)
-def neg_rule(ctx, z, x, dx):
-    return ctx.negate(dx)
+def neg_rule(ctx, z, args, tangents, keywords):
+    return ctx.negate(tangents[0])
 
 
-@defrule(ast.UAdd)
-def pos_rule(ctx, z, x, dx):
-    return dx
-
-
+deflinear(ast.UAdd)
 defzero(ast.FloorDiv, ast.Not, ast.Invert, ast.BitAnd, ast.BitOr, ast.BitXor)
 
 
@@ -219,11 +219,6 @@ RULES[builtins.abs] = _module_rule(ELEMENTWISE["abs"], "numpy")
 
 
 # -- functions of several arguments ----------------------------------------------------------
-@defrule(np.power, math.pow, builtins.pow)
-def power_rule(ctx, z, args, tangents, keywords):
-    return pow_rule(ctx, z, args[0], args[1], tangents[0], tangents[1])
-
-
 def pick_partial(sign: int, first: bool) -> Rule:
     """The partial of ``maximum(x, y)`` (sign +1) or ``minimum`` (-1) in ``x`` (first) or
     ``y``: ``c = (1 + sign(x - y)) / 2`` is 1 where x wins, 0 where y wins, 1/2 at a tie,
@@ -277,7 +272,9 @@ def where_rule(ctx, z, args, tangents, keywords):
     _, da, db = tangents
     if da is None and db is None:
         return None
-    return ctx.where(cond, da, db, z)
+    a = da.expr if da is not None else zero()
+    b = db.expr if db is not None else zero()
+    return Tangent(B.call(ctx.np_("where"), ctx.expand(cond), a, b), full=False)
 
 
 defzero(

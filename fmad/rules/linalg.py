@@ -13,7 +13,7 @@ import ast
 import numpy as np
 
 from fmad import build as B
-from fmad.rules.base import alias_method, defrule, k_arg, tangent_of
+from fmad.rules.base import alias, defrule, k_arg, method, tangent_of
 from fmad.rules.reductions import reduce_tangent
 
 
@@ -52,13 +52,8 @@ def _matmul(ctx, z, x, y, dx, dy, dot=False):
     return ctx.add(*terms)
 
 
-@defrule(ast.MatMult)
-def matmul_rule(ctx, z, x, y, dx, dy):
-    return _matmul(ctx, z, x, y, dx, dy)
-
-
-@defrule(np.matmul)
-def matmul_call_rule(ctx, z, args, tangents, keywords):
+@defrule(ast.MatMult, np.matmul)
+def matmul_rule(ctx, z, args, tangents, keywords):
     return _matmul(ctx, z, args[0], args[1], tangents[0], tangents[1])
 
 
@@ -103,7 +98,7 @@ def norm_rule(ctx, z, args, tangents, keywords):
         return (
             None
             if tangents[0] is None
-            else ctx.fwd.refuse(
+            else ctx.refuse(
                 "np.linalg.norm with ord= or axis= is not supported by fmad; write the norm out "
                 "(np.sqrt(np.sum(x * x)))"
             )
@@ -115,4 +110,4 @@ def norm_rule(ctx, z, args, tangents, keywords):
     return ctx.divide(reduce_tangent(ctx, "sum", x, ctx.scale(x, dx, full=True), None, None), safe)
 
 
-alias_method("dot", to=np.dot)
+alias(method("dot"), to=np.dot)

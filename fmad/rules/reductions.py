@@ -15,15 +15,17 @@ import numpy as np
 
 from fmad import build as B
 from fmad.rules.base import (
-    METHOD_RULES,
     RULES,
     Rule,
-    alias_method,
+    alias,
     defrule,
     is_none,
     k_arg,
+    k_list,
+    method,
     tangent_of,
 )
+from fmad.tangent import Tangent, zero
 
 # Reductions: their parameters after the array, in order (numpy's own signatures), and the
 # ones fmad models; any other one given a value is refused when the reduction is active.
@@ -56,11 +58,11 @@ def _static(ctx, atom) -> Any:
         return atom.value
     if not isinstance(atom, ast.Name):
         return None
-    scope = ctx.fwd.scope
+    scope = ctx.scope
     if scope.is_local(atom.id):  # flatten named it: ``np_float64 = np.float64``
         values = [
             n.value
-            for n in ast.walk(ctx.fwd.flat)
+            for n in ast.walk(ctx.flat)
             if isinstance(n, ast.Assign)
             and any(isinstance(t, ast.Name) and t.id == atom.id for t in n.targets)
         ]
@@ -86,7 +88,7 @@ def reduction_arguments(ctx, func, args, tangents, keywords) -> dict[str, Any]:
     """The arguments of ``func(x, ...)`` by name; refuses those fmad does not model."""
     names = REDUCTION_PARAMETERS[func]
     if len(args) > 1 + len(names):
-        ctx.fwd.refuse(f"np.{func.__name__}() takes at most {len(names)} positional options")
+        ctx.refuse(f"np.{func.__name__}() takes at most {len(names)} positional options")
     given = {**dict(zip(names, args[1:], strict=False)), **keywords}
     modelled = REDUCTION_KEYWORDS.get(func, {"axis", "keepdims"})
     for key, value in given.items():
@@ -94,13 +96,13 @@ def reduction_arguments(ctx, func, args, tangents, keywords) -> dict[str, Any]:
             continue
         if key == "dtype" and _floating(_static(ctx, value)):
             continue  # a float result: the derivative is the same (computed in float64)
-        ctx.fwd.refuse(
+        ctx.refuse(
             f"np.{func.__name__}() with {key}= is not supported by fmad on a value that "
             f"carries a derivative; {REDUCTION_ADVICE.get(key, f'drop {key}=')}"
         )
     initial = given.get("initial")
-    if initial is not None and ctx.fwd.is_active(initial, ctx.direction.name):
-        ctx.fwd.refuse(
+    if initial is not None and ctx.is_active(initial):
+        ctx.refuse(
             f"np.{func.__name__}() with an initial= value that carries a derivative is not "
             "supported by fmad; add it explicitly (c + np.sum(x))"
         )
@@ -191,19 +193,18 @@ for _f in (np.max, np.min, np.amax, np.amin):
 
 
 def _method_reduction(how: str) -> Rule:
-    def rule(ctx, z, x, dx, args, tangents, keywords):
-        if len(args) > 3:  # x.sum(axis, dtype, out): the rest are keyword-only
-            ctx.fwd.refuse(f"'.{how}()' takes at most 3 positional arguments")
-        return RULES[getattr(np, how)](ctx, z, [x, *args], [dx, *tangents], keywords)
+    def rule(ctx, z, args, tangents, keywords):
+        if len(args) > 4:  # x.sum(axis, dtype, out): the rest are keyword-only
+            ctx.refuse(f"'.{how}()' takes at most 3 positional arguments")
+        return RULES[getattr(np, how)](ctx, z, args, tangents, keywords)
 
     return rule
 
 
-METHOD_RULES["sum"] = _method_reduction("sum")
-METHOD_RULES["mean"] = _method_reduction("mean")
-alias_method("prod", to=np.prod)
-alias_method("max", to=np.max)
-alias_method("min", to=np.min)
+RULES[method("sum")] = _method_reduction("sum")
+RULES[method("mean")] = _method_reduction("mean")
+for _how in ("prod", "max", "min"):
+    alias(method(_how), to=getattr(np, _how))
 
 
 # -- the builtins sum, max and min -----------------------------------------------------------
@@ -213,7 +214,7 @@ def _builtin_extreme(pair: Any, name: str) -> Rule:
     def rule(ctx, z, args, tangents, keywords):
         if len(args) == 2 and not keywords:
             return RULES[pair](ctx, z, args, tangents, keywords)
-        return ctx.reduce_builtin(name, z, args, tangents, keywords)
+        return reduce_builtin(ctx, name, z, args, tangents, keywords)
 
     return rule
 
@@ -224,4 +225,35 @@ RULES[builtins.min] = _builtin_extreme(np.minimum, "min")
 
 @defrule(builtins.sum)
 def builtin_sum_rule(ctx, z, args, tangents, keywords):
-    return ctx.reduce_builtin("sum", z, args, tangents, keywords)
+    return reduce_builtin(ctx, "sum", z, args, tangents, keywords)
+
+
+def reduce_builtin(ctx, name, z, args, tangents, keywords) -> Tangent | None:
+    """The builtins ``sum(xs)``, ``max(xs)``, ``max(a, b, c)`` (ties share evenly)."""
+    if keywords:
+        ctx.refuse(
+            f"{name}() with keyword arguments is not supported by fmad when "
+            "its arguments carry derivatives"
+        )
+    k = k_list(ctx)
+    if len(args) > 1:
+        if name == "sum":  # sum(xs, start)
+            return ctx.add(
+                None
+                if tangents[0] is None
+                else Tangent(B.call(ctx.rt("builtin_sum"), tangents[0].expr, args[0], *k)),
+                tangents[1],
+            )
+        elts = [t.expr if t is not None else zero() for t in tangents]
+        call = B.call(
+            ctx.rt("builtin_extreme"),
+            ast.List(elts=elts, ctx=ast.Load()),
+            ast.List(elts=list(args), ctx=ast.Load()),
+            z,
+        )
+        return Tangent(call, full=False)
+    if tangents[0] is None:
+        return None
+    helper = "builtin_sum" if name == "sum" else "builtin_extreme"
+    call_args = [tangents[0].expr, args[0]] + ([z] if name != "sum" else [])
+    return Tangent(B.call(ctx.rt(helper), *call_args, *k), full=False)

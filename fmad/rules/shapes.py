@@ -14,17 +14,17 @@ import numpy as np
 
 from fmad import build as B
 from fmad.rules.base import (
-    ATTRIBUTE_RULES,
-    METHOD_RULES,
     RULES,
     Rule,
-    alias_method,
+    alias,
     argument,
+    attribute,
     deflinear,
     defrule,
     defzero,
     k_arg,
     keeps_derivative,
+    method,
     tangent_of,
 )
 from fmad.tangent import Tangent
@@ -43,11 +43,9 @@ def asarray_rule(ctx, z, args, tangents, keywords):
 @defrule(builtins.enumerate, builtins.zip, builtins.reversed)
 def iteration_rule(ctx, z, args, tangents, keywords):
     """Only a ``for`` header may arrange the iteration of values that carry a derivative."""
-    if all(t is None for t in tangents) and not any(
-        ctx.fwd.is_active(k, ctx.direction.name) for k in keywords.values()
-    ):
+    if all(t is None for t in tangents) and not any(ctx.is_active(k) for k in keywords.values()):
         return None
-    ctx.fwd.refuse(
+    ctx.refuse(
         "enumerate(), zip() and reversed() of values that carry a derivative are supported "
         "only directly in a 'for' header, without keywords; write 'for i, x in "
         "enumerate(xs):' or build a list in a loop"
@@ -66,14 +64,19 @@ def _tangent_index(ctx, index: ast.expr) -> ast.expr:
     return index
 
 
-def index_rule(ctx, z, x, index, t):
-    """``z = x[i]``: the tangent's matching entries (the tangent made full first)."""
+@defrule(ast.Subscript)
+def index_rule(ctx, z, args, tangents, keywords):
+    """``z = x[i]`` (args ``[x, i]``): the tangent's matching entries (the tangent made full
+    first)."""
+    (x, index), t = args, tangents[0]
     if t is None:
         return None
     return Tangent(B.subscript(ctx.full(t, x), _tangent_index(ctx, index)), full=True)
 
 
-def transpose_attribute(ctx, z, x, t):
+@defrule(attribute("T"))
+def transpose_attribute(ctx, z, args, tangents, keywords):
+    x, t = args[0], tangents[0]
     if t is None:
         return None
     if not ctx.vectorized:
@@ -88,7 +91,8 @@ def _part(name: str) -> Rule:
     """``x.real``, ``x.imag``: that part of the tangent (of complex data times a real
     parameter)."""
 
-    def rule(ctx, z, x, t):
+    def rule(ctx, z, args, tangents, keywords):
+        t = tangents[0]
         if t is None:
             return None
         return Tangent(B.call(ctx.np_(name), t.expr), full=t.full)
@@ -96,9 +100,9 @@ def _part(name: str) -> Rule:
     return rule
 
 
-ATTRIBUTE_RULES["T"] = transpose_attribute
-ATTRIBUTE_RULES["real"] = _part("real")  # fmad differentiates real-valued code
-ATTRIBUTE_RULES["imag"] = _part("imag")
+RULES[attribute("real")] = _part("real")  # fmad differentiates real-valued code
+RULES[attribute("imag")] = _part("imag")
+defzero(*map(attribute, ("shape", "ndim", "size", "dtype", "itemsize", "nbytes")))
 
 
 # -- functions that rearrange arrays ---------------------------------------------------------
@@ -159,25 +163,35 @@ def array_rule(ctx, z, args, tangents, keywords):
 
 
 # -- methods of arrays: x.reshape(2, 3), x.item(), ... ----------------------------------------
-def copy_method(ctx, z, x, t, args, tangents, keywords):
-    return t
+deflinear(method("copy"))
 
 
-def reshape_method(ctx, z, x, dx, args, tangents, keywords):
-    if dx is None:
-        return None
-    shape = args[0] if len(args) == 1 else B.tuple_(list(args))
-    return tangent_of(B.call(ctx.rt("reshape_tangent"), dx.expr, x, shape, k_arg(ctx)))
+def _method_helper(helper: str, option: Rule) -> Rule:
+    """``x.name(*rest)``: a runtime helper of the raw tangent, ``x`` and ``option(rest)``."""
+
+    def rule(ctx, z, args, tangents, keywords):
+        if tangents[0] is None:
+            return None
+        x, *rest = args
+        return tangent_of(B.call(ctx.rt(helper), tangents[0].expr, x, option(rest), k_arg(ctx)))
+
+    return rule
 
 
-def transpose_method(ctx, z, x, dx, args, tangents, keywords):
-    if dx is None:
-        return None
-    axes = ast.Constant(None) if not args else args[0] if len(args) == 1 else B.tuple_(args)
-    return tangent_of(B.call(ctx.rt("transpose_tangent"), dx.expr, x, axes, k_arg(ctx)))
+def _one_or_tuple(rest: list) -> ast.expr:
+    """``x.reshape(2, 3)`` and ``x.reshape((2, 3))`` alike; ``x.transpose()``: None."""
+    if not rest:
+        return ast.Constant(None)
+    return rest[0] if len(rest) == 1 else B.tuple_(list(rest))
 
 
-def item_method(ctx, z, x, dx, args, tangents, keywords):
+RULES[method("reshape")] = _method_helper("reshape_tangent", _one_or_tuple)
+RULES[method("transpose")] = _method_helper("transpose_tangent", _one_or_tuple)
+
+
+@defrule(method("item"))
+def item_method(ctx, z, args, tangents, keywords):
+    (x, *args), dx = args, tangents[0]
     if dx is None:
         return None
     if not ctx.vectorized:
@@ -186,22 +200,16 @@ def item_method(ctx, z, x, dx, args, tangents, keywords):
     return tangent_of(B.subscript(flat, B.const(0)))
 
 
-def astype_method(ctx, z, x, dx, args, tangents, keywords):
-    return dx if keeps_derivative(ctx, argument(args, keywords, 0, "dtype")) else None
+@defrule(method("astype"))
+def astype_method(ctx, z, args, tangents, keywords):
+    keeps = keeps_derivative(ctx, argument(args, keywords, 1, "dtype"))
+    return tangents[0] if keeps else None
 
 
-METHOD_RULES.update(
-    {
-        "copy": copy_method,
-        "reshape": reshape_method,
-        "transpose": transpose_method,
-        "item": item_method,
-        "astype": astype_method,
-    }
-)
-alias_method("clip", to=np.clip)
-alias_method("squeeze", to=np.squeeze)
-alias_method("ravel", "flatten", to=np.ravel)
+alias(method("clip"), to=np.clip)
+alias(method("squeeze"), to=np.squeeze)
+alias(method("ravel"), method("flatten"), to=np.ravel)
+defzero(*map(method, ("argmax", "argmin", "argsort", "nonzero")))
 
 # functions whose rule takes the tangent of a list argument as a list of tangents; every
 # other function of a list gets it stacked into one array first (fmad_rt.stack_tangents)
