@@ -22,7 +22,9 @@ The table is filled by family, each module registering its rows when imported:
   minimum, clip, where;
 - :mod:`~fmad.rules.reductions`: sum, mean, prod, max, min (functions, methods, builtins);
 - :mod:`~fmad.rules.shapes`: indexing, attributes, conversions, reshaping and joining;
-- :mod:`~fmad.rules.linalg`: matmul, dot, inner, outer, norm.
+- :mod:`~fmad.rules.linalg`: matmul, dot, inner, outer, norm;
+- :mod:`~fmad.rules.runtime`: the ``fmad_rt`` helpers generated code calls (so that fmad's
+  output can be differentiated again).
 
 Adding a rule is one row in the family's module, with the shorthands of
 :mod:`~fmad.rules.base` (``defrule``, ``defpartials``, ``deflinear``, ``defzero``,
@@ -31,9 +33,10 @@ test row in ``tests/test_rules_fd.py`` that checks it against finite differences
 (``tests/test_rule_coverage.py`` fails until it has one).
 """
 
-from fmad.rules import elementwise, linalg, reductions, shapes
+from fmad.rules import elementwise, linalg, reductions, runtime, shapes
 from fmad.rules.base import (
     ATTRIBUTE_RULES,
+    LIST_RULES,
     METHOD_RULES,
     RULES,
     ZERO_ATTRIBUTES,
@@ -56,7 +59,7 @@ from fmad.rules.reductions import (
     reduce_tangent,
     reduction_arguments,
 )
-from fmad.rules.shapes import LIST_RULES, index_rule
+from fmad.rules.shapes import index_rule
 
 __all__ = [
     "ATTRIBUTE_RULES",
@@ -83,6 +86,7 @@ __all__ = [
     "register",
     "reductions",
     "rule_for",
+    "runtime",
     "shapes",
     "static_value",
 ]

@@ -1,9 +1,10 @@
 """The rule table itself, how rows are added to it, and what rules share.
 
 ``RULES`` maps a key to the rule that gives its tangent: an ``ast`` operator class
-(``ast.Mult``) or a function object (``np.exp``, ``math.sin``, builtin ``abs``).
-``ZERO_DERIVATIVE`` holds the keys whose result carries no derivative. The family modules
-(elementwise, reductions, shapes, linalg) fill both through the shorthands below.
+(``ast.Mult``), a function object (``np.exp``, ``math.sin``, builtin ``abs``),
+``method("sum")``, ``attribute("T")`` or ``ast.Subscript``. ``ZERO_DERIVATIVE`` holds the
+keys whose result carries no derivative. The family modules fill both through the
+shorthands below; ``METHOD_RULES`` and the others below are views of them by name.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ Rule = Callable[..., Any]
 RULES: dict[Any, Rule] = {}
 # The keys that carry no derivative (integer-valued, shapes, constructors...).
 ZERO_DERIVATIVE: set[Any] = set()
+# Functions whose rule takes the tangent of a list argument as a list of tangents; every
+# other function of a list gets it stacked into one array first (fmad_rt.stack_tangents).
+LIST_RULES: set[Any] = set()
 
 
 def method(name: str) -> tuple[str, str]:
@@ -101,7 +105,8 @@ def defzero(*keys: Any) -> None:
 
 
 def deflinear(*keys: Any) -> Rule:
-    """``f(x, ...)`` is ``x`` as far as derivatives go: the tangent passes through."""
+    """``f(x, ...)`` is the identity of ``x`` as far as derivatives go (``float(x)``,
+    ``x.copy()``, ``+x``): the tangent passes through."""
 
     def identity_rule(ctx, z, args, tangents, keywords):
         return tangents[0] if tangents else None

@@ -15,6 +15,7 @@ import numpy as np
 
 from fmad import build as B
 from fmad.rules.base import (
+    LIST_RULES,
     RULES,
     Rule,
     alias,
@@ -221,6 +222,7 @@ def _builtin_extreme(pair: Any, name: str) -> Rule:
 
 RULES[builtins.max] = _builtin_extreme(np.maximum, "max")
 RULES[builtins.min] = _builtin_extreme(np.minimum, "min")
+LIST_RULES.update({builtins.sum, builtins.max, builtins.min})
 
 
 @defrule(builtins.sum)

@@ -14,6 +14,7 @@ import numpy as np
 
 from fmad import build as B
 from fmad.rules.base import (
+    LIST_RULES,
     RULES,
     Rule,
     alias,
@@ -211,22 +212,18 @@ alias(method("squeeze"), to=np.squeeze)
 alias(method("ravel"), method("flatten"), to=np.ravel)
 defzero(*map(method, ("argmax", "argmin", "argsort", "nonzero")))
 
-# functions whose rule takes the tangent of a list argument as a list of tangents; every
-# other function of a list gets it stacked into one array first (fmad_rt.stack_tangents)
-LIST_RULES = {
-    builtins.sum,
-    builtins.min,
-    builtins.max,
-    builtins.enumerate,
-    builtins.zip,
-    builtins.reversed,
-    np.array,
-    np.concatenate,
-    np.stack,
-    np.hstack,
-    np.vstack,
-}
-
+LIST_RULES.update(
+    {
+        builtins.enumerate,
+        builtins.zip,
+        builtins.reversed,
+        np.array,
+        np.concatenate,
+        np.stack,
+        np.hstack,
+        np.vstack,
+    }
+)
 defzero(
     builtins.len,
     builtins.range,
