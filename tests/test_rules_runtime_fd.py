@@ -8,11 +8,15 @@ its tangent arguments and, for the products, in the value it multiplies by.
 
 from __future__ import annotations
 
+import importlib.util
+import re
+
 import numpy as np
 import pytest
 
 import fmad
 from fmad import runtime as fmad_rt
+from tests.fdcheck import central_fd
 from tests.test_rules_fd import FLOAT, Rule, data_param, param_only, problems_with
 
 VECTORS = [((3,), FLOAT), ((1,), FLOAT)]
@@ -216,3 +220,31 @@ def rt_full_of_array_parameter(x, p):
 def test_runtime_rules_refuse_what_they_cannot_differentiate(fn, args, message) -> None:
     with pytest.raises(fmad.UnsupportedError, match=message):
         fmad.differentiate(fn, wrt=["p"])(**args)
+
+
+def fit_loss(X, y, w, b):
+    r = np.tanh(X @ w + b) - y
+    return np.mean(r * r) + np.max(w) * np.sum(w)
+
+
+def test_generated_array_code_is_differentiated_again(tmp_path) -> None:
+    """fmad's code for an array parameter (mean_product, extreme_tangent, full...),
+    differentiated again with respect to a scalar: second derivatives."""
+    rng = np.random.default_rng(8)
+    args = {"X": rng.normal(size=(5, 3)), "y": rng.normal(size=5), "w": rng.normal(size=3)}
+    args["b"] = 0.3
+    source = fmad.differentiate(fit_loss, wrt=["w", "b"]).source_for(*args.values())
+    assert "fmad_rt.mean_product" in source and "fmad_rt.extreme_tangent" in source
+    # until generated units return flat tuples (issue 8): (value, {"w": ..}) -> (value, ..)
+    source = re.sub(r"return \((\w+), \{'w': (\w+), 'b': (\w+)\}\)", r"return (\1, \2, \3)", source)
+    path = tmp_path / "generated_once.py"
+    path.write_text("import numpy as np\nfrom fmad import runtime as fmad_rt\n\n\n" + source)
+    spec = importlib.util.spec_from_file_location("generated_once", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    once = module.fit_loss
+    value, grads = fmad.differentiate(once, wrt=["b"])(*args.values())
+    assert value[0] == fit_loss(**args)
+    for i, second in enumerate(grads["b"]):
+        expected = central_fd(lambda i=i, **kw: once(**kw)[i], args, "b")
+        np.testing.assert_allclose(second, expected, rtol=1e-6, atol=1e-8)
