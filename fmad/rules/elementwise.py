@@ -197,6 +197,7 @@ for _name, _rule in ELEMENTWISE.items():
     if hasattr(math, _mname) and _name not in ("square", "reciprocal", "positive", "negative"):
         RULES[getattr(math, _mname)] = _module_rule(_rule, "math")
 alias(np.absolute, np.fabs, to=np.abs)
+RULES[builtins.abs] = _module_rule(ELEMENTWISE["abs"], "numpy")
 
 
 @defrule(math.log)
@@ -213,9 +214,6 @@ def math_log_rule(ctx, z, args, tangents, keywords):
         B.neg(B.binop(z, ast.Div(), B.binop(base, ast.Mult(), log_base))), dbase, full=True
     )
     return ctx.add(term_x, term_b)
-
-
-RULES[builtins.abs] = _module_rule(ELEMENTWISE["abs"], "numpy")
 
 
 # -- functions of several arguments ----------------------------------------------------------
