@@ -44,24 +44,24 @@ class Operations:
                 self.refuse(
                     f"the operator '{type(value.op).__name__}' has no derivative rule in fmad"
                 )
-            operands = self.binop_operands(ctx, value)
-            return rule(ctx, z, *operands)
+            x, y, dx, dy = self.binop_operands(ctx, value)
+            return rule(ctx, z, [x, y], [dx, dy], {})
         if isinstance(value, ast.UnaryOp):
             rule = rules.rule_for(type(value.op))
-            return rule(ctx, z, value.operand, self.tangent(value.operand, d))
+            return rule(ctx, z, [value.operand], [self.tangent(value.operand, d)], {})
         if isinstance(value, ast.Call):
             return self.call_tangent(value, z, d)
         if isinstance(value, ast.Subscript):
             t = self.tangent(value.value, d)
-            return rules.index_rule(ctx, z, value.value, value.slice, t)
+            return rules.RULES[ast.Subscript](ctx, z, [value.value, value.slice], [t, None], {})
         if isinstance(value, ast.Attribute):
-            rule = rules.ATTRIBUTE_RULES.get(value.attr)
+            rule = rules.rule_for(rules.attribute(value.attr))
             if rule is None:
                 self.refuse(
                     f"reading the attribute '.{value.attr}' of a value that carries a "
                     "derivative is not supported by fmad"
                 )
-            return rule(ctx, z, value.value, self.tangent(value.value, d))
+            return rule(ctx, z, [value.value], [self.tangent(value.value, d)], {})
         if isinstance(value, ast.Dict | ast.Set):
             self.refuse(
                 "dicts and sets holding values that carry a derivative are not "
@@ -86,7 +86,7 @@ class Operations:
             return None
         if target.kind == "method":
             receiver = call.func.value
-            rule = rules.METHOD_RULES.get(target.name)
+            rule = rules.rule_for(rules.method(target.name))
             if rule is None:
                 if not self.is_active(receiver, d):
                     self.unknown_call(target, call)
@@ -95,7 +95,8 @@ class Operations:
                     "use the numpy function, or move it out of the differentiated "
                     "function"
                 )
-            return rule(ctx, z, receiver, self.tangent(receiver, d), args, tangents, keywords)
+            receiver_t = self.tangent(receiver, d)
+            return rule(ctx, z, [receiver, *args], [receiver_t, *tangents], keywords)
         self.unknown_call(target, call)
         return None
 

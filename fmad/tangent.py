@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn, Protocol
 
 from fmad import build as B
+from fmad.resolve import Scope
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,12 @@ class Emitter(Protocol):
     def refuse(self, message: str, node: ast.AST | None = None) -> NoReturn: ...
     def is_active(self, node: ast.expr, d: str) -> bool: ...
 
+    # the flattened function, for the rules that read what a name was assigned
+    flat: ast.FunctionDef
+    scope: Scope
+    assign_counts: dict[str, int]
+    maybe_lists: set[str]  # names that may hold a list when the code runs
+
 
 def zero() -> ast.expr:
     """The zero tangent of a scalar direction (also broadcasts in a vectorized one)."""
@@ -99,6 +106,23 @@ class Context:
 
     def is_active(self, node: ast.expr) -> bool:
         return self.fwd.is_active(node, self.direction.name)
+
+    @property
+    def flat(self) -> ast.FunctionDef:
+        """The flattened function being differentiated."""
+        return self.fwd.flat
+
+    @property
+    def scope(self) -> Scope:
+        return self.fwd.scope
+
+    @property
+    def assign_counts(self) -> dict[str, int]:
+        return self.fwd.assign_counts
+
+    @property
+    def maybe_lists(self) -> set[str]:
+        return self.fwd.maybe_lists
 
     # modules and helpers the generated code reads
     def module(self, which: str) -> ast.expr:
@@ -242,38 +266,3 @@ class Context:
         if self.vectorized:
             args.append(B.const(self.direction.k))
         return B.call(self.rt("full"), *args)
-
-    def where(self, cond, da, db, z) -> Tangent:
-        a = da.expr if da is not None else zero()
-        b = db.expr if db is not None else zero()
-        return Tangent(B.call(self.np_("where"), self.expand(cond), a, b), full=False)
-
-    def reduce_builtin(self, name, z, args, tangents, keywords) -> Tangent | None:
-        """The builtins ``sum(xs)``, ``max(xs)``, ``max(a, b, c)`` (ties share evenly)."""
-        if keywords:
-            self.refuse(
-                f"{name}() with keyword arguments is not supported by fmad when "
-                "its arguments carry derivatives"
-            )
-        k = [B.const(self.direction.k)] if self.vectorized else []
-        if len(args) > 1:
-            if name == "sum":  # sum(xs, start)
-                return self.add(
-                    None
-                    if tangents[0] is None
-                    else Tangent(B.call(self.rt("builtin_sum"), tangents[0].expr, args[0], *k)),
-                    tangents[1],
-                )
-            elts = [t.expr if t is not None else zero() for t in tangents]
-            call = B.call(
-                self.rt("builtin_extreme"),
-                ast.List(elts=elts, ctx=ast.Load()),
-                ast.List(elts=list(args), ctx=ast.Load()),
-                z,
-            )
-            return Tangent(call, full=False)
-        if tangents[0] is None:
-            return None
-        helper = "builtin_sum" if name == "sum" else "builtin_extreme"
-        call_args = [tangents[0].expr, args[0]] + ([z] if name != "sum" else [])
-        return Tangent(B.call(self.rt(helper), *call_args, *k), full=False)

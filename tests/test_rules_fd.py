@@ -40,6 +40,8 @@ def draw(shape: Any, domain: str, key: str) -> Any:
         values = rng.uniform(0.5, 2.0, size)
     elif domain == "unit":
         values = rng.uniform(-0.8, 0.8, size)
+    elif domain == "above1":  # arccosh
+        values = rng.uniform(1.2, 3.0, size)
     elif domain == "int":  # integer-valued floats, for exponents of negative bases
         values = rng.integers(1, 4, size).astype(float)
     elif domain == "frac":  # away from integers and halves (floor, ceil, round)
@@ -1189,6 +1191,326 @@ def uses_zeros_like(p):
     return np.zeros_like(p) + p
 
 
+# --- Rows for the rules that share code with a row above (aliases, methods, builtins) ---
+
+
+def pow_builtin_xp(x, p):
+    return pow(x, p)
+
+
+def pow_builtin_pq(p, q):
+    return pow(p, q)
+
+
+def mod_xp(x, p):
+    return x % p
+
+
+def mod_px(x, p):
+    return p % x
+
+
+def mod_pq(p, q):
+    return p % q
+
+
+def cbrt_p(p):
+    return np.cbrt(p)
+
+
+def cbrt_c(x, p):
+    return np.cbrt(x * p)
+
+
+def arcsinh_p(p):
+    return np.arcsinh(p)
+
+
+def arcsinh_c(x, p):
+    return np.arcsinh(x * p)
+
+
+def arccosh_p(p):
+    return np.arccosh(p)
+
+
+def arccosh_c(x, p):
+    return np.arccosh(x * p)
+
+
+def arctanh_p(p):
+    return np.arctanh(p)
+
+
+def arctanh_c(x, p):
+    return np.arctanh(x * p)
+
+
+def square_p(p):
+    return np.square(p)
+
+
+def square_c(x, p):
+    return np.square(x * p)
+
+
+def reciprocal_p(p):
+    return np.reciprocal(p)
+
+
+def reciprocal_c(x, p):
+    return np.reciprocal(x * p)
+
+
+def positive_p(p):
+    return np.positive(p)
+
+
+def positive_c(x, p):
+    return np.positive(x * p)
+
+
+def negative_p(p):
+    return np.negative(p)
+
+
+def negative_c(x, p):
+    return np.negative(x * p)
+
+
+def fabs_p(p):
+    return np.fabs(p)
+
+
+def fabs_c(x, p):
+    return np.fabs(x * p)
+
+
+def math_cbrt_p(p):
+    return math.cbrt(p)
+
+
+def math_cbrt_c(x, p):
+    return math.cbrt(x * p)
+
+
+def math_asinh_p(p):
+    return math.asinh(p)
+
+
+def math_asinh_c(x, p):
+    return math.asinh(x * p)
+
+
+def math_acosh_p(p):
+    return math.acosh(p)
+
+
+def math_acosh_c(x, p):
+    return math.acosh(x * p)
+
+
+def math_atanh_p(p):
+    return math.atanh(p)
+
+
+def math_atanh_c(x, p):
+    return math.atanh(x * p)
+
+
+def fmax_xp(x, p):
+    return np.fmax(x, p)
+
+
+def fmax_px(x, p):
+    return np.fmax(p, x)
+
+
+def fmax_of_pq(p, q):
+    return np.fmax(p, q)
+
+
+def fmin_xp(x, p):
+    return np.fmin(x, p)
+
+
+def fmin_px(x, p):
+    return np.fmin(p, x)
+
+
+def fmin_pq(p, q):
+    return np.fmin(p, q)
+
+
+def amax_p(p):
+    return np.amax(p)
+
+
+def amax_axis(x, p):
+    return np.amax(x * p, axis=0)
+
+
+def amin_p(p):
+    return np.amin(p)
+
+
+def amin_axis(x, p):
+    return np.amin(x * p, axis=-1)
+
+
+def method_prod_c(x, p):
+    return (x * p).prod()
+
+
+def method_prod_axis(x, p):
+    return (x * p).prod(axis=0)
+
+
+def method_max_c(x, p):
+    return (x * p).max()
+
+
+def method_max_axis(x, p):
+    return (x * p).max(axis=-1)
+
+
+def method_min_c(x, p):
+    return (x * p).min()
+
+
+def method_min_axis(x, p):
+    return (x * p).min(axis=0)
+
+
+def builtin_max_pq(p, q):
+    return max(p, q)
+
+
+def builtin_max_list(x, p):
+    return max([p, 2.0 * p * x, x])
+
+
+def builtin_max_vector(p):
+    return max(p)
+
+
+def builtin_min_pq(p, q):
+    return min(p, q)
+
+
+def builtin_min_list(x, p):
+    return min([p, 2.0 * p * x, x])
+
+
+def builtin_min_vector(p):
+    return min(p)
+
+
+def builtin_sum_list(x, p):
+    return sum([p, x * p, 2.0])
+
+
+def builtin_sum_vector(p):
+    return sum(p)
+
+
+def builtin_sum_start(x, p):
+    return sum([x * p, p], p)
+
+
+def float_c(x, p):
+    return float(x * p)
+
+
+def float64_c(x, p):
+    return np.float64(x * p)
+
+
+def asarray_p(x, p):
+    return np.asarray(p) * x
+
+
+def asanyarray_p(x, p):
+    return np.asanyarray(p) * x
+
+
+def asarray_float(x, p):
+    return np.asarray(x * p, dtype=float)
+
+
+def enumerate_header(x, p):
+    total = 0.0
+    for i, v in enumerate([p, x * p]):
+        total = total + i * v
+    return total
+
+
+def zip_header(x, p):
+    total = 0.0
+    for a, b in zip([p, p * p], [x, 2.0 * x]):  # noqa: B905 - fmad takes no keywords here
+        total = total + a * b
+    return total
+
+
+def reversed_header(x, p):
+    total = 0.0
+    for v in reversed([x, 2.0 * x]):  # reversed() of values with a derivative is refused
+        total = total * v + p
+    return total
+
+
+def real_c(x, p):
+    return (x * p).real
+
+
+def imag_c(x, p):
+    return (x * p).imag + p
+
+
+def ravel_p(p):
+    return np.ravel(p)
+
+
+def ravel_c(x, p):
+    return np.ravel(x * p)
+
+
+def method_copy_c(x, p):
+    return (x * p).copy()
+
+
+def method_transpose_c(x, p):
+    return (x * p).transpose()
+
+
+def method_transpose_axes(p):
+    return p.transpose(1, 0)
+
+
+def method_item_c(x, p):
+    return (x * p).item()
+
+
+def method_astype_float(x, p):
+    return (x * p).astype(float)
+
+
+def method_astype_int(x, p):
+    return (x * p).astype(int) * p
+
+
+def method_clip_p(p):
+    return p.clip(-1.0, 1.0)
+
+
+def method_squeeze_p(p):
+    return p.squeeze()
+
+
+def method_flatten_c(x, p):
+    return (x * p).flatten()
+
+
 # --- The rows ------------------------------------------------------------------------
 
 
@@ -1557,6 +1879,113 @@ ROWS = [
             *data_param(uses_ones, [((2, 3), FLOAT), ((2, 3), (3,))]),
             *data_param(uses_ones_like, [((4,), FLOAT), ((2, 3), (3,))]),
             *param_only(uses_zeros_like, [(3,), (2, 3)]),
+        ],
+    ),
+    Rule(
+        "pow",
+        [
+            *data_param(pow_builtin_xp, SCALAR_PAIR, "pos", "real"),
+            *param_param(pow_builtin_pq, SCALAR_PAIR, "pos", "real"),
+        ],
+    ),
+    binary_rule("mod", mod_xp, mod_px, mod_pq),
+    unary_rule("np.cbrt", cbrt_p, cbrt_c),
+    unary_rule("np.arcsinh", arcsinh_p, arcsinh_c),
+    unary_rule("np.arccosh", arccosh_p, arccosh_c, "above1", "above1"),
+    unary_rule("np.arctanh", arctanh_p, arctanh_c, "unit"),
+    unary_rule("np.square", square_p, square_c),
+    unary_rule("np.reciprocal", reciprocal_p, reciprocal_c),
+    unary_rule("np.positive", positive_p, positive_c),
+    unary_rule("np.negative", negative_p, negative_c),
+    unary_rule("np.fabs", fabs_p, fabs_c),
+    math_rule("math.cbrt", math_cbrt_p, math_cbrt_c),
+    math_rule("math.asinh", math_asinh_p, math_asinh_c),
+    Rule("math.acosh", param_only(math_acosh_p, [FLOAT], "above1")),
+    math_rule("math.atanh", math_atanh_p, math_atanh_c, "unit"),
+    binary_rule("np.fmax", fmax_xp, fmax_px, fmax_of_pq),
+    binary_rule("np.fmin", fmin_xp, fmin_px, fmin_pq),
+    Rule(
+        "np.amax",
+        param_only(amax_p, REDUCTION_PARAM_SHAPES) + data_param(amax_axis, REDUCTION_SHAPES),
+    ),
+    Rule(
+        "np.amin",
+        param_only(amin_p, REDUCTION_PARAM_SHAPES) + data_param(amin_axis, REDUCTION_SHAPES),
+    ),
+    Rule(
+        "method-prod",
+        data_param(method_prod_c, REDUCTION_SHAPES)
+        + data_param(method_prod_axis, REDUCTION_SHAPES),
+    ),
+    Rule(
+        "method-max",
+        data_param(method_max_c, REDUCTION_SHAPES) + data_param(method_max_axis, REDUCTION_SHAPES),
+    ),
+    Rule(
+        "method-min",
+        data_param(method_min_c, REDUCTION_SHAPES) + data_param(method_min_axis, REDUCTION_SHAPES),
+    ),
+    Rule(
+        "builtin-max",
+        [
+            *param_param(builtin_max_pq, SCALAR_PAIR),
+            *data_param(builtin_max_list, SCALAR_PAIR),
+            *param_only(builtin_max_vector, [(3,), (1,)]),
+        ],
+    ),
+    Rule(
+        "builtin-min",
+        [
+            *param_param(builtin_min_pq, SCALAR_PAIR),
+            *data_param(builtin_min_list, SCALAR_PAIR),
+            *param_only(builtin_min_vector, [(3,), (1,)]),
+        ],
+    ),
+    Rule(
+        "builtin-sum",
+        [
+            *data_param(builtin_sum_list, [(FLOAT, FLOAT), ((3,), FLOAT), ((3,), (3,))]),
+            *param_only(builtin_sum_vector, [(3,), (2, 3)]),
+            *data_param(builtin_sum_start, [(FLOAT, FLOAT), ((3,), FLOAT)]),
+        ],
+    ),
+    Rule("float", data_param(float_c, SCALAR_PAIR) + data_param(float64_c, SCALAR_PAIR)),
+    Rule(
+        "np.asarray",
+        [
+            *data_param(asarray_p, COMPOSITE_SHAPES),
+            *data_param(asanyarray_p, COMPOSITE_SHAPES),
+            *data_param(asarray_float, COMPOSITE_SHAPES),
+        ],
+    ),
+    Rule(
+        "for-header-iteration",
+        [
+            *data_param(enumerate_header, SCALAR_PAIR),
+            *data_param(zip_header, SCALAR_PAIR),
+            *data_param(reversed_header, SCALAR_PAIR),
+        ],
+    ),
+    Rule(
+        "attribute-real-imag",
+        data_param(real_c, COMPOSITE_SHAPES) + data_param(imag_c, COMPOSITE_SHAPES),
+    ),
+    Rule(
+        "np.ravel",
+        param_only(ravel_p, [(3,), (2, 3)]) + data_param(ravel_c, REDUCTION_SHAPES),
+    ),
+    Rule(
+        "array-methods",
+        [
+            *data_param(method_copy_c, COMPOSITE_SHAPES),
+            *data_param(method_transpose_c, REDUCTION_SHAPES),
+            *param_only(method_transpose_axes, [(2, 3), (3, 1)]),
+            *data_param(method_item_c, [((1,), FLOAT), ((1, 1), (1,))]),
+            *data_param(method_astype_float, COMPOSITE_SHAPES),
+            *data_param(method_astype_int, [((3,), FLOAT), ((2, 3), FLOAT)]),
+            *param_only(method_clip_p, [(3,), (2, 3)], "clip"),
+            *param_only(method_squeeze_p, [(1, 3), (3, 1), (1,)]),
+            *data_param(method_flatten_c, REDUCTION_SHAPES),
         ],
     ),
 ]

@@ -1,0 +1,258 @@
+"""The rule table itself, how rows are added to it, and what rules share.
+
+``RULES`` maps a key to the rule that gives its tangent: an ``ast`` operator class
+(``ast.Mult``), a function object (``np.exp``, ``math.sin``, builtin ``abs``),
+``method("sum")``, ``attribute("T")`` or ``ast.Subscript``. ``ZERO_DERIVATIVE`` holds the
+keys whose result carries no derivative. The family modules fill both through the
+shorthands below; ``METHOD_RULES`` and the others below are views of them by name.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Set as AbstractSet
+from typing import Any
+
+import numpy as np
+
+from fmad import build as B
+from fmad.resolve import MISSING
+from fmad.tangent import Tangent
+
+Rule = Callable[..., Any]
+RULES: dict[Any, Rule] = {}
+# The keys that carry no derivative (integer-valued, shapes, constructors...).
+ZERO_DERIVATIVE: set[Any] = set()
+# Functions whose rule takes the tangent of a list argument as a list of tangents; every
+# other function of a list gets it stacked into one array first (fmad_rt.stack_tangents).
+LIST_RULES: set[Any] = set()
+
+
+def method(name: str) -> tuple[str, str]:
+    """The key of the method ``x.name(...)`` of an array."""
+    return ("method", name)
+
+
+def attribute(name: str) -> tuple[str, str]:
+    """The key of the attribute ``x.name`` of an array."""
+    return ("attribute", name)
+
+
+class _Named(Mapping):
+    """The rules of one kind of key (methods or attributes) by name: a view of ``RULES``."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def __getitem__(self, name: str) -> Rule:
+        return RULES[(self.kind, name)]
+
+    def __iter__(self) -> Iterator[str]:
+        return (k[1] for k in list(RULES) if isinstance(k, tuple) and k[0] == self.kind)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+class _NamedZero(AbstractSet):
+    """The names of one kind of key that carry no derivative: a view of ``ZERO_DERIVATIVE``."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def __contains__(self, name: object) -> bool:
+        return (self.kind, name) in ZERO_DERIVATIVE
+
+    def __iter__(self) -> Iterator[str]:
+        return (k[1] for k in list(ZERO_DERIVATIVE) if isinstance(k, tuple) and k[0] == self.kind)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    @classmethod
+    def _from_iterable(cls, names) -> set[str]:  # ``names | view`` is a plain set
+        return set(names)
+
+
+METHOD_RULES = _Named("method")
+ATTRIBUTE_RULES = _Named("attribute")
+ZERO_METHODS = _NamedZero("method")
+ZERO_ATTRIBUTES = _NamedZero("attribute")
+
+
+# -- adding rows -----------------------------------------------------------------------------
+def defrule(*keys: Any) -> Callable[[Rule], Rule]:
+    """Decorator: the function is the rule of every key."""
+
+    def register_(rule: Rule) -> Rule:
+        for key in keys:
+            RULES[key] = rule
+        return rule
+
+    return register_
+
+
+def alias(*keys: Any, to: Any) -> None:
+    """The keys share the rule of ``to`` (``np.absolute`` is ``np.abs``)."""
+    for key in keys:
+        RULES[key] = RULES[to]
+
+
+def defzero(*keys: Any) -> None:
+    """The keys' results carry no derivative (``np.floor``, ``len``, ``ast.FloorDiv``)."""
+    ZERO_DERIVATIVE.update(keys)
+
+
+def deflinear(*keys: Any) -> Rule:
+    """``f(x, ...)`` is the identity of ``x`` as far as derivatives go (``float(x)``,
+    ``x.copy()``, ``+x``): the tangent passes through."""
+
+    def identity_rule(ctx, z, args, tangents, keywords):
+        return tangents[0] if tangents else None
+
+    return defrule(*keys)(identity_rule)
+
+
+def defpartials(*keys: Any, partials: tuple[Rule, ...], broadcast: bool = True) -> Rule:
+    """``d f(x, y) = p0 * dx + p1 * dy``, each ``p_i(ctx, z, x, y)`` an expression of the
+    primal values. ``broadcast``: the other operand may make the result bigger than a
+    tangent's own operand (``np.maximum``); without it, the partial has the result's shape
+    (``x * y``: the partial in ``x`` is ``y``)."""
+
+    def partials_rule(ctx, z, args, tangents, keywords):
+        x, y = args[0], args[1]
+        others = (y, x)
+        return ctx.add(
+            *(
+                ctx.scale(p(ctx, z, x, y), ctx.broadcast(t, other) if broadcast else t)
+                for p, t, other in zip(partials, tangents, others, strict=False)
+                if t is not None
+            )
+        )
+
+    return defrule(*keys)(partials_rule)
+
+
+# -- lookups ---------------------------------------------------------------------------------
+def rule_for(key: Any) -> Rule | None:
+    """The rule of ``key`` (a function, an operator or node class, ``method(name)``,
+    ``attribute(name)``), or None."""
+    try:
+        return RULES.get(key)
+    except TypeError:  # unhashable callables have no rule
+        return None
+
+
+def hashable(obj: Any) -> bool:
+    try:
+        hash(obj)
+    except TypeError:
+        return False
+    return True
+
+
+def has_zero_derivative(key: Any) -> bool:
+    try:
+        return key in ZERO_DERIVATIVE
+    except TypeError:
+        return False
+
+
+def is_numpy(func: Any) -> bool:
+    """A numpy function (or ufunc): it takes lists and tuples as arrays."""
+    if isinstance(func, np.ufunc):
+        return True
+    module = getattr(func, "__module__", None) or ""
+    return module == "numpy" or module.startswith("numpy.")
+
+
+# -- small helpers rules share ---------------------------------------------------------------
+def tangent_of(expr: ast.expr, full: bool = True) -> Tangent:
+    return Tangent(expr, full=full)
+
+
+def k_list(ctx) -> list[ast.expr]:
+    """``[k]`` for a vectorized direction, ``[]`` for a scalar one (an optional argument)."""
+    return [B.const(ctx.direction.k)] if ctx.vectorized else []
+
+
+def k_arg(ctx) -> ast.expr:
+    return B.const(ctx.direction.k) if ctx.vectorized else ast.Constant(None)
+
+
+def is_none(node) -> bool:
+    return node is None or (isinstance(node, ast.Constant) and node.value is None)
+
+
+def argument(args, keywords, i, key, default=None):
+    """The ``i``-th positional argument, or the keyword ``key``."""
+    if len(args) > i:
+        return args[i]
+    return keywords.get(key, default)
+
+
+def static_value(ctx, node: ast.expr, depth: int = 0) -> Any:
+    """The object ``node`` stands for when fmad transforms the function (a constant, a
+    global such as ``np.int64``, or a flattened name assigned once from one), else None."""
+    if isinstance(node, ast.Constant):
+        return node.value
+    found = ctx.scope.lookup(node)
+    if found is not MISSING:
+        return found
+    if isinstance(node, ast.Name) and depth < 8 and ctx.assign_counts.get(node.id) == 1:
+        for s in ast.walk(ctx.flat):
+            if isinstance(s, ast.Assign) and B.stored_names(s.targets[0]) == [node.id]:
+                return static_value(ctx, s.value, depth + 1)
+    return None
+
+
+def keeps_derivative(ctx, dtype: ast.expr | None) -> bool:
+    """Whether a conversion to ``dtype`` (an argument node; None: unchanged) keeps the
+    derivative: a floating or complex type does, an integer or boolean one makes it zero
+    (``x.astype(int)`` is a step function). A type fmad cannot see at transform time is
+    refused: guessing would be a silent wrong derivative."""
+    if dtype is None or is_none(dtype):
+        return True
+    obj = static_value(ctx, dtype)
+    try:
+        kind = np.dtype(obj).kind if obj is not None else "?"  # np.dtype(None) is float64
+    except TypeError:
+        kind = "?"
+    if kind not in "fciub":
+        ctx.refuse(
+            f"the dtype '{ast.unparse(dtype)}' of a conversion of a value that carries a "
+            "derivative must be known when fmad transforms the function; write the type "
+            "itself (float, np.float64, int)"
+        )
+    return kind in "fc"
+
+
+# -- user rules ----------------------------------------------------------------------------
+def register(func: Callable[..., Any], derivative: Callable[..., Any]) -> None:
+    """Give ``func`` (a function fmad has no source or rule for) a derivative.
+
+    ``derivative`` takes the same positional arguments as ``func`` and returns its partial
+    derivative with respect to its first argument, or, for a function of several
+    arguments, a tuple with one partial per positional argument. ``func`` must be
+    elementwise (or scalar): the tangent is ``derivative(x) * dx``.
+
+    >>> from scipy.special import expit
+    >>> fmad.register(expit, lambda x: expit(x) * (1 - expit(x)))
+    """
+    if not callable(func) or not callable(derivative):
+        raise TypeError("fmad.register(func, derivative) takes two callables")
+
+    def user_rule(ctx, z, args, tangents, keywords):
+        deriv = ctx.inject(derivative, getattr(func, "__name__", "f") + "_derivative")
+        partials = B.call(deriv, *args)
+        terms = []
+        for i, t in enumerate(tangents):
+            if t is None:
+                continue
+            p = partials if len(args) == 1 else B.subscript(partials, B.const(i))
+            terms.append(ctx.scale(p, t))
+        return ctx.add(*terms)
+
+    user_rule.__doc__ = f"user rule registered for {func!r}"
+    RULES[func] = user_rule
