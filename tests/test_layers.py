@@ -129,14 +129,8 @@ def test_no_function_level_imports_of_fmad(module):
                 )
 
 
-# being split in this change (issue 8); remove once they are
-OVERSIZE: set[str] = set()
-
-
 @pytest.mark.parametrize("module", sorted(modules()))
 def test_size_limits(module):
-    if module in OVERSIZE:
-        pytest.xfail("being split")
     path = modules()[module]
     text = path.read_text()
     assert len(text.splitlines()) <= 450, f"fmad/{module}.py is over 450 lines: split it"
@@ -149,3 +143,12 @@ def test_size_limits(module):
 def test_the_table_has_no_stale_entries():
     present = {m.split(".")[0] for m in modules()}
     assert set(LAYERS) <= present
+
+
+def test_no_merge_conflict_markers_are_left() -> None:
+    root = PACKAGE.parent
+    texts = [*root.glob("*.md"), *root.glob("docs/*.md"), *PACKAGE.rglob("*.py")]
+    texts += [*root.glob("tests/*.py"), *root.glob("benchmarks/*.py"), *root.glob("examples/*")]
+    for path in texts:
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            assert not line.startswith(("<<<<<<< ", ">>>>>>> ")), f"{path}:{number}"
