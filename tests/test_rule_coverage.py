@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import ast
 import builtins
+import importlib
 import inspect
+import pathlib
 import textwrap
 import types
 from typing import Any
@@ -65,13 +67,18 @@ def keys_exercised(fn: types.FunctionType, seen: set | None = None) -> set:
     return keys
 
 
+def all_rows() -> list:
+    """The rows of tests/test_rules_fd.py, of the runtime helpers, and of every other
+    ``tests/test_rules_fd_<family>.py`` module (each defines ``ROWS``)."""
+    rows = [*ROWS, *RUNTIME_ROWS]
+    for path in sorted(pathlib.Path(__file__).parent.glob("test_rules_fd_*.py")):
+        module = importlib.import_module(f"tests.{path.stem}")
+        rows += getattr(module, "ROWS", [])
+    return rows
+
+
 def exercised() -> set:
-    return {
-        key
-        for row in [*ROWS, *RUNTIME_ROWS]
-        for case in row.cases
-        for key in keys_exercised(case.fn)
-    }
+    return {key for row in all_rows() for case in row.cases for key in keys_exercised(case.fn)}
 
 
 def table_keys() -> list:
@@ -82,7 +89,7 @@ def table_keys() -> list:
 def test_every_rule_has_a_finite_difference_row() -> None:
     covered = exercised()
     missing = [key for key in table_keys() if key not in covered]
-    assert not missing, f"rules with no row in tests/test_rules_fd.py: {missing}"
+    assert not missing, f"rules with no row in tests/test_rules_fd*.py: {missing}"
 
 
 def test_the_scan_sees_operators_methods_attributes_and_calls() -> None:
