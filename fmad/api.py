@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import inspect
 import linecache
-import math
 import numbers
 import types
 from collections.abc import Callable, Sequence
@@ -13,62 +12,35 @@ from typing import Any, Protocol, overload, runtime_checkable
 
 import numpy as np
 
-from fmad import runtime, trace
+from fmad import trace
 from fmad.compile import compile_unit, dispatcher
-from fmad.errors import FmadError, InternalError, UnsupportedError, WrtError
+from fmad.errors import FmadError, InternalError, UnsupportedError
 from fmad.printer import to_source
 from fmad.resolve import still_bound
 from fmad.source import python_function
+from fmad.spec import Spec, normalize_wrt, spec_for_shapes
 from fmad.transform import Session
 from fmad.variable import Variable
-
-Shapes = tuple[tuple[int, ...] | None, ...]
-
-
-def format_shape(shape: tuple[int | None, ...]) -> str:
-    """``(100, 3)`` -> ``100x3``, as the command line writes shapes."""
-    return "x".join("N" if n is None else str(n) for n in shape) or "()"
-
 
 # numpy dtype kinds a wrt argument may have: booleans, integers, floats, complex numbers
 NUMERIC_KINDS = frozenset("biufc")
 
 
 class Variant:
-    """The function compiled for one set of parameter kinds (scalar, or array of a shape)."""
+    """The function compiled for one :class:`~fmad.spec.Spec` (the kinds of its ``wrt``
+    arguments: numbers, or arrays of given shapes)."""
 
-    def __init__(
-        self, fn: types.FunctionType, wrt: tuple[str, ...], shapes: Shapes, bundle: bool = False
-    ) -> None:
+    def __init__(self, fn: types.FunctionType, spec: Spec) -> None:
         session = Session()
-        self.unit = session.top(fn, wrt, dict(zip(wrt, shapes, strict=True)), bundle=bundle)
-        self.bundle = bundle
-        self.wrt = wrt
+        self.spec = spec
+        self.unit = session.top(fn, spec)
         self.units = session.units
         self.function = compile_unit(self.unit, {})
-        self.shapes = shapes
-        # tangents with a trailing direction axis: array parameters, or the bundle
-        self.vectorized = bundle or any(s is not None for s in shapes)
         self.watched = session.watched()
 
     def current(self) -> bool:
         """False once a function this variant's rules were chosen from has been rebound."""
         return still_bound(self.watched)
-
-    def gradients(self, value: Any, tangents: tuple) -> dict[str, Any]:
-        """The generated function's tangents (one per direction, in order) shaped as the
-        user gets them (see :func:`fmad.runtime.gradient`), by ``wrt`` name."""
-        if self.bundle:  # one tangent, one column per parameter
-            (t,) = tangents
-            if np.ndim(value) == 0:  # a scalar loss
-                t = np.broadcast_to(t, (len(self.wrt),))  # a constant tangent too (0.0)
-                return dict(zip(self.wrt, t.tolist(), strict=True))
-            t = np.broadcast_to(t, np.shape(value) + (len(self.wrt),))
-            return {name: runtime.gradient(t[..., i], value) for i, name in enumerate(self.wrt)}
-        return {
-            name: runtime.gradient(t, value, shape)
-            for name, t, shape in zip(self.wrt, tangents, self.shapes, strict=True)
-        }
 
     def source(self, printer: str = "ast", comments: bool = True) -> str:
         """The generated code: helpers first, then the function; ``comments``: a
@@ -84,17 +56,6 @@ class Variant:
     def flat_source(self, printer: str = "ast", comments: bool = True) -> str:
         lines = linecache.getlines(self.unit.filename) if comments else None
         return to_source(self.unit.flat, printer, lines)
-
-    def describe(self) -> str:
-        """Which variant this is, in words (``show`` prints it)."""
-        if self.bundle:
-            kinds = f"scalar {', '.join(self.wrt)} (numbers) bundled on one axis, with array data"
-        else:
-            kinds = ", ".join(
-                f"{w} scalar" if shape is None else f"{w} of shape {format_shape(shape)}"
-                for w, shape in zip(self.wrt, self.shapes, strict=True)
-            )
-        return kinds
 
 
 @runtime_checkable
@@ -129,15 +90,7 @@ class Transformed:
             for p in self._signature.parameters.values()
             if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
         ]
-        if wrt is None:
-            wrt = [p.name for p in params]
-        elif isinstance(wrt, str):
-            wrt = [w.strip() for w in wrt.split(",") if w.strip()]
-        wrt = tuple(wrt)
-        if not wrt:
-            raise WrtError(f"'{fn.__name__}' has no parameters to differentiate with respect to")
-        if len(set(wrt)) != len(wrt):
-            raise WrtError(f"wrt names a variable twice: {list(wrt)}")
+        wrt = normalize_wrt(fn.__name__, [p.name for p in params], wrt)
         self.wrt: tuple[str, ...] = wrt
         names = [p.name for p in params]
         # where each wrt parameter sits in a call: positional index, or None (keyword only)
@@ -148,11 +101,11 @@ class Transformed:
             self._slots.append(
                 (w, index, p.default if p is not None else inspect.Parameter.empty, p is not None)
             )
-        self._variants: dict[Shapes, Variant] = {}
+        self._variants: dict[Spec, Variant] = {}
         # bundling needs several parameters, all of them parameters (not intermediates)
         # (with two parameters it gains little, and would cost the scalar fast path a check)
         self.bundles = len(wrt) > 2 and all(is_param for *_, is_param in self._slots)
-        self._default = self._variant(tuple(None for _ in wrt))  # errors at decoration time
+        self._default = self._variant(self.numbers)  # errors at decoration time
         self.function = self._public_function()
 
     # -- calling -------------------------------------------------------------------------
@@ -162,26 +115,26 @@ class Transformed:
             args = tuple(a.value if isinstance(a, Variable) else a for a in args)
         if kwargs and Variable in map(type, kwargs.values()):
             kwargs = {k: v.value if isinstance(v, Variable) else v for k, v in kwargs.items()}
-        variant = self._variant(self._shapes(args, kwargs))
+        variant = self._variant(self._spec(args, kwargs))
         if variant.watched and not variant.current():
             # a called function was rebound after the transform: transform again
             self._variants.clear()
-            self._default = self._variant(tuple(None for _ in self.wrt))
-            variant = self._variant(self._shapes(args, kwargs))
+            self._default = self._variant(self.numbers)
+            variant = self._variant(self._spec(args, kwargs))
         try:
             value, *tangents = variant.function(*args, **kwargs)
         except Exception as exc:
             if exc.__traceback__.tb_next is not None:  # raised inside, not by the call itself
                 trace.check(exc)
             raise
-        if type(value) is not float or variant.vectorized:
+        if type(value) is not float or variant.spec.vectorized:
             return value, self.shaped(variant, value, tangents)
         return value, dict(zip(self.wrt, tangents, strict=True))
 
     def shaped(self, variant: Variant, value: Any, tangents: tuple) -> dict[str, Any]:
         """The gradients in the user's layout; a failure here is fmad's bug, said so."""
         try:
-            return variant.gradients(value, tangents)
+            return variant.spec.gradients(value, tangents)
         except FmadError:
             raise
         except Exception as exc:
@@ -206,8 +159,15 @@ class Transformed:
             return self.call(*args, **kwargs)
         return value, self.shaped(self._default, value, tangents)
 
-    def _shapes(self, args: tuple, kwargs: dict) -> Shapes:
-        shapes = []
+    @property
+    def numbers(self) -> Spec:
+        """The spec of the default variant: every parameter a number."""
+        return Spec(self.wrt, tuple(None for _ in self.wrt))
+
+    def _spec(self, args: tuple, kwargs: dict) -> Spec:
+        """The spec for these arguments: each ``wrt`` argument's shape, and whether scalar
+        parameters with array data travel bundled."""
+        shapes: list[tuple[int, ...] | None] = []
         for name, index, default, is_param in self._slots:
             if not is_param:
                 shapes.append(None)  # an intermediate variable: a scalar
@@ -221,14 +181,13 @@ class Transformed:
                 continue
             shape = self.wrt_shape(name, value)
             shapes.append(shape if shape else None)
-        if (
+        # scalar parameters, array data: all parameters ride one vectorized direction
+        bundle = (
             self.bundles
             and all(s is None for s in shapes)
             and any(type(a) is np.ndarray and a.size > 1 for a in (*args, *kwargs.values()))
-        ):
-            # scalar parameters, array data: all parameters ride one vectorized direction
-            shapes.append("bundle")
-        return tuple(shapes)
+        )
+        return Spec(self.wrt, tuple(shapes), bundle)
 
     def wrt_shape(self, name: str, value: Any) -> tuple[int, ...]:
         """The shape of the argument of the ``wrt`` parameter ``name``; an UnsupportedError
@@ -260,13 +219,10 @@ class Transformed:
             "array, or leave this parameter out of wrt",
         )
 
-    def _variant(self, shapes: Shapes) -> Variant:
-        variant = self._variants.get(shapes)
+    def _variant(self, spec: Spec) -> Variant:
+        variant = self._variants.get(spec)
         if variant is None:
-            bundle = shapes[-1] == "bundle"
-            kinds = shapes[:-1] if bundle else shapes
-            variant = Variant(self.original, self.wrt, kinds, bundle=bundle)
-            self._variants[shapes] = variant
+            variant = self._variants[spec] = Variant(self.original, spec)
         return variant
 
     # -- the public function -------------------------------------------------------------
@@ -306,43 +262,16 @@ class Transformed:
         raise FmadError(f"unknown stage {stage!r}; choose 'flat' or 'forward'")
 
     def variant_for_shapes(self, shapes: dict[str, tuple[int | None, ...]]) -> Variant:
-        """The variant that runs for arguments of these shapes (names left out: numbers).
-        A ``None`` length (known only at run time) is allowed for data, not for ``wrt``
-        parameters, whose sizes fix the generated code."""
-        names = set(self._signature.parameters)
-        for name, shape in shapes.items():
-            if name not in names:
-                raise WrtError(
-                    f"shapes names {name!r}, which is not a parameter of "
-                    f"'{self.original.__name__}' (its parameters: {', '.join(sorted(names))})"
-                )
-            if not isinstance(shape, tuple) or not all(
-                n is None or (isinstance(n, int) and n >= 0) for n in shape
-            ):
-                raise WrtError(f"the shape of {name!r} must be a tuple of lengths, got {shape!r}")
-        kinds: list[Any] = []
-        for w, *_ in self._slots:
-            shape = shapes.get(w, ())
-            if None in shape:
-                raise WrtError(
-                    f"the shape of the wrt parameter {w!r} must be known ({shape!r}): its "
-                    "size fixes the generated code"
-                )
-            kinds.append(shape or None)
-        data = [s for n, s in shapes.items() if n not in self.wrt]
-        if (
-            self.bundles
-            and all(k is None for k in kinds)
-            and any(None in s or math.prod(s) > 1 for s in data if s)
-        ):
-            kinds.append("bundle")
-        return self._variant(tuple(kinds))
+        """The variant that runs for arguments of these shapes (see :func:`spec_for_shapes`)."""
+        params = set(self._signature.parameters)
+        name = self.original.__name__
+        return self._variant(spec_for_shapes(self.wrt, params, shapes, self.bundles, name))
 
     def source_for(self, *args: Any, **kwargs: Any) -> str:
         """The code that runs for these arguments (array parameters get vectorized tangents)."""
         args = tuple(a.value if isinstance(a, Variable) else a for a in args)
         kwargs = {k: v.value if isinstance(v, Variable) else v for k, v in kwargs.items()}
-        return self._variant(self._shapes(args, kwargs)).source()
+        return self._variant(self._spec(args, kwargs)).source()
 
 
 @overload

@@ -113,7 +113,7 @@ def _show(args: argparse.Namespace) -> int:
     transformed = function.__fmad__
     variant = transformed.variant_for_shapes(shapes or {})
     where = "" if shapes is not None else " (--shapes X=100x3,w=3,b= shows another)"
-    sys.stdout.write(f"# fmad: the variant for {variant.describe()}{where}\n")
+    sys.stdout.write(f"# fmad: the variant for {variant.spec.describe()}{where}\n")
     sys.stdout.write(text.rstrip("\n") + "\n")
     return 0
 

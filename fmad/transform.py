@@ -21,17 +21,15 @@ import numpy as np
 from fmad import build as B
 from fmad import mutation, optimize
 from fmad import runtime as fmad_runtime
-from fmad.build import bound_names, statements
-from fmad.errors import WrtError, unsupported
+from fmad.build import bound_names
+from fmad.errors import unsupported
 from fmad.flatten import Flattener
-from fmad.forward import CalleeInfo, Direction, Forward, Tangent, signature_of
+from fmad.forward import CalleeInfo, Forward, Tangent, signature_of
 from fmad.naming import Namer, names_in
 from fmad.printer import to_source
 from fmad.resolve import Scope
 from fmad.source import read_function
-
-# the name of the one direction that bundles every parameter (see Session.top)
-BUNDLE = "wrt"
+from fmad.spec import Spec, check_wrt
 
 MODULES = {"numpy": (np, "np"), "math": (math, "math"), "fmad.runtime": (fmad_runtime, "fmad_rt")}
 
@@ -111,35 +109,27 @@ class Session:
         return list(unique.values())
 
     # -- the differentiated function ---------------------------------------------------------
-    def top(
-        self,
-        fn: types.FunctionType,
-        wrt: tuple[str, ...],
-        shapes: dict[str, tuple[int, ...] | None],
-        bundle: bool = False,
-    ) -> Unit:
-        """Transform ``fn``. ``bundle``: all (scalar) parameters travel as one vectorized
-        direction ``wrt`` of ``k = len(wrt)`` columns, each seeded with a one-hot row:
-        with array data, one array operation then serves every parameter at once."""
+    def top(self, fn: types.FunctionType, spec: Spec) -> Unit:
+        """Transform ``fn`` as ``spec`` says (see :class:`fmad.spec.Spec`)."""
+        wrt = spec.wrt
         src, scope, namer, flat = prepare(fn)
         self.scopes.append(scope)
         unit = Unit(src.function, src.filename, namer, scope, flat=flat)
         params = set(signature_of(src.tree).parameters)
         intermediates = check_wrt(src.filename, src.tree, wrt, params)
-        directions = [Direction(p, shapes.get(p)) for p in wrt]
+        directions = spec.directions()
         seeds: dict[str, dict[str, Tangent]] = {}
         for d in directions:
-            if d.name in intermediates:
+            if spec.bundle:
+                seeds[d.name] = {}  # seeded by the emitter: one column per parameter
+            elif d.name in intermediates:
                 seeds[d.name] = {}
             elif d.vectorized:
                 seeds[d.name] = {d.name: Tangent(ast.Constant(None), full=True, seed=True)}
             else:
                 seeds[d.name] = {d.name: Tangent(ast.Constant(1.0), full=True)}
-        if bundle:
-            directions = [Direction(BUNDLE, (len(wrt),))]
-            seeds = {BUNDLE: {}}
         self.stack.append(src.function)
-        numbers = frozenset(p for p in wrt if p in params and shapes.get(p) is None)
+        numbers = frozenset(p for p in wrt if p in params and spec.shape_of(p) is None)
         fwd = Forward(
             self,
             unit,
@@ -150,7 +140,7 @@ class Session:
             seed_points=intermediates,
             top=True,
             numbers=numbers,
-            bundle=wrt if bundle else (),
+            bundle=wrt if spec.bundle else (),
         )
         mutation.check(fwd, lambda: unit.module("fmad.runtime"))
         unit.tree = optimize.optimize(fwd.function(), fwd.tangent_names(), namer)
@@ -254,59 +244,3 @@ class Session:
         else:
             self.units.append(unit)
         return unit, info
-
-
-def check_wrt(
-    filename: str, tree: ast.FunctionDef, wrt: tuple[str, ...], params: set[str]
-) -> set[str]:
-    """Validate ``wrt`` against the user's function as written (before flattening, whose
-    own rewrites, ``t = a if c else b`` into an ``if``, must not count); return the names in
-    it that are intermediate variables."""
-    intermediates: set[str] = set()
-    for name in wrt:
-        if name in params:
-            continue
-        top_level = [s for s in tree.body if name in assigned_by(s)]
-        everywhere = [s for s in statements(tree.body) if name in assigned_by(s)]
-        if not everywhere:
-            raise WrtError(
-                f"{filename}:{tree.lineno}: wrt names {name!r}, which is neither a "
-                f"parameter of '{tree.name}' nor a variable it assigns; its "
-                f"parameters are {', '.join(sorted(params)) or 'none'}"
-            )
-        single = top_level[0] if len(top_level) == 1 else None
-        if (
-            len(everywhere) != 1
-            or not isinstance(single, ast.Assign)
-            or len(single.targets) != 1
-            or not isinstance(single.targets[0], ast.Name)
-            or isinstance(single.value, ast.ListComp | ast.GeneratorExp)
-        ):
-            line = everywhere[min(1, len(everywhere) - 1)].lineno  # the second binding
-            raise WrtError(
-                f"{filename}:{line}: wrt names the variable {name!r}, which is "
-                "assigned more than once or inside a loop or branch; fmad can "
-                "differentiate with respect to a variable assigned exactly once, at "
-                "the top level of the function, to one number"
-            )
-        intermediates.add(name)
-    return intermediates
-
-
-def assigned_by(s: ast.stmt) -> set[str]:
-    """The names a statement binds itself (not in the blocks it contains)."""
-    if isinstance(s, ast.Assign):
-        targets: list[ast.expr] = list(s.targets)
-    elif isinstance(s, ast.AugAssign | ast.AnnAssign):
-        targets = [s.target]
-    elif isinstance(s, ast.For):
-        targets = [s.target]
-    elif isinstance(s, ast.With):
-        targets = [i.optional_vars for i in s.items if i.optional_vars is not None]
-    elif isinstance(s, ast.FunctionDef | ast.ClassDef):
-        return {s.name}
-    elif isinstance(s, ast.Import | ast.ImportFrom):
-        return {(a.asname or a.name).split(".")[0] for a in s.names}
-    else:
-        return set()
-    return {n for t in targets for n in B.stored_names(t)}

@@ -33,6 +33,7 @@ LAYERS: dict[str, int] = {
     # 2-3: rules (the table), what is known about tangents, activity
     "rules": 2,
     "known": 2,
+    "spec": 2,
     "activity": 3,
     # 4: what the forward pass needs to check (mutation tables and sites)
     "effects": 4,

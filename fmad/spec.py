@@ -1,0 +1,190 @@
+"""The spec of one transform: what is differentiated, with respect to what, in what layout.
+
+A :class:`Spec` is decided once, by the public API, from the ``wrt`` names and the kinds of
+the arguments of a call; the driver builds the variant it describes (its directions and
+seeds), the public wrapper reads it to shape the tangents the variant returns, and ``show``
+describes it. ``wrt`` is validated here, once: as a list (:func:`normalize_wrt`) and against
+the function's source (:func:`check_wrt`).
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fmad import build as B
+from fmad import runtime
+from fmad.errors import WrtError
+from fmad.tangent import Direction
+
+# the name of the one direction that bundles every scalar parameter (see Spec.bundle)
+BUNDLE = "wrt"
+
+Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One variant: ``shapes[i]`` is the shape of ``wrt[i]`` (None: a number). ``bundle``:
+    all (scalar) parameters travel as one vectorized direction of ``len(wrt)`` columns, each
+    seeded with a one-hot row, so that with array data one array operation serves them all."""
+
+    wrt: tuple[str, ...]
+    shapes: tuple[Shape | None, ...]
+    bundle: bool = False
+
+    @property
+    def vectorized(self) -> bool:
+        """Tangents carry a trailing direction axis: array parameters, or the bundle."""
+        return self.bundle or any(s is not None for s in self.shapes)
+
+    def shape_of(self, name: str) -> Shape | None:
+        return self.shapes[self.wrt.index(name)]
+
+    def directions(self) -> list[Direction]:
+        """The directions the generated code carries, in the order it returns tangents."""
+        if self.bundle:
+            return [Direction(BUNDLE, (len(self.wrt),))]
+        return [Direction(p, s) for p, s in zip(self.wrt, self.shapes, strict=True)]
+
+    def gradients(self, value: Any, tangents: Sequence[Any]) -> dict[str, Any]:
+        """The generated function's tangents (one per direction, in order) shaped as the
+        user gets them (see :func:`fmad.runtime.gradient`), by ``wrt`` name."""
+        if self.bundle:  # one tangent, one column per parameter
+            (t,) = tangents
+            if np.ndim(value) == 0:  # a scalar loss
+                t = np.broadcast_to(t, (len(self.wrt),))  # a constant tangent too (0.0)
+                return dict(zip(self.wrt, t.tolist(), strict=True))
+            t = np.broadcast_to(t, np.shape(value) + (len(self.wrt),))
+            return {name: runtime.gradient(t[..., i], value) for i, name in enumerate(self.wrt)}
+        return {
+            name: runtime.gradient(t, value, shape)
+            for name, t, shape in zip(self.wrt, tangents, self.shapes, strict=True)
+        }
+
+    def describe(self) -> str:
+        """In words, for ``show``: ``w of shape 3, b scalar``."""
+        if self.bundle:
+            return f"scalar {', '.join(self.wrt)} (numbers) bundled on one axis, with array data"
+        return ", ".join(
+            f"{w} scalar" if shape is None else f"{w} of shape {format_shape(shape)}"
+            for w, shape in zip(self.wrt, self.shapes, strict=True)
+        )
+
+
+def format_shape(shape: tuple[int | None, ...]) -> str:
+    """``(100, 3)`` -> ``100x3``, as the command line writes shapes."""
+    return "x".join("N" if n is None else str(n) for n in shape) or "()"
+
+
+def normalize_wrt(fn_name: str, params: list[str], wrt: Sequence[str] | str | None) -> tuple:
+    """``wrt`` as a tuple of names: every parameter by default; a string is split at commas."""
+    if wrt is None:
+        wrt = list(params)
+    elif isinstance(wrt, str):
+        wrt = [w.strip() for w in wrt.split(",") if w.strip()]
+    wrt = tuple(wrt)
+    if not wrt:
+        raise WrtError(f"'{fn_name}' has no parameters to differentiate with respect to")
+    if len(set(wrt)) != len(wrt):
+        raise WrtError(f"wrt names a variable twice: {list(wrt)}")
+    return wrt
+
+
+def spec_for_shapes(
+    wrt: tuple[str, ...],
+    params: set[str],
+    shapes: dict[str, tuple[int | None, ...]],
+    bundles: bool,
+    fn_name: str,
+) -> Spec:
+    """The spec for arguments of these shapes (names left out: numbers). A ``None`` length
+    (known only at run time) is allowed for data, not for ``wrt`` parameters, whose sizes fix
+    the generated code. ``bundles``: the function may bundle its scalar parameters."""
+    for name, shape in shapes.items():
+        if name not in params:
+            raise WrtError(
+                f"shapes names {name!r}, which is not a parameter of "
+                f"'{fn_name}' (its parameters: {', '.join(sorted(params))})"
+            )
+        if not isinstance(shape, tuple) or not all(
+            n is None or (isinstance(n, int) and n >= 0) for n in shape
+        ):
+            raise WrtError(f"the shape of {name!r} must be a tuple of lengths, got {shape!r}")
+    kinds: list[Shape | None] = []
+    for w in wrt:
+        shape = shapes.get(w, ())
+        if None in shape:
+            raise WrtError(
+                f"the shape of the wrt parameter {w!r} must be known ({shape!r}): its "
+                "size fixes the generated code"
+            )
+        kinds.append(shape or None)
+    data = [s for n, s in shapes.items() if n not in wrt]
+    bundle = (
+        bundles
+        and all(k is None for k in kinds)
+        and any(None in s or math.prod(s) > 1 for s in data if s)
+    )
+    return Spec(wrt, tuple(kinds), bundle)
+
+
+def check_wrt(
+    filename: str, tree: ast.FunctionDef, wrt: tuple[str, ...], params: set[str]
+) -> set[str]:
+    """Validate ``wrt`` against the user's function as written (before flattening, whose
+    own rewrites, ``t = a if c else b`` into an ``if``, must not count); return the names in
+    it that are intermediate variables."""
+    intermediates: set[str] = set()
+    for name in wrt:
+        if name in params:
+            continue
+        top_level = [s for s in tree.body if name in assigned_by(s)]
+        everywhere = [s for s in B.statements(tree.body) if name in assigned_by(s)]
+        if not everywhere:
+            raise WrtError(
+                f"{filename}:{tree.lineno}: wrt names {name!r}, which is neither a "
+                f"parameter of '{tree.name}' nor a variable it assigns; its "
+                f"parameters are {', '.join(sorted(params)) or 'none'}"
+            )
+        single = top_level[0] if len(top_level) == 1 else None
+        if (
+            len(everywhere) != 1
+            or not isinstance(single, ast.Assign)
+            or len(single.targets) != 1
+            or not isinstance(single.targets[0], ast.Name)
+            or isinstance(single.value, ast.ListComp | ast.GeneratorExp)
+        ):
+            line = everywhere[min(1, len(everywhere) - 1)].lineno  # the second binding
+            raise WrtError(
+                f"{filename}:{line}: wrt names the variable {name!r}, which is "
+                "assigned more than once or inside a loop or branch; fmad can "
+                "differentiate with respect to a variable assigned exactly once, at "
+                "the top level of the function, to one number"
+            )
+        intermediates.add(name)
+    return intermediates
+
+
+def assigned_by(s: ast.stmt) -> set[str]:
+    """The names a statement binds itself (not in the blocks it contains)."""
+    if isinstance(s, ast.Assign):
+        targets: list[ast.expr] = list(s.targets)
+    elif isinstance(s, ast.AugAssign | ast.AnnAssign):
+        targets = [s.target]
+    elif isinstance(s, ast.For):
+        targets = [s.target]
+    elif isinstance(s, ast.With):
+        targets = [i.optional_vars for i in s.items if i.optional_vars is not None]
+    elif isinstance(s, ast.FunctionDef | ast.ClassDef):
+        return {s.name}
+    elif isinstance(s, ast.Import | ast.ImportFrom):
+        return {(a.asname or a.name).split(".")[0] for a in s.names}
+    else:
+        return set()
+    return {n for t in targets for n in B.stored_names(t)}
