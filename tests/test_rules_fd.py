@@ -2025,14 +2025,19 @@ def problems_with(case: Case) -> list[str]:
     return problems
 
 
-@pytest.mark.parametrize("rule", ROWS, ids=[rule.name for rule in ROWS])
-def test_rule_matches_finite_differences(rule: Rule) -> None:
+def check_rule(rule: Rule) -> None:
+    """Run every case of ``rule``; fail with all the failing cases, not only the first."""
     assert rule.cases
     failures = []
     for case in rule.cases:
         failures += [f"{case.describe()}: {problem}" for problem in problems_with(case)]
     if failures:
         pytest.fail(f"{len(failures)} failure(s):\n" + "\n".join(failures), pytrace=False)
+
+
+@pytest.mark.parametrize("rule", ROWS, ids=[rule.name for rule in ROWS])
+def test_rule_matches_finite_differences(rule: Rule) -> None:
+    check_rule(rule)
 
 
 # --- The reduction trap, ties, and the kinds of scalar gradients ----------------------------
