@@ -10,6 +10,7 @@ the function's source (:func:`check_wrt`).
 from __future__ import annotations
 
 import ast
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ class Spec:
     shapes: tuple[Shape | None, ...]
     bundle: bool = False
 
-    @property
+    @functools.cached_property  # read on every call of the general path
     def vectorized(self) -> bool:
         """Tangents carry a trailing direction axis: array parameters, or the bundle."""
         return self.bundle or any(s is not None for s in self.shapes)
