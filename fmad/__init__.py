@@ -8,7 +8,7 @@
 (27.5625, {'w': -31.5, 'b': -10.5})
 """
 
-from fmad.api import Differentiated, differentiate
+from fmad.api import Differentiated, differentiate, jacobian
 from fmad.errors import (
     DerivativeError,
     FmadError,
@@ -19,6 +19,8 @@ from fmad.errors import (
     UnsupportedError,
     WrtError,
 )
+from fmad.higher import hessian, hvp, jvp
+from fmad.objective import Objective
 from fmad.rules import register
 from fmad.train import TrainResult, train
 from fmad.variable import Variable
@@ -28,6 +30,7 @@ __all__ = [
     "Differentiated",
     "FmadError",
     "InternalError",
+    "Objective",
     "ShapeError",
     "SourceError",
     "TrainResult",
@@ -36,6 +39,10 @@ __all__ = [
     "Variable",
     "WrtError",
     "differentiate",
+    "hessian",
+    "hvp",
+    "jacobian",
+    "jvp",
     "register",
     "train",
 ]

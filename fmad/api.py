@@ -328,3 +328,9 @@ def bound_method(method: types.MethodType, wrt: Sequence[str] | str | None) -> D
     public.show = inner.show
     public.source_for = lambda *args, **kwargs: inner.source_for(obj, *args, **kwargs)
     return public
+
+
+def jacobian(fn=None, *, wrt=None):
+    """The same as :func:`differentiate`: it returns ``(value, grads)`` with ``grads[name]`` of
+    shape ``shape(value) + shape(parameter)``, the Jacobian."""
+    return differentiate(fn, wrt=wrt)

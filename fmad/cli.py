@@ -78,6 +78,14 @@ def _parser() -> argparse.ArgumentParser:
         "left out are numbers). Default: every argument a number",
     )
     show.add_argument(
+        "--order",
+        type=int,
+        choices=[1, 2],
+        default=1,
+        help="1: the derivative code (default); 2: the second-order code of the Hessian "
+        "(the first-order code differentiated again)",
+    )
+    show.add_argument(
         "--no-comments",
         dest="comments",
         action="store_false",
@@ -113,7 +121,11 @@ def _show(args: argparse.Namespace) -> int:
     transformed = function.__fmad__
     variant = transformed.variant_for_shapes(shapes or {})
     where = "" if shapes is not None else " (--shapes X=100x3,w=3,b= shows another)"
-    sys.stdout.write(f"# fmad: the variant for {variant.spec.describe()}{where}\n")
+    order = ""
+    if args.order == 2:
+        text = fmad.hessian(function, wrt=transformed.wrt).show(shapes=shapes)
+        order = "second-order code of the "
+    sys.stdout.write(f"# fmad: the {order}variant for {variant.spec.describe()}{where}\n")
     sys.stdout.write(text.rstrip("\n") + "\n")
     return 0
 

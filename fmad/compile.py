@@ -31,8 +31,15 @@ from fmad.transform import Unit
 _counter = itertools.count(1)
 
 
-def compile_unit(unit: Unit, done: dict[int, types.FunctionType]) -> types.FunctionType:
-    """Compile ``unit`` (and, first, every helper unit it calls)."""
+def compile_unit(
+    unit: Unit, done: dict[int, types.FunctionType], readable: bool = False
+) -> types.FunctionType:
+    """Compile ``unit`` (and, first, every helper unit it calls).
+
+    ``readable``: compiled under the printed text's own name and lines instead of the
+    user's, so that ``inspect`` finds the generated source and fmad can transform the
+    function again (second derivatives); its ``__fmad_tangents__`` names its tangents.
+    """
     if id(unit) in done:
         return done[id(unit)]
     text = unit.printed()
@@ -43,6 +50,9 @@ def compile_unit(unit: Unit, done: dict[int, types.FunctionType]) -> types.Funct
     original = unit.function
     outer = list(original.__code__.co_freevars)
     factory_args = outer + [n for n in unit.injected if n not in outer]
+    if readable:
+        code = compile(factory_module(generated, factory_args), fmad_name, "exec")
+        return finish_function(unit, done, code, generated, readable)
     # tracebacks and numpy's warnings name the user's file and line
     relocate(generated, unit.tree, linecache.getlines(unit.filename))
     code = compile(factory_module(generated, factory_args), unit.filename, "exec")
@@ -72,7 +82,22 @@ def compile_unit(unit: Unit, done: dict[int, types.FunctionType]) -> types.Funct
         )
 
     trace.register(inner, origin_for)
+    return finish_function(unit, done, code, generated, readable)
 
+
+def finish_function(
+    unit: Unit, done: dict, code: types.CodeType, generated: ast.FunctionDef, readable: bool
+) -> types.FunctionType:
+    """The function object of the generated code: the original's globals, its closure cells
+    and cells for what the transform injected."""
+    original = unit.function
+    outer = list(original.__code__.co_freevars)
+    factory_code = next(c for c in code.co_consts if isinstance(c, types.CodeType))
+    inner = next(
+        c
+        for c in factory_code.co_consts
+        if isinstance(c, types.CodeType) and c.co_name == generated.name
+    )
     cells = dict(zip(outer, original.__closure__ or (), strict=True))
     closure = []
     for name in inner.co_freevars:
@@ -81,7 +106,7 @@ def compile_unit(unit: Unit, done: dict[int, types.FunctionType]) -> types.Funct
         else:
             value: Any = unit.injected[name]
             if isinstance(value, Unit):
-                value = compile_unit(value, done)
+                value = compile_unit(value, done, readable)
             closure.append(types.CellType(value))
     fn = types.FunctionType(
         inner, original.__globals__, generated.name, original.__defaults__, tuple(closure)
@@ -89,6 +114,8 @@ def compile_unit(unit: Unit, done: dict[int, types.FunctionType]) -> types.Funct
     fn.__kwdefaults__ = dict(original.__kwdefaults__) if original.__kwdefaults__ else None
     fn.__qualname__ = f"{original.__qualname__}[fmad]"
     fn.__module__ = original.__module__
+    if readable:
+        fn.__fmad_tangents__ = unit.tangents
     done[id(unit)] = fn
     return fn
 

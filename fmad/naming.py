@@ -92,6 +92,9 @@ class Namer:
         # the target of the assignment being flattened: names too long to describe their
         # operands are named after it (set by fmad.flatten)
         self.stem: str | None = None
+        # the tangent names of an earlier pass, when this pass transforms fmad's own output
+        # (second derivatives): their tangents are named d2<value>_d<a>_d<b>
+        self.earlier: frozenset[str] = frozenset()
 
     def copy(self) -> Namer:
         """A namer that avoids every name this one has handed out or reserved."""
@@ -145,6 +148,10 @@ class Namer:
         return self.fresh("_".join(parts), short=fname)
 
     def tangent(self, value: str, param: str) -> str:
-        """The tangent of ``value`` with respect to ``param``: ``dvalue_dparam``."""
+        """The tangent of ``value`` with respect to ``param``: ``dvalue_dparam``; of an
+        earlier pass's tangent ``dloss_dw``, the second derivative ``d2loss_dw_dparam``."""
+        if value in self.earlier and value.startswith("d"):
+            hint = f"d2{value[1:]}_d{param}"
+            return self.fresh(hint, limit=len(hint))
         # value names are already short, so the tangent's name is kept whole
         return self.fresh(f"d{value}_d{param}", limit=MAX_NAME_LENGTH + len(param) + 4)

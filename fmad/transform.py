@@ -21,15 +21,17 @@ import numpy as np
 from fmad import build as B
 from fmad import mutation, optimize
 from fmad import runtime as fmad_runtime
+from fmad.activity import CallTarget
 from fmad.build import bound_names
 from fmad.errors import unsupported
 from fmad.flatten import Flattener
-from fmad.forward import CalleeInfo, Forward, Tangent, signature_of
+from fmad.forward import CalleeInfo, Forward, signature_of
 from fmad.naming import Namer, names_in
 from fmad.printer import to_source
 from fmad.resolve import Scope
 from fmad.source import read_function
 from fmad.spec import Spec, check_wrt
+from fmad.tangent import Direction, Tangent
 
 MODULES = {"numpy": (np, "np"), "math": (math, "math"), "fmad.runtime": (fmad_runtime, "fmad_rt")}
 
@@ -48,6 +50,7 @@ class Unit:
     parent: Unit | None = None  # set for a nested helper: compiled inside its parent
     children: list[Unit] = field(default_factory=list)  # nested helpers compiled inside it
     text: str | None = None  # the printed tree, once printed
+    tangents: frozenset[str] = frozenset()  # the names of its tangent variables
 
     def flat_trees(self) -> list[ast.FunctionDef]:
         """The flattened primal of this unit and of the nested helpers compiled inside it:
@@ -86,9 +89,15 @@ def prepare(fn: types.FunctionType, reserved: set[str] = frozenset()):
     src = read_function(fn)
     scope = Scope(src.function, bound_names(src.tree))
     namer = Namer(names_in(src.tree) | set(src.function.__code__.co_freevars) | set(reserved))
+    # fmad's own output, transformed again: name second derivatives as such (fmad.compile)
+    namer.earlier = getattr(src.function, "__fmad_tangents__", frozenset())
     flat = Flattener(src.filename, namer, scope).function(src.tree)
     scope.local_names |= bound_names(flat)
     return src, scope, namer, flat
+
+
+# the one direction of a Jacobian-vector product (see Session.jvp): tangents are named dx_dv
+JVP = "v"
 
 
 class Session:
@@ -144,6 +153,7 @@ class Session:
         )
         mutation.check(fwd, lambda: unit.module("fmad.runtime"))
         unit.tree = optimize.optimize(fwd.function(), fwd.tangent_names(), namer)
+        unit.tangents = frozenset(fwd.known.tangent_names())
         self.stack.pop()
         self.units.append(unit)
         return unit
@@ -189,6 +199,17 @@ class Session:
         # the caller reaches the variant under a name of its own choosing
         return dataclasses.replace(info, name=caller.unit.inject(unit, info.name))
 
+    def jvp(self, fn: types.FunctionType, names: tuple[str, ...]) -> tuple[Unit, CalleeInfo]:
+        """``fn`` with one direction, :data:`JVP`, whose tangents of the parameters ``names``
+        come in as keyword arguments, each of its parameter's full shape (``fmad.jvp``)."""
+        target = CallTarget("user", fn, name=fn.__name__)
+        pattern = tuple((name, JVP, True) for name in names)
+        self.stack.append(fn)
+        try:
+            return self.variant(None, target, (Direction(JVP),), pattern, {})
+        finally:
+            self.stack.pop()
+
     def variant(
         self, owner: Forward | None, target, directions, pattern, outer
     ) -> tuple[Unit, Any]:
@@ -231,6 +252,7 @@ class Session:
         tree.args.kwonlyargs += [ast.arg(arg=kw) for kw in inputs.values()]
         tree.args.kw_defaults += [None] * len(inputs)
         tree = optimize.optimize(tree, forward.tangent_names(), namer, keep=set(inputs.values()))
+        unit.tangents = frozenset(forward.known.tangent_names())
         unit.tree = tree
         info = CalleeInfo(
             fname,

@@ -65,7 +65,7 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
 
 def shown_code(out: str) -> str:
     """``show`` prints which variant it shows, then the code."""
-    if not out.startswith("# fmad: the variant for "):
+    if not out.startswith("# fmad: the "):
         return out
     return out.split("\n", 1)[1]
 
@@ -270,3 +270,13 @@ def test_show_with_malformed_shapes(model: Path, shapes, capsys) -> None:
     status, out, err = run(["show", f"{model}:loss", "--shapes", shapes], capsys)
     assert (status, out) == (2, "")
     assert err.startswith("fmad: error: --shapes")
+
+
+def test_show_order_2_prints_the_second_order_code(model: Path, module, capsys) -> None:
+    main(["show", f"{model}:loss", "--wrt", "w,b", "--order", "2"])
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert out.startswith("# fmad: the second-order code of the variant for w scalar, b scalar")
+    expected = fmad.hessian(module.loss, wrt=["w", "b"]).show()
+    assert shown_code(out) == expected.rstrip("\n") + "\n"
+    assert "d2" in out

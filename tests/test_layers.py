@@ -51,9 +51,11 @@ LAYERS: dict[str, int] = {
     "compile": 8,
     "api": 9,
     "train": 10,
-    "__init__": 11,
-    "cli": 12,
-    "__main__": 13,
+    "higher": 10,
+    "objective": 11,
+    "__init__": 12,
+    "cli": 13,
+    "__main__": 14,
 }
 
 
