@@ -102,6 +102,7 @@ class Transformed:
                 (w, index, p.default if p is not None else inspect.Parameter.empty, p is not None)
             )
         self._variants: dict[Spec, Variant] = {}
+        self._specs: dict[tuple, Spec] = {}
         # bundling needs several parameters, all of them parameters (not intermediates)
         # (with two parameters it gains little, and would cost the scalar fast path a check)
         self.bundles = len(wrt) > 2 and all(is_param for *_, is_param in self._slots)
@@ -187,7 +188,11 @@ class Transformed:
             and all(s is None for s in shapes)
             and any(type(a) is np.ndarray and a.size > 1 for a in (*args, *kwargs.values()))
         )
-        return Spec(self.wrt, tuple(shapes), bundle)
+        key = (tuple(shapes), bundle)
+        spec = self._specs.get(key)  # made once per kind of call: this is the hot path
+        if spec is None:
+            spec = self._specs[key] = Spec(self.wrt, *key)
+        return spec
 
     def wrt_shape(self, name: str, value: Any) -> tuple[int, ...]:
         """The shape of the argument of the ``wrt`` parameter ``name``; an UnsupportedError
