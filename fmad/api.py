@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ast
+import copy
+import dataclasses
 import functools
 import inspect
 import linecache
@@ -103,6 +106,7 @@ class Transformed:
             )
         self._variants: dict[Spec, Variant] = {}
         self._specs: dict[tuple, Spec] = {}
+        self._nested: types.FunctionType | None = None
         # bundling needs several parameters, all of them parameters (not intermediates)
         # (with two parameters it gains little, and would cost the scalar fast path a check)
         self.bundles = len(wrt) > 2 and all(is_param for *_, is_param in self._slots)
@@ -229,6 +233,51 @@ class Transformed:
         if variant is None:
             variant = self._variants[spec] = Variant(self.original, spec)
         return variant
+
+    def nested_function(self) -> types.FunctionType:
+        """The first-order code for numbers, readable (fmad can transform it again), for a
+        call of this function inside another differentiated function (see fmad.nesting). It
+        returns ``(value, *gradients)`` and refuses arrays for the ``wrt`` parameters: it is
+        the variant for numbers."""
+        if self._nested is None:
+            unit = self._default.unit
+            tree = copy.copy(unit.tree)
+            params = [w for w in self.wrt if w in self._signature.parameters]
+            error = unit.inject(FmadError, "fmad_error")
+            ndim = ast.Attribute(value=unit.module("numpy"), attr="ndim", ctx=ast.Load())
+            tests = [
+                ast.Compare(
+                    left=ast.Call(func=ndim, args=[ast.Name(id=p, ctx=ast.Load())], keywords=[]),
+                    ops=[ast.NotEq()],
+                    comparators=[ast.Constant(0)],
+                )
+                for p in params
+            ]
+            code = self.original.__code__
+            message = (
+                f"{code.co_filename}:{code.co_firstlineno}: '{self.original.__name__}' is "
+                "called inside a differentiated function with an array for one of "
+                f"{', '.join(params)}; there it takes numbers only: differentiate the plain "
+                "function inside instead"
+            )
+            guard = ast.If(
+                test=ast.BoolOp(op=ast.Or(), values=tests) if len(tests) > 1 else tests[0],
+                body=[
+                    ast.Raise(
+                        exc=ast.Call(
+                            func=ast.Name(id=error, ctx=ast.Load()),
+                            args=[ast.Constant(message)],
+                            keywords=[],
+                        )
+                    )
+                ],
+                orelse=[],
+            )
+            tree.body = [guard, *tree.body] if tests else list(tree.body)
+            ast.fix_missing_locations(tree)
+            nested = dataclasses.replace(unit, tree=tree, text=None)
+            self._nested = compile_unit(nested, {}, readable=True)
+        return self._nested
 
     # -- the public function -------------------------------------------------------------
     def _public_function(self) -> Callable[..., Any]:

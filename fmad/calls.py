@@ -235,9 +235,9 @@ def decorated_message(name: str, obj: Any) -> str:
     where = f" (defined at {code.co_filename}:{code.co_firstlineno})" if code else ""
     if hasattr(obj, "__fmad__"):
         return (
-            f"'{name}'{where} is a function returned by fmad.differentiate: it returns "
-            "(value, grads); calling it inside a function fmad differentiates is not "
-            f"supported yet: call the plain function ('{name}.__wrapped__') instead"
+            f"'{name}'{where} is a function returned by fmad.differentiate: inside a "
+            f"function fmad differentiates, use its result as 'value, grads = {name}(...)' "
+            f"and each gradient as grads['w'], or call the plain function ('{name}.__wrapped__')"
         )
     return (
         f"'{name}'{where} is wrapped by a decorator; fmad reads the source of the function "

@@ -23,6 +23,8 @@ class Scope:
         self.local_names = local_names
         self.closure: dict[str, object] = {}
         self.seen: dict[str, tuple[Any, str, object]] = {}
+        # names the transform binds for the generated code (fmad.nesting): they come first
+        self.injected: dict[str, object] = {}
         for name, cell in zip(fn.__code__.co_freevars, fn.__closure__ or (), strict=True):
             try:
                 self.closure[name] = cell.cell_contents
@@ -38,6 +40,8 @@ class Scope:
         return name in self.local_names
 
     def lookup_name(self, name: str) -> object:
+        if name in self.injected:
+            return self.injected[name]
         if name in self.local_names:
             return MISSING
         if name in self.closure:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from fmad import build as B
-from fmad import mutation, optimize
+from fmad import mutation, nesting, optimize
 from fmad import runtime as fmad_runtime
 from fmad.activity import CallTarget
 from fmad.build import bound_names
@@ -93,6 +93,7 @@ def prepare(fn: types.FunctionType, reserved: set[str] = frozenset()):
     namer.earlier = getattr(src.function, "__fmad_tangents__", frozenset())
     flat = Flattener(src.filename, namer, scope).function(src.tree)
     scope.local_names |= bound_names(flat)
+    nesting.rewrite(flat, scope, namer, src.filename)
     return src, scope, namer, flat
 
 
@@ -124,6 +125,7 @@ class Session:
         src, scope, namer, flat = prepare(fn)
         self.scopes.append(scope)
         unit = Unit(src.function, src.filename, namer, scope, flat=flat)
+        unit.injected.update(scope.injected)
         params = set(signature_of(src.tree).parameters)
         intermediates = check_wrt(src.filename, src.tree, wrt, params)
         directions = spec.directions()
@@ -221,15 +223,21 @@ class Session:
             self.scopes.append(scope)
             flat = Flattener(owner.filename, namer, scope).function(tree)
             scope.local_names |= bound_names(flat)
+            nesting.rewrite(flat, scope, namer, owner.filename)
             unit = Unit(
                 owner.unit.function, owner.filename, namer, scope, flat=flat, parent=owner.unit
             )
+            root = owner.unit
+            while root.parent is not None:  # nested units are compiled inside the root
+                root = root.parent
+            root.injected.update(scope.injected)
             owner.unit.children.append(unit)
             fname = namer.fresh(f"{tree.name}_fwd")
         else:
             src, scope, namer, flat = prepare(target.obj)
             self.scopes.append(scope)
             unit = Unit(src.function, src.filename, namer, scope, flat=flat)
+            unit.injected.update(scope.injected)
             count = self.variant_counts.get(target.obj, 0)
             self.variant_counts[target.obj] = count + 1
             fname = namer.fresh(f"{src.tree.name}_fwd" + (f"_{count}" if count else ""))
