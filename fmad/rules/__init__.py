@@ -33,7 +33,16 @@ test row in ``tests/test_rules_fd.py`` that checks it against finite differences
 (``tests/test_rule_coverage.py`` fails until it has one).
 """
 
-from fmad.rules import elementwise, linalg, reductions, runtime, shapes
+from fmad.rules import (  # noqa: F401 - they register rows
+    cumulative,
+    elementwise,
+    linalg,
+    reductions,
+    reshaping,
+    runtime,
+    shapes,
+    statistics,
+)
 from fmad.rules.base import (
     ATTRIBUTE_RULES,
     LIST_RULES,
