@@ -75,6 +75,13 @@ def static(ctx, node: ast.expr | None) -> Any:
             if isinstance(s, ast.Assign) and B.stored_names(s.targets[0]) == [node.id]:
                 if isinstance(s.value, ast.Tuple | ast.List | ast.Constant | ast.UnaryOp):
                     return static(ctx, s.value)
+    if (
+        isinstance(node, ast.Call)
+        and len(node.args) == 1
+        and not node.keywords
+        and static_value(ctx, node.func) is np.asarray
+    ):  # a tuple passed to a numpy function: np.asarray(tuple_1)
+        return static(ctx, node.args[0])
     value = static_value(ctx, node)
     return UNKNOWN if value is None else value
 
