@@ -23,6 +23,11 @@ The table is filled by family, each module registering its rows when imported:
 - :mod:`~fmad.rules.reductions`: sum, mean, prod, max, min (functions, methods, builtins);
 - :mod:`~fmad.rules.shapes`: indexing, attributes, conversions, reshaping and joining;
 - :mod:`~fmad.rules.linalg`: matmul, dot, inner, outer, norm;
+- :mod:`~fmad.rules.statistics`: var, std, median, percentile, quantile, average;
+- :mod:`~fmad.rules.cumulative`: cumsum, cumprod, diff, ediff1d, trapezoid;
+- :mod:`~fmad.rules.reshaping`: repeat, tile, pad, roll, flip, rot90, copy, sort, take,
+  take_along_axis, diag, diagonal, triu, tril, moveaxis, swapaxes, broadcast_to,
+  atleast_1d/2d/3d, split (:mod:`~fmad.rules.options`: what these three share);
 - :mod:`~fmad.rules.runtime`: the ``fmad_rt`` helpers generated code calls (so that fmad's
   output can be differentiated again).
 
