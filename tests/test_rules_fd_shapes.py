@@ -559,6 +559,78 @@ ROWS += [
 ]
 
 
+def partition_last(x, p):
+    return np.partition(x * p, 1)
+
+
+def partition_axis0(x, p):
+    return np.partition(x * p, (0, 1), axis=0)
+
+
+def partition_flat(x, p):
+    return np.partition(x * p, -1, axis=None)
+
+
+def partition_p(p):
+    return np.partition(p, 2)
+
+
+def rollaxis_c(x, p):
+    return np.rollaxis(x * p, -1)
+
+
+def rollaxis_start(x, p):
+    return np.rollaxis(np.expand_dims(x * p, 0), 0, 3)
+
+
+def rollaxis_negative_start(x, p):
+    return np.rollaxis(np.expand_dims(x * p, 0), 2, -2)
+
+
+def hsplit_c(x, p):
+    left, right = np.hsplit(x * p, 2)
+    return left - 2.0 * right
+
+
+def vsplit_c(x, p):
+    top, bottom = np.vsplit(x * p, [1])
+    return np.sum(top) * np.sum(bottom)
+
+
+def dsplit_c(x, p):
+    parts = np.dsplit(np.expand_dims(x * p, -1) * np.ones(2), 2)
+    return parts[0] + 3.0 * parts[1]
+
+
+ROWS += [
+    Rule(
+        "np.partition",
+        [
+            *data_param(partition_last, [((3,), FLOAT), ((2, 3), (3,)), ((3, 3), (3, 3))]),
+            *data_param(partition_axis0, [((3, 2), FLOAT), ((3, 2), (3, 2)), ((4, 1), (3,))]),
+            *data_param(partition_flat, REDUCTION_SHAPES[:5]),
+            *param_only(partition_p, [(3,), (2, 4)]),
+        ],
+    ),
+    Rule(
+        "np.rollaxis",
+        [
+            *data_param(rollaxis_c, ARRAY_SHAPES),
+            *data_param(rollaxis_start, MATRIX_SHAPES),
+            *data_param(rollaxis_negative_start, MATRIX_SHAPES),
+        ],
+    ),
+    Rule(
+        "np.hsplit-vsplit-dsplit",
+        [
+            *data_param(hsplit_c, [((4,), FLOAT), ((2, 4), (4,)), ((4,), (4,)), ((3, 2), (3, 2))]),
+            *data_param(vsplit_c, [((2, 3), FLOAT), ((2, 3), (3,)), ((3, 2), (3, 2))]),
+            *data_param(dsplit_c, [((2, 3), FLOAT), ((2, 3), (2, 3))]),
+        ],
+    ),
+]
+
+
 # --- fancy and boolean indexing -------------------------------------------------------------
 
 
@@ -663,6 +735,14 @@ def test_rule_matches_finite_differences(rule: Rule) -> None:
 # --- conventions ----------------------------------------------------------------------------
 
 
+def test_partition_matches_ties_in_their_order() -> None:
+    p = np.array([3.0, 1.0, 3.0, 2.0, 1.0])
+    value, grads = fmad.differentiate(partition_p, wrt=["p"])(p)
+    jacobian = grads["p"]
+    assert sorted(np.argmax(jacobian, axis=1)) == list(range(5))  # a permutation
+    np.testing.assert_array_equal(jacobian @ p, value)  # each row picks an equal entry
+
+
 def test_sort_follows_a_stable_sort_at_ties() -> None:
     _, grads = fmad.differentiate(sort_p, wrt=["p"])(np.array([2.0, 1.0, 2.0]))
     # sorted: [1 (entry 1), 2 (entry 0), 2 (entry 2)]
@@ -730,6 +810,14 @@ def roll_active_shift(x, p):
     return np.roll(x, p)
 
 
+def swapaxes_missing(p):
+    return np.swapaxes(p, 0)
+
+
+def partition_active_kth(x, p):
+    return np.partition(x, p)
+
+
 REFUSALS = [
     (cumsum_out, ("p", "buf"), "out="),
     (cumsum_axis_variable, ("p", "axis"), "axis"),
@@ -740,6 +828,8 @@ REFUSALS = [
     (take_out, ("p", "buf"), "out="),
     (atleast_two, ("p",), "several arrays"),
     (roll_active_shift, ("x", "p"), "shift="),
+    (swapaxes_missing, ("p",), "needs its argument 'axis2'"),
+    (partition_active_kth, ("x", "p"), "kth="),
 ]
 if hasattr(np, "trapezoid"):
     REFUSALS.append((trapezoid_active_x, ("x", "p"), "x="))
@@ -751,7 +841,7 @@ if hasattr(np, "trapezoid"):
 def test_refusals_name_the_file_and_line(fn, params, needle) -> None:
     args = {"p": np.array([1.0, 2.0, 3.0]), "x": np.array([1.0, 2.0, 3.0])}
     args.update(buf=np.zeros(3), axis=0)
-    if fn in (roll_active_shift, pad_active_constant):
+    if fn in (roll_active_shift, pad_active_constant, partition_active_kth):
         args["p"] = 1.0
     with pytest.raises(fmad.UnsupportedError) as info:
         fmad.differentiate(fn, wrt=["p"])(*[args[n] for n in params])

@@ -25,9 +25,10 @@ The table is filled by family, each module registering its rows when imported:
 - :mod:`~fmad.rules.linalg`: matmul, dot, inner, outer, norm;
 - :mod:`~fmad.rules.statistics`: var, std, median, percentile, quantile, average;
 - :mod:`~fmad.rules.cumulative`: cumsum, cumprod, diff, ediff1d, trapezoid;
-- :mod:`~fmad.rules.reshaping`: repeat, tile, pad, roll, flip, rot90, copy, sort, take,
-  take_along_axis, diag, diagonal, triu, tril, moveaxis, swapaxes, broadcast_to,
-  atleast_1d/2d/3d, split (:mod:`~fmad.rules.options`: what these three share);
+- :mod:`~fmad.rules.reshaping`: repeat, tile, pad, roll, flip, rot90, copy, take, moveaxis,
+  swapaxes, rollaxis, broadcast_to, atleast_1d/2d/3d, the splits;
+- :mod:`~fmad.rules.selection`: sort, partition, take_along_axis, diag, diagonal, triu, tril
+  (:mod:`~fmad.rules.options`: what these four share);
 - :mod:`~fmad.rules.runtime`: the ``fmad_rt`` helpers generated code calls (so that fmad's
   output can be differentiated again).
 
@@ -45,6 +46,7 @@ from fmad.rules import (  # noqa: F401 - they register rows
     reductions,
     reshaping,
     runtime,
+    selection,
     shapes,
     statistics,
 )

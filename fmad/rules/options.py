@@ -25,13 +25,18 @@ from fmad.tangent import Tangent
 UNKNOWN = object()
 
 
-def bind(ctx, name: str, args: list, keywords: dict, params: tuple[str, ...]) -> dict:
+def bind(
+    ctx, name: str, args: list, keywords: dict, params: tuple[str, ...], required: int = 0
+) -> dict:
     """The options of ``name(x, ...)`` by parameter name (``params``: numpy's positional
-    parameters after the first)."""
+    parameters after the first, the first ``required`` of them without a default)."""
     if len(args) > 1 + len(params):
         ctx.refuse(f"{name}() takes at most {len(params)} positional options after the array")
     given = dict(zip(params, args[1:], strict=False))
     given.update(keywords)
+    missing = [p for p in params[:required] if p not in given]
+    if missing:
+        ctx.refuse(f"{name}() needs its argument '{missing[0]}'")
     return given
 
 

@@ -1,20 +1,17 @@
-"""Rules of the numpy functions that move, repeat, select or split entries: ``repeat``,
-``tile``, ``pad``, ``roll``, ``flip`` (``fliplr``, ``flipud``), ``rot90``, ``copy``, ``sort``,
-``take``, ``take_along_axis``, ``diag``, ``diagonal``, ``triu``, ``tril``, ``moveaxis``,
-``swapaxes``, ``broadcast_to``, ``atleast_1d/2d/3d``, ``split`` and ``array_split`` (and the
-methods ``x.repeat``, ``x.take``, ``x.diagonal``, ``x.swapaxes``).
+"""Rules of the numpy functions that move, repeat or split entries: ``repeat``, ``tile``,
+``pad``, ``roll``, ``flip`` (``fliplr``, ``flipud``), ``rot90``, ``copy``, ``take``,
+``moveaxis``, ``swapaxes``, ``rollaxis``, ``broadcast_to``, ``atleast_1d/2d/3d``, ``split``,
+``array_split``, ``hsplit``, ``vsplit`` and ``dsplit`` (and the methods ``x.repeat``,
+``x.take``, ``x.swapaxes``).
 
 Each is linear: the tangent is the same rearrangement of the tangent (made full first), with
 an array parameter's direction axis kept last (so its axes are shifted, see
 :mod:`fmad.rules.options`). Conventions:
 
-- ``sort``: the tangent follows the values through a *stable* sort (``np.argsort(x,
-  kind="stable")``): at ties, equal entries keep their original order, so the derivative of
-  each sorted position is that of the entry a stable sort puts there.
 - ``pad``: modes ``constant`` (the constant values get no derivative; ones that carry one are
   refused), ``edge``, ``reflect``, ``symmetric`` and ``wrap`` (all linear); other modes are
   refused.
-- ``split``/``array_split`` return a list: its tangent is the list of the parts' tangents.
+- the splits return a list: its tangent is the list of the parts' tangents.
 """
 
 from __future__ import annotations
@@ -25,9 +22,8 @@ import numpy as np
 
 from fmad import build as B
 from fmad import runtime_arrays as ra
-from fmad.rules.base import RULES, alias, deflinear, defzero, is_none, k_arg, method, tangent_of
+from fmad.rules.base import RULES, alias, deflinear, defzero, k_arg, method, tangent_of
 from fmad.rules.options import (
-    UNKNOWN,
     bind,
     helper_rule,
     k_const,
@@ -55,7 +51,7 @@ def _along(name: str, func: str, params: tuple[str, ...], constant: tuple[str, .
 
     def rule(ctx, z, args, tangents, keywords):
         x, dx = args[0], tangents[0]
-        given = bind(ctx, f"np.{name}", args, keywords, params)
+        given = bind(ctx, f"np.{name}", args, keywords, params, len(constant))
         refuse_active(ctx, f"np.{name}", given, *constant)
         if dx is None:
             return None
@@ -137,7 +133,7 @@ RULES[np.rot90] = rot90_rule
 
 def tile_rule(ctx, z, args, tangents, keywords):
     x, dx = args[0], tangents[0]
-    given = bind(ctx, "np.tile", args, keywords, ("reps",))
+    given = bind(ctx, "np.tile", args, keywords, ("reps",), 1)
     refuse_active(ctx, "np.tile", given, "reps")
     if dx is None:
         return None
@@ -154,7 +150,7 @@ PAD_MODES = {"constant", "edge", "reflect", "symmetric", "wrap"}
 def pad_rule(ctx, z, args, tangents, keywords):
     """d pad(x) = pad(dx) with the same widths and mode (constant values: zero tangent)."""
     x, dx = args[0], tangents[0]
-    given = bind(ctx, "np.pad", args, keywords, ("pad_width", "mode"))
+    given = bind(ctx, "np.pad", args, keywords, ("pad_width", "mode"), 1)
     refuse_active(ctx, "np.pad", given, "pad_width", "constant_values")
     if dx is None:
         return None
@@ -185,120 +181,12 @@ def pad_rule(ctx, z, args, tangents, keywords):
 RULES[np.pad] = pad_rule
 
 
-def sort_rule(ctx, z, args, tangents, keywords):
-    """d sort(x) = dx taken in the order of a stable argsort (ties keep their order)."""
-    x, dx = args[0], tangents[0]
-    given = bind(ctx, "np.sort", args, keywords, ("axis", "kind", "order"))
-    if dx is None:
-        return None
-    refuse_others(ctx, "np.sort", given, {"axis", "kind", "stable"})
-    axis = given.get("axis", B.const(-1))
-    order = ctx.fwd.partial(B.call(ctx.np_("argsort"), x, axis=axis, kind=B.const("stable")))
-    t = ctx.full(dx, x)
-    value_axis = static_axis(ctx, "np.sort", axis, -1) if ctx.vectorized else UNKNOWN
-    if ctx.vectorized and value_axis is None:
-        return tangent_of(B.subscript(_flat(ctx, t), order))
-    if not ctx.vectorized:
-        if is_none(axis):
-            return tangent_of(B.subscript(B.call(ctx.np_("ravel"), t), order))
-        return tangent_of(B.call(ctx.np_("take_along_axis"), t, order, axis=axis))
-    index = B.call(ctx.np_("expand_dims"), order, B.const(-1))
-    return tangent_of(
-        B.call(ctx.np_("take_along_axis"), t, index, axis=B.const(shifted(value_axis)))
-    )
-
-
-RULES[np.sort] = sort_rule
-
-
-def take_along_axis_rule(ctx, z, args, tangents, keywords):
-    x, dx = args[0], tangents[0]
-    given = bind(ctx, "np.take_along_axis", args, keywords, ("indices", "axis"))
-    refuse_active(ctx, "np.take_along_axis", given, "indices")
-    if dx is None:
-        return None
-    indices, axis = given["indices"], given.get("axis", B.const(-1))
-    t = ctx.full(dx, x)
-    if not ctx.vectorized:
-        return tangent_of(B.call(ctx.np_("take_along_axis"), t, indices, axis=axis))
-    value_axis = static_axis(ctx, "np.take_along_axis", axis, -1)
-    index = B.call(ctx.np_("expand_dims"), indices, B.const(-1))
-    if value_axis is None:
-        return tangent_of(B.call(ctx.np_("take_along_axis"), _flat(ctx, t), index, axis=B.const(0)))
-    return tangent_of(
-        B.call(ctx.np_("take_along_axis"), t, index, axis=B.const(shifted(value_axis)))
-    )
-
-
-RULES[np.take_along_axis] = take_along_axis_rule
-
-
-def diag_rule(ctx, z, args, tangents, keywords):
-    v, dv = args[0], tangents[0]
-    given = bind(ctx, "np.diag", args, keywords, ("k",))
-    refuse_active(ctx, "np.diag", given, "k")
-    if dv is None:
-        return None
-    helper = ctx.inject(ra.diag_tangent, "diag_tangent")
-    return tangent_of(B.call(helper, dv.expr, v, given.get("k") or B.const(0), k_arg(ctx)))
-
-
-RULES[np.diag] = diag_rule
-helper_rule(ra.diag_tangent, (0,))
-
-
-def diagonal_rule(ctx, z, args, tangents, keywords):
-    x, dx = args[0], tangents[0]
-    given = bind(ctx, "np.diagonal", args, keywords, ("offset", "axis1", "axis2"))
-    refuse_active(ctx, "np.diagonal", given, "offset")
-    if dx is None:
-        return None
-    offset = given.get("offset") or B.const(0)
-    t = ctx.full(dx, x)
-    if not ctx.vectorized:
-        a1, a2 = given.get("axis1") or B.const(0), given.get("axis2") or B.const(1)
-        return tangent_of(B.call(ctx.np_("diagonal"), t, offset, a1, a2))
-    a1 = B.const(shifted(static_axis(ctx, "np.diagonal", given.get("axis1"), 0)))
-    a2 = B.const(shifted(static_axis(ctx, "np.diagonal", given.get("axis2"), 1)))
-    # numpy puts the diagonal last: move it before the direction axis
-    out = B.call(ctx.np_("diagonal"), t, offset, a1, a2)
-    return tangent_of(B.call(ctx.np_("swapaxes"), out, B.const(-1), B.const(-2)))
-
-
-RULES[np.diagonal] = diagonal_rule
-alias(method("diagonal"), to=np.diagonal)
-
-
-def _triangle(name: str):
-    def rule(ctx, z, args, tangents, keywords):
-        """The same triangle of the tangent (a 1-d value is broadcast to a square first)."""
-        x, dx = args[0], tangents[0]
-        given = bind(ctx, f"np.{name}", args, keywords, ("k",))
-        refuse_active(ctx, f"np.{name}", given, "k")
-        if dx is None:
-            return None
-        mask = B.parse_expr(
-            f"np.{name}(np.ones(np.shape(x), dtype=bool), k)",
-            np=ctx.np_(),
-            x=x,
-            k=given.get("k") or B.const(0),
-        )
-        mask = ctx.expand(ctx.fwd.partial(mask))
-        return tangent_of(B.call(ctx.np_("where"), mask, dx.expr, B.const(0.0)))
-
-    return rule
-
-
-RULES[np.triu] = _triangle("triu")
-RULES[np.tril] = _triangle("tril")
-
-
 def _axes_moved(name: str, params: tuple[str, str]):
     def rule(ctx, z, args, tangents, keywords):
         x, dx = args[0], tangents[0]
         if dx is None:
             return None
-        given = bind(ctx, f"np.{name}", args, keywords, params)
+        given = bind(ctx, f"np.{name}", args, keywords, params, 2)
         a, b = (given[p] for p in params)
         if ctx.vectorized:
             a, b = (B.const(shifted(static_axis(ctx, f"np.{name}", n, 0))) for n in (a, b))
@@ -345,16 +233,24 @@ for _f in (np.atleast_1d, np.atleast_2d, np.atleast_3d):
     RULES[_f] = atleast_rule
 
 
-def _split(name: str):
+def _split(name: str, fixed_axis: str | None = None):
+    """``fixed_axis``: hsplit/vsplit/dsplit split along an axis given by the value's rank
+    (an expression of ``x``), never the direction axis."""
+
     def rule(ctx, z, args, tangents, keywords):
         """The list of the parts of the tangent, split the same way."""
         x, dx = args[0], tangents[0]
-        given = bind(ctx, f"np.{name}", args, keywords, ("indices_or_sections", "axis"))
+        params = ("indices_or_sections",) if fixed_axis else ("indices_or_sections", "axis")
+        given = bind(ctx, f"np.{name}", args, keywords, params, 1)
         refuse_active(ctx, f"np.{name}", given, "indices_or_sections")
         if dx is None:
             return None
-        axis = tangent_axis(ctx, f"np.{name}", given.get("axis"), 0)
-        parts = B.call(ctx.np_(name), ctx.full(dx, x), given["indices_or_sections"], axis=axis)
+        if fixed_axis is not None:
+            axis = B.parse_expr(fixed_axis, np=ctx.np_(), x=x)
+        else:
+            axis = tangent_axis(ctx, f"np.{name}", given.get("axis"), 0)
+        func = ctx.np_("array_split" if name == "array_split" else "split")
+        parts = B.call(func, ctx.full(dx, x), given["indices_or_sections"], axis=axis)
         return Tangent(parts, full=True, container=True)
 
     return rule
@@ -362,4 +258,31 @@ def _split(name: str):
 
 RULES[np.split] = _split("split")
 RULES[np.array_split] = _split("array_split")
+RULES[np.hsplit] = _split("hsplit", "min(np.ndim(x) - 1, 1)")  # axis 0 of a 1-d array
+RULES[np.vsplit] = _split("vsplit", "0")
+RULES[np.dsplit] = _split("dsplit", "2")
+
+
+def rollaxis_rule(ctx, z, args, tangents, keywords):
+    """np.rollaxis(x, axis, start): the axes counted from the front (a negative one plus the
+    value's rank), so that they never reach the direction axis."""
+    x, dx = args[0], tangents[0]
+    given = bind(ctx, "np.rollaxis", args, keywords, ("axis", "start"), 1)
+    if dx is None:
+        return None
+    axis, start = given["axis"], given.get("start", B.const(0))
+    if ctx.vectorized:
+        nodes = []
+        for node in (axis, start):
+            a = static_axis(ctx, "np.rollaxis", node, 0)
+            if not isinstance(a, int):
+                ctx.refuse("np.rollaxis() takes one axis and one start position")
+            nodes.append(
+                B.const(a) if a >= 0 else B.parse_expr(f"{a} + np.ndim(x)", np=ctx.np_(), x=x)
+            )
+        axis, start = nodes
+    return tangent_of(B.call(ctx.np_("rollaxis"), ctx.full(dx, x), axis, start))
+
+
+RULES[np.rollaxis] = rollaxis_rule
 defzero(ra.tangent_index)
