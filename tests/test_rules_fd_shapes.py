@@ -5,6 +5,8 @@ boolean indexing, the conventions (stable sort at ties, zeros in cumprod) and th
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 
@@ -848,3 +850,71 @@ def test_refusals_name_the_file_and_line(fn, params, needle) -> None:
     line = fn.__code__.co_firstlineno + 1
     assert f"test_rules_fd_shapes.py:{line}:" in str(info.value)
     assert needle in str(info.value)
+
+
+# --- fmad's output differentiated again (second derivatives, with respect to a scalar) ------
+
+HEADER = (
+    "import numpy as np\n\nfrom fmad import runtime as fmad_rt\n"
+    "from fmad.runtime_arrays import diag_tangent, padded_diff, quantile_tangent, "
+    "average_tangent, tile_tangent, cumprod_tangent\n\n\n"
+)
+
+
+def second_median(x, p):
+    return np.median(x * p * p, axis=0)
+
+
+def second_var(x, p):
+    return np.std(x * p * p, axis=-1) + np.var(np.sin(x * p))
+
+
+def second_average(x, p):
+    return np.average(x * p, weights=np.exp(x * p), axis=0)
+
+
+def second_rearranged(x, p):
+    y = np.sin(x * p)
+    parts = np.split(np.pad(np.sort(y, axis=0), ((1, 0), (1, 1)), mode="edge"), 2)
+    return np.triu(parts[0]) * np.tile(y[:1], (1, 2)) + np.cumsum(np.diff(y, prepend=0.0))[0]
+
+
+def second_selected(x, p):
+    y = np.cos(x * p)
+    return np.diag(np.diag(y)) * np.trapezoid(y * y, axis=0) + np.take(y, [1, 0])
+
+
+SECOND = [second_median, second_var, second_rearranged, second_selected]
+
+
+def printed(first, tmp_path):
+    path = tmp_path / f"printed_{first.__name__}.py"
+    path.write_text(HEADER + first.source)
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, first.__name__)
+
+
+@pytest.mark.parametrize("fn", SECOND, ids=[f.__name__ for f in SECOND])
+def test_generated_code_is_differentiated_again(fn, tmp_path) -> None:
+    first = fmad.differentiate(fn, wrt=["p"])
+    printed_fn = printed(first, tmp_path)
+    x = np.array([[0.3, -1.2], [0.8, 0.5], [-0.4, 1.1]])
+    p = 0.7
+    value, grads = first(x, p)
+    outputs, hess = fmad.differentiate(printed_fn, wrt=["p"])(x, p)
+    np.testing.assert_array_equal(outputs[0], value)
+    np.testing.assert_array_equal(outputs[1], grads["p"])
+    h = 1e-6
+    numeric = (printed_fn(x, p + h)[1] - printed_fn(x, p - h)[1]) / (2 * h)
+    np.testing.assert_allclose(hess["p"][1], numeric, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("fn", [second_average, cumprod_last], ids=["average", "cumprod"])
+def test_second_derivatives_through_helper_values_are_refused(fn, tmp_path) -> None:
+    """average with weights and cumprod: their tangent helpers are not linear in the
+    values (only in the tangents), so a second derivative through them is refused."""
+    printed_fn = printed(fmad.differentiate(fn, wrt=["p"]), tmp_path)
+    with pytest.raises(fmad.UnsupportedError, match="second derivative"):
+        fmad.differentiate(printed_fn, wrt=["p"])
