@@ -661,6 +661,14 @@ def fancy_index_name_ellipsis(x, p):
     return (x * p)[index]
 
 
+def index_pair_names(x, p):
+    total = 0.0
+    for i in range(np.shape(x)[0]):
+        for j in range(np.shape(x)[1]):
+            total = total + (x * p)[i, j] * (i + 2.0 * j)
+    return total
+
+
 def mask_rows(x, p):
     return (x * p)[x[:, 0] > 0]
 
@@ -681,6 +689,7 @@ ROWS += [
             *data_param(fancy_index_array, [((3,), (3,)), ((4,), (4, 2))]),
             *data_param(fancy_index_ellipsis, ARRAY_SHAPES),
             *data_param(fancy_index_name_ellipsis, ARRAY_SHAPES),
+            *data_param(index_pair_names, MATRIX_SHAPES),
             *data_param(mask_rows, [((3, 2), FLOAT), ((3, 2), (2,)), ((3, 2), (3, 2))]),
             given(mask_and_fancy, x=[[1.0, -2.0], [3.0, 4.0]], p=[0.5, -1.0]),
         ],
@@ -743,6 +752,18 @@ def test_partition_matches_ties_in_their_order() -> None:
     jacobian = grads["p"]
     assert sorted(np.argmax(jacobian, axis=1)) == list(range(5))  # a permutation
     np.testing.assert_array_equal(jacobian @ p, value)  # each row picks an equal entry
+
+
+def index_with_ellipsis_name(x, p):
+    e = Ellipsis
+    return (x * p)[e, 0]
+
+
+def test_an_ellipsis_held_in_a_name_never_indexes_the_direction_axis() -> None:
+    x = np.arange(6.0).reshape(2, 3)
+    value, grads = fmad.differentiate(index_with_ellipsis_name, wrt=["p"])(x, np.ones(3))
+    np.testing.assert_array_equal(value, x[:, 0])
+    np.testing.assert_array_equal(grads["p"], [[0.0, 0, 0], [3.0, 0, 0]])
 
 
 def test_sort_follows_a_stable_sort_at_ties() -> None:

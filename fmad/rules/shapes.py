@@ -70,6 +70,12 @@ def _tangent_index(ctx, index: ast.expr) -> ast.expr:
     parts = index.elts if isinstance(index, ast.Tuple) else [index]
     if any(isinstance(p, ast.Constant) and p.value is Ellipsis for p in parts):
         return B.tuple_([*parts, ast.Slice()])
+    if len(parts) > 1 and any(
+        isinstance(p, ast.Name) and static(ctx, p) in (UNKNOWN, Ellipsis) for p in parts
+    ):
+        # a name in the tuple may hold ``...``: checked when the code runs
+        helper = ctx.inject(runtime_arrays.tangent_index, "tangent_index")
+        return B.call(helper, B.tuple_(list(parts)))
     return index
 
 
