@@ -633,6 +633,42 @@ ROWS += [
 ]
 
 
+def gradient_c(x, p):
+    return np.gradient(x * p)[0]
+
+
+def gradient_1d(x, p):
+    return np.gradient(x * p, 0.5, edge_order=2)
+
+
+def gradient_axis(x, p):
+    return np.gradient(x * p, axis=-1)
+
+
+def gradient_pair(x, p):
+    gx, gy = np.gradient(x * p, 2.0, np.array([0.0, 1.0, 3.0]), axis=(0, 1))
+    return gx * gy
+
+
+def gradient_default_pair(x, p):
+    gx, gy = np.gradient(p * x)
+    return gx - 2.0 * gy
+
+
+ROWS.append(
+    Rule(
+        "np.gradient",
+        [
+            *data_param(gradient_c, [((4,), FLOAT), ((3, 3), (3,)), ((4,), (4,))]),
+            *data_param(gradient_1d, [((4,), FLOAT), ((3,), (3,)), ((5,), (1,))]),
+            *data_param(gradient_axis, MATRIX_SHAPES),
+            *data_param(gradient_pair, [((2, 3), FLOAT), ((2, 3), (3,)), ((2, 3), (2, 3))]),
+            *data_param(gradient_default_pair, MATRIX_SHAPES),
+        ],
+    )
+)
+
+
 # --- fancy and boolean indexing -------------------------------------------------------------
 
 

@@ -24,7 +24,7 @@ The table is filled by family, each module registering its rows when imported:
 - :mod:`~fmad.rules.shapes`: indexing, attributes, conversions, reshaping and joining;
 - :mod:`~fmad.rules.linalg`: matmul, dot, inner, outer, norm;
 - :mod:`~fmad.rules.statistics`: var, std, median, percentile, quantile, average;
-- :mod:`~fmad.rules.cumulative`: cumsum, cumprod, diff, ediff1d, trapezoid;
+- :mod:`~fmad.rules.cumulative`: cumsum, cumprod, diff, ediff1d, gradient, trapezoid;
 - :mod:`~fmad.rules.reshaping`: repeat, tile, pad, roll, flip, rot90, copy, take, moveaxis,
   swapaxes, rollaxis, broadcast_to, atleast_1d/2d/3d, the splits;
 - :mod:`~fmad.rules.selection`: sort, partition, take_along_axis, diag, diagonal, triu, tril

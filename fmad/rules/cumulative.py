@@ -1,6 +1,6 @@
 """Rules of cumulative sums and products and of differences: ``np.cumsum``, ``np.cumprod``
-(and their methods), ``np.diff``, ``np.ediff1d``, ``np.trapezoid`` (numpy >= 2) and
-``np.trapz`` (where numpy still has it).
+(and their methods), ``np.diff``, ``np.ediff1d``, ``np.gradient``, ``np.trapezoid`` (numpy
+>= 2) and ``np.trapz`` (where numpy still has it).
 
 All but ``cumprod`` are linear in the array: the tangent is the same function of the
 tangent, over the same axis (made full first, with the direction axis of an array parameter
@@ -26,10 +26,12 @@ from fmad.rules.options import (
     refuse_active,
     refuse_others,
     shifted,
+    static,
     static_axis,
     tangent_axis,
 )
 from fmad.rules.reductions import REDUCTION_OUT
+from fmad.tangent import Tangent
 
 OUT_ADVICE = {"out": "assign the result instead of writing into an array with out="}
 REDUCTION_OUT.update({np.cumsum: 3, np.cumprod: 3})
@@ -182,3 +184,39 @@ if hasattr(np, "trapezoid"):  # numpy >= 2.0
     RULES[np.trapezoid] = _trapezoid("trapezoid")
     if hasattr(np, "trapz"):  # deprecated in numpy 2.0, removed later
         RULES[np.trapz] = _trapezoid("trapz")
+
+
+def gradient_rule(ctx, z, args, tangents, keywords):
+    """d gradient(f, *spacing, axis, edge_order) = gradient(df, *spacing, ...): linear in
+    ``f``. Spacings or coordinates that carry a derivative are refused. The result is one
+    array for one axis, else a tuple with one array per axis: its tangent likewise."""
+    f, df = args[0], tangents[0]
+    if any(t is not None for t in tangents[1:]):
+        ctx.refuse(
+            "np.gradient() with spacings or coordinates that carry a derivative is not "
+            "supported by fmad (it differentiates the sampled values only)"
+        )
+    refuse_others(ctx, "np.gradient", keywords, {"axis", "edge_order"})
+    if df is None:
+        return None
+    axis = keywords.get("axis")
+    value_axis = static_axis(ctx, "np.gradient", axis, None) if ctx.vectorized else None
+    if ctx.vectorized:
+        if value_axis is None:  # every axis of the value, never the direction axis
+            taxis = B.call(
+                ctx.rt("tangent_axis"), ast.Constant(None), B.call(ctx.np_("ndim"), f), k_arg(ctx)
+            )
+        else:
+            taxis = B.const(shifted(value_axis))
+    else:
+        taxis = axis if axis is not None else ast.Constant(None)
+    kw = {"axis": taxis}
+    if keywords.get("edge_order") is not None:
+        kw["edge_order"] = keywords["edge_order"]
+    call = B.call(ctx.np_("gradient"), ctx.full(df, f), *args[1:], **kw)
+    known = static(ctx, axis) if axis is not None else None
+    several = isinstance(known, tuple) and len(known) > 1
+    return Tangent(call, full=True, container=several)
+
+
+RULES[np.gradient] = gradient_rule
