@@ -23,6 +23,12 @@ The table is filled by family, each module registering its rows when imported:
 - :mod:`~fmad.rules.reductions`: sum, mean, prod, max, min (functions, methods, builtins);
 - :mod:`~fmad.rules.shapes`: indexing, attributes, conversions, reshaping and joining;
 - :mod:`~fmad.rules.linalg`: matmul, dot, inner, outer, norm;
+- :mod:`~fmad.rules.statistics`: var, std, median, percentile, quantile, average;
+- :mod:`~fmad.rules.cumulative`: cumsum, cumprod, diff, ediff1d, gradient, trapezoid;
+- :mod:`~fmad.rules.reshaping`: repeat, tile, pad, roll, flip, rot90, copy, take, moveaxis,
+  swapaxes, rollaxis, broadcast_to, atleast_1d/2d/3d, the splits;
+- :mod:`~fmad.rules.selection`: sort, partition, take_along_axis, diag, diagonal, triu, tril
+  (:mod:`~fmad.rules.options`: what these four share);
 - :mod:`~fmad.rules.runtime`: the ``fmad_rt`` helpers generated code calls (so that fmad's
   output can be differentiated again).
 
@@ -33,7 +39,17 @@ test row in ``tests/test_rules_fd.py`` that checks it against finite differences
 (``tests/test_rule_coverage.py`` fails until it has one).
 """
 
-from fmad.rules import elementwise, linalg, reductions, runtime, shapes
+from fmad.rules import (  # noqa: F401 - they register rows
+    cumulative,
+    elementwise,
+    linalg,
+    reductions,
+    reshaping,
+    runtime,
+    selection,
+    shapes,
+    statistics,
+)
 from fmad.rules.base import (
     ATTRIBUTE_RULES,
     LIST_RULES,

@@ -13,6 +13,7 @@ import builtins
 import numpy as np
 
 from fmad import build as B
+from fmad import runtime_arrays
 from fmad.rules.base import (
     LIST_RULES,
     RULES,
@@ -28,6 +29,7 @@ from fmad.rules.base import (
     method,
     tangent_of,
 )
+from fmad.rules.options import UNKNOWN, static
 from fmad.tangent import Tangent
 
 deflinear(builtins.float, np.float64)
@@ -56,12 +58,24 @@ def iteration_rule(ctx, z, args, tangents, keywords):
 
 # -- indexing and attributes -----------------------------------------------------------------
 def _tangent_index(ctx, index: ast.expr) -> ast.expr:
-    """An index of the value applied to its tangent: ``...`` must not reach the k axis."""
+    """An index of the value applied to its tangent: ``...`` must not reach the k axis
+    (an index held in a name may be a tuple holding one: checked when the code runs)."""
     if not ctx.vectorized:
+        return index
+    if isinstance(index, ast.Name):
+        known = static(ctx, index)
+        if known is UNKNOWN or (isinstance(known, tuple) and Ellipsis in known):
+            return B.call(ctx.inject(runtime_arrays.tangent_index, "tangent_index"), index)
         return index
     parts = index.elts if isinstance(index, ast.Tuple) else [index]
     if any(isinstance(p, ast.Constant) and p.value is Ellipsis for p in parts):
         return B.tuple_([*parts, ast.Slice()])
+    if len(parts) > 1 and any(
+        isinstance(p, ast.Name) and static(ctx, p) in (UNKNOWN, Ellipsis) for p in parts
+    ):
+        # a name in the tuple may hold ``...``: checked when the code runs
+        helper = ctx.inject(runtime_arrays.tangent_index, "tangent_index")
+        return B.call(helper, B.tuple_(list(parts)))
     return index
 
 

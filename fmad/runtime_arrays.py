@@ -1,0 +1,188 @@
+"""Helpers for the tangents of numpy statistics, cumulative products and a few rearrangements
+whose plain-numpy form depends on shapes known only at run time.
+
+Each is linear in its tangent argument (the first, ``dx``), plain numpy, and takes ``k``: the
+number of directions of a vectorized (array) parameter, carried on a trailing axis of every
+tangent, or ``None`` for a scalar parameter. A tangent may be smaller than its value (it
+broadcasts to it); each helper broadcasts it first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def _full(t: Any, x: Any, k: int | None) -> np.ndarray:
+    tail = () if k is None else (k,)
+    return np.broadcast_to(t, np.shape(x) + tail)
+
+
+def _axes(axis: Any, ndim: int) -> tuple[int, ...]:
+    """``axis`` (None, an int or a sequence of ints) as sorted non-negative axes."""
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, int | np.integer):
+        axis = (axis,)
+    return tuple(sorted(int(a) % ndim for a in axis))
+
+
+def quantile_tangent(
+    dx: Any, x: Any, q: Any, axis: Any, keepdims: bool, k: int | None, scale: float = 1.0
+) -> Any:
+    """Tangent of ``np.quantile(x, q / scale, axis, keepdims=keepdims)`` (method
+    ``linear``; ``np.percentile`` passes ``scale=100``, ``np.median`` ``q=0.5``).
+
+    The quantile interpolates two order statistics of the sorted values (``lo`` and ``hi``,
+    weights ``1 - frac`` and ``frac``). At ties (several entries equal to an order
+    statistic) its derivative is shared evenly by the tied entries, as for ``np.max``: a
+    subgradient, and the same as ``np.max``'s at ``q = 1``.
+    """
+    x = np.asarray(x)
+    dx = _full(dx, x, k)
+    tail = () if k is None else (k,)
+    axes = _axes(axis, x.ndim)
+    rest = tuple(i for i in range(x.ndim) if i not in axes)
+    # the reduced axes last (merged into one of length n), the direction axis after them
+    xm = np.transpose(x, rest + axes)
+    lead = xm.shape[: len(rest)]
+    xm = xm.reshape(lead + (-1,))
+    dxm = np.transpose(dx, rest + axes + tuple(range(x.ndim, dx.ndim))).reshape(lead + (-1,) + tail)
+    n = xm.shape[-1]
+    q = np.asarray(q, dtype=float) / scale
+    pos = q * (n - 1)
+    lo = np.floor(pos).astype(np.intp)
+    hi = np.minimum(lo + 1, n - 1)
+    frac = pos - lo
+    s = np.sort(xm, axis=-1)
+    xq = xm.reshape(lead + (1,) * q.ndim + (n,))  # against every quantile
+
+    def share(order: np.ndarray) -> np.ndarray:
+        tied = xq == np.take(s, order, axis=-1)[..., None]
+        with np.errstate(invalid="ignore", divide="ignore"):  # nan data: a nan derivative
+            return tied / np.sum(tied, axis=-1, keepdims=True)
+
+    weights = share(lo) * (1.0 - frac)[..., None] + share(hi) * frac[..., None]
+    if k is None:
+        out = np.sum(weights * dxm.reshape(lead + (1,) * q.ndim + (n,)), axis=-1)
+    else:
+        out = np.sum(weights[..., None] * dxm.reshape(lead + (1,) * q.ndim + (n, k)), axis=-2)
+    # numpy puts the quantile axes first
+    out = np.moveaxis(out, tuple(range(len(lead), len(lead) + q.ndim)), tuple(range(q.ndim)))
+    if keepdims:
+        kept = tuple(1 if i in axes else m for i, m in enumerate(x.shape))
+        out = out.reshape(q.shape + kept + tail)
+    return out
+
+
+def average_tangent(
+    da: Any, dw: Any, a: Any, w: Any, axis: Any, keepdims: bool, k: int | None
+) -> Any:
+    """Tangent of ``np.average(a, axis, weights=w, keepdims=keepdims)`` from the tangents
+    ``da`` of ``a`` and ``dw`` of ``w`` (``None``: no derivative): ``sum(w * da + dw * (a -
+    avg)) / sum(w)`` over the axes. 1-d weights along ``axis`` are laid along it, as numpy
+    does."""
+    a = np.asarray(a)
+    w = np.asarray(w)
+    tail = () if k is None else (k,)
+    shape = a.shape
+    if w.shape != a.shape:  # numpy: 1-d weights of the length of a.shape[axis]
+        shape = [1] * a.ndim
+        shape[int(axis) % a.ndim] = w.shape[0]
+        shape = tuple(shape)
+        if dw is not None:
+            dw = np.reshape(_full(dw, w, k), shape + tail)
+        w = w.reshape(shape)
+    axes = _axes(axis, a.ndim)
+    scl = np.sum(w, axis=axes, keepdims=True)
+    avg = np.sum(w * a, axis=axes, keepdims=True) / scl
+    terms: Any = 0.0
+    if da is not None:
+        terms = terms + (w if k is None else w[..., None]) * da
+    if dw is not None:
+        centred = a - avg
+        terms = terms + (centred if k is None else centred[..., None]) * dw
+    terms = _full(terms, a, k)
+    out = np.sum(terms, axis=axes, keepdims=True) / (scl if k is None else scl[..., None])
+    if not keepdims:
+        out = np.reshape(out, tuple(m for i, m in enumerate(a.shape) if i not in axes) + tail)
+    return out
+
+
+def cumprod_tangent(dx: Any, x: Any, z: Any, axis: Any, k: int | None) -> Any:
+    """Tangent of ``z = np.cumprod(x, axis)`` by its recurrence ``dz[i] = dz[i-1] * x[i] +
+    z[i-1] * dx[i]``: no division, so zeros in ``x`` need no special case."""
+    x = np.asarray(x)
+    dx = _full(dx, x, k)
+    if axis is None:
+        x = x.reshape(-1)
+        dx = dx.reshape((-1,) if k is None else (-1, k))
+        axis = 0
+    axis = int(axis) % x.ndim
+    xm = np.moveaxis(x, axis, 0)
+    zm = np.moveaxis(np.reshape(z, x.shape), axis, 0)
+    dxm = np.moveaxis(dx, axis, 0)
+    if k is not None:
+        xm, zm = xm[..., None], zm[..., None]
+    out = np.empty(dxm.shape, dtype=np.result_type(dxm, xm, 1.0))
+    if out.shape[0]:
+        out[0] = dxm[0]
+    for i in range(1, out.shape[0]):
+        out[i] = out[i - 1] * xm[i] + zm[i - 1] * dxm[i]
+    return np.moveaxis(out, 0, axis)
+
+
+def tile_tangent(dx: Any, x: Any, reps: Any, k: int | None) -> Any:
+    """Tangent of ``np.tile(x, reps)``: the value's axes tiled, the direction axis not."""
+    dx = _full(dx, x, k)
+    if k is None:
+        return np.tile(dx, reps)
+    reps = (reps,) if isinstance(reps, int | np.integer) else tuple(reps)
+    d = max(np.ndim(x), len(reps))
+    dx = np.reshape(dx, (1,) * (d - np.ndim(x)) + np.shape(x) + (k,))
+    return np.tile(dx, (1,) * (d - len(reps)) + reps + (1,))
+
+
+def diag_tangent(dv: Any, v: Any, offset: int, k: int | None) -> Any:
+    """Tangent of ``np.diag(v, offset)``: a matrix with ``dv`` on a diagonal (``v`` 1-d),
+    or the diagonal of ``dv`` (``v`` 2-d)."""
+    dv = _full(dv, v, k)
+    if k is None:
+        return np.diag(dv, offset)
+    if np.ndim(v) == 2:
+        return np.swapaxes(np.diagonal(dv, offset, 0, 1), -1, -2)
+    n = np.shape(v)[0]
+    m = n + abs(offset)
+    out = np.zeros((m, m, k), dtype=np.result_type(dv, 1.0))
+    i = np.arange(n)
+    out[i + max(-offset, 0), i + max(offset, 0)] = dv
+    return out
+
+
+def tangent_index(index: Any) -> Any:
+    """An index of a value, applied to its vectorized tangent: an ``...`` in it must not
+    reach the trailing direction axis."""
+    if isinstance(index, tuple) and any(i is Ellipsis for i in index):
+        return (*index, slice(None))
+    return index
+
+
+def padded_diff(
+    dx: Any, x: Any, n: int, axis: int, pre: bool, prepend: Any, post: bool, append: Any, k
+) -> Any:
+    """Tangent of ``np.diff(x, n, axis, prepend=..., append=...)`` with constant ends
+    (``pre``/``post``: given): zeros of their size along ``axis`` around the tangent."""
+    x = np.asarray(x)
+    dx = _full(dx, x, k)
+    tail = () if k is None else (k,)
+    axis = int(axis) % x.ndim
+    parts = [dx]
+    for given, end, first in ((pre, prepend, True), (post, append, False)):
+        if not given:
+            continue
+        shape = list(x.shape)
+        shape[axis] = 1 if np.ndim(end) == 0 else np.shape(end)[axis]
+        block = np.zeros(tuple(shape) + tail, dtype=dx.dtype)
+        parts.insert(0 if first else len(parts), block)
+    return np.diff(np.concatenate(parts, axis=axis), n, axis=axis)
