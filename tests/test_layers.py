@@ -27,6 +27,7 @@ LAYERS: dict[str, int] = {
     "flatten": 2,
     "tangent": 1,
     "runtime": 1,
+    "runtime_linalg": 1,
     "trace": 1,
     "optimize": 1,
     "variable": 1,

@@ -23,6 +23,10 @@ The table is filled by family, each module registering its rows when imported:
 - :mod:`~fmad.rules.reductions`: sum, mean, prod, max, min (functions, methods, builtins);
 - :mod:`~fmad.rules.shapes`: indexing, attributes, conversions, reshaping and joining;
 - :mod:`~fmad.rules.linalg`: matmul, dot, inner, outer, norm;
+- :mod:`~fmad.rules.contractions`: einsum, tensordot, kron, vdot, trace;
+- :mod:`~fmad.rules.decompositions`: solve, inv, det, slogdet, matrix_power, cholesky,
+  eigh, eigvalsh, qr, svd, pinv, lstsq, vector and matrix norms (helpers in
+  :mod:`fmad.runtime_linalg`);
 - :mod:`~fmad.rules.runtime`: the ``fmad_rt`` helpers generated code calls (so that fmad's
   output can be differentiated again).
 
@@ -33,7 +37,15 @@ test row in ``tests/test_rules_fd.py`` that checks it against finite differences
 (``tests/test_rule_coverage.py`` fails until it has one).
 """
 
-from fmad.rules import elementwise, linalg, reductions, runtime, shapes
+from fmad.rules import (
+    contractions,
+    decompositions,
+    elementwise,
+    linalg,
+    reductions,
+    runtime,
+    shapes,
+)
 from fmad.rules.base import (
     ATTRIBUTE_RULES,
     LIST_RULES,
@@ -72,6 +84,8 @@ __all__ = [
     "ZERO_METHODS",
     "Rule",
     "attribute",
+    "contractions",
+    "decompositions",
     "elementwise",
     "has_zero_derivative",
     "hashable",

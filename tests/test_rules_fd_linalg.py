@@ -1,0 +1,612 @@
+"""Finite-difference rows of the contractions and np.linalg rules (fmad/rules/contractions.py,
+fmad/rules/decompositions.py): each function of a matrix parameter, of a float scaling a
+matrix and of a vector scaling its columns, on single matrices and stacks, with
+well-conditioned random matrices (symmetric positive definite ones where the function
+needs them), and the refusals and DerivativeErrors where there is no derivative."""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pytest
+
+import fmad
+from fmad import runtime_linalg as fmad_la
+from tests.test_rules_fd import FLOAT, Case, Rule, draw, problems_with
+
+
+def mat(shape, kind: str, key: str) -> np.ndarray:
+    """A random matrix (or stack) far from singular: 'gen' (n I + noise), 'spd'
+    (symmetric positive definite), 'rect' (any shape, full rank)."""
+    rng = np.random.default_rng(zlib.crc32(key.encode()))
+    a = rng.uniform(-1.0, 1.0, shape)
+    n = shape[-1]
+    if kind == "gen":
+        return a + 2.0 * n * np.eye(n) * rng.choice([-1.0, 1.0])
+    if kind == "spd":
+        return a @ np.swapaxes(a, -1, -2) + n * np.eye(n)
+    return a + 2.0 * np.eye(shape[-2], shape[-1])
+
+
+def matrix_cases(fn, scaled, shapes, kind: str = "gen", pkind: str = "pos") -> list[Case]:
+    """``fn(p)`` with p a matrix (or stack) and ``scaled(x, p)`` (``f(x * p)``) with p a
+    float, a 0-d array and a vector scaling the columns."""
+    name = fn.__name__
+    cases = [Case(fn, {"p": mat(s, kind, f"{name}/{i}")}, ("p",)) for i, s in enumerate(shapes)]
+    for i, s in enumerate(shapes[:2]):
+        x = mat(s, kind, f"{scaled.__name__}/{i}/x")
+        for ps in (FLOAT, (), (s[-1],)):
+            p = draw(ps, pkind, f"{scaled.__name__}/{i}/{ps}")
+            cases.append(Case(scaled, {"x": x, "p": p}, ("p",)))
+    return cases
+
+
+def pair_cases(fn, shapes) -> list[Case]:
+    """``fn(p, q)``: both parameters, of the given shapes."""
+    return [
+        Case(
+            fn,
+            {
+                "p": draw(ps, "real", f"{fn.__name__}/{i}/p"),
+                "q": draw(qs, "real", f"{fn.__name__}/{i}/q"),
+            },
+            ("p", "q"),
+        )
+        for i, (ps, qs) in enumerate(shapes)
+    ]
+
+
+def data_cases(fn, shapes) -> list[Case]:
+    """``fn(x, p)``: p alone is differentiated."""
+    return [
+        Case(
+            fn,
+            {
+                "x": draw(xs, "real", f"{fn.__name__}/{i}/x"),
+                "p": draw(ps, "real", f"{fn.__name__}/{i}/p"),
+            },
+            ("p",),
+        )
+        for i, (xs, ps) in enumerate(shapes)
+    ]
+
+
+# --- contractions -------------------------------------------------------------------------
+
+
+def einsum_matmul(p, q):
+    return np.einsum("ij,jk->ik", p, q)
+
+
+def einsum_implicit(p, q):
+    return np.einsum("ij,jk", p, q)
+
+
+def einsum_trace(p):
+    return np.einsum("ii", p)
+
+
+def einsum_ellipsis(x, p):
+    return np.einsum("...ij,...j->...i", x, p)
+
+
+def einsum_three(x, p):
+    return np.einsum("ij,j,k->ik", x, p, p, optimize=True)
+
+
+def einsum_scalar(x, p):
+    return np.einsum(",i->i", p, x)
+
+
+def einsum_outer_sum(x, p):
+    return np.einsum("i,j", x, p)
+
+
+def tensordot_2(p, q):
+    return np.tensordot(p, q)
+
+
+def tensordot_1(p, q):
+    return np.tensordot(p, q, 1)
+
+
+def tensordot_pair(p, q):
+    return np.tensordot(p, q, axes=([0], [-1]))
+
+
+def tensordot_zero(p, q):
+    return np.linalg.tensordot(p, q, axes=0)
+
+
+def kron_pq(p, q):
+    return np.kron(p, q)
+
+
+def kron_xp(x, p):
+    return np.kron(x, p)
+
+
+def vdot_pq(p, q):
+    return np.vdot(p, q)
+
+
+def vdot_xp(x, p):
+    return np.vdot(x, p)
+
+
+def trace_p(p):
+    return np.trace(p)
+
+
+def trace_axes(p):
+    return np.trace(p, 1, -1, -2)
+
+
+def trace_method(x, p):
+    return (x * p).trace()
+
+
+def linalg_trace(p):
+    return np.linalg.trace(p)
+
+
+def matmul_stack(p, q):
+    return p @ q
+
+
+def linalg_matmul(p, q):
+    return np.linalg.matmul(p, q)
+
+
+# --- decompositions ---------------------------------------------------------------------------
+
+
+def inv_p(p):
+    return np.linalg.inv(p)
+
+
+def inv_c(x, p):
+    return np.linalg.inv(x * p)
+
+
+def solve_pq(p, q):
+    return np.linalg.solve(p + 6.0 * np.eye(3), q)
+
+
+def solve_c(x, p):
+    return np.linalg.solve(x * p, x[0])
+
+
+def solve_rhs(x, p):
+    return np.linalg.solve(x, p * x[0])
+
+
+def det_p(p):
+    return np.linalg.det(p)
+
+
+def det_c(x, p):
+    return np.linalg.det(x * p)
+
+
+def det_singular(p):
+    return np.linalg.det(p * np.array([1.0, 1.0, 0.0]))
+
+
+def slogdet_p(p):
+    sign, logdet = np.linalg.slogdet(p)
+    return sign * logdet
+
+
+def slogdet_c(x, p):
+    return np.linalg.slogdet(x * p)[1]
+
+
+def matrix_power_p(p):
+    return np.linalg.matrix_power(p, 3)
+
+
+def matrix_power_c(x, p):
+    return np.linalg.matrix_power(x * p, -2)
+
+
+def matrix_power_0(p):
+    return np.linalg.matrix_power(p, 0) + p
+
+
+def cholesky_p(p):
+    return np.linalg.cholesky(p)
+
+
+def cholesky_c(x, p):
+    return np.linalg.cholesky(x * p)
+
+
+def cholesky_upper(p):
+    return np.linalg.cholesky(p, upper=True)
+
+
+def eigh_values(p):
+    return np.linalg.eigh(p)[0]
+
+
+def eigh_vectors(p):
+    w, v = np.linalg.eigh(p)
+    return v * v[0]  # the same whichever signs LAPACK picks
+
+
+def eigh_c(x, p):
+    w, v = np.linalg.eigh(x * p, UPLO="U")
+    return w[-1] * v * v[-1]
+
+
+def eigvalsh_p(p):
+    return np.linalg.eigvalsh(p)
+
+
+def eigvalsh_c(x, p):
+    return np.linalg.eigvalsh(x * p, "U")
+
+
+def qr_p(p):
+    q, r = np.linalg.qr(p)
+    return q * r[..., :1, :1] + np.sum(r)
+
+
+def qr_c(x, p):
+    return np.linalg.qr(x * p, mode="r")
+
+
+def svd_p(p):
+    return np.linalg.svd(p, compute_uv=False)
+
+
+def svd_c(x, p):
+    return np.linalg.svdvals(x * p)
+
+
+def pinv_p(p):
+    return np.linalg.pinv(p)
+
+
+def pinv_c(x, p):
+    return np.linalg.pinv(x * p)
+
+
+def lstsq_p(x, p):
+    sol, res, rank, s = np.linalg.lstsq(p, x)
+    return np.concatenate([np.ravel(sol), np.ravel(res), s])
+
+
+def lstsq_q(p, q):
+    return np.linalg.lstsq(p, q)[0]
+
+
+def norm_ord(x, p):
+    return np.array(
+        [
+            np.linalg.norm(x * p, 1),
+            np.linalg.norm(x * p, np.inf),
+            np.linalg.norm(x * p, -np.inf),
+            np.linalg.norm(x * p, 3),
+            np.linalg.norm(x * p, 0.5),
+            np.linalg.norm(x * p, -1),
+            np.linalg.norm(x * p, 0),
+        ]
+    )
+
+
+def norm_axis(x, p):
+    return np.linalg.norm(x * p, axis=-1) + np.linalg.norm(x * p, 1, 0, True).sum()
+
+
+def norm_matrix(x, p):
+    a = x * p
+    return np.array(
+        [
+            np.linalg.norm(a, "fro"),
+            np.linalg.norm(a, "nuc"),
+            np.linalg.norm(a, 2),
+            np.linalg.norm(a, -2),
+            np.linalg.norm(a, 1),
+            np.linalg.norm(a, -1),
+            np.linalg.norm(a, np.inf),
+            np.linalg.norm(a, -np.inf),
+        ]
+    )
+
+
+def norm_stack(p):
+    return np.linalg.norm(p, 2, axis=(-1, 0), keepdims=True)
+
+
+def vector_norm_p(p):
+    return np.linalg.vector_norm(p, ord=np.inf, axis=(0, 1)) + np.linalg.vector_norm(p)
+
+
+def matrix_norm_p(p):
+    return np.linalg.matrix_norm(p, ord="nuc", keepdims=True)
+
+
+SQUARE = [(3, 3), (2, 2), (2, 3, 3)]
+RECT = [(4, 3), (3, 4), (2, 4, 3)]
+
+ROWS = [
+    Rule(
+        "np.einsum",
+        [
+            *pair_cases(einsum_matmul, [((2, 3), (3, 4)), ((1, 2), (2, 1))]),
+            *pair_cases(einsum_implicit, [((2, 3), (3, 4))]),
+            Case(einsum_trace, {"p": draw((3, 3), "real", "einsum_trace")}, ("p",)),
+            *data_cases(einsum_ellipsis, [((2, 3), (3,)), ((4, 2, 3), (3,)), ((2, 3), (4, 3))]),
+            *data_cases(einsum_three, [((2, 3), (3,))]),
+            *data_cases(einsum_scalar, [((3,), FLOAT), ((3,), ())]),
+            *data_cases(einsum_outer_sum, [((3,), (2,))]),
+        ],
+    ),
+    Rule(
+        "np.tensordot",
+        [
+            *pair_cases(tensordot_2, [((2, 3), (2, 3)), ((4, 2, 3), (2, 3, 2))]),
+            *pair_cases(tensordot_1, [((2, 3), (3, 2)), ((3,), (3, 2))]),
+            *pair_cases(tensordot_pair, [((2, 3), (4, 2))]),
+            *pair_cases(tensordot_zero, [((2,), (3,)), ((), (2,))]),
+        ],
+    ),
+    Rule(
+        "np.kron",
+        [
+            *pair_cases(kron_pq, [((2,), (3,)), ((2, 2), (2, 3)), ((2,), (2, 2)), ((2, 2), (3,))]),
+            *data_cases(kron_xp, [((2, 2), FLOAT), ((2,), (2, 3))]),
+        ],
+    ),
+    Rule(
+        "np.vdot",
+        [
+            *pair_cases(vdot_pq, [((3,), (3,)), ((2, 3), (3, 2))]),
+            *data_cases(vdot_xp, [((2, 2), (4,))]),
+        ],
+    ),
+    Rule(
+        "np.trace",
+        [
+            Case(trace_p, {"p": draw((3, 3), "real", "trace/0")}, ("p",)),
+            Case(trace_p, {"p": draw((2, 3, 4), "real", "trace/1")}, ("p",)),
+            Case(trace_axes, {"p": draw((3, 2, 3), "real", "trace/2")}, ("p",)),
+            *data_cases(trace_method, [((3, 3), FLOAT), ((2, 3), (3,)), ((3, 3), ())]),
+            Case(linalg_trace, {"p": draw((2, 3, 3), "real", "trace/3")}, ("p",)),
+        ],
+    ),
+    Rule(
+        "matmul-stacks",
+        [
+            *pair_cases(
+                matmul_stack,
+                [
+                    ((2, 2, 3), (3, 4)),
+                    ((2, 1, 3, 2), (4, 2, 3)),
+                    ((3,), (2, 3, 2)),
+                    ((2, 3, 4), (4,)),
+                ],
+            ),
+            *pair_cases(linalg_matmul, [((2, 2, 3), (2, 3, 2)), ((3,), (3,))]),
+        ],
+    ),
+    Rule("np.linalg.inv", matrix_cases(inv_p, inv_c, SQUARE)),
+    Rule(
+        "np.linalg.solve",
+        [
+            *matrix_cases(inv_p, solve_c, [(3, 3), (2, 3, 3)])[2:],
+            Case(
+                solve_pq,
+                {"p": mat((3, 3), "gen", "solve/p"), "q": draw((3,), "real", "s/q")},
+                ("p", "q"),
+            ),
+            Case(
+                solve_pq,
+                {"p": mat((2, 3, 3), "gen", "solve/p2"), "q": draw((3, 2), "real", "s/q2")},
+                ("p", "q"),
+            ),
+            Case(
+                solve_pq,
+                {"p": mat((2, 3, 3), "gen", "solve/p3"), "q": draw((3,), "real", "s/q3")},
+                ("p", "q"),
+            ),
+            Case(
+                solve_rhs,
+                {"x": mat((3, 3), "gen", "solve/x"), "p": draw((3, 1), "real", "s/p")},
+                ("p",),
+            ),
+            Case(solve_rhs, {"x": mat((3, 3), "gen", "solve/x"), "p": 1.5}, ("p",)),
+        ],
+    ),
+    Rule(
+        "np.linalg.det",
+        [
+            *matrix_cases(det_p, det_c, SQUARE),
+            Case(det_singular, {"p": mat((3, 3), "gen", "det/s")}, ("p",)),
+        ],
+    ),
+    Rule("np.linalg.slogdet", matrix_cases(slogdet_p, slogdet_c, SQUARE)),
+    Rule(
+        "np.linalg.matrix_power",
+        [
+            *matrix_cases(matrix_power_p, matrix_power_c, SQUARE),
+            Case(matrix_power_0, {"p": mat((2, 2), "gen", "mp0")}, ("p",)),
+        ],
+    ),
+    Rule(
+        "np.linalg.cholesky",
+        [
+            *matrix_cases(cholesky_p, cholesky_c, SQUARE, "spd"),
+            Case(cholesky_upper, {"p": mat((3, 3), "spd", "chol/u")}, ("p",)),
+        ],
+    ),
+    Rule(
+        "np.linalg.eigh",
+        [
+            *matrix_cases(eigh_values, eigh_c, SQUARE, "spd"),
+            *matrix_cases(eigh_vectors, eigh_c, SQUARE, "spd")[:3],
+        ],
+    ),
+    Rule("np.linalg.eigvalsh", matrix_cases(eigvalsh_p, eigvalsh_c, SQUARE, "spd")),
+    Rule("np.linalg.qr", matrix_cases(qr_p, qr_c, SQUARE) + matrix_cases(qr_p, qr_c, RECT, "rect")),
+    Rule(
+        "np.linalg.svd",
+        matrix_cases(svd_p, svd_c, SQUARE) + matrix_cases(svd_p, svd_c, RECT, "rect"),
+    ),
+    Rule("np.linalg.svdvals", matrix_cases(svd_p, svd_c, RECT[:1], "rect")),
+    Rule("np.linalg.pinv", matrix_cases(pinv_p, pinv_c, RECT, "rect")),
+    Rule(
+        "np.linalg.lstsq",
+        [
+            Case(
+                lstsq_p, {"x": draw((4,), "real", "l/x"), "p": mat((4, 3), "rect", "l/p")}, ("p",)
+            ),
+            Case(
+                lstsq_p,
+                {"x": draw((4, 2), "real", "l/x2"), "p": mat((4, 3), "rect", "l/p2")},
+                ("p",),
+            ),
+            Case(
+                lstsq_p, {"x": draw((3,), "real", "l/x3"), "p": mat((3, 4), "rect", "l/p3")}, ("p",)
+            ),
+            Case(
+                lstsq_q,
+                {"p": mat((4, 2), "rect", "l/p4"), "q": draw((4,), "real", "l/q4")},
+                ("p", "q"),
+            ),
+            Case(
+                lstsq_q,
+                {"p": mat((4, 2), "rect", "l/p5"), "q": draw((4, 3), "real", "l/q5")},
+                ("p", "q"),
+            ),
+        ],
+    ),
+    Rule(
+        "np.linalg.norm",
+        [
+            *data_cases(norm_ord, [((4,), FLOAT), ((4,), (4,)), ((4,), ())]),
+            *data_cases(norm_axis, [((2, 3), FLOAT), ((2, 3), (3,)), ((2, 3), (2, 3))]),
+            *data_cases(norm_matrix, [((3, 3), FLOAT), ((2, 3), (3,)), ((3, 2), (3, 2))]),
+            Case(norm_stack, {"p": draw((3, 2, 4), "real", "norm/stack")}, ("p",)),
+        ],
+    ),
+    Rule(
+        "np.linalg.vector_norm",
+        [
+            Case(vector_norm_p, {"p": draw((2, 3, 2), "real", "vn")}, ("p",)),
+            Case(vector_norm_p, {"p": draw((3, 2), "real", "vn2")}, ("p",)),
+        ],
+    ),
+    Rule(
+        "np.linalg.matrix_norm",
+        [Case(matrix_norm_p, {"p": draw((2, 3, 2), "real", "mn")}, ("p",))],
+    ),
+]
+
+
+# --- the fmad_la helpers, differentiated again (tangent arguments only) -----------------------
+S = mat((3, 3), "spd", "helpers/S")
+R = mat((4, 3), "rect", "helpers/R")
+
+
+def la_tensordot(x, p):
+    return fmad_la.tensordot_tangent(p * x, x, x, 1, None, True) + fmad_la.tensordot_tangent(
+        p * x, x, x, ([0], [1]), None, False
+    )
+
+
+def la_kron(x, p):
+    return fmad_la.kron_tangent(p * x, x, x[0], None, True)
+
+
+def la_vdot(x, p):
+    return fmad_la.vdot_tangent(p * x, x, None)
+
+
+def la_inv(x, p):
+    return fmad_la.inv_tangent(p * x, np.linalg.inv(x), None)
+
+
+def la_solve(x, p):
+    return fmad_la.solve_tangent(p * x, p * x[0], x, x[0], np.linalg.solve(x, x[0]), None)
+
+
+def la_det(x, p):
+    return fmad_la.det_tangent(p * x, x, None) + fmad_la.logdet_tangent(p * p * x, x, None)
+
+
+def la_matrix_power(x, p):
+    return fmad_la.matrix_power_tangent(p * x, x, 2, None)
+
+
+def la_cholesky(x, p):
+    return fmad_la.cholesky_tangent(p * x, np.linalg.cholesky(x), False, None)
+
+
+def la_eigh(x, p):
+    w, v = np.linalg.eigh(x)
+    dw, dv = fmad_la.eigh_tangent(p * x, w, v, True, None, True)
+    return dw + fmad_la.eigvalsh_tangent(p * x, x, False, None)
+
+
+def la_qr(x, p):
+    dq, dr = fmad_la.qr_tangent(p * x, x, np.linalg.qr(x), None, "reduced")
+    return dq @ dr
+
+
+def la_svd(x, p):
+    return fmad_la.svdvals_tangent(p * x, x, None) + fmad_la.norm_tangent(
+        p * x, x, 2, None, False, None
+    )
+
+
+def la_pinv(x, p):
+    return fmad_la.pinv_tangent(p * x, x, np.linalg.pinv(x), None)
+
+
+def la_lstsq(x, p):
+    dx, dres, _, ds = fmad_la.lstsq_tangent(
+        p * x, p * x[:, 0], x, x[:, 0], np.linalg.lstsq(x, x[:, 0]), None
+    )
+    return np.concatenate([dx, dres, ds])
+
+
+def helper_case(fn, x) -> Case:
+    return Case(fn, {"x": x, "p": 0.7}, ("p",))
+
+
+HELPER_ROWS = [
+    Rule(
+        "fmad_la-helpers",
+        [
+            helper_case(la_tensordot, S),
+            helper_case(la_kron, S),
+            helper_case(la_vdot, S),
+            helper_case(la_inv, S),
+            helper_case(la_solve, S),
+            helper_case(la_det, S),
+            helper_case(la_matrix_power, S),
+            helper_case(la_cholesky, S),
+            helper_case(la_eigh, S),
+            helper_case(la_qr, R),
+            helper_case(la_svd, R),
+            helper_case(la_pinv, R),
+            helper_case(la_lstsq, R),
+        ],
+    )
+]
+
+ROWS += HELPER_ROWS
+
+
+@pytest.mark.parametrize("rule", ROWS, ids=[rule.name for rule in ROWS])
+def test_rule_matches_finite_differences(rule: Rule) -> None:
+    assert rule.cases
+    failures = []
+    for case in rule.cases:
+        failures += [f"{case.describe()}: {problem}" for problem in problems_with(case)]
+    if failures:
+        pytest.fail(f"{len(failures)} failure(s):\n" + "\n".join(failures), pytrace=False)
