@@ -20,6 +20,14 @@ import numpy as np
 from fmad.errors import DerivativeError
 
 
+def no_derivative(message: str) -> DerivativeError:
+    """The error a helper raises where the derivative does not exist; the generated code's
+    exception handling (fmad/trace.py) puts the user's file and line in front of it."""
+    error = DerivativeError(message)
+    error.unlocated = True
+    return error
+
+
 def _front(t: Any, k: int | None) -> Any:
     return t if k is None else np.moveaxis(t, -1, 0)
 
@@ -36,7 +44,7 @@ def _solve(a: Any, b: Any, what: str) -> Any:
     try:
         return np.linalg.solve(a, b)
     except np.linalg.LinAlgError:
-        raise DerivativeError(
+        raise no_derivative(
             f"the derivative of {what} does not exist (or fmad does not model it) at a "
             "singular matrix"
         ) from None
@@ -190,7 +198,7 @@ def eigh_tangent(da: Any, w: Any, v: Any, lower: bool, k: int | None, vectors: b
     n = np.shape(w)[-1]
     off = ~np.eye(n, dtype=bool)
     if np.any(gap[..., off] == 0):
-        raise DerivativeError(
+        raise no_derivative(
             "the derivative of the eigenvectors of np.linalg.eigh does not exist where two "
             "eigenvalues are equal; use the eigenvalues only (np.linalg.eigvalsh)"
         )
@@ -248,7 +256,7 @@ def spectral_tangent(da: Any, a: Any, smallest: bool, k: int | None) -> Any:
 
 
 def _rank_error() -> DerivativeError:
-    return DerivativeError(
+    return no_derivative(
         "np.linalg.pinv and np.linalg.lstsq have no derivative at a matrix of deficient rank "
         "(their value jumps there)"
     )
@@ -369,7 +377,7 @@ def norm_tangent(
     else:  # a p-norm
         p = float(ord)
         if p < 1 and np.any(x == 0):
-            raise DerivativeError(
+            raise no_derivative(
                 f"the derivative of the {ord}-norm does not exist where an entry is 0"
             )
         z = np.sum(ax**p, axis=axes, keepdims=True) ** (1.0 / p)

@@ -6,6 +6,9 @@ needs them), and the refusals and DerivativeErrors where there is no derivative.
 
 from __future__ import annotations
 
+import importlib.util
+import inspect
+import os
 import zlib
 
 import numpy as np
@@ -14,6 +17,8 @@ import pytest
 import fmad
 from fmad import runtime_linalg as fmad_la
 from tests.test_rules_fd import FLOAT, Case, Rule, draw, problems_with
+
+THIS_FILE = os.path.basename(__file__)
 
 
 def mat(shape, kind: str, key: str) -> np.ndarray:
@@ -241,6 +246,12 @@ def eigh_c(x, p):
     return w[-1] * v * v[-1]
 
 
+def eigh_fields(p):
+    result = np.linalg.eigh(p)
+    logdet = np.linalg.slogdet(p)
+    return result.eigenvalues * result.eigenvectors[0] ** 2 + logdet.sign * logdet.logabsdet
+
+
 def eigvalsh_p(p):
     return np.linalg.eigvalsh(p)
 
@@ -448,6 +459,7 @@ ROWS = [
         [
             *matrix_cases(eigh_values, eigh_c, SQUARE, "spd"),
             *matrix_cases(eigh_vectors, eigh_c, SQUARE, "spd")[:3],
+            *matrix_cases(eigh_fields, eigh_c, SQUARE[:2], "spd")[:2],
         ],
     ),
     Rule("np.linalg.eigvalsh", matrix_cases(eigvalsh_p, eigvalsh_c, SQUARE, "spd")),
@@ -610,3 +622,212 @@ def test_rule_matches_finite_differences(rule: Rule) -> None:
         failures += [f"{case.describe()}: {problem}" for problem in problems_with(case)]
     if failures:
         pytest.fail(f"{len(failures)} failure(s):\n" + "\n".join(failures), pytrace=False)
+
+
+# --- refusals (UnsupportedError at the line) and points with no derivative ---------------------
+
+
+def line_of(fn, text: str) -> int:
+    """The line of ``fn``'s source (in this file) that contains ``text``."""
+    lines, first = inspect.getsourcelines(fn)
+    found = [first + i for i, line in enumerate(lines) if text in line]
+    assert len(found) == 1, (text, found)
+    return found[0]
+
+
+def refuse_subscripts_variable(p, spec):
+    return np.einsum(spec, p, p)
+
+
+def refuse_subscripts_interleaved(p):
+    return np.einsum(p, [0, 1], p, [1, 2])
+
+
+def refuse_subscripts_count(p):
+    return np.einsum("ij,jk->ik", p)
+
+
+def refuse_einsum_out(p):
+    return np.einsum("ij->i", p, dtype=float)
+
+
+def refuse_einsum_optimize(p, how):
+    return np.einsum("ij->i", p, optimize=how)
+
+
+def refuse_svd_uv(p):
+    return np.linalg.svd(p)[1]
+
+
+def refuse_svd_hermitian(p):
+    return np.linalg.svd(p, compute_uv=False, hermitian=True)
+
+
+def refuse_qr_mode(p):
+    return np.linalg.qr(p, mode="complete")[1]
+
+
+def refuse_cholesky_upper(p, upper):
+    return np.linalg.cholesky(p, upper=upper)
+
+
+def refuse_eigh_uplo(p, uplo):
+    return np.linalg.eigh(p, uplo)[0]
+
+
+def refuse_pinv_hermitian(p):
+    return np.linalg.pinv(p, hermitian=True)
+
+
+def refuse_matrix_power_n(p):
+    return np.linalg.matrix_power(p, p)
+
+
+def refuse_norm_ord(p):
+    return np.linalg.norm(p, p)
+
+
+def refuse_trace_offset(p):
+    return np.trace(p, p)
+
+
+def refuse_tensordot_axes(p):
+    return np.tensordot(p, p, axes=p)
+
+
+def refuse_eigh_field(p):
+    result = helper_eigh(p)
+    return result.eigenvalues
+
+
+def helper_eigh(p):
+    return np.linalg.eigh(p)
+
+
+@pytest.mark.parametrize(
+    ("fn", "text", "word"),
+    [
+        (refuse_subscripts_variable, "np.einsum(spec", "string constant"),
+        (refuse_subscripts_interleaved, "np.einsum(p, [0", "string constant"),
+        (refuse_subscripts_count, "np.einsum(", "one group per operand"),
+        (refuse_einsum_out, "np.einsum(", "dtype="),
+        (refuse_einsum_optimize, "np.einsum(", "optimize="),
+        (refuse_svd_uv, "np.linalg.svd(", "compute_uv=false"),
+        (refuse_svd_hermitian, "np.linalg.svd(", "hermitian="),
+        (refuse_qr_mode, "np.linalg.qr(", "mode="),
+        (refuse_cholesky_upper, "np.linalg.cholesky(", "upper="),
+        (refuse_eigh_uplo, "np.linalg.eigh(", "uplo="),
+        (refuse_pinv_hermitian, "np.linalg.pinv(", "hermitian="),
+        (refuse_matrix_power_n, "np.linalg.matrix_power(", "matrix_power"),
+        (refuse_norm_ord, "np.linalg.norm(", "ord="),
+        (refuse_trace_offset, "np.trace(", "offset="),
+        (refuse_tensordot_axes, "np.tensordot(", "axes="),
+        (refuse_eigh_field, "result.eigenvalues", "index it instead"),
+    ],
+    ids=lambda v: getattr(v, "__name__", None),
+)
+def test_refused_at_the_line(fn, text, word) -> None:
+    with pytest.raises(fmad.UnsupportedError) as info:
+        fmad.differentiate(fn, wrt=["p"])
+    error, message = info.value, str(info.value)
+    assert os.path.basename(error.filename) == THIS_FILE, message
+    assert error.lineno == line_of(fn, text), message
+    assert message.startswith(f"{error.filename}:{error.lineno}: "), message
+    assert word in message.lower(), message
+    assert ";" in message.split(": ", 1)[1], message
+
+
+def eigh_vectors_of(p):
+    return np.linalg.eigh(p)[1]  # LINE-eigh
+
+
+def slogdet_of(p):
+    return np.linalg.slogdet(p)[1]  # LINE-slogdet
+
+
+def pinv_of(p):
+    return np.linalg.pinv(p)  # LINE-pinv
+
+
+def lstsq_of(p, b):
+    return np.linalg.lstsq(p, b)[0]  # LINE-lstsq
+
+
+def norm_half(p):
+    return np.linalg.norm(p, 0.5)  # LINE-norm
+
+
+def solve_of(p, b):
+    return np.linalg.solve(p, b)  # LINE-solve
+
+
+SINGULAR = np.array([[1.0, 2.0], [2.0, 4.0]])
+
+
+@pytest.mark.parametrize(
+    ("fn", "args", "word"),
+    [
+        (eigh_vectors_of, (np.eye(3),), "eigenvalues are equal"),
+        (eigh_vectors_of, (2.0 * np.eye(2)[None].repeat(2, 0),), "eigenvalues are equal"),
+        (slogdet_of, (SINGULAR,), "singular"),
+        (pinv_of, (SINGULAR,), "deficient rank"),
+        (lstsq_of, (SINGULAR, np.ones(2)), "deficient rank"),
+        (norm_half, (np.array([1.0, 0.0, 2.0]),), "entry is 0"),
+    ],
+    ids=["eigh-repeated", "eigh-stack", "slogdet", "pinv", "lstsq", "norm-half"],
+)
+def test_no_derivative_is_a_derivative_error_at_the_line(fn, args, word) -> None:
+    with pytest.raises(fmad.DerivativeError) as info:
+        fmad.differentiate(fn, wrt=["p"])(*args)
+    message = str(info.value)
+    tag = fn.__name__.split("_")[0]
+    assert f"{THIS_FILE}:{line_of(fn, f'LINE-{tag}')}: " in message, message
+    assert word in message, message
+
+
+def test_eigenvalues_at_a_repeated_eigenvalue_follow_lapacks_vectors() -> None:
+    """Not differentiable as sorted functions; fmad gives diag(V^T dA V) (documented)."""
+    value, grads = fmad.differentiate(eigvalsh_p, wrt=["p"])(np.eye(2))
+    assert np.allclose(np.trace(grads["p"], axis1=1, axis2=2), 1.0)
+
+
+def test_det_of_a_singular_matrix_has_the_adjugate_derivative() -> None:
+    value, grads = fmad.differentiate(det_p, wrt=["p"])(SINGULAR)
+    assert np.allclose(grads["p"], [[4.0, -2.0], [-2.0, 1.0]])
+
+
+def test_solve_of_a_singular_matrix_raises_numpys_error() -> None:
+    with pytest.raises(np.linalg.LinAlgError):
+        fmad.differentiate(solve_of, wrt=["p", "b"])(SINGULAR, np.ones(2))
+
+
+HEADER = (
+    "import numpy as np\n\nfrom fmad import runtime as fmad_rt\n"
+    "from fmad import runtime_linalg as fmad_la\n\n\n"
+)
+
+
+def einsum_square(x, p):
+    return np.einsum("i,i->", x * p, x * p)
+
+
+def printed(fn, tmp_path):
+    """The printed code of fmad's derivative of ``fn``, as a module function of its own."""
+    path = tmp_path / f"printed_{fn.__name__}.py"
+    path.write_text(HEADER + fmad.differentiate(fn, wrt=["p"]).source)
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, fn.__name__)
+
+
+def test_printed_einsum_code_is_differentiated_again(tmp_path) -> None:
+    x = np.array([1.0, 2.0, 3.0])
+    second = fmad.differentiate(printed(einsum_square, tmp_path), wrt=["p"])
+    (value, first), grads = second(x, 0.5)
+    assert np.isclose(first, 2 * 0.5 * 14.0) and np.isclose(grads["p"][1], 28.0)
+
+
+def test_second_derivative_through_a_helper_is_refused(tmp_path) -> None:
+    with pytest.raises(fmad.UnsupportedError, match="second derivatives of linear algebra"):
+        fmad.differentiate(printed(inv_c, tmp_path), wrt=["p"])

@@ -83,7 +83,7 @@ def einsum_parts(ctx, subscripts, n: int) -> tuple[list[str], str]:
     if len(parts) != n or not set(text.replace("->", "").replace(",", "")) <= allowed:
         ctx.refuse(
             f"np.einsum('{subscripts}') with {n} operand(s): fmad reads only subscripts of "
-            "letters, '...' and '->', one group per operand"
+            "letters, '...' and '->', one group per operand; write the subscripts out that way"
         )
     if not arrow:  # implicit output: the letters used once, in alphabetical order
         letters = [c for c in inputs if c in string.ascii_letters]
@@ -100,8 +100,8 @@ def einsum_rule(ctx, z, args, tangents, keywords):
     _no_keywords(ctx, "np.einsum()", keywords, ("optimize",))
     if "optimize" in keywords and static(ctx, keywords["optimize"]) not in EINSUM_OPTIMIZE:
         ctx.refuse(
-            "np.einsum's optimize= must be a constant (False, True, 'greedy' or 'optimal') "
-            "when an operand carries a derivative"
+            "np.einsum's optimize= must be False, True, 'greedy' or 'optimal' when an operand "
+            "carries a derivative; write one of them as a constant"
         )
     operands = args[1:]
     parts, output = einsum_parts(ctx, static(ctx, args[0]), len(operands))
@@ -134,8 +134,8 @@ def _bilinear(ctx, name: str, x, y, dx, dy, *extra: ast.expr) -> Tangent | None:
 def tensordot_rule(ctx, z, args, tangents, keywords):
     _no_keywords(ctx, "np.tensordot()", keywords, ("axes",))
     axes = argument(args, keywords, 2, "axes", B.const(2))
-    if len(tangents) > 2 and tangents[2] is not None:
-        ctx.refuse("np.tensordot's axes= must not carry a derivative")
+    if (len(tangents) > 2 and tangents[2] is not None) or ctx.is_active(axes):
+        ctx.refuse("np.tensordot's axes= must not carry a derivative; pass integers")
     return _bilinear(ctx, "tensordot_tangent", args[0], args[1], tangents[0], tangents[1], axes)
 
 
@@ -176,7 +176,7 @@ def _trace(ctx, x, t, offset, axis1, axis2, dtype) -> Tangent | None:
 @defrule(np.trace, method("trace"))
 def trace_rule(ctx, z, args, tangents, keywords):
     if any(t is not None for t in tangents[1:]):
-        ctx.refuse("np.trace's offset= and axes must not carry a derivative")
+        ctx.refuse("np.trace's offset= and axes must not carry a derivative; pass integers")
     _no_keywords(ctx, "np.trace()", keywords, ("offset", "axis1", "axis2", "dtype"))
     x = args[0]
     return _trace(

@@ -6,7 +6,8 @@ Each tangent is one call of a helper of :mod:`fmad.runtime_linalg` (the formulas
 its docstrings), with the tangents made full. Stacks of matrices work as numpy's own
 functions do. A function returning a tuple (``slogdet``, ``eigh``, ``qr``, ``lstsq``) gets a
 tuple of tangents, which unpacking (``sign, logdet = np.linalg.slogdet(a)``) and indexing
-(``np.linalg.eigh(a)[0]``) take apart; the named fields (``.eigenvalues``) are refused.
+(``np.linalg.eigh(a)[0]``) take apart, as do the named fields ``.eigenvalues``,
+``.eigenvectors``, ``.sign`` and ``.logabsdet``.
 
 Where there is no derivative the helper raises ``fmad.DerivativeError`` at the user's line:
 inv, solve, slogdet, cholesky and qr at a singular matrix, eigh's eigenvectors where two
@@ -27,7 +28,7 @@ import numpy as np
 
 from fmad import build as B
 from fmad import runtime_linalg as la
-from fmad.rules.base import argument, defrule, k_arg
+from fmad.rules.base import RULES, argument, attribute, defrule, k_arg
 from fmad.rules.base import static_value as static
 from fmad.rules.contractions import _no_keywords, helper, helper_rule
 from fmad.tangent import Tangent
@@ -50,15 +51,19 @@ def _constant(ctx, label: str, node, allowed: tuple, default):
     value = static(ctx, node)
     if value not in allowed:
         ctx.refuse(
-            f"{label} must be one of {', '.join(map(repr, allowed))}, written as a constant, "
-            "when the matrix carries a derivative"
+            f"{label} must be one of {', '.join(map(repr, allowed))} when the matrix carries "
+            "a derivative; write one of them as a constant"
         )
     return value
 
 
-def _inactive(ctx, label: str, tangents, first: int) -> None:
-    if any(t is not None for t in tangents[first:]):
-        ctx.refuse(f"{label}: only the matrix (and right-hand side) may carry a derivative")
+def _inactive(ctx, label: str, tangents, first: int, keywords=None) -> None:
+    active_keyword = any(ctx.is_active(v) for v in (keywords or {}).values())
+    if active_keyword or any(t is not None for t in tangents[first:]):
+        ctx.refuse(
+            f"{label}: only the matrix (and right-hand side) may carry a derivative; compute "
+            "the other arguments from constants"
+        )
 
 
 @defrule(np.linalg.inv)
@@ -95,7 +100,7 @@ def slogdet_rule(ctx, z, args, tangents, keywords):
 
 @defrule(np.linalg.matrix_power)
 def matrix_power_rule(ctx, z, args, tangents, keywords):
-    _inactive(ctx, "np.linalg.matrix_power", tangents, 1)
+    _inactive(ctx, "np.linalg.matrix_power", tangents, 1, keywords)
     if tangents[0] is None:
         return None
     a = args[0]
@@ -125,7 +130,7 @@ def _uplo(ctx, label: str, args, keywords) -> bool:
 def eigh_rule(ctx, z, args, tangents, keywords):
     """``(eigenvalues, eigenvectors)``; the eigenvectors' tangent exists where the
     eigenvalues are distinct (else a DerivativeError when the code runs)."""
-    _inactive(ctx, "np.linalg.eigh", tangents, 1)
+    _inactive(ctx, "np.linalg.eigh", tangents, 1, keywords)
     if tangents[0] is None:
         return None
     lower = B.const(_uplo(ctx, "np.linalg.eigh", args, keywords))
@@ -137,7 +142,7 @@ def eigh_rule(ctx, z, args, tangents, keywords):
 
 @defrule(np.linalg.eigvalsh)
 def eigvalsh_rule(ctx, z, args, tangents, keywords):
-    _inactive(ctx, "np.linalg.eigvalsh", tangents, 1)
+    _inactive(ctx, "np.linalg.eigvalsh", tangents, 1, keywords)
     if tangents[0] is None:
         return None
     lower = B.const(_uplo(ctx, "np.linalg.eigvalsh", args, keywords))
@@ -148,7 +153,7 @@ def eigvalsh_rule(ctx, z, args, tangents, keywords):
 @defrule(np.linalg.qr)
 def qr_rule(ctx, z, args, tangents, keywords):
     """``mode='reduced'`` (``(Q, R)``) and ``'r'`` (``R``)."""
-    _inactive(ctx, "np.linalg.qr", tangents, 1)
+    _inactive(ctx, "np.linalg.qr", tangents, 1, keywords)
     if tangents[0] is None:
         return None
     node = argument(args, keywords, 1, "mode")
@@ -161,14 +166,15 @@ def qr_rule(ctx, z, args, tangents, keywords):
 @defrule(np.linalg.svd)
 def svd_rule(ctx, z, args, tangents, keywords):
     """The singular values only (``compute_uv=False``)."""
-    _inactive(ctx, "np.linalg.svd", tangents, 1)
+    _inactive(ctx, "np.linalg.svd", tangents, 1, keywords)
     if tangents[0] is None:
         return None
     uv = argument(args, keywords, 2, "compute_uv")
     herm = argument(args, keywords, 3, "hermitian")
     if uv is None or static(ctx, uv) is not False:
         ctx.refuse(
-            "fmad differentiates the singular values only: write "
+            "fmad differentiates the singular values only (compute_uv=True is the default); "
+            "write "
             "np.linalg.svd(a, compute_uv=False) (or np.linalg.svdvals(a))"
         )
     _constant(ctx, "np.linalg.svd's hermitian=", herm, (False,), False)
@@ -187,9 +193,9 @@ if hasattr(np.linalg, "svdvals"):
 
 @defrule(np.linalg.pinv)
 def pinv_rule(ctx, z, args, tangents, keywords):
-    _inactive(ctx, "np.linalg.pinv", tangents, 1)
+    _inactive(ctx, "np.linalg.pinv", tangents, 1, keywords)
     if any(ctx.is_active(v) for v in keywords.values()):
-        ctx.refuse("np.linalg.pinv: only the matrix may carry a derivative")
+        ctx.refuse("np.linalg.pinv: only the matrix may carry a derivative; pass constants")
     if tangents[0] is None:
         return None
     herm = argument(args, keywords, 2, "hermitian")
@@ -201,7 +207,7 @@ def pinv_rule(ctx, z, args, tangents, keywords):
 @defrule(np.linalg.lstsq)
 def lstsq_rule(ctx, z, args, tangents, keywords):
     """``(x, residuals, rank, s)`` where the matrix has full rank."""
-    _inactive(ctx, "np.linalg.lstsq", tangents, 2)
+    _inactive(ctx, "np.linalg.lstsq", tangents, 2, keywords)
     (a, b), (da, db) = args[:2], tangents[:2]
     if da is None and db is None:
         return None
@@ -220,7 +226,7 @@ if hasattr(np.linalg, "vector_norm"):
 
     @defrule(np.linalg.vector_norm)
     def vector_norm_rule(ctx, z, args, tangents, keywords):
-        _inactive(ctx, "np.linalg.vector_norm", tangents, 1)
+        _inactive(ctx, "np.linalg.vector_norm", tangents, 1, keywords)
         if tangents[0] is None:
             return None
         order = keywords.get("ord", B.const(2))
@@ -230,13 +236,36 @@ if hasattr(np.linalg, "vector_norm"):
 
     @defrule(np.linalg.matrix_norm)
     def matrix_norm_rule(ctx, z, args, tangents, keywords):
-        _inactive(ctx, "np.linalg.matrix_norm", tangents, 1)
+        _inactive(ctx, "np.linalg.matrix_norm", tangents, 1, keywords)
         if tangents[0] is None:
             return None
         order = keywords.get("ord", B.const("fro"))
         keepdims = keywords.get("keepdims", B.const(False))
         return norm_call(ctx, args[0], tangents[0], order, NONE, keepdims, "matrix")
 
+
+# the named fields of eigh's and slogdet's results
+RESULT_FIELDS = {"eigenvalues": 0, "eigenvectors": 1, "sign": 0, "logabsdet": 1}
+
+
+def _field(name: str, index: int):
+    def rule(ctx, z, args, tangents, keywords):
+        t = tangents[0]
+        if t is None:
+            return None
+        if not t.container:
+            ctx.refuse(
+                f"fmad reads '.{name}' only of the result of np.linalg.eigh or slogdet made in "
+                f"this function; index it instead (result[{index}])"
+            )
+        return Tangent(B.subscript(ctx.full(t, args[0]), B.const(index)))
+
+    rule.__doc__ = f"d result.{name}: item {index} of the tuple of tangents"
+    return rule
+
+
+for _name, _index in RESULT_FIELDS.items():
+    RULES[attribute(_name)] = _field(_name, _index)
 
 for _helper, _slots in (
     (la.inv_tangent, (0,)),

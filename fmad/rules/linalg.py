@@ -98,7 +98,10 @@ def norm_rule(ctx, z, args, tangents, keywords):
     """``ord=``, ``axis=``, ``keepdims=``: ``fmad_la.norm_tangent`` (vector and matrix
     norms, see :mod:`fmad.rules.decompositions`); the 2-norm of everything: plain numpy."""
     if any(t is not None for t in tangents[1:]):
-        ctx.refuse("np.linalg.norm: its ord=, axis= and keepdims= must not carry a derivative")
+        ctx.refuse(
+            "np.linalg.norm: its ord=, axis= and keepdims= must not carry a derivative; pass "
+            "constants"
+        )
     x, dx = args[0], tangents[0]
     if dx is None:
         return None
