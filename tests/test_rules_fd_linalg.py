@@ -16,6 +16,7 @@ import pytest
 
 import fmad
 from fmad import runtime_linalg as fmad_la
+from fmad import runtime_user as fmad_user
 from tests.test_rules_fd import FLOAT, Case, Rule, draw, problems_with
 
 THIS_FILE = os.path.basename(__file__)
@@ -586,6 +587,16 @@ def la_lstsq(x, p):
     return np.concatenate([dx, dres, ds])
 
 
+def sum_jvp(primals, tangents):
+    return np.sum(tangents[0])
+
+
+def user_jvp_call(x, p):
+    """fmad_user.jvp_call on values with no derivative (a rule that carries one through it is
+    refused: tests/test_register_jvp.py)."""
+    return p * fmad_user.jvp_call(sum_jvp, (x,), (x,), x, None)
+
+
 def helper_case(fn, x) -> Case:
     return Case(fn, {"x": x, "p": 0.7}, ("p",))
 
@@ -607,6 +618,7 @@ HELPER_ROWS = [
             helper_case(la_svd, R),
             helper_case(la_pinv, R),
             helper_case(la_lstsq, R),
+            helper_case(user_jvp_call, S),
         ],
     )
 ]
