@@ -245,6 +245,45 @@ def svdvals_tangent(da: Any, a: Any, k: int | None) -> Any:
     return _back(np.einsum("...ji,...jk,...ik->...i", u, _front(da, k), vh), k)
 
 
+def svd_tangent(da: Any, result: Any, k: int | None) -> Any:
+    """Tangent of ``(U, S, Vh) = svd(a)``, ``dP = U^T dA V``: ``dS = diag(dP)``,
+    ``dU = U (F * (dP S + S dP^T)) + (I - U U^T) dA V / S``,
+    ``dV = V (F * (S dP + dP^T S)) + (I - V V^T) dA^T U / S``, ``F_ij = 1 / (s_j^2 - s_i^2)``.
+    It exists where the singular values are distinct (and nonzero for a non-square ``a``)
+    and the singular vectors are unique (``full_matrices=False``, or a square ``a``)."""
+    u, s, vh = result
+    m, n, r = np.shape(u)[-2], np.shape(vh)[-1], np.shape(s)[-1]
+    if np.shape(u)[-1] != r or np.shape(vh)[-2] != r:
+        raise no_derivative(
+            "np.linalg.svd with full_matrices=True of a non-square matrix has no derivative "
+            "(the extra singular vectors are not unique); pass full_matrices=False"
+        )
+    s2 = s * s
+    gap = s2[..., None, :] - s2[..., :, None]
+    off = ~np.eye(r, dtype=bool)
+    if np.any(gap[..., off] == 0) or (m != n and np.any(s == 0)):
+        raise no_derivative(
+            "the derivative of np.linalg.svd's singular vectors does not exist where two "
+            "singular values are equal (or one is 0); use the singular values only "
+            "(compute_uv=False)"
+        )
+    f = np.where(off, 1.0 / np.where(off, gap, 1.0), 0.0)
+    v = _mT(vh)
+    da = _front(da, k)
+    dp = _mT(u) @ da @ v
+    ds = np.diagonal(dp, axis1=-2, axis2=-1)
+    dss = dp * s[..., None, :]  # dP S
+    sds = s[..., :, None] * dp  # S dP
+    du = u @ (f * (dss + _mT(dss)))
+    dv = v @ (f * (sds + _mT(sds)))
+    if m > n:
+        du = du + (da - u @ (_mT(u) @ da)) @ v / s[..., None, :]
+    if n > m:
+        dat = _mT(da)
+        dv = dv + (dat - v @ (vh @ dat)) @ u / s[..., None, :]
+    return _back(du, k), _back(ds, k), _back(_mT(dv), k)
+
+
 def spectral_tangent(da: Any, a: Any, smallest: bool, k: int | None) -> Any:
     """Tangent of the largest (or smallest) singular value of ``a``; tied ones share it."""
     u, s, vh = np.linalg.svd(a, full_matrices=False)

@@ -274,6 +274,17 @@ def svd_p(p):
     return np.linalg.svd(p, compute_uv=False)
 
 
+def svd_full(p):
+    u, s, vh = np.linalg.svd(p, full_matrices=False)
+    weights = np.arange(1.0, s.shape[-1] + 1.0)
+    return (u * weights[..., None, :]) @ vh + s[..., :1, None]  # the same whatever the signs
+
+
+def svd_square(x, p):
+    u, s, vh = np.linalg.svd(x * p)
+    return (u * np.arange(1.0, s.shape[-1] + 1.0)) @ vh
+
+
 def svd_c(x, p):
     return np.linalg.svdvals(x * p)
 
@@ -467,7 +478,10 @@ ROWS = [
     Rule("np.linalg.qr", matrix_cases(qr_p, qr_c, SQUARE) + matrix_cases(qr_p, qr_c, RECT, "rect")),
     Rule(
         "np.linalg.svd",
-        matrix_cases(svd_p, svd_c, SQUARE) + matrix_cases(svd_p, svd_c, RECT, "rect"),
+        matrix_cases(svd_p, svd_c, SQUARE)
+        + matrix_cases(svd_p, svd_c, RECT, "rect")
+        + matrix_cases(svd_full, svd_square, SQUARE)
+        + [Case(svd_full, {"p": mat(s, "rect", f"svd_full/{s}")}, ("p",)) for s in RECT],
     ),
     Rule("np.linalg.svdvals", matrix_cases(svd_p, svd_c, RECT[:1], "rect")),
     Rule("np.linalg.pinv", matrix_cases(pinv_p, pinv_c, RECT, "rect")),
@@ -576,6 +590,11 @@ def la_svd(x, p):
     )
 
 
+def la_svd_vectors(x, p):
+    du, ds, dvh = fmad_la.svd_tangent(p * x, np.linalg.svd(x, full_matrices=False), None)
+    return du @ dvh + ds
+
+
 def la_pinv(x, p):
     return fmad_la.pinv_tangent(p * x, x, np.linalg.pinv(x), None)
 
@@ -617,6 +636,7 @@ HELPER_ROWS = [
             helper_case(la_qr, R),
             helper_case(la_svd, R),
             helper_case(la_pinv, R),
+            helper_case(la_svd_vectors, R),
             helper_case(la_lstsq, R),
             helper_case(user_jvp_call, S),
         ],
@@ -667,8 +687,8 @@ def refuse_einsum_optimize(p, how):
     return np.einsum("ij->i", p, optimize=how)
 
 
-def refuse_svd_uv(p):
-    return np.linalg.svd(p)[1]
+def refuse_svd_uv(p, uv):
+    return np.linalg.svd(p, compute_uv=uv)[1]
 
 
 def refuse_svd_hermitian(p):
@@ -724,7 +744,7 @@ def helper_eigh(p):
         (refuse_subscripts_count, "np.einsum(", "one group per operand"),
         (refuse_einsum_out, "np.einsum(", "dtype="),
         (refuse_einsum_optimize, "np.einsum(", "optimize="),
-        (refuse_svd_uv, "np.linalg.svd(", "compute_uv=false"),
+        (refuse_svd_uv, "np.linalg.svd(", "compute_uv="),
         (refuse_svd_hermitian, "np.linalg.svd(", "hermitian="),
         (refuse_qr_mode, "np.linalg.qr(", "mode="),
         (refuse_cholesky_upper, "np.linalg.cholesky(", "upper="),
@@ -765,6 +785,10 @@ def lstsq_of(p, b):
     return np.linalg.lstsq(p, b)[0]  # LINE-lstsq
 
 
+def svd_of(p):
+    return np.linalg.svd(p)[0]  # LINE-svd
+
+
 def norm_half(p):
     return np.linalg.norm(p, 0.5)  # LINE-norm
 
@@ -785,8 +809,19 @@ SINGULAR = np.array([[1.0, 2.0], [2.0, 4.0]])
         (pinv_of, (SINGULAR,), "deficient rank"),
         (lstsq_of, (SINGULAR, np.ones(2)), "deficient rank"),
         (norm_half, (np.array([1.0, 0.0, 2.0]),), "entry is 0"),
+        (svd_of, (np.ones((3, 2)),), "full_matrices=False"),
+        (svd_of, (np.eye(2),), "singular values are equal"),
     ],
-    ids=["eigh-repeated", "eigh-stack", "slogdet", "pinv", "lstsq", "norm-half"],
+    ids=[
+        "eigh-repeated",
+        "eigh-stack",
+        "slogdet",
+        "pinv",
+        "lstsq",
+        "norm-half",
+        "svd-full-matrices",
+        "svd-repeated",
+    ],
 )
 def test_no_derivative_is_a_derivative_error_at_the_line(fn, args, word) -> None:
     with pytest.raises(fmad.DerivativeError) as info:

@@ -1,23 +1,24 @@
 """Rules of ``np.linalg``: solve, inv, det, slogdet, matrix_power, cholesky, eigh,
-eigvalsh, qr, svd (singular values), svdvals, pinv, lstsq, and the norms with ``ord=`` and
+eigvalsh, qr, svd, svdvals, pinv, lstsq, and the norms with ``ord=`` and
 ``axis=`` (``np.linalg.norm``, ``vector_norm``, ``matrix_norm``).
 
 Each tangent is one call of a helper of :mod:`fmad.runtime_linalg` (the formulas are in
 its docstrings), with the tangents made full. Stacks of matrices work as numpy's own
-functions do. A function returning a tuple (``slogdet``, ``eigh``, ``qr``, ``lstsq``) gets a
-tuple of tangents, which unpacking (``sign, logdet = np.linalg.slogdet(a)``) and indexing
-(``np.linalg.eigh(a)[0]``) take apart, as do the named fields ``.eigenvalues``,
-``.eigenvectors``, ``.sign`` and ``.logabsdet``.
+functions do. A function returning a tuple (``slogdet``, ``eigh``, ``qr``, ``svd``,
+``lstsq``) gets a tuple of tangents, which unpacking (``sign, logdet =
+np.linalg.slogdet(a)``) and indexing (``np.linalg.eigh(a)[0]``) take apart, as do the
+named fields ``.eigenvalues``, ``.eigenvectors``, ``.sign`` and ``.logabsdet``.
 
 Where there is no derivative the helper raises ``fmad.DerivativeError`` at the user's line:
 inv, solve, slogdet, cholesky and qr at a singular matrix, eigh's eigenvectors where two
-eigenvalues are equal, pinv and lstsq at a matrix of deficient rank, a p-norm with p < 1 at
-a zero entry. ``det`` is differentiable everywhere (Jacobi's formula with the adjugate,
-computed by the SVD). At a kink of a norm (a zero vector, ties for the maximum entry, row
-or column sum, or for the largest singular value) tied entries share the derivative evenly
-and a zero vector gets 0, as with ``np.max`` and ``abs``. The eigenvalues (and singular
-values) where two are equal are not differentiable as sorted functions; fmad gives the
-derivative along the eigenvectors LAPACK returned there.
+eigenvalues are equal, svd's singular vectors where two singular values are equal (or, for
+a non-square matrix, one is 0, or ``full_matrices=True``), pinv and lstsq at a matrix of
+deficient rank, a p-norm with p < 1 at a zero entry. ``det`` is differentiable everywhere
+(Jacobi's formula with the adjugate, computed by the SVD). At a kink of a norm (a zero
+vector, ties for the maximum entry, row or column sum, or for the largest singular value)
+tied entries share the derivative evenly and a zero vector gets 0, as with ``np.max`` and
+``abs``. The eigenvalues (and singular values) where two are equal are not differentiable
+as sorted functions; fmad gives the derivative along the vectors LAPACK returned there.
 """
 
 from __future__ import annotations
@@ -165,20 +166,20 @@ def qr_rule(ctx, z, args, tangents, keywords):
 
 @defrule(np.linalg.svd)
 def svd_rule(ctx, z, args, tangents, keywords):
-    """The singular values only (``compute_uv=False``)."""
+    """``(U, S, Vh)`` where the singular values are distinct (else a DerivativeError when
+    the code runs), or the singular values alone with ``compute_uv=False``."""
     _inactive(ctx, "np.linalg.svd", tangents, 1, keywords)
     if tangents[0] is None:
         return None
     uv = argument(args, keywords, 2, "compute_uv")
     herm = argument(args, keywords, 3, "hermitian")
-    if uv is None or static(ctx, uv) is not False:
-        ctx.refuse(
-            "fmad differentiates the singular values only (compute_uv=True is the default); "
-            "write "
-            "np.linalg.svd(a, compute_uv=False) (or np.linalg.svdvals(a))"
-        )
     _constant(ctx, "np.linalg.svd's hermitian=", herm, (False,), False)
-    return helper(ctx, "svdvals_tangent", ctx.full(tangents[0], args[0]), args[0], k_arg(ctx))
+    compute_uv = _constant(ctx, "np.linalg.svd's compute_uv=", uv, (False, True), True)
+    da = ctx.full(tangents[0], args[0])
+    if not compute_uv:
+        return helper(ctx, "svdvals_tangent", da, args[0], k_arg(ctx))
+    call = helper(ctx, "svd_tangent", da, z, k_arg(ctx))
+    return Tangent(call.expr, full=True, container=True)
 
 
 if hasattr(np.linalg, "svdvals"):
@@ -278,6 +279,7 @@ for _helper, _slots in (
     (la.eigvalsh_tangent, (0,)),
     (la.qr_tangent, (0,)),
     (la.svdvals_tangent, (0,)),
+    (la.svd_tangent, (0,)),
     (la.pinv_tangent, (0,)),
     (la.lstsq_tangent, (0, 1)),
     (la.norm_tangent, (0,)),
