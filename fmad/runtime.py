@@ -126,11 +126,21 @@ def _k_front(t: Any, ndim: int) -> Any:
     return t.reshape(t.shape[:1] + (1,) * pad + t.shape[1:]) if pad > 0 else t
 
 
-def matmul_left(dx: Any, x: Any, y: Any, k: int | None) -> Any:
-    """Tangent of ``x @ y`` from ``dx`` (the k axis rides in front, as a batch axis)."""
+def _dot_axes(x: Any, y: Any) -> tuple[list[int], list[int]]:
+    """The axes np.dot sums over: the last of x, the second to last of y (its only one if
+    y is a vector); for arrays of more than two axes np.dot is not ``@``."""
+    return [np.ndim(x) - 1], [max(np.ndim(y) - 2, 0)]
+
+
+def matmul_left(dx: Any, x: Any, y: Any, k: int | None, dot: bool = False) -> Any:
+    """Tangent of ``x @ y`` (``np.dot(x, y)`` with ``dot``) from ``dx`` (the k axis rides in
+    front, as a batch axis)."""
     if np.ndim(x) == 0 or np.ndim(y) == 0:  # np.dot of a scalar is a product
         return dx * (y if k is None else np.expand_dims(y, -1))
     dx = full(dx, x, k)
+    if dot and max(np.ndim(x), np.ndim(y)) > 2:
+        out = np.tensordot(dx, y, _dot_axes(x, y))  # x's free axes, k, y's free axes
+        return out if k is None else np.moveaxis(out, np.ndim(x) - 1, -1)
     if k is None:
         return dx @ y
     if np.ndim(x) == 1:  # (d, k): y's (transposed) matrices times the k columns
@@ -138,11 +148,13 @@ def matmul_left(dx: Any, x: Any, y: Any, k: int | None) -> Any:
     return np.moveaxis(_k_front(dx, max(np.ndim(x), np.ndim(y))) @ y, 0, -1)
 
 
-def matmul_right(x: Any, y: Any, dy: Any, k: int | None) -> Any:
-    """Tangent of ``x @ y`` from ``dy``."""
+def matmul_right(x: Any, y: Any, dy: Any, k: int | None, dot: bool = False) -> Any:
+    """Tangent of ``x @ y`` (``np.dot(x, y)`` with ``dot``) from ``dy``."""
     if np.ndim(x) == 0 or np.ndim(y) == 0:  # np.dot of a scalar is a product
         return (x if k is None else np.expand_dims(x, -1)) * dy
     dy = full(dy, y, k)
+    if dot and max(np.ndim(x), np.ndim(y)) > 2:
+        return np.tensordot(x, dy, _dot_axes(x, y))  # the k axis stays last
     if k is None or np.ndim(y) == 1:
         return x @ dy  # (..., d) @ (d, k): the k axis is already a column axis
     return np.moveaxis(x @ _k_front(dy, max(np.ndim(x), np.ndim(y))), 0, -1)

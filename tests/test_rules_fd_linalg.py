@@ -161,6 +161,14 @@ def matmul_stack(p, q):
     return p @ q
 
 
+def dot_stack(p, q):
+    return np.dot(p, q)
+
+
+def dot_stack_xp(x, p):
+    return np.dot(x * p, x)
+
+
 def linalg_matmul(p, q):
     return np.linalg.matmul(p, q)
 
@@ -414,6 +422,14 @@ ROWS = [
                 ],
             ),
             *pair_cases(linalg_matmul, [((2, 2, 3), (2, 3, 2)), ((3,), (3,))]),
+        ],
+    ),
+    Rule(
+        "np.dot-stacks",
+        [
+            *pair_cases(dot_stack, [((2, 3), (4, 3, 2)), ((2, 2, 3), (3,)), ((3,), (2, 3, 2))]),
+            *pair_cases(dot_stack, [((2, 2, 3), (4, 3, 2))]),
+            *data_cases(dot_stack_xp, [((2, 3, 3), FLOAT), ((2, 3, 3), (3,))]),
         ],
     ),
     Rule("np.linalg.inv", matrix_cases(inv_p, inv_c, SQUARE)),

@@ -21,6 +21,7 @@ from fmad.rules.reductions import reduce_tangent
 def _matmul(ctx, z, x, y, dx, dy, dot=False):
     """``dot``: np.dot, which also takes scalars, so the helpers check the ranks."""
     shape = ctx.direction.shape
+    dot_kw = {"dot": B.const(True)} if dot else {}  # np.dot of stacks is not ``@``
     terms = []
     if dot and ((dx is not None and dx.seed) or (dy is not None and dy.seed)):
         # np.dot of a scalar is a product: the identity seed scales instead of folding away
@@ -38,7 +39,8 @@ def _matmul(ctx, z, x, y, dx, dy, dot=False):
         elif not ctx.vectorized and not dot:
             terms.append(tangent_of(B.binop(ctx.full(dx, x), ast.MatMult(), y)))
         else:
-            terms.append(tangent_of(B.call(ctx.rt("matmul_left"), dx.expr, x, y, k_arg(ctx))))
+            call = B.call(ctx.rt("matmul_left"), dx.expr, x, y, k_arg(ctx), **dot_kw)
+            terms.append(tangent_of(call))
     if dy is not None:
         if dy.seed and len(shape) == 1:
             # d(X @ w) with the identity seed of a vector w is X itself: nothing to compute
@@ -49,7 +51,8 @@ def _matmul(ctx, z, x, y, dx, dy, dot=False):
         elif not ctx.vectorized and not dot:
             terms.append(tangent_of(B.binop(x, ast.MatMult(), ctx.full(dy, y))))
         else:
-            terms.append(tangent_of(B.call(ctx.rt("matmul_right"), x, y, dy.expr, k_arg(ctx))))
+            call = B.call(ctx.rt("matmul_right"), x, y, dy.expr, k_arg(ctx), **dot_kw)
+            terms.append(tangent_of(call))
     return ctx.add(*terms)
 
 
