@@ -274,6 +274,12 @@ def qr_p(p):
     return q * r[..., :1, :1] + np.sum(r)
 
 
+def qr_fields(p):
+    result = np.linalg.qr(p)
+    svd = np.linalg.svd(p)
+    return result.Q * result.R[0, 0] + (svd.U * svd.S) @ svd.Vh
+
+
 def qr_c(x, p):
     return np.linalg.qr(x * p, mode="r")
 
@@ -491,7 +497,12 @@ ROWS = [
         ],
     ),
     Rule("np.linalg.eigvalsh", matrix_cases(eigvalsh_p, eigvalsh_c, SQUARE, "spd")),
-    Rule("np.linalg.qr", matrix_cases(qr_p, qr_c, SQUARE) + matrix_cases(qr_p, qr_c, RECT, "rect")),
+    Rule(
+        "np.linalg.qr",
+        matrix_cases(qr_p, qr_c, SQUARE)
+        + matrix_cases(qr_p, qr_c, RECT, "rect")
+        + matrix_cases(qr_fields, qr_c, SQUARE[:2])[:2],
+    ),
     Rule(
         "np.linalg.svd",
         matrix_cases(svd_p, svd_c, SQUARE)

@@ -7,7 +7,8 @@ its docstrings), with the tangents made full. Stacks of matrices work as numpy's
 functions do. A function returning a tuple (``slogdet``, ``eigh``, ``qr``, ``svd``,
 ``lstsq``) gets a tuple of tangents, which unpacking (``sign, logdet =
 np.linalg.slogdet(a)``) and indexing (``np.linalg.eigh(a)[0]``) take apart, as do the
-named fields ``.eigenvalues``, ``.eigenvectors``, ``.sign`` and ``.logabsdet``.
+named fields (``.eigenvalues``, ``.eigenvectors``, ``.sign``, ``.logabsdet``, ``.Q``,
+``.R``, ``.U``, ``.S``, ``.Vh``).
 
 Where there is no derivative the helper raises ``fmad.DerivativeError`` at the user's line:
 inv, solve, slogdet, cholesky and qr at a singular matrix, eigh's eigenvectors where two
@@ -18,7 +19,8 @@ deficient rank, a p-norm with p < 1 at a zero entry. ``det`` is differentiable e
 vector, ties for the maximum entry, row or column sum, or for the largest singular value)
 tied entries share the derivative evenly and a zero vector gets 0, as with ``np.max`` and
 ``abs``. The eigenvalues (and singular values) where two are equal are not differentiable
-as sorted functions; fmad gives the derivative along the vectors LAPACK returned there.
+as sorted functions; fmad gives the derivative along the vectors LAPACK returned there (so
+does the nuclear norm at a singular value 0, a kink like ``abs`` at 0).
 """
 
 from __future__ import annotations
@@ -245,8 +247,18 @@ if hasattr(np.linalg, "vector_norm"):
         return norm_call(ctx, args[0], tangents[0], order, NONE, keepdims, "matrix")
 
 
-# the named fields of eigh's and slogdet's results
-RESULT_FIELDS = {"eigenvalues": 0, "eigenvectors": 1, "sign": 0, "logabsdet": 1}
+# the named fields of the results of eigh, slogdet, qr and svd
+RESULT_FIELDS = {
+    "eigenvalues": 0,
+    "eigenvectors": 1,
+    "sign": 0,
+    "logabsdet": 1,
+    "Q": 0,
+    "R": 1,
+    "U": 0,
+    "S": 1,
+    "Vh": 2,
+}
 
 
 def _field(name: str, index: int):
@@ -256,8 +268,8 @@ def _field(name: str, index: int):
             return None
         if not t.container:
             ctx.refuse(
-                f"fmad reads '.{name}' only of the result of np.linalg.eigh or slogdet made in "
-                f"this function; index it instead (result[{index}])"
+                f"fmad reads '.{name}' only of the result of np.linalg.eigh, slogdet, qr or svd "
+                f"that it knows is one; index it instead (result[{index}])"
             )
         return Tangent(B.subscript(ctx.full(t, args[0]), B.const(index)))
 
