@@ -81,14 +81,17 @@ def no_rule_advice(label: str, obj: Any, local: bool) -> str:
     if isinstance(obj, np.ufunc) or not is_numpy(obj):
         return (
             f"if it is elementwise, give it a derivative with fmad.register({label}, "
-            "derivative); otherwise compute it outside the differentiated function (its "
-            "result is then a constant), or write it with operations fmad differentiates"
+            f"derivative); for any other function, its forward rule with fmad.register({label}, "
+            "jvp=lambda primals, tangents: ...) (the output's tangent for one direction); or "
+            "compute it outside the differentiated function (its result is then a constant), "
+            "or write it with operations fmad differentiates"
         )
     return (
         f"'{label}' is not elementwise, so fmad.register({label}, derivative) cannot describe "
-        "it; compute it outside the differentiated function (its result is then a "
-        "constant), or write it with operations fmad differentiates (README: What is "
-        "supported)"
+        f"it; give its forward rule with fmad.register({label}, jvp=lambda primals, tangents: "
+        "...) (the output's tangent for one direction), compute it outside the "
+        "differentiated function (its result is then a constant), or write it with "
+        "operations fmad differentiates (README: What is supported)"
     )
 
 

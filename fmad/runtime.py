@@ -118,24 +118,46 @@ def tangent_axis(axis: Any, ndim: int, k: int | None) -> Any:
     return axis if axis >= 0 else axis - 1
 
 
-def matmul_left(dx: Any, x: Any, y: Any, k: int | None) -> Any:
-    """Tangent of ``x @ y`` from ``dx`` (the k axis rides in front, as a batch axis)."""
+def _k_front(t: Any, ndim: int) -> Any:
+    """A tangent with its k axis moved to the front and ones inserted after it, so that it
+    has ``ndim + 1`` axes: the k axis stays in front of every batch axis numpy broadcasts."""
+    t = np.moveaxis(t, -1, 0)
+    pad = ndim + 1 - t.ndim
+    return t.reshape(t.shape[:1] + (1,) * pad + t.shape[1:]) if pad > 0 else t
+
+
+def _dot_axes(x: Any, y: Any) -> tuple[list[int], list[int]]:
+    """The axes np.dot sums over: the last of x, the second to last of y (its only one if
+    y is a vector); for arrays of more than two axes np.dot is not ``@``."""
+    return [np.ndim(x) - 1], [max(np.ndim(y) - 2, 0)]
+
+
+def matmul_left(dx: Any, x: Any, y: Any, k: int | None, dot: bool = False) -> Any:
+    """Tangent of ``x @ y`` (``np.dot(x, y)`` with ``dot``) from ``dx`` (the k axis rides in
+    front, as a batch axis)."""
     if np.ndim(x) == 0 or np.ndim(y) == 0:  # np.dot of a scalar is a product
         return dx * (y if k is None else np.expand_dims(y, -1))
     dx = full(dx, x, k)
+    if dot and max(np.ndim(x), np.ndim(y)) > 2:
+        out = np.tensordot(dx, y, _dot_axes(x, y))  # x's free axes, k, y's free axes
+        return out if k is None else np.moveaxis(out, np.ndim(x) - 1, -1)
     if k is None:
         return dx @ y
-    return np.moveaxis(np.moveaxis(dx, -1, 0) @ y, 0, -1)
+    if np.ndim(x) == 1:  # (d, k): y's (transposed) matrices times the k columns
+        return (np.swapaxes(y, -1, -2) if np.ndim(y) > 1 else y) @ dx
+    return np.moveaxis(_k_front(dx, max(np.ndim(x), np.ndim(y))) @ y, 0, -1)
 
 
-def matmul_right(x: Any, y: Any, dy: Any, k: int | None) -> Any:
-    """Tangent of ``x @ y`` from ``dy``."""
+def matmul_right(x: Any, y: Any, dy: Any, k: int | None, dot: bool = False) -> Any:
+    """Tangent of ``x @ y`` (``np.dot(x, y)`` with ``dot``) from ``dy``."""
     if np.ndim(x) == 0 or np.ndim(y) == 0:  # np.dot of a scalar is a product
         return (x if k is None else np.expand_dims(x, -1)) * dy
     dy = full(dy, y, k)
+    if dot and max(np.ndim(x), np.ndim(y)) > 2:
+        return np.tensordot(x, dy, _dot_axes(x, y))  # the k axis stays last
     if k is None or np.ndim(y) == 1:
         return x @ dy  # (..., d) @ (d, k): the k axis is already a column axis
-    return np.moveaxis(x @ np.moveaxis(dy, -1, 0), 0, -1)
+    return np.moveaxis(x @ _k_front(dy, max(np.ndim(x), np.ndim(y))), 0, -1)
 
 
 def seed_matmul_left(y: Any) -> Any:

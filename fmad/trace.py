@@ -155,6 +155,11 @@ def check(exc: BaseException) -> None:
 
     Returns normally when ``exc`` should propagate unchanged (the caller re-raises it).
     """
+    if getattr(exc, "unlocated", False):  # a helper's DerivativeError: add the user's line
+        where = locate(exc)
+        if where is not None:
+            filename = where.frame.f_code.co_filename
+            raise DerivativeError(f"{filename}:{where.line}: {exc}") from None
     if isinstance(exc, PASSED_THROUGH):
         return
     where = locate(exc)

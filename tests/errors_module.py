@@ -43,13 +43,13 @@ def calls_argument(w, nonlinearity=np.tanh):
     return z * 2.0
 
 
-def calls_solve(A, b):
-    x = np.linalg.solve(A, b)
+def calls_eigvals(A, b):
+    x = np.linalg.eigvals(A * b)
     return np.sum(x)
 
 
-def calls_einsum(A, w):
-    r = np.einsum("ij,j->i", A, w)
+def calls_fft(A, w):
+    r = np.fft.fft(A * w)
     return np.sum(r)
 
 

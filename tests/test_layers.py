@@ -28,6 +28,8 @@ LAYERS: dict[str, int] = {
     "tangent": 1,
     "runtime": 1,
     "runtime_arrays": 1,
+    "runtime_linalg": 1,
+    "runtime_user": 1,
     "trace": 1,
     "optimize": 1,
     "variable": 1,

@@ -29,6 +29,10 @@ The table is filled by family, each module registering its rows when imported:
   swapaxes, rollaxis, broadcast_to, atleast_1d/2d/3d, the splits;
 - :mod:`~fmad.rules.selection`: sort, partition, take_along_axis, diag, diagonal, triu, tril
   (:mod:`~fmad.rules.options`: what these four share);
+- :mod:`~fmad.rules.contractions`: einsum, tensordot, kron, vdot, trace;
+- :mod:`~fmad.rules.decompositions`: solve, inv, det, slogdet, matrix_power, cholesky,
+  eigh, eigvalsh, qr, svd, pinv, lstsq, vector and matrix norms (helpers in
+  :mod:`fmad.runtime_linalg`);
 - :mod:`~fmad.rules.runtime`: the ``fmad_rt`` helpers generated code calls (so that fmad's
   output can be differentiated again).
 
@@ -40,7 +44,9 @@ test row in ``tests/test_rules_fd.py`` that checks it against finite differences
 """
 
 from fmad.rules import (  # noqa: F401 - they register rows
+    contractions,
     cumulative,
+    decompositions,
     elementwise,
     linalg,
     reductions,
@@ -88,6 +94,8 @@ __all__ = [
     "ZERO_METHODS",
     "Rule",
     "attribute",
+    "contractions",
+    "decompositions",
     "elementwise",
     "has_zero_derivative",
     "hashable",

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from fmad import build as B
+from fmad import runtime_user
 from fmad.resolve import MISSING
 from fmad.tangent import Tangent
 
@@ -229,22 +230,48 @@ def keeps_derivative(ctx, dtype: ast.expr | None) -> bool:
 
 
 # -- user rules ----------------------------------------------------------------------------
-def register(func: Callable[..., Any], derivative: Callable[..., Any]) -> None:
-    """Give ``func`` (a function fmad has no source or rule for) a derivative.
+def register(
+    func: Callable[..., Any],
+    derivative: Callable[..., Any] | None = None,
+    *,
+    jvp: Callable[..., Any] | None = None,
+) -> None:
+    """Give ``func`` (a function fmad has no source or rule for) a derivative, in one of two
+    forms.
 
-    ``derivative`` takes the same positional arguments as ``func`` and returns its partial
-    derivative with respect to its first argument, or, for a function of several
-    arguments, a tuple with one partial per positional argument. ``func`` must be
-    elementwise (or scalar): the tangent is ``derivative(x) * dx``.
+    ``register(func, derivative)``, for an elementwise (or scalar) ``func``: ``derivative``
+    takes the same positional arguments as ``func`` and returns its partial derivative
+    with respect to its first argument, or, for a function of several arguments, a tuple
+    with one partial per positional argument. The tangent is ``derivative(x) * dx``.
 
     >>> from scipy.special import expit
     >>> fmad.register(expit, lambda x: expit(x) * (1 - expit(x)))
-    """
-    if not callable(func) or not callable(derivative):
-        raise TypeError("fmad.register(func, derivative) takes two callables")
 
+    ``register(func, jvp=rule)``, for any ``func`` (a matrix function, a reduction...):
+    ``rule(primals, tangents, **keywords)`` returns the tangent of ``func(*primals,
+    **keywords)`` (the output's change, to first order) for ONE direction: ``primals`` is
+    the tuple of the positional arguments, ``tangents`` a tuple with one entry per argument,
+    of the argument's shape (zeros for one that carries no derivative). Keyword arguments
+    must not carry a derivative; they are passed to ``rule`` too. For an array parameter
+    fmad calls ``rule`` once per element of it and stacks the results.
+
+    >>> fmad.register(logdet, jvp=lambda p, t: np.trace(np.linalg.solve(p[0], t[0])))
+    """
+    if not callable(func) or (derivative is None) == (jvp is None):
+        raise TypeError(
+            "fmad.register takes a function and either its elementwise derivative, "
+            "register(func, derivative), or its forward rule, register(func, jvp=rule)"
+        )
+    if not callable(derivative if jvp is None else jvp):
+        raise TypeError("fmad.register: the derivative or jvp= rule must be callable")
+    label = getattr(func, "__name__", "f")
+    RULES[func] = _elementwise_rule(label, derivative) if jvp is None else _jvp_rule(label, jvp)
+    RULES[func].__doc__ = f"user rule registered for {func!r}"
+
+
+def _elementwise_rule(label: str, derivative: Callable[..., Any]) -> Rule:
     def user_rule(ctx, z, args, tangents, keywords):
-        deriv = ctx.inject(derivative, getattr(func, "__name__", "f") + "_derivative")
+        deriv = ctx.inject(derivative, label + "_derivative")
         partials = B.call(deriv, *args)
         terms = []
         for i, t in enumerate(tangents):
@@ -254,5 +281,37 @@ def register(func: Callable[..., Any], derivative: Callable[..., Any]) -> None:
             terms.append(ctx.scale(p, t))
         return ctx.add(*terms)
 
-    user_rule.__doc__ = f"user rule registered for {func!r}"
-    RULES[func] = user_rule
+    return user_rule
+
+
+def _jvp_rule(label: str, jvp: Callable[..., Any]) -> Rule:
+    def user_rule(ctx, z, args, tangents, keywords):
+        if any(ctx.is_active(v) for v in keywords.values()):
+            ctx.refuse(
+                f"a keyword argument of '{label}' (registered with jvp=) carries a "
+                "derivative; pass the values that carry one as positional arguments"
+            )
+        if all(t is None for t in tangents):
+            return None
+        rule = ctx.inject(jvp, label + "_jvp")
+        ts = [
+            ast.Constant(None) if t is None else ctx.full(t, a)
+            for a, t in zip(args, tangents, strict=False)
+        ]
+        helper = B.attr(ctx.inject(runtime_user, "fmad_user"), "jvp_call")
+        call = B.call(helper, rule, B.tuple_(list(args)), B.tuple_(ts), z, k_arg(ctx), **keywords)
+        return Tangent(call, full=True)
+
+    return user_rule
+
+
+@defrule(runtime_user.jvp_call)
+def jvp_call_rule(ctx, z, args, tangents, keywords):
+    """fmad does not differentiate a user's jvp= rule again."""
+    if all(t is None for t in tangents) and not any(ctx.is_active(v) for v in keywords.values()):
+        return None
+    ctx.refuse(
+        "code fmad generated for a function registered with jvp= cannot be differentiated "
+        "again; register the derivative of the generated function itself"
+    )
+    return None

@@ -13,13 +13,15 @@ import ast
 import numpy as np
 
 from fmad import build as B
-from fmad.rules.base import alias, defrule, k_arg, method, tangent_of
+from fmad.rules.base import alias, argument, defrule, k_arg, method, tangent_of
+from fmad.rules.decompositions import norm_call
 from fmad.rules.reductions import reduce_tangent
 
 
 def _matmul(ctx, z, x, y, dx, dy, dot=False):
     """``dot``: np.dot, which also takes scalars, so the helpers check the ranks."""
     shape = ctx.direction.shape
+    dot_kw = {"dot": B.const(True)} if dot else {}  # np.dot of stacks is not ``@``
     terms = []
     if dot and ((dx is not None and dx.seed) or (dy is not None and dy.seed)):
         # np.dot of a scalar is a product: the identity seed scales instead of folding away
@@ -37,7 +39,8 @@ def _matmul(ctx, z, x, y, dx, dy, dot=False):
         elif not ctx.vectorized and not dot:
             terms.append(tangent_of(B.binop(ctx.full(dx, x), ast.MatMult(), y)))
         else:
-            terms.append(tangent_of(B.call(ctx.rt("matmul_left"), dx.expr, x, y, k_arg(ctx))))
+            call = B.call(ctx.rt("matmul_left"), dx.expr, x, y, k_arg(ctx), **dot_kw)
+            terms.append(tangent_of(call))
     if dy is not None:
         if dy.seed and len(shape) == 1:
             # d(X @ w) with the identity seed of a vector w is X itself: nothing to compute
@@ -48,7 +51,8 @@ def _matmul(ctx, z, x, y, dx, dy, dot=False):
         elif not ctx.vectorized and not dot:
             terms.append(tangent_of(B.binop(x, ast.MatMult(), ctx.full(dy, y))))
         else:
-            terms.append(tangent_of(B.call(ctx.rt("matmul_right"), x, y, dy.expr, k_arg(ctx))))
+            call = B.call(ctx.rt("matmul_right"), x, y, dy.expr, k_arg(ctx), **dot_kw)
+            terms.append(tangent_of(call))
     return ctx.add(*terms)
 
 
@@ -94,16 +98,21 @@ def outer_rule(ctx, z, args, tangents, keywords):
 
 @defrule(np.linalg.norm)
 def norm_rule(ctx, z, args, tangents, keywords):
-    if len(args) > 1 or keywords:
-        return (
-            None
-            if tangents[0] is None
-            else ctx.refuse(
-                "np.linalg.norm with ord= or axis= is not supported by fmad; write the norm out "
-                "(np.sqrt(np.sum(x * x)))"
-            )
+    """``ord=``, ``axis=``, ``keepdims=``: ``fmad_la.norm_tangent`` (vector and matrix
+    norms, see :mod:`fmad.rules.decompositions`); the 2-norm of everything: plain numpy."""
+    if any(t is not None for t in tangents[1:]):
+        ctx.refuse(
+            "np.linalg.norm: its ord=, axis= and keepdims= must not carry a derivative; pass "
+            "constants"
         )
     x, dx = args[0], tangents[0]
+    if dx is None:
+        return None
+    if len(args) > 1 or keywords:
+        order = argument(args, keywords, 1, "ord", ast.Constant(None))
+        axis = argument(args, keywords, 2, "axis", ast.Constant(None))
+        keepdims = argument(args, keywords, 3, "keepdims", B.const(False))
+        return norm_call(ctx, x, dx, order, axis, keepdims, "norm")
     # d|x| = sum(x * dx) / |x|; at x = 0 the sum is 0, and so is the derivative taken (the
     # subgradient 0, as abs has): divide by 1 there instead of by 0
     safe = B.call(ctx.np_("where"), B.parse_expr("z == 0", z=z), B.const(1.0), z)
@@ -111,3 +120,5 @@ def norm_rule(ctx, z, args, tangents, keywords):
 
 
 alias(method("dot"), to=np.dot)
+if hasattr(np.linalg, "matmul"):  # numpy >= 2: np.matmul for arrays of one dimension or more
+    alias(np.linalg.matmul, to=np.matmul)
