@@ -308,10 +308,29 @@ def _jvp_rule(label: str, jvp: Callable[..., Any]) -> Rule:
 @defrule(runtime_user.jvp_call)
 def jvp_call_rule(ctx, z, args, tangents, keywords):
     """fmad does not differentiate a user's jvp= rule again."""
-    if all(t is None for t in tangents) and not any(ctx.is_active(v) for v in keywords.values()):
-        return None
-    ctx.refuse(
+    refuse_when_active(
+        ctx,
+        tangents,
+        keywords,
         "code fmad generated for a function registered with jvp= cannot be differentiated "
-        "again; register the derivative of the generated function itself"
+        "again; register the derivative of the generated function itself",
     )
     return None
+
+
+def refuse_when_active(ctx, tangents, keywords, message: str) -> None:
+    """Refuse (``message``) a call whose arguments carry a derivative; else no tangent."""
+    if any(t is not None for t in tangents) or any(ctx.is_active(v) for v in keywords.values()):
+        ctx.refuse(message)
+
+
+def active_slots(ctx, label: str, slots: tuple[int, ...], tangents) -> list[int]:
+    """The arguments at ``slots`` that carry a tangent, for the rule of a helper that
+    generated code calls: it is differentiated again with respect to a scalar only."""
+    active = [i for i in slots if i < len(tangents) and tangents[i] is not None]
+    if active and ctx.vectorized:
+        ctx.refuse(
+            f"{label}() in code fmad generated can be differentiated again with respect to a "
+            "scalar only; differentiate with respect to one element at a time"
+        )
+    return active

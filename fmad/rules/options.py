@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from fmad import build as B
-from fmad.rules.base import RULES, is_none, static_value
+from fmad.rules.base import RULES, active_slots, is_none, static_value
 from fmad.tangent import Tangent
 
 UNKNOWN = object()
@@ -165,14 +165,8 @@ def helper_rule(func, slots: tuple[int, ...], fixed: tuple[int, ...] = ()):
                     f"{name}() in code fmad generated is linear in its tangents only; a "
                     "second derivative through its other arguments is not supported by fmad"
                 )
-        active = [i for i in slots if i < len(tangents) and tangents[i] is not None]
-        if not active:
+        if not active_slots(ctx, name, slots, tangents):
             return None
-        if ctx.vectorized:
-            ctx.refuse(
-                f"{name}() in code fmad generated can be differentiated again with respect "
-                "to a scalar only; differentiate with respect to one element at a time"
-            )
         new = [
             (tangents[i].expr if tangents[i] is not None else ast.Constant(None))
             if i in slots

@@ -16,7 +16,7 @@ import ast
 
 from fmad import build as B
 from fmad import runtime as rt
-from fmad.rules.base import LIST_RULES, RULES, Rule, defzero
+from fmad.rules.base import LIST_RULES, RULES, Rule, active_slots, defzero
 from fmad.tangent import Tangent
 
 
@@ -31,14 +31,9 @@ def defhelper(func, slots: tuple[int, ...], *, joint: bool = False, full=(), con
     name = func.__name__
 
     def rule(ctx, z, args, tangents, keywords):
-        active = [i for i in slots if i < len(tangents) and tangents[i] is not None]
+        active = active_slots(ctx, f"fmad_rt.{name}", slots, tangents)
         if not active:
             return None
-        if ctx.vectorized:
-            ctx.refuse(
-                f"fmad_rt.{name}() in code fmad generated can be differentiated again with "
-                "respect to a scalar only; differentiate with respect to one element at a time"
-            )
 
         def tangent_at(i: int) -> ast.expr:
             t = tangents[i]

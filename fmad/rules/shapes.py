@@ -27,6 +27,7 @@ from fmad.rules.base import (
     k_arg,
     keeps_derivative,
     method,
+    refuse_when_active,
     tangent_of,
 )
 from fmad.rules.options import UNKNOWN, static
@@ -46,14 +47,14 @@ def asarray_rule(ctx, z, args, tangents, keywords):
 @defrule(builtins.enumerate, builtins.zip, builtins.reversed)
 def iteration_rule(ctx, z, args, tangents, keywords):
     """Only a ``for`` header may arrange the iteration of values that carry a derivative."""
-    if all(t is None for t in tangents) and not any(ctx.is_active(k) for k in keywords.values()):
-        return None
-    ctx.refuse(
+    refuse_when_active(
+        ctx,
+        tangents,
+        keywords,
         "enumerate(), zip() and reversed() of values that carry a derivative are supported "
         "only directly in a 'for' header, without keywords; write 'for i, x in "
-        "enumerate(xs):' or build a list in a loop"
+        "enumerate(xs):' or build a list in a loop",
     )
-    return None
 
 
 # -- indexing and attributes -----------------------------------------------------------------
