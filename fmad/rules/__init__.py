@@ -20,9 +20,14 @@ The table is filled by family, each module registering its rows when imported:
 
 - :mod:`~fmad.rules.elementwise`: operators, elementwise numpy/math functions, maximum,
   minimum, clip, where;
+- :mod:`~fmad.rules.arithmetic`: numpy's arithmetic as functions (``np.add``...), the
+  elementwise extras (hypot, logaddexp, sinc, nan_to_num...), polyval, cross, and the check
+  of every ufunc's keywords;
 - :mod:`~fmad.rules.reductions`: sum, mean, prod, max, min (functions, methods, builtins);
 - :mod:`~fmad.rules.shapes`: indexing, attributes, conversions, reshaping and joining;
 - :mod:`~fmad.rules.linalg`: matmul, dot, inner, outer, norm;
+- :mod:`~fmad.rules.special`: ``scipy.special`` (expit, logsumexp, softmax, erf, gammaln...),
+  registered only when scipy can be imported;
 - :mod:`~fmad.rules.runtime`: the ``fmad_rt`` helpers generated code calls (so that fmad's
   output can be differentiated again).
 
@@ -33,7 +38,7 @@ test row in ``tests/test_rules_fd.py`` that checks it against finite differences
 (``tests/test_rule_coverage.py`` fails until it has one).
 """
 
-from fmad.rules import elementwise, linalg, reductions, runtime, shapes
+from fmad.rules import arithmetic, elementwise, linalg, reductions, runtime, shapes, special
 from fmad.rules.base import (
     ATTRIBUTE_RULES,
     LIST_RULES,
@@ -71,6 +76,7 @@ __all__ = [
     "ZERO_DERIVATIVE",
     "ZERO_METHODS",
     "Rule",
+    "arithmetic",
     "attribute",
     "elementwise",
     "has_zero_derivative",
@@ -88,5 +94,6 @@ __all__ = [
     "rule_for",
     "runtime",
     "shapes",
+    "special",
     "static_value",
 ]

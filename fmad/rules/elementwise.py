@@ -92,7 +92,8 @@ def pow_rule(ctx, z, args, tangents, keywords):
 def mod_rule(ctx, z, args, tangents, keywords):
     # x % y = x - floor(x / y) * y
     (x, y), (dx, dy) = args, tangents
-    return ctx.add(dx, ctx.negate(ctx.scale(B.binop(x, ast.FloorDiv(), y), dy)))
+    # dx broadcast: y may make the result bigger than x (p % x, p of shape (3, 1))
+    return ctx.add(ctx.broadcast(dx, y), ctx.negate(ctx.scale(B.binop(x, ast.FloorDiv(), y), dy)))
 
 
 @defrule(ast.USub)
@@ -283,7 +284,6 @@ defzero(
     math.isnan,
     math.isinf,
     math.isfinite,
-    math.copysign,
     np.sign,
     np.floor,
     np.ceil,
