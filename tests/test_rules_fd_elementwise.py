@@ -318,6 +318,17 @@ def cross_sum(x, p):
     return np.sum(np.cross(x * p, x))
 
 
+def clip_keywords(x, p):
+    return np.clip(p, a_min=-1.0, a_max=1.0) * x + np.asarray(p).clip(min=-1.0)
+
+
+def clip_min_max(x, p):  # numpy >= 2.1 names the bounds min= and max= too
+    return np.clip(p, min=-1.0, max=1.0) * x + np.clip(p, max=1.0)
+
+
+NEW_CLIP = np.lib.NumpyVersion(np.__version__) >= "2.1.0"
+
+
 # --- the rows ------------------------------------------------------------------------------
 # (point, coefficients): polyval(coefficients, point); (2,) against (3, 2): one polynomial
 # per column
@@ -403,6 +414,11 @@ ROWS = [
             *param_param(polyval_pq, _swap(POLY_SHAPES)),
             *data_param(polyval_list, [(FLOAT, FLOAT), ((3,), FLOAT), ((2, 2), FLOAT)]),
         ],
+    ),
+    Rule(
+        "np.clip-keywords",
+        data_param(clip_keywords, COMPOSITE_SHAPES, "real", "clip")
+        + (data_param(clip_min_max, COMPOSITE_SHAPES, "real", "clip") if NEW_CLIP else []),
     ),
     Rule(
         "np.cross",
@@ -760,6 +776,10 @@ def refused_softmax_keyword(x, p):
     return special.softmax(p, axis=0, out=x)  # LINE-softmax
 
 
+def refused_clip_bound(x, p):
+    return np.clip(x, a_min=p)  # LINE-clip
+
+
 def _line(tag: str) -> int:
     lines = inspect.getsource(inspect.getmodule(_line)).splitlines()
     found = [n for n, s in enumerate(lines, 1) if s.rstrip().endswith(f"# LINE-{tag}")]
@@ -776,6 +796,7 @@ NUMPY_REFUSALS = [
     (refused_nan_to_num_copy, "copy", "in place"),
     (refused_nan_to_num_active, "nan", "nan="),
     (refused_cross_axis, "cross", "axis="),
+    (refused_clip_bound, "clip", "a_min="),
 ]
 SCIPY_REFUSALS = [
     (refused_logsumexp_b, "b", "b="),
