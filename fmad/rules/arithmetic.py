@@ -56,8 +56,8 @@ def ufunc_call(ctx, func, args, keywords) -> None:
     label = f"np.{name}" if getattr(np, name, None) is func else f"scipy.special.{name}"
     if len(args) > func.nin:
         ctx.refuse(
-            f"{label}() takes {func.nin} input(s); a further positional argument is its "
-            "out= array: assign the result instead"
+            f"{label}() takes {func.nin} input(s): a further positional argument is its "
+            "out= array; assign the result instead"
         )
     for key, node in keywords.items():
         if key == "out" and is_none(node):
@@ -88,7 +88,10 @@ def refuse_active_keywords(ctx, name: str, keywords, allowed=()) -> None:
     """A keyword argument that carries a derivative would be silently ignored: refuse it."""
     for key, node in keywords.items():
         if key not in allowed and node is not None and ctx.is_active(node):
-            ctx.refuse(f"{name}() with a {key}= that carries a derivative is not supported by fmad")
+            ctx.refuse(
+                f"{name}() with a {key}= that carries a derivative is not supported by fmad; "
+                "compute that part outside the call (with np.where, for example)"
+            )
 
 
 def binary(*keys, partials) -> None:
@@ -214,13 +217,46 @@ RULES[np.imag] = _linear_part("imag")
 RULES[np.conjugate] = _linear_part("conjugate")  # np.conj is the same ufunc
 
 
+@defrule(np.real_if_close)
+def real_if_close_rule(ctx, z, args, tangents, keywords):
+    """The tangent's real part when the value came out real, else the tangent."""
+    refuse_active_keywords(ctx, "np.real_if_close", keywords)
+    t = tangents[0]
+    if t is None:
+        return None
+    expr = B.parse_expr("np.real(t) if np.isrealobj(z) else t", t=t.expr, z=z, np=ctx.np_())
+    return Tangent(expr, full=t.full)
+
+
+@defrule(np.angle)
+def angle_rule(ctx, z, args, tangents, keywords):
+    """``d angle(x) = imag(dx / x)`` (0 for a real ``x``); at ``x == 0``, where the angle
+    jumps, 0. ``deg=True`` scales it by 180 / pi."""
+    x, dx = args[0], tangents[0]
+    deg = argument(args, keywords, 1, "deg", ast.Constant(False))
+    if not (isinstance(deg, ast.Constant) and isinstance(deg.value, bool)):
+        ctx.refuse(
+            "np.angle() with a deg= that is not the constant True or False is not supported "
+            "by fmad; write deg=True or deg=False"
+        )
+    if dx is None:
+        return None
+    safe = B.parse_expr("np.where(x == 0, 1.0, x)", x=x, np=ctx.np_())
+    ratio = ctx.divide(Tangent(ctx.full(dx, x), full=True), safe, full=True)
+    t = Tangent(B.call(ctx.np_("imag"), ratio.expr), full=True)
+    return ctx.scale(B.const(180.0 / math.pi), t) if deg.value else t
+
+
 @defrule(np.nan_to_num)
 def nan_to_num_rule(ctx, z, args, tangents, keywords):
     """The tangent where ``x`` is finite, 0 where a constant replaced a nan or infinity."""
     x, dx = args[0], tangents[0]
     refuse_active_keywords(ctx, "np.nan_to_num", keywords)
     if any(ctx.is_active(a) for a in args[1:]):
-        ctx.refuse("np.nan_to_num() with a replacement value that carries a derivative")
+        ctx.refuse(
+            "np.nan_to_num() with a replacement value that carries a derivative is not "
+            "supported by fmad; write np.where(np.isnan(x), v, x) instead"
+        )
     copy = argument(args, keywords, 1, "copy")
     if copy is not None and not (isinstance(copy, ast.Constant) and copy.value is True):
         ctx.refuse("np.nan_to_num(x, copy=False) changes x in place; write x = np.nan_to_num(x)")
@@ -253,7 +289,10 @@ binary(np.copysign, math.copysign, partials=(text("np.sign(x) * np.sign(z)"),))
 def ldexp_rule(ctx, z, args, tangents, keywords):
     """``ldexp(x, i) = x * 2**i``: the exponent is an integer (no derivative)."""
     if tangents[1] is not None:
-        ctx.refuse("the exponent of np.ldexp is an integer: it carries no derivative")
+        ctx.refuse(
+            "the exponent of np.ldexp is an integer and cannot carry a derivative; "
+            "write x * 2.0 ** e for a real exponent"
+        )
     return ctx.scale(B.call(ctx.np_("ldexp"), B.const(1.0), args[1]), tangents[0], full=True)
 
 
@@ -299,7 +338,10 @@ def cross_rule(ctx, z, args, tangents, keywords):
         if is_none(node):
             continue
         if not isinstance(value, int):
-            ctx.refuse(f"np.cross() with a {key}= that is not a constant integer")
+            ctx.refuse(
+                f"np.cross() with a {key}= that is not a constant integer is not supported "
+                "by fmad; write the axis itself (axis=0)"
+            )
         for k in axes if key == "axis" else (key,):
             axes[k] = value
     if ctx.vectorized:
@@ -325,6 +367,8 @@ defzero(
     np.isposinf,
     np.isreal,
     np.iscomplex,
+    np.isrealobj,
+    np.iscomplexobj,
     np.spacing,
 )
 

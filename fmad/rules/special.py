@@ -55,7 +55,7 @@ def _partial(source: str, **helpers):
 def _axis(ctx, args, keywords, i: int, name: str) -> ast.expr:
     axis = argument(args, keywords, i, "axis")
     if axis is not None and not is_none(axis) and ctx.is_active(axis):
-        ctx.refuse(f"{name}() with an axis that carries a derivative")
+        ctx.refuse(f"{name}() with an axis that carries a derivative; use a constant axis")
     return ast.Constant(None) if axis is None else axis
 
 
@@ -93,7 +93,7 @@ def logsumexp_rule(ctx, z, args, tangents, keywords):
     axis = _axis(ctx, args, keywords, 1, name)
     keepdims = options.get("keepdims", ast.Constant(False))
     if not isinstance(keepdims, ast.Constant) or not isinstance(keepdims.value, bool):
-        ctx.refuse(f"{name}() with a keepdims= that is not the constant True or False")
+        ctx.refuse(f"{name}() with a keepdims= that is not a constant; write True or False")
     weights = B.call(ctx.np_("exp"), B.binop(a, ast.Sub(), _kept(ctx, z, axis, keepdims)))
     return reduce_tangent(
         ctx, "sum", a, ctx.scale(weights, da, full=True), axis, keepdims if keepdims.value else None
@@ -109,7 +109,7 @@ def _softmax_rule(log: bool):
         refuse_active_keywords(ctx, name, keywords)
         extra = set(keywords) - {"axis"}
         if len(args) > 2 or extra:
-            ctx.refuse(f"{name}() takes x and axis only; drop {sorted(extra)}")
+            ctx.refuse(f"{name}() is modelled with x and axis only; drop {sorted(extra)}")
         x, dx = args[0], tangents[0]
         if dx is None:
             return None
@@ -125,9 +125,11 @@ def _softmax_rule(log: bool):
 def _polygamma_rule(ctx, z, args, tangents, keywords):
     """d polygamma(n, x) = polygamma(n + 1, x) dx (``n`` an integer: no derivative)."""
     if tangents[0] is not None:
-        ctx.refuse("the order n of scipy.special.polygamma is an integer; it has no derivative")
+        ctx.refuse("the order n of scipy.special.polygamma carries a derivative; it must be data")
     if keywords:
-        ctx.refuse("scipy.special.polygamma() with keywords; pass n and x by position")
+        ctx.refuse(
+            "scipy.special.polygamma() with keywords is not modelled; pass n and x by position"
+        )
     f = ctx.inject(special.polygamma, "polygamma")
     coef = B.call(f, B.binop(args[0], ast.Add(), B.const(1)), args[1])
     return ctx.scale(coef, tangents[1], full=True)
