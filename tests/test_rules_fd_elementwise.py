@@ -621,6 +621,14 @@ def gammainc_c(x, p):
     return special.gammainc(x, p) + special.gammaincc(x, p * p)
 
 
+def betainc_c(x, p):
+    return special.betainc(x + 1.0, 2.5, 0.45 * np.tanh(p) + 0.5)
+
+
+def multigammaln_c(x, p):
+    return special.multigammaln(x * x + 2.0 + p * p, 3)
+
+
 def refused_bessel_order(x, p):
     return special.jv(p, x)  # LINE-order-v
 
@@ -658,6 +666,11 @@ if special is not None:
             "scipy.special.bessel-order", data_param(bessel_order_c, COMPOSITE_SHAPES, "pos", "pos")
         ),
         Rule("scipy.special.gammainc", data_param(gammainc_c, BINARY_SHAPES, "pos", "pos")),
+        Rule("scipy.special.betainc", data_param(betainc_c, BINARY_SHAPES, "pos", "real")),
+        Rule(
+            "scipy.special.multigammaln",
+            data_param(multigammaln_c, [(FLOAT, FLOAT), ((3,), FLOAT), ((3,), (3,))]),
+        ),
         Rule(
             "scipy.special.logsumexp",
             [

@@ -1,6 +1,10 @@
 """Rules of ``scipy.special``, registered only when scipy can be imported (scipy is never a
 dependency of fmad; without it this module registers nothing).
 
+Functions with an order or shape parameter (``jv(v, x)``, ``gammainc(a, x)``,
+``betainc(a, b, x)``, ``multigammaln(a, d)``...) are differentiated in ``x`` (in ``a`` for
+``multigammaln``); a derivative in the other parameters is refused.
+
 The elementwise functions are ufuncs: their keywords are checked as numpy's
 (:func:`fmad.rules.arithmetic.ufunc_call`). ``logsumexp`` models ``axis`` and ``keepdims``
 (not ``b`` or ``return_sign``), ``softmax`` and ``log_softmax`` their ``axis``.
@@ -157,6 +161,48 @@ def _order_rule(func, coef: str, **helpers) -> None:
     RULES[func] = checked(func, rule)
 
 
+def _betainc_rule(ctx, z, args, tangents, keywords):
+    """d betainc(a, b, x) = x^(a-1) (1-x)^(b-1) / B(a, b) dx (in ``x`` only)."""
+    if tangents[0] is not None or tangents[1] is not None:
+        ctx.refuse(
+            "scipy.special.betainc with a or b carrying a derivative is not supported by "
+            "fmad; only x may carry one"
+        )
+    if tangents[2] is None:
+        return None
+    a, b, x = args
+    betaln = ctx.inject(special.betaln, "betaln")
+    coef = B.parse_expr(
+        "np.exp((a - 1) * np.log(x) + (b - 1) * np.log1p(-x) - betaln(a, b))",
+        a=a,
+        b=b,
+        x=x,
+        np=ctx.np_(),
+        betaln=betaln,
+    )
+    return ctx.scale(coef, ctx.broadcast(tangents[2], a), full=True)
+
+
+def _multigammaln_rule(ctx, z, args, tangents, keywords):
+    """d multigammaln(a, d) = sum over j < d of digamma(a - j / 2) da."""
+    if keywords or len(args) != 2 or tangents[1] is not None:
+        ctx.refuse(
+            "scipy.special.multigammaln is modelled as multigammaln(a, d) with d data; "
+            "pass a and d by position"
+        )
+    if tangents[0] is None:
+        return None
+    digamma = ctx.inject(special.digamma, "digamma")
+    coef = B.parse_expr(
+        "np.sum(digamma(np.expand_dims(a, -1) - np.arange(d) / 2), axis=-1)",
+        a=args[0],
+        d=args[1],
+        np=ctx.np_(),
+        digamma=digamma,
+    )
+    return ctx.scale(coef, tangents[0], full=True)
+
+
 if special is not None:
     _unary(special.expit, "z * (1 - z)")
     _unary(special.logit, "x * (1 - x)", form="div")
@@ -216,3 +262,5 @@ if special is not None:
     _order_rule(
         special.gammaincc, "-np.exp((v - 1) * np.log(x) - x - gammaln(v))", gammaln=special.gammaln
     )
+    RULES[special.betainc] = checked(special.betainc, _betainc_rule)
+    defrule(special.multigammaln)(_multigammaln_rule)
