@@ -133,12 +133,7 @@ CASES = [
     (pm.nested_expression, ["x", "w", "b"], {"x": 0.4, "w": -0.3, "b": 1.1}),
     (pm.power, ["a", "b"], {"a": 1.5, "b": 2.5}),
     (two_params_loop, ["w", "b"], {"x": 0.3, "w": 0.8, "b": -0.6}),
-    pytest.param(
-        logistic,
-        ["w", "b"],
-        {"X": X, "t": (Y > 0).astype(float), "w": W * 0.3, "b": 0.1},
-        marks=pytest.mark.xfail(strict=True, reason="needs the np.divide rule (issue 13)"),
-    ),
+    (logistic, ["w", "b"], {"X": X, "t": (Y > 0).astype(float), "w": W * 0.3, "b": 0.1}),
     (pm.mse, ["w", "b"], {"X": X, "y": Y, "w": W, "b": 0.2}),
 ]
 
@@ -173,7 +168,6 @@ def test_hessian_needs_a_scalar_output() -> None:
 # ---------------------------------------------------------------- hvp
 
 
-@pytest.mark.xfail(strict=True, reason="needs the np.divide rule (issue 13)")
 def test_hvp_is_the_hessian_times_the_direction() -> None:
     args = (X, (Y > 0).astype(float), W * 0.3, 0.1)
     v = {"w": RNG.normal(size=3), "b": -0.4}

@@ -20,6 +20,9 @@ The table is filled by family, each module registering its rows when imported:
 
 - :mod:`~fmad.rules.elementwise`: operators, elementwise numpy/math functions, maximum,
   minimum, clip, where;
+- :mod:`~fmad.rules.arithmetic`: numpy's arithmetic as functions (``np.add``...), the
+  elementwise extras (hypot, logaddexp, sinc, nan_to_num...), polyval, cross, and the check
+  of every ufunc's keywords;
 - :mod:`~fmad.rules.reductions`: sum, mean, prod, max, min (functions, methods, builtins);
 - :mod:`~fmad.rules.shapes`: indexing, attributes, conversions, reshaping and joining;
 - :mod:`~fmad.rules.linalg`: matmul, dot, inner, outer, norm;
@@ -33,6 +36,8 @@ The table is filled by family, each module registering its rows when imported:
 - :mod:`~fmad.rules.decompositions`: solve, inv, det, slogdet, matrix_power, cholesky,
   eigh, eigvalsh, qr, svd, pinv, lstsq, vector and matrix norms (helpers in
   :mod:`fmad.runtime_linalg`);
+- :mod:`~fmad.rules.special`: ``scipy.special`` (expit, logsumexp, softmax, erf, gammaln...),
+  registered only when scipy can be imported;
 - :mod:`~fmad.rules.runtime`: the ``fmad_rt`` helpers generated code calls (so that fmad's
   output can be differentiated again).
 
@@ -44,6 +49,7 @@ test row in ``tests/test_rules_fd.py`` that checks it against finite differences
 """
 
 from fmad.rules import (  # noqa: F401 - they register rows
+    arithmetic,
     contractions,
     cumulative,
     decompositions,
@@ -54,6 +60,7 @@ from fmad.rules import (  # noqa: F401 - they register rows
     runtime,
     selection,
     shapes,
+    special,
     statistics,
 )
 from fmad.rules.base import (
@@ -93,6 +100,7 @@ __all__ = [
     "ZERO_DERIVATIVE",
     "ZERO_METHODS",
     "Rule",
+    "arithmetic",
     "attribute",
     "contractions",
     "decompositions",
@@ -112,5 +120,6 @@ __all__ = [
     "rule_for",
     "runtime",
     "shapes",
+    "special",
     "static_value",
 ]

@@ -92,7 +92,8 @@ def pow_rule(ctx, z, args, tangents, keywords):
 def mod_rule(ctx, z, args, tangents, keywords):
     # x % y = x - floor(x / y) * y
     (x, y), (dx, dy) = args, tangents
-    return ctx.add(dx, ctx.negate(ctx.scale(B.binop(x, ast.FloorDiv(), y), dy)))
+    # dx broadcast: y may make the result bigger than x (p % x, p of shape (3, 1))
+    return ctx.add(ctx.broadcast(dx, y), ctx.negate(ctx.scale(B.binop(x, ast.FloorDiv(), y), dy)))
 
 
 @defrule(ast.USub)
@@ -240,8 +241,17 @@ def clip_rule(ctx, z, args, tangents, keywords):
 
     Each mask is a float (``np.where(x < lo, 1.0, 0.0)``), never a boolean: numpy refuses
     ``-mask`` for a boolean array or ``np.bool_``, and a later rule may negate it."""
-    x, lo, hi = args[0], argument(args, keywords, 1, "a_min"), argument(args, keywords, 2, "a_max")
+    # numpy >= 2.1 also names the bounds min= and max=
+    lo = argument(args, keywords, 1, "a_min", keywords.get("min"))
+    hi = argument(args, keywords, 2, "a_max", keywords.get("max"))
+    x = args[0]
     dx, dlo, dhi = (list(tangents) + [None, None])[:3]
+    for key, node in keywords.items():
+        if key in ("a_min", "a_max", "min", "max") and ctx.is_active(node):
+            ctx.refuse(
+                f"np.clip() with a bound {key}= that carries a derivative is not supported by "
+                "fmad; pass the bounds by position: np.clip(x, lo, hi)"
+            )
 
     def mask(text: str) -> ast.expr:
         return B.call(
@@ -283,7 +293,6 @@ defzero(
     math.isnan,
     math.isinf,
     math.isfinite,
-    math.copysign,
     np.sign,
     np.floor,
     np.ceil,
