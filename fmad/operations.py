@@ -81,7 +81,7 @@ class Operations:
                 tangents = [self.stacked(ctx, t, a) for t, a in zip(tangents, args, strict=True)]
                 if rules.is_numpy(target.obj):
                     args = [self.as_array(a) for a in args]
-            return target.rule(ctx, z, args, tangents, keywords)
+            return self.apply(target.rule, target.name, ctx, z, args, tangents, keywords)
         if target.kind == "zero":
             return None
         if target.kind == "method":
@@ -96,9 +96,35 @@ class Operations:
                     "function"
                 )
             receiver_t = self.tangent(receiver, d)
-            return rule(ctx, z, [receiver, *args], [receiver_t, *tangents], keywords)
+            operands, operand_tangents = [receiver, *args], [receiver_t, *tangents]
+            label = f".{target.name}"
+            return self.apply(rule, label, ctx, z, operands, operand_tangents, keywords)
         self.unknown_call(target, call)
         return None
+
+    def apply(self, rule, label: str, ctx: Context, z, args, tangents, keywords) -> Tangent | None:
+        """Run a call's rule. Rules read the tangents of positional arguments: a keyword
+        argument that carries a derivative is refused unless the rule reads it itself
+        (``rule.keyword_tangents``), and a call whose arguments a rule cannot take apart
+        (``np.dot(x, b=y)``) is refused, never a crash inside fmad."""
+        try:
+            t = rule(ctx, z, args, tangents, keywords)
+        except (IndexError, KeyError, TypeError) as exc:
+            self.refuse(
+                f"fmad's derivative rule for '{label}()' cannot take these arguments apart "
+                f"({type(exc).__name__}: {exc}); pass the arrays by position, as in numpy's "
+                "documentation"
+            )
+        d = ctx.direction.name
+        if not getattr(rule, "keyword_tangents", False):
+            for name, value in keywords.items():
+                if name is not None and self.is_active(value, d):
+                    self.refuse(
+                        f"'{label}()' receives {name}= by keyword, and its value carries a "
+                        f"derivative; fmad follows the derivatives of positional arguments: "
+                        f"pass {name} by position"
+                    )
+        return t
 
     def as_array(self, atom: ast.expr) -> ast.expr:
         """``np.asarray(xs)`` for an argument of a numpy function that may be a list (a

@@ -177,6 +177,9 @@ def average_rule(ctx, z, args, tangents, keywords):
     )
 
 
+average_rule.keyword_tangents = True  # reads the tangent of weights= itself
+
+
 RULES[np.average] = average_rule
 helper_rule(ra.quantile_tangent, (0,), fixed=(2,))
 helper_rule(ra.average_tangent, (0, 1), fixed=(2, 3))
