@@ -83,3 +83,24 @@ def test_run_script_writes_a_results_table(tmp_path):
     assert "| hand-written (reference) |" in text
     assert "| central finite differences |" in text
     assert "FAIL" not in text and "failed" not in text
+
+
+def test_the_hessian_benchmark_runs_and_its_references_agree() -> None:
+    # bench_hessian checks fmad's Hessian against the hand-written one before timing
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / "bench_hessian.py"),
+            "--d",
+            "3",
+            "--n",
+            "20",
+            "--repeats",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "| fmad |" in done.stdout
