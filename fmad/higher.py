@@ -112,7 +112,10 @@ class JVP:
                 )
         names = tuple(n for n in self.wrt if n in tangents)
         fn, keywords, _ = self.variant(names)
-        return run(fn, *args, **{keywords[n]: tangents[n] for n in names})
+        value, tangent = run(fn, *args, **{keywords[n]: tangents[n] for n in names})
+        if isinstance(value, tuple) and not isinstance(tangent, tuple):
+            tangent = (tangent,) * len(value)  # a tuple that does not depend on the direction
+        return value, tangent
 
     def __call__(self, args: tuple, tangents: Tangents) -> tuple[Any, Any]:
         value, tangent = self.raw(args, tangents)

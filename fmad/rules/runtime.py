@@ -41,7 +41,8 @@ def defhelper(func, slots: tuple[int, ...], *, joint: bool = False, full=(), con
                 return ast.Constant(None)
             return ctx.full(t, args[i]) if i in full else t.expr
 
-        groups = [active] if joint else [[i] for i in active]
+        # joint: every slot gets its tangent (None where it has none), never its value
+        groups = [[i for i in slots if i < len(args)]] if joint else [[i] for i in active]
         calls = []
         for group in groups:
             new = [tangent_at(i) if i in group else a for i, a in enumerate(args)]

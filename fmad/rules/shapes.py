@@ -39,9 +39,14 @@ deflinear(builtins.float, np.float64)
 @defrule(np.asarray, np.asanyarray)
 def asarray_rule(ctx, z, args, tangents, keywords):
     dtype = argument(args, keywords, 1, "dtype")
-    if not tangents or not keeps_derivative(ctx, dtype):
+    if not tangents or not keeps_derivative(ctx, dtype) or tangents[0] is None:
         return None
-    return tangents[0]
+    t = tangents[0]
+    if ctx.vectorized or t.container:
+        return t
+    # with one direction a tangent may be a Python number (d x / d x = 1.0); the value is an
+    # array, so its tangent must be one too (np.asarray(x)[..., None] indexes both)
+    return Tangent(B.call(ctx.np_("asarray"), t.expr), full=t.full)
 
 
 @defrule(builtins.enumerate, builtins.zip, builtins.reversed)
