@@ -20,7 +20,9 @@ second-order code prints like the first (``.source``, ``show(shapes=...)``).
 from __future__ import annotations
 
 import inspect
+import linecache
 import math
+import re
 import types
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -30,7 +32,7 @@ import numpy as np
 from fmad import trace
 from fmad.api import Transformed
 from fmad.compile import compile_unit
-from fmad.errors import FmadError, WrtError
+from fmad.errors import FmadError, UnsupportedError, WrtError
 from fmad.source import python_function
 from fmad.spec import Spec, normalize_wrt
 from fmad.transform import Session
@@ -53,6 +55,25 @@ def run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         if exc.__traceback__.tb_next is not None:  # raised inside, not by the call itself
             trace.check(exc)
         raise
+
+
+def user_line(exc: UnsupportedError, fn: types.FunctionType) -> UnsupportedError:
+    """A refusal raised while transforming fmad's own first-order code again, pointed at
+    the user's line that code comes from (its ``# line N:`` comments say which)."""
+    if not (exc.filename.startswith("<fmad:") and exc.lineno):
+        return exc
+    lines = linecache.getlines(exc.filename)
+    for text in reversed(lines[: exc.lineno]):
+        found = re.match(r"\s*# line (\d+): ", text)
+        if found:
+            generated = lines[exc.lineno - 1].strip()
+            return UnsupportedError(
+                fn.__code__.co_filename,
+                int(found.group(1)),
+                f"{exc.message} (second derivatives transform fmad's first-order code "
+                f"again; the refused line is `{generated}`)",
+            )
+    return exc
 
 
 def full(t: Any, value: Any) -> Any:
@@ -155,7 +176,10 @@ class SecondOrder:
 
     def jvp(self, spec: Spec) -> JVP:
         if spec not in self._jvps:
-            self._jvps[spec] = JVP(self.readable(spec), self.wrt)
+            try:
+                self._jvps[spec] = JVP(self.readable(spec), self.wrt)
+            except UnsupportedError as exc:
+                raise user_line(exc, self.first.original) from None
         return self._jvps[spec]
 
     def hvp_raw(self, spec: Spec, args: tuple, directions: Tangents) -> tuple[Any, tuple, tuple]:
@@ -219,7 +243,10 @@ class Hessian(SecondOrder):
     def second(self, spec: Spec) -> Transformed:
         """The first-order code for numbers, differentiated again."""
         if spec not in self._second:
-            self._second[spec] = Transformed(self.readable(spec), self.wrt)
+            try:
+                self._second[spec] = Transformed(self.readable(spec), self.wrt)
+            except UnsupportedError as exc:
+                raise user_line(exc, self.first.original) from None
         return self._second[spec]
 
     def __call__(self, *args: Any, **kwargs: Any) -> tuple[Any, dict, dict]:

@@ -3,12 +3,14 @@
 ``for x in xs`` over a list or array that carries a derivative becomes
 ``for i, x in enumerate(xs)`` with ``dx_dw = dxs_dw[i]`` first in the body: the item's
 tangent is the same row of the iterable's tangent. ``enumerate`` and ``zip`` are unpacked the
-same way, part by part.
+same way, part by part (``for a, b in zip(xs, ys)`` becomes ``for i, a, b in zip(count(),
+xs, ys)``).
 """
 
 from __future__ import annotations
 
 import ast
+import itertools
 
 from fmad import build as B
 
@@ -56,8 +58,15 @@ class Loops:
                         s,
                     )
                 parts = list(zip(target.elts, it.args, strict=True))
-                target = ast.Tuple(elts=[B.store(index), target], ctx=ast.Store())
-                it = B.call(B.name("enumerate"), it)
+                if it.keywords:  # zip(..., strict=True): a counter would be the longest
+                    target = ast.Tuple(elts=[B.store(index), target], ctx=ast.Store())
+                    it = B.call(B.name("enumerate"), it)
+                else:
+                    # zip(count(), xs, ys): the same flat header shape, so that a second pass
+                    # (fmad's output transformed again) meets a zip, not a nested one
+                    counter = B.call(B.name(self.inject(itertools.count, "count")))
+                    target = ast.Tuple(elts=[B.store(index), *target.elts], ctx=ast.Store())
+                    it = ast.Call(func=it.func, args=[counter, *it.args], keywords=[])
             else:
                 parts = [(target, it)]
                 target = ast.Tuple(elts=[B.store(index), target], ctx=ast.Store())
