@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from fmad import build as B
-from fmad import mutation, nesting, optimize
+from fmad import mutation, nesting, optimize, specialize
 from fmad import runtime as fmad_runtime
 from fmad.activity import CallTarget
 from fmad.build import bound_names
@@ -85,14 +85,16 @@ class Unit:
         return B.name(self.inject(module, hint))
 
 
-def prepare(fn: types.FunctionType, reserved: set[str] = frozenset()):
+def prepare(fn: types.FunctionType, reserved: set[str] = frozenset(), pins: tuple = ()):
     src = read_function(fn)
     scope = Scope(src.function, bound_names(src.tree))
+    scope.pinned = {name: pin.obj for name, pin in pins if pin.kind == "is"}
     namer = Namer(names_in(src.tree) | set(src.function.__code__.co_freevars) | set(reserved))
     # fmad's own output, transformed again: name second derivatives as such (fmad.compile)
     namer.earlier = getattr(src.function, "__fmad_tangents__", frozenset())
     flat = Flattener(src.filename, namer, scope).function(src.tree)
     scope.local_names |= bound_names(flat)
+    specialize.rewrite_methods(flat, scope, namer, dict(pins))
     nesting.rewrite(flat, scope, namer, src.filename)
     return src, scope, namer, flat
 
@@ -122,7 +124,7 @@ class Session:
     def top(self, fn: types.FunctionType, spec: Spec) -> Unit:
         """Transform ``fn`` as ``spec`` says (see :class:`fmad.spec.Spec`)."""
         wrt = spec.wrt
-        src, scope, namer, flat = prepare(fn)
+        src, scope, namer, flat = prepare(fn, pins=spec.functions)
         self.scopes.append(scope)
         unit = Unit(src.function, src.filename, namer, scope, flat=flat)
         unit.injected.update(scope.injected)
@@ -220,6 +222,8 @@ class Session:
             tree = target.obj
             namer = owner.namer  # shared: names stay unique across the owner's nested defs
             scope = Scope(owner.unit.function, bound_names(tree) | owner.scope.local_names)
+            own = bound_names(tree)  # an enclosing pinned parameter it reads means the same
+            scope.pinned = {n: o for n, o in owner.scope.pinned.items() if n not in own}
             self.scopes.append(scope)
             flat = Flattener(owner.filename, namer, scope).function(tree)
             scope.local_names |= bound_names(flat)
