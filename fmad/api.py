@@ -98,7 +98,7 @@ class Transformed:
         ]
         tree = read_function(fn).tree
         # by default every parameter but self and the functions it calls (fmad.specialize)
-        self._called = called_arguments(tree, params, bound)
+        self._called = called_arguments(fn, tree, params, bound)
         data = {name for name, *_ in self._called} | set(SELF)
         wrt = normalize_wrt(fn.__name__, [p.name for p in params if p.name not in data], wrt)
         self._def_line = tree.lineno

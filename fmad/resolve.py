@@ -28,6 +28,8 @@ class Scope:
         # parameters whose argument this variant is made for (fmad.specialize): a call
         # through one of them reaches that object
         self.pinned: dict[str, object] = {}
+        # parameters whose argument's class this variant is made for: name -> its pin
+        self.classes: dict[str, object] = {}
         for name, cell in zip(fn.__code__.co_freevars, fn.__closure__ or (), strict=True):
             try:
                 self.closure[name] = cell.cell_contents

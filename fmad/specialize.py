@@ -26,9 +26,10 @@ import numpy as np
 
 from fmad import build as B
 from fmad import rules
-from fmad.errors import UnsupportedError
+from fmad.errors import FmadError, UnsupportedError
 from fmad.naming import Namer
 from fmad.resolve import MISSING, Scope
+from fmad.source import read_function
 
 
 class Pin:
@@ -119,11 +120,90 @@ def pin_for(value: Any, methods: frozenset[str]) -> Pin | None:
     cls = type(value)
     if cls.__module__ == "builtins" or cls.__module__.startswith("numpy"):
         return None  # numbers, lists, arrays: their methods have rules, or are refused
+    if cls.__getattribute__ is not object.__getattribute__:
+        return None  # attribute lookup of its own: a method call may reach anything
+    if any(not plain_method(cls, m) for m in methods):
+        return None
+    methods = method_closure(cls, methods)
     shadow = getattr(value, "__dict__", {})
-    for m in methods:
-        if m in shadow or not isinstance(inspect.getattr_static(cls, m, None), types.FunctionType):
-            return None
+    if any(m in shadow for m in methods):
+        return None
     return Pin("type", cls, methods)
+
+
+def plain_method(cls: type, name: str) -> bool:
+    return isinstance(inspect.getattr_static(cls, name, None), types.FunctionType)
+
+
+CLOSURES: dict[tuple[type, frozenset[str]], frozenset[str]] = {}
+
+
+def method_closure(cls: type, methods: frozenset[str]) -> frozenset[str]:
+    """``methods`` and the plain methods of ``cls`` they call on their first parameter
+    (``self.helper`` calling ``self.other``), transitively: the variant made for ``cls``
+    calls them all through the class, so none may be shadowed by the instance."""
+    key = (cls, methods)
+    if key not in CLOSURES:
+        found: set[str] = set()
+        todo = list(methods)
+        while todo:
+            m = todo.pop()
+            if m in found or not plain_method(cls, m):
+                continue
+            found.add(m)
+            function = inspect.getattr_static(cls, m)
+            try:
+                tree = read_function(function).tree
+            except FmadError:  # refused with its own message if it is transformed
+                continue
+            first = B.parameters(tree.args)[:1]
+            todo.extend(m for p in first for m in called_parameters(tree).get(p, ()))
+        CLOSURES[key] = frozenset(found)
+    return CLOSURES[key]
+
+
+def named(flat: ast.FunctionDef, atom: ast.expr) -> ast.expr:
+    """What a local name of the flattened caller stands for when it is bound once, to a
+    global or an attribute of one (flattening names ``np.sin`` as ``np_sin``)."""
+    if isinstance(atom, ast.Name) and B.names(flat, ast.Store).count(atom.id) == 1:
+        for s in B.statements(flat.body):
+            if (
+                isinstance(s, ast.Assign)
+                and isinstance(s.targets[0], ast.Name)
+                and s.targets[0].id == atom.id
+                and isinstance(s.value, ast.Name | ast.Attribute)
+            ):
+                return s.value
+    return atom
+
+
+def helper_pins(
+    scope: Scope, flat: ast.FunctionDef, fn: types.FunctionType, params: dict[str, ast.expr]
+) -> tuple:
+    """The pins of the parameters of a helper ``fn`` that it calls (or calls methods of),
+    from the arguments of one call (``params``: parameter -> argument, as the caller's
+    flattened code writes it): the caller's own pinned parameter passed on, a function
+    the caller reaches by name (``np.tanh``), or the parameter's default."""
+    try:
+        called = called_parameters(read_function(fn).tree)
+    except FmadError:
+        return ()
+    found = []
+    signature = inspect.signature(fn)
+    for name, methods in sorted(called.items()):
+        atom = params.get(name)
+        if atom is None:
+            default = signature.parameters[name].default
+            pin = None if default is inspect.Parameter.empty else pin_for(default, methods)
+        elif isinstance(atom, ast.Name) and atom.id in scope.classes:
+            pin = scope.classes[atom.id]
+            pin = pin if methods <= pin.methods else None
+        else:
+            obj = scope.lookup(named(flat, atom))
+            pin = None if obj is MISSING or methods else pin_for(obj, methods)
+        if pin is not None:
+            found.append((name, pin))
+    return tuple(found)
 
 
 def rewrite_methods(
@@ -151,13 +231,18 @@ def rewrite_methods(
 SELF = ("self", "cls")
 
 
-def called_arguments(tree: ast.FunctionDef, params: list[inspect.Parameter], bound: tuple) -> list:
+def called_arguments(
+    fn: types.FunctionType, tree: ast.FunctionDef, params: list[inspect.Parameter], bound: tuple
+) -> list:
     """``(name, index, default, methods)`` for each parameter the function calls or calls
-    methods of (see :func:`called_parameters`): where its argument sits in a call
+    methods of, itself or in the helpers it passes it to (:func:`called_parameters`,
+    :func:`passed_on`): where its argument sits in a call
     (positional index, or None), its default (``bound``: the objects bound to the first
     parameters, as a bound method binds ``self``), and the methods called on it. A
     parameter whose methods all have array rules (``X.sum()``) is left out."""
     called = called_parameters(tree)
+    for name, methods in passed_on(fn, tree).items():
+        called.setdefault(name, methods)
     found = []
     for i, p in enumerate(params):
         methods = called.get(p.name)
@@ -166,6 +251,35 @@ def called_arguments(tree: ast.FunctionDef, params: list[inspect.Parameter], bou
         index = i if p.kind != p.KEYWORD_ONLY else None
         default = bound[i] if i < len(bound) else p.default
         found.append((p.name, index, default, methods))
+    return found
+
+
+def passed_on(fn: types.FunctionType, tree: ast.FunctionDef, depth: int = 3) -> dict:
+    """The parameters ``fn`` passes as they are to a helper (a function it reaches by name)
+    that calls them or calls their methods (itself, or in the helpers it passes them to):
+    ``{parameter: methods}`` as :func:`called_parameters` gives them."""
+    params = set(B.parameters(tree.args)) - set(B.names(tree, ast.Store, ast.Del))
+    scope = Scope(fn, B.bound_names(tree))
+    found: dict[str, frozenset[str]] = {}
+    for node in ast.walk(tree):
+        if depth == 0 or not isinstance(node, ast.Call):
+            continue
+        callee = scope.lookup(node.func)
+        if not isinstance(callee, types.FunctionType) or callee is fn:
+            continue
+        try:
+            inner = read_function(callee).tree
+        except FmadError:
+            continue
+        wanted = {**passed_on(callee, inner, depth - 1), **called_parameters(inner)}
+        positional = [a.arg for a in (*inner.args.posonlyargs, *inner.args.args)]
+        pairs = [
+            (positional[i] if i < len(positional) else None, a) for i, a in enumerate(node.args)
+        ]
+        pairs += [(k.arg, k.value) for k in node.keywords]
+        for q, a in pairs:
+            if isinstance(a, ast.Name) and a.id in params and q in wanted:
+                found.setdefault(a.id, wanted[q])
     return found
 
 

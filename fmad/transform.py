@@ -89,6 +89,7 @@ def prepare(fn: types.FunctionType, reserved: set[str] = frozenset(), pins: tupl
     src = read_function(fn)
     scope = Scope(src.function, bound_names(src.tree))
     scope.pinned = {name: pin.obj for name, pin in pins if pin.kind == "is"}
+    scope.classes = {name: pin for name, pin in pins if pin.kind == "type"}
     namer = Namer(names_in(src.tree) | set(src.function.__code__.co_freevars) | set(reserved))
     # fmad's own output, transformed again: name second derivatives as such (fmad.compile)
     namer.earlier = getattr(src.function, "__fmad_tangents__", frozenset())
@@ -183,7 +184,15 @@ class Session:
         outer = outer or {}
         directions = tuple(d for d in caller.directions if any(p[1] == d.name for p in pattern))
         bindings = tuple(sorted((n, id(f)) for n, f in outer.items()))
-        key = (target.kind, owner, identity, directions, pattern, bindings)
+        # the functions and classes of the arguments it calls (fmad.specialize)
+        pins = (
+            ()
+            if nested
+            else specialize.helper_pins(
+                caller.scope, caller.flat, identity, caller.bind(target, call)
+            )
+        )
+        key = (target.kind, owner, identity, directions, pattern, bindings, pins)
         if key not in self.callees:
             if identity in self.stack:
                 raise unsupported(
@@ -194,7 +203,7 @@ class Session:
                 )
             self.stack.append(identity)
             try:
-                self.callees[key] = self.variant(owner, target, directions, pattern, outer)
+                self.callees[key] = self.variant(owner, target, directions, pattern, outer, pins)
             finally:
                 self.stack.pop()
         unit, info = self.callees[key]
@@ -215,7 +224,7 @@ class Session:
             self.stack.pop()
 
     def variant(
-        self, owner: Forward | None, target, directions, pattern, outer
+        self, owner: Forward | None, target, directions, pattern, outer, pins=()
     ) -> tuple[Unit, Any]:
         """Transform one helper for one activity pattern."""
         if owner is not None:
@@ -238,7 +247,7 @@ class Session:
             owner.unit.children.append(unit)
             fname = namer.fresh(f"{tree.name}_fwd")
         else:
-            src, scope, namer, flat = prepare(target.obj)
+            src, scope, namer, flat = prepare(target.obj, pins=pins)
             self.scopes.append(scope)
             unit = Unit(src.function, src.filename, namer, scope, flat=flat)
             unit.injected.update(scope.injected)

@@ -196,3 +196,54 @@ def through_global(x):
 
 def test_a_differentiated_function_in_a_global():
     check_gradients(fmad.differentiate(through_global), {"x": 0.7})
+
+
+def layer(x, act=np.tanh):
+    return act(x) * 2.0
+
+
+def calls_layers(x):
+    return layer(x) + layer(x, np.sin) + layer(x, act=square)
+
+
+def passes_its_argument(x, act):
+    return layer(x, act) + layer(x, act=act)
+
+
+def test_a_helper_called_with_functions():
+    check_gradients(fmad.differentiate(calls_layers), {"x": 0.3})
+    d = fmad.differentiate(passes_its_argument, wrt=["x"])
+    for fn in (square, np.cos, np.tanh):
+        check_gradients(d, {"x": 0.3, "act": fn})
+        check_gradients(d, {"x": np.array([0.3, -0.2]), "act": fn})
+
+
+class Chain:
+    def __init__(self):
+        self.X = np.array([0.5, -1.0, 2.0])
+
+    def __eq__(self, other):
+        return type(other) is type(self) and same_value(vars(self), vars(other))
+
+    def loss(self, w):
+        return np.sum(self.predict(w) ** 2)
+
+    def predict(self, w):
+        return self.activation(w * self.X)
+
+    def activation(self, z):
+        return np.tanh(z)
+
+
+def test_methods_calling_methods_on_self():
+    m = Chain()
+    d = fmad.differentiate(m.loss)
+    check_gradients(d, {"w": 0.4})
+    check_gradients(fmad.differentiate(Chain.loss), {"self": m, "w": 0.4})
+    # a method replaced on the instance afterwards: not the code fmad transformed
+    m.activation = np.sin
+    with pytest.raises(fmad.UnsupportedError) as info:
+        d(0.4)
+    message = str(info.value)
+    assert message.startswith(f"{__file__}:{line_of(Chain.loss, 'return')}:")
+    assert "self.predict(...)" in message and "stored on the instance" in message
