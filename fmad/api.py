@@ -250,7 +250,7 @@ class Transformed:
         call of this function inside another differentiated function (see fmad.nesting). It
         returns ``(value, *gradients)`` and refuses arrays for the ``wrt`` parameters: it is
         the variant for numbers."""
-        if self._default is None:
+        if self._default is None or self._default.spec.functions:
             raise self.deferred(
                 "inside another differentiated function, call the plain function instead"
             )

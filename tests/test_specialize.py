@@ -247,3 +247,24 @@ def test_methods_calling_methods_on_self():
     message = str(info.value)
     assert message.startswith(f"{__file__}:{line_of(Chain.loss, 'return')}:")
     assert "self.predict(...)" in message and "stored on the instance" in message
+
+
+d_net = fmad.differentiate(net)
+
+
+def calls_d_net(x):
+    v, g = d_net(x)
+    return g["x"]
+
+
+def test_a_differentiated_function_that_calls_its_parameter_is_refused_inside_another():
+    with pytest.raises(fmad.UnsupportedError) as info:
+        fmad.differentiate(calls_d_net)
+    assert str(info.value).startswith(f"{__file__}:{line_of(net, 'def')}:")
+    assert "call the plain function" in str(info.value)
+
+
+def test_second_derivatives_of_a_function_that_calls_its_parameter_are_refused():
+    with pytest.raises(fmad.UnsupportedError, match="second derivatives") as info:
+        fmad.hessian(net, wrt=["x"])
+    assert str(info.value).startswith(f"{__file__}:{line_of(net, 'def')}:")
