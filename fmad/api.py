@@ -17,7 +17,7 @@ import numpy as np
 
 from fmad import trace
 from fmad.compile import compile_unit, dispatcher
-from fmad.errors import FmadError, InternalError, UnsupportedError
+from fmad.errors import FmadError, InternalError, UnsupportedError, WrtError
 from fmad.printer import to_source
 from fmad.resolve import still_bound
 from fmad.source import python_function, read_function
@@ -102,6 +102,12 @@ class Transformed:
         data = {name for name, *_ in self._called} | set(SELF)
         wrt = normalize_wrt(fn.__name__, [p.name for p in params if p.name not in data], wrt)
         self._def_line = tree.lineno
+        if params and params[0].name in SELF and params[0].name in wrt:
+            raise WrtError(
+                f"{fn.__code__.co_filename}:{tree.lineno}: wrt names '{params[0].name}', the "
+                "object the method is called on; fmad differentiates with respect to "
+                "numbers and arrays: pass what you differentiate as arguments of the method"
+            )
         self.wrt: tuple[str, ...] = wrt
         names = [p.name for p in params]
         # where each wrt parameter sits in a call: positional index, or None (keyword only)

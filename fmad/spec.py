@@ -73,11 +73,18 @@ class Spec:
 
     def describe(self) -> str:
         """In words, for ``show``: ``w of shape 3, b scalar``."""
+        pinned = "".join(f", {pin.describe(name)}" for name, pin in self.functions or ())
         if self.bundle:
-            return f"scalar {', '.join(self.wrt)} (numbers) bundled on one axis, with array data"
-        return ", ".join(
-            f"{w} scalar" if shape is None else f"{w} of shape {format_shape(shape)}"
-            for w, shape in zip(self.wrt, self.shapes, strict=True)
+            return (
+                f"scalar {', '.join(self.wrt)} (numbers) bundled on one axis, with array data"
+                + pinned
+            )
+        return (
+            ", ".join(
+                f"{w} scalar" if shape is None else f"{w} of shape {format_shape(shape)}"
+                for w, shape in zip(self.wrt, self.shapes, strict=True)
+            )
+            + pinned
         )
 
 

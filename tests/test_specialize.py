@@ -268,3 +268,9 @@ def test_second_derivatives_of_a_function_that_calls_its_parameter_are_refused()
     with pytest.raises(fmad.UnsupportedError, match="second derivatives") as info:
         fmad.hessian(net, wrt=["x"])
     assert str(info.value).startswith(f"{__file__}:{line_of(net, 'def')}:")
+
+
+def test_self_in_wrt_is_refused():
+    with pytest.raises(fmad.WrtError, match="the object the method is called on") as info:
+        fmad.differentiate(Model.loss, wrt=["self"])
+    assert str(info.value).startswith(f"{__file__}:{line_of(Model.loss, 'def')}:")
