@@ -34,30 +34,43 @@ from fmad.source import read_function
 
 class Pin:
     """What a variant assumes of one argument: ``"is"``: it is ``obj`` (a function called
-    through the parameter); ``"type"``: its class is ``obj`` and each name in ``methods`` is
-    a plain function of that class, not shadowed by the instance."""
+    through the parameter); ``"type"``: its class is ``obj``, each name in ``methods`` is the
+    plain function of that class it was when the variant was made (``functions``), and the
+    instance does not shadow it."""
 
-    __slots__ = ("kind", "obj", "methods")
+    __slots__ = ("kind", "obj", "methods", "names", "functions")
 
     def __init__(self, kind: str, obj: Any, methods: frozenset[str] = frozenset()) -> None:
         self.kind, self.obj, self.methods = kind, obj, methods
+        self.names = tuple(sorted(methods))
+        self.functions = tuple(class_attribute(obj, m) for m in self.names)
 
     def __eq__(self, other: object) -> bool:
         return (
             isinstance(other, Pin)
             and self.kind == other.kind
             and self.obj is other.obj
-            and self.methods == other.methods
+            and self.names == other.names
+            and all(a is b for a, b in zip(self.functions, other.functions, strict=True))
         )
 
     def __hash__(self) -> int:
-        return hash((self.kind, id(self.obj), self.methods))
+        return hash((self.kind, id(self.obj), self.names))
 
     def matches(self, value: Any) -> bool:
-        """True if ``value`` is an argument this variant was made for."""
+        """True if ``value`` is an argument this variant was made for (the public
+        function's guard)."""
         if self.kind == "is":
             return value is self.obj
-        return pin_for(value, self.methods) == self
+        if type(value) is not self.obj:
+            return False
+        shadow = getattr(value, "__dict__", None)
+        if shadow and not self.methods.isdisjoint(shadow):
+            return False
+        return all(
+            class_attribute(self.obj, m) is f
+            for m, f in zip(self.names, self.functions, strict=True)
+        )
 
     def describe(self, name: str) -> str:
         if self.kind == "is":
@@ -131,18 +144,26 @@ def pin_for(value: Any, methods: frozenset[str]) -> Pin | None:
     return Pin("type", cls, methods)
 
 
+def class_attribute(cls: type, name: str) -> Any:
+    """What ``name`` is in the class ``cls`` (its own or inherited), or None."""
+    for c in cls.__mro__:
+        if name in c.__dict__:
+            return c.__dict__[name]
+    return None
+
+
 def plain_method(cls: type, name: str) -> bool:
-    return isinstance(inspect.getattr_static(cls, name, None), types.FunctionType)
+    return isinstance(class_attribute(cls, name), types.FunctionType)
 
 
-CLOSURES: dict[tuple[type, frozenset[str]], frozenset[str]] = {}
+CLOSURES: dict[tuple, frozenset[str]] = {}
 
 
 def method_closure(cls: type, methods: frozenset[str]) -> frozenset[str]:
     """``methods`` and the plain methods of ``cls`` they call on their first parameter
     (``self.helper`` calling ``self.other``), transitively: the variant made for ``cls``
     calls them all through the class, so none may be shadowed by the instance."""
-    key = (cls, methods)
+    key = (cls, methods, tuple(class_attribute(cls, m) for m in sorted(methods)))
     if key not in CLOSURES:
         found: set[str] = set()
         todo = list(methods)
@@ -151,7 +172,7 @@ def method_closure(cls: type, methods: frozenset[str]) -> frozenset[str]:
             if m in found or not plain_method(cls, m):
                 continue
             found.add(m)
-            function = inspect.getattr_static(cls, m)
+            function = class_attribute(cls, m)
             try:
                 tree = read_function(function).tree
             except FmadError:  # refused with its own message if it is transformed
@@ -218,7 +239,7 @@ def rewrite_methods(
         pin = pins.get(base.id) if isinstance(base, ast.Name) else None
         if pin is None or pin.kind != "type" or node.func.attr not in pin.methods:
             continue
-        function = inspect.getattr_static(pin.obj, node.func.attr)
+        function = class_attribute(pin.obj, node.func.attr)
         name = next((k for k, v in scope.injected.items() if v is function), MISSING)
         if name is MISSING:
             name = namer.fresh(f"{pin.obj.__name__}_{node.func.attr}")

@@ -274,3 +274,24 @@ def test_self_in_wrt_is_refused():
     with pytest.raises(fmad.WrtError, match="the object the method is called on") as info:
         fmad.differentiate(Model.loss, wrt=["self"])
     assert str(info.value).startswith(f"{__file__}:{line_of(Model.loss, 'def')}:")
+
+
+def test_a_method_replaced_on_the_class_gets_a_new_variant():
+    class Local(Model):
+        def helper(self, z):
+            return np.tanh(z * self.X)
+
+    m = Local()
+    d = fmad.differentiate(m.loss_with_helper)
+    check_gradients(d, {"w": 0.7, "b": 0.1})
+    Local.helper = lambda self, z: z * 3.0  # a lambda: refused, never the old code
+    with pytest.raises(fmad.UnsupportedError, match="lambda"):
+        d(0.7, 0.1)
+
+    def helper(self, z):
+        return np.sin(z * self.X)
+
+    Local.helper = helper
+    value, grads = d(0.7, 0.1)
+    assert value == m.loss_with_helper(0.7, 0.1)
+    check_gradients(d, {"w": 0.7, "b": 0.1})
