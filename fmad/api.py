@@ -17,11 +17,12 @@ import numpy as np
 
 from fmad import trace
 from fmad.compile import compile_unit, dispatcher
-from fmad.errors import FmadError, InternalError, UnsupportedError
+from fmad.errors import FmadError, InternalError, UnsupportedError, WrtError
 from fmad.printer import to_source
 from fmad.resolve import still_bound
-from fmad.source import python_function
+from fmad.source import python_function, read_function
 from fmad.spec import Spec, normalize_wrt, spec_for_shapes
+from fmad.specialize import SELF, called_arguments, deferred, pins
 from fmad.transform import Session
 from fmad.variable import Variable
 
@@ -84,7 +85,9 @@ class Transformed:
     """Everything fmad knows about one differentiated function: its variants (one per
     combination of scalar and array parameter shapes), and the public function."""
 
-    def __init__(self, fn: Callable[..., Any], wrt: Sequence[str] | str | None = None) -> None:
+    def __init__(
+        self, fn: Callable[..., Any], wrt: Sequence[str] | str | None = None, bound: tuple = ()
+    ) -> None:
         fn = python_function(fn)
         self.original = fn
         self._signature = inspect.signature(fn)
@@ -93,7 +96,18 @@ class Transformed:
             for p in self._signature.parameters.values()
             if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
         ]
-        wrt = normalize_wrt(fn.__name__, [p.name for p in params], wrt)
+        tree = read_function(fn).tree
+        # by default every parameter but self and the functions it calls (fmad.specialize)
+        self._called = called_arguments(fn, tree, params, bound)
+        data = {name for name, *_ in self._called} | set(SELF)
+        wrt = normalize_wrt(fn.__name__, [p.name for p in params if p.name not in data], wrt)
+        self._def_line = tree.lineno
+        if params and params[0].name in SELF and params[0].name in wrt:
+            raise WrtError(
+                f"{fn.__code__.co_filename}:{tree.lineno}: wrt names '{params[0].name}', the "
+                "object the method is called on; fmad differentiates with respect to "
+                "numbers and arrays: pass what you differentiate as arguments of the method"
+            )
         self.wrt: tuple[str, ...] = wrt
         names = [p.name for p in params]
         # where each wrt parameter sits in a call: positional index, or None (keyword only)
@@ -110,11 +124,13 @@ class Transformed:
         # bundling needs several parameters, all of them parameters (not intermediates)
         # (with two parameters it gains little, and would cost the scalar fast path a check)
         self.bundles = len(wrt) > 2 and all(is_param for *_, is_param in self._slots)
-        self._default = self._variant(self.numbers)  # errors at decoration time
+        # errors at decoration time; None when the code depends on a function or an object
+        # argument with no default (fmad.specialize): it is made at the first call
+        self._default = self.default_variant()
         self.function = self._public_function()
 
     # -- calling -------------------------------------------------------------------------
-    def call(self, *args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+    def call(self, /, *args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
         """The general path: unwrap Variables, pick the variant for these shapes, run it."""
         if Variable in map(type, args):
             args = tuple(a.value if isinstance(a, Variable) else a for a in args)
@@ -124,7 +140,8 @@ class Transformed:
         if variant.watched and not variant.current():
             # a called function was rebound after the transform: transform again
             self._variants.clear()
-            self._default = self._variant(self.numbers)
+            if self._default is not None:
+                self._default = self._variant(self.numbers)
             variant = self._variant(self._spec(args, kwargs))
         try:
             value, *tangents = variant.function(*args, **kwargs)
@@ -167,7 +184,8 @@ class Transformed:
     @property
     def numbers(self) -> Spec:
         """The spec of the default variant: every parameter a number."""
-        return Spec(self.wrt, tuple(None for _ in self.wrt))
+        functions = pins(self._called, (), {}, defaults=True) if self._called else ()
+        return Spec(self.wrt, tuple(None for _ in self.wrt), functions=functions)
 
     def _spec(self, args: tuple, kwargs: dict) -> Spec:
         """The spec for these arguments: each ``wrt`` argument's shape, and whether scalar
@@ -192,7 +210,7 @@ class Transformed:
             and all(s is None for s in shapes)
             and any(type(a) is np.ndarray and a.size > 1 for a in (*args, *kwargs.values()))
         )
-        key = (tuple(shapes), bundle)
+        key = (tuple(shapes), bundle, pins(self._called, args, kwargs) if self._called else ())
         spec = self._specs.get(key)  # made once per kind of call: this is the hot path
         if spec is None:
             spec = self._specs[key] = Spec(self.wrt, *key)
@@ -218,11 +236,10 @@ class Transformed:
             what = f"a {kind} that is not a flat (or evenly nested) {kind} of numbers"
         elif isinstance(value, np.ndarray):
             what = f"an array of dtype {value.dtype}"
-        flat = self._default.unit.flat
         raise UnsupportedError(
-            self._default.unit.filename,
-            flat.lineno,
-            f"the argument of the parameter {name!r} of '{flat.name}' is {what}; fmad "
+            self.original.__code__.co_filename,
+            self._def_line,
+            f"the argument of the parameter {name!r} of '{self.original.__name__}' is {what}; fmad "
             "differentiates with respect to numbers, numpy arrays of numbers and lists or "
             "tuples of numbers only: pass the numbers as separate parameters or as one "
             "array, or leave this parameter out of wrt",
@@ -239,6 +256,10 @@ class Transformed:
         call of this function inside another differentiated function (see fmad.nesting). It
         returns ``(value, *gradients)`` and refuses arrays for the ``wrt`` parameters: it is
         the variant for numbers."""
+        if self._default is None or self._default.spec.functions:
+            raise self.deferred(
+                "inside another differentiated function, call the plain function instead"
+            )
         if self._nested is None:
             unit = self._default.unit
             tree = copy.copy(unit.tree)
@@ -279,18 +300,41 @@ class Transformed:
             self._nested = compile_unit(nested, {}, readable=True)
         return self._nested
 
+    def default_variant(self) -> Variant | None:
+        """The variant for numbers, made when the function is decorated; None when it
+        needs the function passed for a parameter, or calls methods of an argument whose
+        class only the call tells (the variant is then made per call)."""
+        spec = self.numbers
+        if spec.functions is None:
+            return None
+        try:
+            return self._variant(spec)
+        except UnsupportedError:
+            pinned = {name for name, _ in spec.functions}
+            if all(not methods or name in pinned for name, _, _, methods in self._called):
+                raise
+            return None
+
     # -- the public function -------------------------------------------------------------
+    def deferred(self, what: str) -> FmadError:
+        """No variant for numbers: see :func:`fmad.specialize.deferred`."""
+        return deferred(self.original, self._def_line, self._called, what)
+
     def _public_function(self) -> Callable[..., Any]:
         """The all-scalar variant's code behind a type guard, so the common call (float
         parameters) costs no more than the generated code itself; anything else (arrays,
         Variables) takes :meth:`call`."""
-        fn = dispatcher(self, self._default)
+        if self._default is None:  # every call picks its variant
+            fn = functools.wraps(self.original)(lambda *args, **kwargs: self.call(*args, **kwargs))
+            fn.source = fn.flat_source = f"# {self.deferred('').args[0]}\n"
+        else:
+            fn = dispatcher(self, self._default)
+            functools.update_wrapper(fn, self.original)
+            fn.source = self._default.source()
+            fn.flat_source = self._default.flat_source()
         fn.__fmad__ = self
-        functools.update_wrapper(fn, self.original)
         fn.__wrapped__ = self.original
         fn.wrt = self.wrt
-        fn.source = self._default.source()
-        fn.flat_source = self._default.flat_source()
         fn.show = self.show
         fn.source_for = self.source_for
         return fn
@@ -308,6 +352,8 @@ class Transformed:
         the transformed function and the helpers it calls. ``shapes`` (argument name ->
         shape, ``()`` for a number) picks the variant compiled for arguments of those
         shapes; without it, the variant for numbers. ``comments``: ``# line N:`` comments."""
+        if self._default is None and shapes is None:
+            raise self.deferred("to see the code, use source_for(*args) with the arguments")
         variant = self._default if shapes is None else self.variant_for_shapes(shapes)
         if stage == "flat":
             return variant.flat_source(printer, comments)
@@ -319,9 +365,15 @@ class Transformed:
         """The variant that runs for arguments of these shapes (see :func:`spec_for_shapes`)."""
         params = set(self._signature.parameters)
         name = self.original.__name__
-        return self._variant(spec_for_shapes(self.wrt, params, shapes, self.bundles, name))
+        spec = spec_for_shapes(self.wrt, params, shapes, self.bundles, name)
+        if self._called:
+            functions = self.numbers.functions
+            if functions is None:
+                raise self.deferred("to see the code, use source_for(*args) with the arguments")
+            spec = dataclasses.replace(spec, functions=functions)
+        return self._variant(spec)
 
-    def source_for(self, *args: Any, **kwargs: Any) -> str:
+    def source_for(self, /, *args: Any, **kwargs: Any) -> str:
         """The code that runs for these arguments (array parameters get vectorized tangents)."""
         args = tuple(a.value if isinstance(a, Variable) else a for a in args)
         kwargs = {k: v.value if isinstance(v, Variable) else v for k, v in kwargs.items()}
@@ -367,8 +419,8 @@ def bound_method(method: types.MethodType, wrt: Sequence[str] | str | None) -> D
             for p in list(inspect.signature(func).parameters.values())[1:]
             if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
         ]
-    inner = Transformed(func, wrt)
     obj = method.__self__
+    inner = Transformed(func, wrt, bound=(obj,))
 
     def public(*args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
         return inner.function(obj, *args, **kwargs)

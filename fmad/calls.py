@@ -49,6 +49,16 @@ class HelperCalls:
                 "derivative)",
                 call,
             )
+        if target.kind == "method":
+            self.refuse(
+                f"'{ast.unparse(call.func)}(...)' calls a method of an object with a value that "
+                "depends on a differentiated parameter; fmad transforms a method called on a "
+                "parameter (self.helper(x)) that its class defines with 'def' (not a "
+                "staticmethod, a property or a function stored on the instance, for it and "
+                "the methods it calls on the object); otherwise call a plain function and "
+                "pass what it needs as arguments",
+                call,
+            )
         root = call.func
         while isinstance(root, ast.Attribute):
             root = root.value

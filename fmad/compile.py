@@ -265,6 +265,12 @@ def dispatcher(transformed: Any, variant: Any) -> types.FunctionType:
                 comparators=[B.name(ndarray)],
             )
             tests.append(is_array)
+    for name, pin in variant.spec.functions:  # the function or class it was made for
+        if pin.kind == "is":
+            obj = B.name(public.inject(pin.obj, f"fmad_{name}"))
+            tests.append(ast.Compare(left=B.name(name), ops=[ast.Is()], comparators=[obj]))
+        else:
+            tests.append(B.call(B.name(public.inject(pin.matches, "fmad_matches")), B.name(name)))
     if variant.watched:  # a called function rebound since the transform: take the slow path
         tests.append(B.call(B.name(public.inject(variant.current, "fmad_current"))))
     guard = (

@@ -67,10 +67,11 @@ def no_rule_advice(label: str, obj: Any, local: bool) -> str:
     source fmad can read."""
     if local:
         return (
-            f"'{label}' is called through a variable (a parameter or local name holding a "
-            "function), and fmad picks derivative rules when it transforms the function, "
-            "before it can know which function the variable will hold; call the function "
-            "by its own name (np.tanh(x)), or bind it as a global or in a closure"
+            f"'{label}' is called through a variable, and fmad picks derivative rules when "
+            "it transforms the function; it follows a parameter that holds a function (it "
+            "transforms the function once per function passed) only if the parameter is "
+            "never reassigned and the argument is a function (not None); otherwise call the "
+            "function by its own name (np.tanh(x)), or bind it as a global or in a closure"
         )
     if obj is None:
         return (

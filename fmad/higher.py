@@ -155,6 +155,12 @@ class SecondOrder:
     def __init__(self, fn: Callable[..., Any], wrt: Sequence[str] | str | None) -> None:
         self.first = Transformed(plain(fn), wrt)
         self.wrt = self.first.wrt
+        default = self.first._default  # one variant per function passed: not differentiated again
+        if default is None or default.spec.functions:
+            raise self.first.deferred(
+                "second derivatives of such a function are not supported: call the function "
+                "by its own name (np.tanh(x)) and read the object's data from arguments"
+            )
         if not all(is_param for *_, is_param in self.first._slots):
             raise WrtError(
                 "second derivatives are taken with respect to parameters; wrt names an "

@@ -89,7 +89,7 @@ def hoist(
             continue
         name = namer.fresh(f"{target}_partial", limit=40)
         tangent_names.add(name)
-        out.append(B.assign(name, copy.deepcopy(nodes[0])))
+        out.append(ast.copy_location(B.assign(name, copy.deepcopy(nodes[0])), first))
         Replace(key, name).visit_all(run)
     return out
 

@@ -25,6 +25,11 @@ class Scope:
         self.seen: dict[str, tuple[Any, str, object]] = {}
         # names the transform binds for the generated code (fmad.nesting): they come first
         self.injected: dict[str, object] = {}
+        # parameters whose argument this variant is made for (fmad.specialize): a call
+        # through one of them reaches that object
+        self.pinned: dict[str, object] = {}
+        # parameters whose argument's class this variant is made for: name -> its pin
+        self.classes: dict[str, object] = {}
         for name, cell in zip(fn.__code__.co_freevars, fn.__closure__ or (), strict=True):
             try:
                 self.closure[name] = cell.cell_contents
@@ -42,6 +47,8 @@ class Scope:
     def lookup_name(self, name: str) -> object:
         if name in self.injected:
             return self.injected[name]
+        if name in self.pinned:
+            return self.pinned[name]
         if name in self.local_names:
             return MISSING
         if name in self.closure:

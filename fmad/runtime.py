@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import math
+import sys
 from typing import Any
 
 import numpy as np
@@ -423,3 +424,21 @@ def check_distinct(value: Any, others: tuple, filename: str, lineno: int, text: 
                 "object as an argument fmad differentiates with respect to; fmad does not "
                 "model that; pass a copy",
             )
+
+
+def real_values(x: Any, what: str) -> Any:
+    """``x``, checked to be real where the derivative of ``what`` (``abs``, ``np.var``)
+    follows its real formula; a complex ``x`` is refused at the user's line."""
+    kind = type(x)
+    if kind is float or (kind is np.ndarray and x.dtype.kind != "c"):
+        return x  # the common cases, quickly
+    if isinstance(x, complex) or np.iscomplexobj(x):
+        frame = sys._getframe(1)  # the generated code: the user's file and line
+        raise UnsupportedError(
+            frame.f_code.co_filename,
+            frame.f_lineno,
+            f"{what} of a complex value that carries a derivative is not supported by fmad; "
+            "write it with real operations on z.real and z.imag (the modulus: "
+            "np.hypot(z.real, z.imag))",
+        )
+    return x

@@ -38,6 +38,9 @@ class Spec:
     wrt: tuple[str, ...]
     shapes: tuple[Shape | None, ...]
     bundle: bool = False
+    # (parameter, fmad.specialize.Pin): the function or the class of an argument the
+    # function calls through its parameter, which this variant is made for
+    functions: tuple[tuple[str, Any], ...] = ()
 
     @functools.cached_property  # read on every call of the general path
     def vectorized(self) -> bool:
@@ -70,11 +73,18 @@ class Spec:
 
     def describe(self) -> str:
         """In words, for ``show``: ``w of shape 3, b scalar``."""
+        pinned = "".join(f", {pin.describe(name)}" for name, pin in self.functions or ())
         if self.bundle:
-            return f"scalar {', '.join(self.wrt)} (numbers) bundled on one axis, with array data"
-        return ", ".join(
-            f"{w} scalar" if shape is None else f"{w} of shape {format_shape(shape)}"
-            for w, shape in zip(self.wrt, self.shapes, strict=True)
+            return (
+                f"scalar {', '.join(self.wrt)} (numbers) bundled on one axis, with array data"
+                + pinned
+            )
+        return (
+            ", ".join(
+                f"{w} scalar" if shape is None else f"{w} of shape {format_shape(shape)}"
+                for w, shape in zip(self.wrt, self.shapes, strict=True)
+            )
+            + pinned
         )
 
 
@@ -151,7 +161,7 @@ def check_wrt(
             raise WrtError(
                 f"{filename}:{tree.lineno}: wrt names {name!r}, which is neither a "
                 f"parameter of '{tree.name}' nor a variable it assigns; its "
-                f"parameters are {', '.join(sorted(params)) or 'none'}"
+                f"parameters are {', '.join(sorted(params)) or 'none'}" + attribute_hint(tree, name)
             )
         single = top_level[0] if len(top_level) == 1 else None
         if (
@@ -170,6 +180,25 @@ def check_wrt(
             )
         intermediates.add(name)
     return intermediates
+
+
+def attribute_hint(tree: ast.FunctionDef, name: str) -> str:
+    """``self.w`` read where ``wrt`` names ``w``: fmad differentiates with respect to
+    arguments, and an object's attributes are data."""
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr == name
+            and isinstance(node.value, ast.Name)
+        ):
+            owner = node.value.id
+            return (
+                f". It reads '{owner}.{name}' (line {node.lineno}): fmad differentiates with "
+                f"respect to arguments, and the attributes of '{owner}' are data; pass {name} "
+                f"as an argument (def {tree.name}(..., {name}) using {name} instead of "
+                f"{owner}.{name}) and differentiate with respect to it"
+            )
+    return ""
 
 
 def assigned_by(s: ast.stmt) -> set[str]:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from fmad import build as B
-from fmad import mutation, nesting, optimize
+from fmad import mutation, nesting, optimize, specialize
 from fmad import runtime as fmad_runtime
 from fmad.activity import CallTarget
 from fmad.build import bound_names
@@ -85,14 +85,17 @@ class Unit:
         return B.name(self.inject(module, hint))
 
 
-def prepare(fn: types.FunctionType, reserved: set[str] = frozenset()):
+def prepare(fn: types.FunctionType, reserved: set[str] = frozenset(), pins: tuple = ()):
     src = read_function(fn)
     scope = Scope(src.function, bound_names(src.tree))
+    scope.pinned = {name: pin.obj for name, pin in pins if pin.kind == "is"}
+    scope.classes = {name: pin for name, pin in pins if pin.kind == "type"}
     namer = Namer(names_in(src.tree) | set(src.function.__code__.co_freevars) | set(reserved))
     # fmad's own output, transformed again: name second derivatives as such (fmad.compile)
     namer.earlier = getattr(src.function, "__fmad_tangents__", frozenset())
     flat = Flattener(src.filename, namer, scope).function(src.tree)
     scope.local_names |= bound_names(flat)
+    specialize.rewrite_methods(flat, scope, namer, dict(pins))
     nesting.rewrite(flat, scope, namer, src.filename)
     return src, scope, namer, flat
 
@@ -122,7 +125,7 @@ class Session:
     def top(self, fn: types.FunctionType, spec: Spec) -> Unit:
         """Transform ``fn`` as ``spec`` says (see :class:`fmad.spec.Spec`)."""
         wrt = spec.wrt
-        src, scope, namer, flat = prepare(fn)
+        src, scope, namer, flat = prepare(fn, pins=spec.functions)
         self.scopes.append(scope)
         unit = Unit(src.function, src.filename, namer, scope, flat=flat)
         unit.injected.update(scope.injected)
@@ -181,7 +184,15 @@ class Session:
         outer = outer or {}
         directions = tuple(d for d in caller.directions if any(p[1] == d.name for p in pattern))
         bindings = tuple(sorted((n, id(f)) for n, f in outer.items()))
-        key = (target.kind, owner, identity, directions, pattern, bindings)
+        # the functions and classes of the arguments it calls (fmad.specialize)
+        pins = (
+            ()
+            if nested
+            else specialize.helper_pins(
+                caller.scope, caller.flat, identity, caller.bind(target, call)
+            )
+        )
+        key = (target.kind, owner, identity, directions, pattern, bindings, pins)
         if key not in self.callees:
             if identity in self.stack:
                 raise unsupported(
@@ -192,7 +203,7 @@ class Session:
                 )
             self.stack.append(identity)
             try:
-                self.callees[key] = self.variant(owner, target, directions, pattern, outer)
+                self.callees[key] = self.variant(owner, target, directions, pattern, outer, pins)
             finally:
                 self.stack.pop()
         unit, info = self.callees[key]
@@ -213,13 +224,15 @@ class Session:
             self.stack.pop()
 
     def variant(
-        self, owner: Forward | None, target, directions, pattern, outer
+        self, owner: Forward | None, target, directions, pattern, outer, pins=()
     ) -> tuple[Unit, Any]:
         """Transform one helper for one activity pattern."""
         if owner is not None:
             tree = target.obj
             namer = owner.namer  # shared: names stay unique across the owner's nested defs
             scope = Scope(owner.unit.function, bound_names(tree) | owner.scope.local_names)
+            own = bound_names(tree)  # an enclosing pinned parameter it reads means the same
+            scope.pinned = {n: o for n, o in owner.scope.pinned.items() if n not in own}
             self.scopes.append(scope)
             flat = Flattener(owner.filename, namer, scope).function(tree)
             scope.local_names |= bound_names(flat)
@@ -234,7 +247,7 @@ class Session:
             owner.unit.children.append(unit)
             fname = namer.fresh(f"{tree.name}_fwd")
         else:
-            src, scope, namer, flat = prepare(target.obj)
+            src, scope, namer, flat = prepare(target.obj, pins=pins)
             self.scopes.append(scope)
             unit = Unit(src.function, src.filename, namer, scope, flat=flat)
             unit.injected.update(scope.injected)

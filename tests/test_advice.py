@@ -1,5 +1,6 @@
 """Refusal messages say what works (issue 14, item 19): fmad.register only where it can."""
 
+import numpy as np
 import pytest
 
 import fmad
@@ -13,7 +14,13 @@ def refusal(fn, wrt):
 
 
 def test_function_valued_argument_says_to_call_by_name():
-    message = refusal(em.calls_argument, ["w"])
+    # a function passed for the parameter is followed (tests/test_specialize.py); anything
+    # else called with a derivative is refused when the function is transformed for it
+    d = fmad.differentiate(em.calls_argument, wrt=["w"])
+    assert d(0.5) == (em.calls_argument(0.5), {"w": 2.0 * (1 - np.tanh(0.5) ** 2)})
+    with pytest.raises(fmad.UnsupportedError) as info:
+        d(0.5, None)
+    message = str(info.value)
     assert message.startswith(em.__file__ + ":42:")
     assert "register" not in message
     assert "through a variable" in message and "np.tanh(x)" in message

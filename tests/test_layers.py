@@ -39,6 +39,7 @@ LAYERS: dict[str, int] = {
     "spec": 2,
     "activity": 3,
     "nesting": 3,
+    "specialize": 3,
     # 4: what the forward pass needs to check (mutation tables and sites)
     "effects": 4,
     "sites": 4,

@@ -23,6 +23,10 @@ ARRAYS = [((3,), FLOAT), ((2, 3), FLOAT), ((3, 1), FLOAT)]
 MATRICES = [((2, 3), FLOAT), ((3, 3), FLOAT)]
 
 
+def rt_real_values(x, p):
+    return np.abs(fmad_rt.real_values(p * x, "abs()")) * x
+
+
 def rt_full(x, p):
     return fmad_rt.full(p * 2.0, x)
 
@@ -175,6 +179,7 @@ RUNTIME_ROWS = [
         data_param(rt_prod_tangent, ARRAYS) + data_param(rt_prod_tangent_axis, ARRAYS),
     ),
     Rule("fmad_rt.extreme_tangent", data_param(rt_extreme_tangent, ARRAYS)),
+    Rule("fmad_rt.real_values", data_param(rt_real_values, ARRAYS)),
     Rule("fmad_rt.transpose_tangent", data_param(rt_transpose_tangent, ARRAYS)),
     Rule("fmad_rt.squeeze_tangent", data_param(rt_squeeze_tangent, [((1, 3), FLOAT), *ARRAYS])),
     Rule("fmad_rt.expand_dims_tangent", data_param(rt_expand_dims_tangent, ARRAYS)),

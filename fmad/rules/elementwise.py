@@ -197,8 +197,19 @@ for _name, _rule in ELEMENTWISE.items():
     _mname = MATH_NAMES.get(_name, _name)
     if hasattr(math, _mname) and _name not in ("square", "reciprocal", "positive", "negative"):
         RULES[getattr(math, _mname)] = _module_rule(_rule, "math")
-alias(np.absolute, np.fabs, to=np.abs)
-RULES[builtins.abs] = _module_rule(ELEMENTWISE["abs"], "numpy")
+
+
+def abs_rule(ctx, z, args, tangents, keywords):
+    """``d |x| = sign(x) dx`` (0 at 0) for a real ``x``; ``fmad_rt.real_values`` refuses a
+    complex ``x`` when the line runs (its derivative is ``Re(conj(sign(x)) dx)``)."""
+    x = B.call(ctx.rt("real_values"), args[0], B.const("abs()"))
+    return ctx.scale(B.call(ctx.np_("sign"), x), tangents[0], full=True)
+
+
+RULES[np.abs] = abs_rule
+alias(np.absolute, to=np.abs)
+RULES[np.fabs] = _module_rule(ELEMENTWISE["abs"], "numpy")
+RULES[builtins.abs] = abs_rule
 
 
 @defrule(math.log)
@@ -218,21 +229,33 @@ def math_log_rule(ctx, z, args, tangents, keywords):
 
 
 # -- functions of several arguments ----------------------------------------------------------
-def pick_partial(sign: int, first: bool) -> Rule:
+def pick_partial(sign: int, first: bool, skips_nan: bool = False) -> Rule:
     """The partial of ``maximum(x, y)`` (sign +1) or ``minimum`` (-1) in ``x`` (first) or
     ``y``: ``c = (1 + sign(x - y)) / 2`` is 1 where x wins, 0 where y wins, 1/2 at a tie,
-    so a tie splits the derivative evenly between both sides."""
+    so a tie splits the derivative evenly between both sides. ``skips_nan`` (``np.fmax``,
+    ``np.fmin``): where one operand is NaN the value is the other one, and so is the
+    derivative (where both are, the first)."""
     plus = (sign > 0) == first
 
     def partial(ctx, z, x, y):
         diff = B.call(ctx.np_("sign"), B.binop(x, ast.Sub(), y))
+        if skips_nan:
+            diff = B.parse_expr(
+                f"np.where(y != y, {float(sign)}, np.where(x != x, {float(-sign)}, d))",
+                np=ctx.np_(),
+                x=x,
+                y=y,
+                d=diff,
+            )
         return B.parse_expr(f"(1 {'+' if plus else '-'} d) / 2", d=diff)
 
     return partial
 
 
-defpartials(np.maximum, np.fmax, partials=(pick_partial(+1, True), pick_partial(+1, False)))
-defpartials(np.minimum, np.fmin, partials=(pick_partial(-1, True), pick_partial(-1, False)))
+defpartials(np.maximum, partials=(pick_partial(+1, True), pick_partial(+1, False)))
+defpartials(np.minimum, partials=(pick_partial(-1, True), pick_partial(-1, False)))
+defpartials(np.fmax, partials=(pick_partial(+1, True, True), pick_partial(+1, False, True)))
+defpartials(np.fmin, partials=(pick_partial(-1, True, True), pick_partial(-1, False, True)))
 
 
 @defrule(np.clip)

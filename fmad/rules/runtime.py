@@ -113,3 +113,11 @@ LIST_RULES.update(
 )
 # an integer, a constant, and guards that return nothing
 defzero(rt.tangent_axis, rt.scalar_seed, rt.check_rebind, rt.check_distinct)
+
+
+def _real_values_rule(ctx, z, args, tangents, keywords):
+    """``fmad_rt.real_values(x, what)`` is ``x`` (checked to be real): its tangent is dx."""
+    return tangents[0]
+
+
+RULES[rt.real_values] = _real_values_rule
