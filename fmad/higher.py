@@ -180,13 +180,18 @@ class SecondOrder:
             self._readable[spec] = compile_unit(unit, {}, readable=True)
         return self._readable[spec]
 
-    def jvp(self, spec: Spec) -> JVP:
-        if spec not in self._jvps:
+    def again(self, cache: dict, spec: Spec, transform: Callable[..., Any]) -> Any:
+        """``transform(readable first-order code, wrt)``, cached per spec; a refusal names
+        the user's line."""
+        if spec not in cache:
             try:
-                self._jvps[spec] = JVP(self.readable(spec), self.wrt)
+                cache[spec] = transform(self.readable(spec), self.wrt)
             except UnsupportedError as exc:
                 raise user_line(exc, self.first.original) from None
-        return self._jvps[spec]
+        return cache[spec]
+
+    def jvp(self, spec: Spec) -> JVP:
+        return self.again(self._jvps, spec, JVP)
 
     def hvp_raw(self, spec: Spec, args: tuple, directions: Tangents) -> tuple[Any, tuple, tuple]:
         """``(value, raw gradients, raw H v)`` from one pass of the jvp of the gradient."""
@@ -248,12 +253,7 @@ class Hessian(SecondOrder):
 
     def second(self, spec: Spec) -> Transformed:
         """The first-order code for numbers, differentiated again."""
-        if spec not in self._second:
-            try:
-                self._second[spec] = Transformed(self.readable(spec), self.wrt)
-            except UnsupportedError as exc:
-                raise user_line(exc, self.first.original) from None
-        return self._second[spec]
+        return self.again(self._second, spec, Transformed)
 
     def __call__(self, *args: Any, **kwargs: Any) -> tuple[Any, dict, dict]:
         spec = self.spec(args, kwargs)
