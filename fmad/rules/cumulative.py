@@ -17,19 +17,8 @@ import numpy as np
 
 from fmad import build as B
 from fmad import runtime_arrays as ra
+from fmad.rules import options as opt
 from fmad.rules.base import RULES, alias, is_none, k_arg, method, tangent_of
-from fmad.rules.options import (
-    bind,
-    floating_dtype,
-    helper_rule,
-    k_const,
-    refuse_active,
-    refuse_others,
-    shifted,
-    static,
-    static_axis,
-    tangent_axis,
-)
 from fmad.rules.reductions import REDUCTION_OUT
 from fmad.tangent import Tangent
 
@@ -39,13 +28,13 @@ REDUCTION_OUT.update({np.cumsum: 3, np.cumprod: 3})
 
 def _flat(ctx, t: ast.expr) -> ast.expr:
     """A vectorized tangent with its value's axes merged into one: ``(n, k)``."""
-    return B.call(ctx.np_("reshape"), t, B.tuple_([B.const(-1), k_const(ctx)]))
+    return B.call(ctx.np_("reshape"), t, B.tuple_([B.const(-1), opt.k_const(ctx)]))
 
 
 def _options(ctx, name, args, keywords):
-    given = bind(ctx, name, args, keywords, ("axis", "dtype", "out"))
-    floating_dtype(ctx, name, given)
-    refuse_others(ctx, name, given, {"axis", "dtype"}, OUT_ADVICE)
+    given = opt.bind(ctx, name, args, keywords, ("axis", "dtype", "out"))
+    opt.floating_dtype(ctx, name, given)
+    opt.refuse_others(ctx, name, given, {"axis", "dtype"}, OUT_ADVICE)
     return given
 
 
@@ -60,10 +49,10 @@ def cumsum_rule(ctx, z, args, tangents, keywords):
         axis = given.get("axis")
         kw = {} if axis is None or is_none(axis) else {"axis": axis}
         return tangent_of(B.call(ctx.np_("cumsum"), t, **kw))
-    axis = static_axis(ctx, "np.cumsum", given.get("axis"), None)
+    axis = opt.static_axis(ctx, "np.cumsum", given.get("axis"), None)
     if axis is None:
         return tangent_of(B.call(ctx.np_("cumsum"), _flat(ctx, t), axis=B.const(0)))
-    return tangent_of(B.call(ctx.np_("cumsum"), t, axis=B.const(shifted(axis))))
+    return tangent_of(B.call(ctx.np_("cumsum"), t, axis=B.const(opt.shifted(axis))))
 
 
 def cumprod_rule(ctx, z, args, tangents, keywords):
@@ -81,20 +70,20 @@ RULES[np.cumsum] = cumsum_rule
 RULES[np.cumprod] = cumprod_rule
 alias(method("cumsum"), to=np.cumsum)  # x.cumsum(axis, dtype, out): the same positions
 alias(method("cumprod"), to=np.cumprod)
-helper_rule(ra.cumprod_tangent, (0,), fixed=(1, 2))
+opt.helper_rule(ra.cumprod_tangent, (0,), fixed=(1, 2))
 
 
 def diff_rule(ctx, z, args, tangents, keywords):
     """d diff(x, n, axis) = diff(dx, n, axis); a prepended or appended constant has a zero
     tangent (one that carries a derivative is refused)."""
     x, dx = args[0], tangents[0]
-    given = bind(ctx, "np.diff", args, keywords, ("n", "axis", "prepend", "append"))
-    refuse_active(ctx, "np.diff", given, "n", "prepend", "append")
+    given = opt.bind(ctx, "np.diff", args, keywords, ("n", "axis", "prepend", "append"))
+    opt.refuse_active(ctx, "np.diff", given, "n", "prepend", "append")
     if dx is None:
         return None
     t = ctx.full(dx, x)
     n = given.get("n") or B.const(1)
-    axis = tangent_axis(ctx, "np.diff", given.get("axis"), -1)
+    axis = opt.tangent_axis(ctx, "np.diff", given.get("axis"), -1)
     ends = {key: given[key] for key in ("prepend", "append") if given.get(key) is not None}
     if not ends:
         return tangent_of(B.call(ctx.np_("diff"), t, n, axis=axis))
@@ -117,15 +106,15 @@ def diff_rule(ctx, z, args, tangents, keywords):
 
 
 RULES[np.diff] = diff_rule
-helper_rule(ra.padded_diff, (0,))
+opt.helper_rule(ra.padded_diff, (0,))
 
 
 def ediff1d_rule(ctx, z, args, tangents, keywords):
     """d ediff1d(x) = the differences of the flattened tangent; the constants ``to_begin``
     and ``to_end`` get zero tangents (ones that carry a derivative are refused)."""
     x, dx = args[0], tangents[0]
-    given = bind(ctx, "np.ediff1d", args, keywords, ("to_end", "to_begin"))
-    refuse_active(ctx, "np.ediff1d", given, "to_end", "to_begin")
+    given = opt.bind(ctx, "np.ediff1d", args, keywords, ("to_end", "to_begin"))
+    opt.refuse_active(ctx, "np.ediff1d", given, "to_end", "to_begin")
     if dx is None:
         return None
     t = ctx.full(dx, x)
@@ -140,7 +129,7 @@ def ediff1d_rule(ctx, z, args, tangents, keywords):
     for key, first in (("to_begin", True), ("to_end", False)):
         if key in zeros:
             block = B.parse_expr(
-                "np.zeros((np.size(v), k))", np=ctx.np_(), v=given[key], k=k_const(ctx)
+                "np.zeros((np.size(v), k))", np=ctx.np_(), v=given[key], k=opt.k_const(ctx)
             )
             parts.insert(0 if first else len(parts), block)
     if len(parts) == 1:
@@ -156,8 +145,8 @@ def _trapezoid(name: str):
         """d trapezoid(y, x, dx, axis) = trapezoid(dy, x, dx, axis): linear in ``y``; sample
         points ``x`` or a spacing ``dx`` that carry a derivative are refused."""
         y, dy = args[0], tangents[0]
-        given = bind(ctx, f"np.{name}", args, keywords, ("x", "dx", "axis"))
-        refuse_active(ctx, f"np.{name}", given, "x", "dx")
+        given = opt.bind(ctx, f"np.{name}", args, keywords, ("x", "dx", "axis"))
+        opt.refuse_active(ctx, f"np.{name}", given, "x", "dx")
         if dy is None:
             return None
         func = ctx.np_("trapezoid")
@@ -167,7 +156,7 @@ def _trapezoid(name: str):
             return tangent_of(B.call(func, t, axis=given.get("axis") or B.const(-1), **kw))
         # the direction axis in front, as a batch axis, and the axis counted from the end:
         # sample points x of the value's shape then align with the tangent from the right
-        axis = static_axis(ctx, f"np.{name}", given.get("axis"), -1)
+        axis = opt.static_axis(ctx, f"np.{name}", given.get("axis"), -1)
         if not isinstance(axis, int):
             ctx.refuse(f"np.{name}() takes one axis")
         negative = (
@@ -196,25 +185,25 @@ def gradient_rule(ctx, z, args, tangents, keywords):
             "np.gradient() with spacings or coordinates that carry a derivative is not "
             "supported by fmad (it differentiates the sampled values only)"
         )
-    refuse_others(ctx, "np.gradient", keywords, {"axis", "edge_order"})
+    opt.refuse_others(ctx, "np.gradient", keywords, {"axis", "edge_order"})
     if df is None:
         return None
     axis = keywords.get("axis")
-    value_axis = static_axis(ctx, "np.gradient", axis, None) if ctx.vectorized else None
+    value_axis = opt.static_axis(ctx, "np.gradient", axis, None) if ctx.vectorized else None
     if ctx.vectorized:
         if value_axis is None:  # every axis of the value, never the direction axis
             taxis = B.call(
                 ctx.rt("tangent_axis"), ast.Constant(None), B.call(ctx.np_("ndim"), f), k_arg(ctx)
             )
         else:
-            taxis = B.const(shifted(value_axis))
+            taxis = B.const(opt.shifted(value_axis))
     else:
         taxis = axis if axis is not None else ast.Constant(None)
     kw = {"axis": taxis}
     if keywords.get("edge_order") is not None:
         kw["edge_order"] = keywords["edge_order"]
     call = B.call(ctx.np_("gradient"), ctx.full(df, f), *args[1:], **kw)
-    known = static(ctx, axis) if axis is not None else None
+    known = opt.static(ctx, axis) if axis is not None else None
     several = isinstance(known, tuple) and len(known) > 1
     return Tangent(call, full=True, container=several)
 

@@ -5,7 +5,7 @@
 ``x.take``, ``x.swapaxes``).
 
 Each is linear: the tangent is the same rearrangement of the tangent (made full first), with
-an array parameter's direction axis kept last (so its axes are shifted, see
+an array parameter's direction axis kept last (so its axes are opt.shifted, see
 :mod:`fmad.rules.options`). Conventions:
 
 - ``pad``: modes ``constant`` (the constant values get no derivative; ones that carry one are
@@ -22,18 +22,8 @@ import numpy as np
 
 from fmad import build as B
 from fmad import runtime_arrays as ra
+from fmad.rules import options as opt
 from fmad.rules.base import RULES, alias, deflinear, defzero, k_arg, method, tangent_of
-from fmad.rules.options import (
-    bind,
-    helper_rule,
-    k_const,
-    refuse_active,
-    refuse_others,
-    shifted,
-    static,
-    static_axis,
-    tangent_axis,
-)
 from fmad.rules.reductions import REDUCTION_OUT
 from fmad.tangent import Tangent
 
@@ -42,7 +32,7 @@ deflinear(np.copy)
 
 
 def _flat(ctx, t: ast.expr) -> ast.expr:
-    return B.call(ctx.np_("reshape"), t, B.tuple_([B.const(-1), k_const(ctx)]))
+    return B.call(ctx.np_("reshape"), t, B.tuple_([B.const(-1), opt.k_const(ctx)]))
 
 
 def _along(name: str, func: str, params: tuple[str, ...], constant: tuple[str, ...], flat: bool):
@@ -51,11 +41,11 @@ def _along(name: str, func: str, params: tuple[str, ...], constant: tuple[str, .
 
     def rule(ctx, z, args, tangents, keywords):
         x, dx = args[0], tangents[0]
-        given = bind(ctx, f"np.{name}", args, keywords, params, len(constant))
-        refuse_active(ctx, f"np.{name}", given, *constant)
+        given = opt.bind(ctx, f"np.{name}", args, keywords, params, len(constant))
+        opt.refuse_active(ctx, f"np.{name}", given, *constant)
         if dx is None:
             return None
-        refuse_others(
+        opt.refuse_others(
             ctx,
             f"np.{name}",
             given,
@@ -70,17 +60,17 @@ def _along(name: str, func: str, params: tuple[str, ...], constant: tuple[str, .
         if not ctx.vectorized:
             kw = {} if axis is None else {"axis": axis}
             return tangent_of(B.call(np_func, t, *kept, **kw, **mode))
-        value_axis = static_axis(ctx, f"np.{name}", axis, None)
+        value_axis = opt.static_axis(ctx, f"np.{name}", axis, None)
         if value_axis is None and flat:
             out = B.call(np_func, _flat(ctx, t), *kept, axis=B.const(0), **mode)
             if name == "roll":  # the flattened array rolled, then shaped back
-                shape = B.parse_expr("np.shape(x) + (k,)", np=ctx.np_(), x=x, k=k_const(ctx))
+                shape = B.parse_expr("np.shape(x) + (k,)", np=ctx.np_(), x=x, k=opt.k_const(ctx))
                 out = B.call(ctx.np_("reshape"), out, shape)
             return tangent_of(out)
         if value_axis is None:  # flip: every axis of the value
             taxis = B.call(ctx.rt("tangent_axis"), ast.Constant(None), _ndim(ctx, x), k_arg(ctx))
         else:
-            taxis = B.const(shifted(value_axis))
+            taxis = B.const(opt.shifted(value_axis))
         return tangent_of(B.call(np_func, t, *kept, axis=taxis, **mode))
 
     rule.__doc__ = f"d np.{name}(x) = np.{name}(dx), along the same axis"
@@ -115,15 +105,15 @@ RULES[np.flipud] = _fixed("flipud")
 
 def rot90_rule(ctx, z, args, tangents, keywords):
     x, dx = args[0], tangents[0]
-    given = bind(ctx, "np.rot90", args, keywords, ("k", "axes"))
-    refuse_active(ctx, "np.rot90", given, "k")
+    given = opt.bind(ctx, "np.rot90", args, keywords, ("k", "axes"))
+    opt.refuse_active(ctx, "np.rot90", given, "k")
     if dx is None:
         return None
     turns = given.get("k") or B.const(1)
     axes = given.get("axes")
     if ctx.vectorized:
-        value_axes = static_axis(ctx, "np.rot90", axes, (0, 1))
-        axes = B.const(shifted(tuple(value_axes)))
+        value_axes = opt.static_axis(ctx, "np.rot90", axes, (0, 1))
+        axes = B.const(opt.shifted(tuple(value_axes)))
     kw = {} if axes is None else {"axes": axes}
     return tangent_of(B.call(ctx.np_("rot90"), ctx.full(dx, x), turns, **kw))
 
@@ -133,8 +123,8 @@ RULES[np.rot90] = rot90_rule
 
 def tile_rule(ctx, z, args, tangents, keywords):
     x, dx = args[0], tangents[0]
-    given = bind(ctx, "np.tile", args, keywords, ("reps",), 1)
-    refuse_active(ctx, "np.tile", given, "reps")
+    given = opt.bind(ctx, "np.tile", args, keywords, ("reps",), 1)
+    opt.refuse_active(ctx, "np.tile", given, "reps")
     if dx is None:
         return None
     helper = ctx.inject(ra.tile_tangent, "tile_tangent")
@@ -142,7 +132,7 @@ def tile_rule(ctx, z, args, tangents, keywords):
 
 
 RULES[np.tile] = tile_rule
-helper_rule(ra.tile_tangent, (0,))
+opt.helper_rule(ra.tile_tangent, (0,))
 
 PAD_MODES = {"constant", "edge", "reflect", "symmetric", "wrap"}
 
@@ -150,12 +140,12 @@ PAD_MODES = {"constant", "edge", "reflect", "symmetric", "wrap"}
 def pad_rule(ctx, z, args, tangents, keywords):
     """d pad(x) = pad(dx) with the same widths and mode (constant values: zero tangent)."""
     x, dx = args[0], tangents[0]
-    given = bind(ctx, "np.pad", args, keywords, ("pad_width", "mode"), 1)
-    refuse_active(ctx, "np.pad", given, "pad_width", "constant_values")
+    given = opt.bind(ctx, "np.pad", args, keywords, ("pad_width", "mode"), 1)
+    opt.refuse_active(ctx, "np.pad", given, "pad_width", "constant_values")
     if dx is None:
         return None
     mode_node = given.get("mode")
-    mode = "constant" if mode_node is None else static(ctx, mode_node)
+    mode = "constant" if mode_node is None else opt.static(ctx, mode_node)
     if mode not in PAD_MODES:
         ctx.refuse(
             f"np.pad() with mode={ast.unparse(mode_node)} is not supported by fmad on a value "
@@ -163,7 +153,7 @@ def pad_rule(ctx, z, args, tangents, keywords):
         )
     extra = {"constant": {"constant_values"}, "reflect": {"reflect_type"}}
     extra["symmetric"] = extra["reflect"]
-    refuse_others(ctx, "np.pad", given, {"pad_width", "mode", *extra.get(mode, ())})
+    opt.refuse_others(ctx, "np.pad", given, {"pad_width", "mode", *extra.get(mode, ())})
     kw = {"mode": B.const(mode)}
     if given.get("reflect_type") is not None:
         kw["reflect_type"] = given["reflect_type"]
@@ -186,10 +176,10 @@ def _axes_moved(name: str, params: tuple[str, str]):
         x, dx = args[0], tangents[0]
         if dx is None:
             return None
-        given = bind(ctx, f"np.{name}", args, keywords, params, 2)
+        given = opt.bind(ctx, f"np.{name}", args, keywords, params, 2)
         a, b = (given[p] for p in params)
         if ctx.vectorized:
-            a, b = (B.const(shifted(static_axis(ctx, f"np.{name}", n, 0))) for n in (a, b))
+            a, b = (B.const(opt.shifted(opt.static_axis(ctx, f"np.{name}", n, 0))) for n in (a, b))
         return tangent_of(B.call(ctx.np_(name), ctx.full(dx, x), a, b))
 
     return rule
@@ -206,7 +196,8 @@ def broadcast_to_rule(ctx, z, args, tangents, keywords):
     if dx is None:
         return None
     return Tangent(
-        B.call(ctx.rt("full"), dx.expr, z, *([k_const(ctx)] if ctx.vectorized else [])), full=True
+        B.call(ctx.rt("full"), dx.expr, z, *([opt.k_const(ctx)] if ctx.vectorized else [])),
+        full=True,
     )
 
 
@@ -241,14 +232,14 @@ def _split(name: str, fixed_axis: str | None = None):
         """The list of the parts of the tangent, split the same way."""
         x, dx = args[0], tangents[0]
         params = ("indices_or_sections",) if fixed_axis else ("indices_or_sections", "axis")
-        given = bind(ctx, f"np.{name}", args, keywords, params, 1)
-        refuse_active(ctx, f"np.{name}", given, "indices_or_sections")
+        given = opt.bind(ctx, f"np.{name}", args, keywords, params, 1)
+        opt.refuse_active(ctx, f"np.{name}", given, "indices_or_sections")
         if dx is None:
             return None
         if fixed_axis is not None:
             axis = B.parse_expr(fixed_axis, np=ctx.np_(), x=x)
         else:
-            axis = tangent_axis(ctx, f"np.{name}", given.get("axis"), 0)
+            axis = opt.tangent_axis(ctx, f"np.{name}", given.get("axis"), 0)
         func = ctx.np_("array_split" if name == "array_split" else "split")
         parts = B.call(func, ctx.full(dx, x), given["indices_or_sections"], axis=axis)
         return Tangent(parts, full=True, container=True)
@@ -267,14 +258,14 @@ def rollaxis_rule(ctx, z, args, tangents, keywords):
     """np.rollaxis(x, axis, start): the axes counted from the front (a negative one plus the
     value's rank), so that they never reach the direction axis."""
     x, dx = args[0], tangents[0]
-    given = bind(ctx, "np.rollaxis", args, keywords, ("axis", "start"), 1)
+    given = opt.bind(ctx, "np.rollaxis", args, keywords, ("axis", "start"), 1)
     if dx is None:
         return None
     axis, start = given["axis"], given.get("start", B.const(0))
     if ctx.vectorized:
         nodes = []
         for node in (axis, start):
-            a = static_axis(ctx, "np.rollaxis", node, 0)
+            a = opt.static_axis(ctx, "np.rollaxis", node, 0)
             if not isinstance(a, int):
                 ctx.refuse("np.rollaxis() takes one axis and one start position")
             nodes.append(

@@ -20,20 +20,12 @@ import numpy as np
 
 from fmad import build as B
 from fmad import runtime_arrays as ra
+from fmad.rules import options as opt
 from fmad.rules.base import RULES, alias, is_none, k_arg, method, tangent_of
-from fmad.rules.options import (
-    bind,
-    helper_rule,
-    k_const,
-    refuse_active,
-    refuse_others,
-    shifted,
-    static_axis,
-)
 
 
 def _flat(ctx, t: ast.expr) -> ast.expr:
-    return B.call(ctx.np_("reshape"), t, B.tuple_([B.const(-1), k_const(ctx)]))
+    return B.call(ctx.np_("reshape"), t, B.tuple_([B.const(-1), opt.k_const(ctx)]))
 
 
 def _argsort(ctx, value: ast.expr, axis: ast.expr) -> ast.expr:
@@ -49,22 +41,22 @@ def _permuted(ctx, name: str, x, dx, axis: ast.expr, order: ast.expr):
         if is_none(axis):
             return tangent_of(B.subscript(B.call(ctx.np_("ravel"), t), order))
         return tangent_of(B.call(ctx.np_("take_along_axis"), t, order, axis=axis))
-    value_axis = static_axis(ctx, name, axis, -1)
+    value_axis = opt.static_axis(ctx, name, axis, -1)
     if value_axis is None:
         return tangent_of(B.subscript(_flat(ctx, t), order))
     index = B.call(ctx.np_("expand_dims"), order, B.const(-1))
     return tangent_of(
-        B.call(ctx.np_("take_along_axis"), t, index, axis=B.const(shifted(value_axis)))
+        B.call(ctx.np_("take_along_axis"), t, index, axis=B.const(opt.shifted(value_axis)))
     )
 
 
 def sort_rule(ctx, z, args, tangents, keywords):
     """d sort(x) = dx taken in the order of a stable argsort (ties keep their order)."""
     x, dx = args[0], tangents[0]
-    given = bind(ctx, "np.sort", args, keywords, ("axis", "kind", "order"))
+    given = opt.bind(ctx, "np.sort", args, keywords, ("axis", "kind", "order"))
     if dx is None:
         return None
-    refuse_others(ctx, "np.sort", given, {"axis", "kind", "stable"})
+    opt.refuse_others(ctx, "np.sort", given, {"axis", "kind", "stable"})
     axis = given.get("axis", B.const(-1))
     return _permuted(ctx, "np.sort", x, dx, axis, _argsort(ctx, x, axis))
 
@@ -75,11 +67,11 @@ RULES[np.sort] = sort_rule
 def partition_rule(ctx, z, args, tangents, keywords):
     """d partition(x): the entries of ``x`` matched to the result's by value."""
     x, dx = args[0], tangents[0]
-    given = bind(ctx, "np.partition", args, keywords, ("kth", "axis", "kind", "order"), 1)
-    refuse_active(ctx, "np.partition", given, "kth")
+    given = opt.bind(ctx, "np.partition", args, keywords, ("kth", "axis", "kind", "order"), 1)
+    opt.refuse_active(ctx, "np.partition", given, "kth")
     if dx is None:
         return None
-    refuse_others(ctx, "np.partition", given, {"kth", "axis", "kind"})
+    opt.refuse_others(ctx, "np.partition", given, {"kth", "axis", "kind"})
     axis = given.get("axis", B.const(-1))
     # z[i] is the j-th smallest where j = argsort(argsort(z))[i]: x's j-th smallest entry
     rank = B.call(ctx.np_("argsort"), _argsort(ctx, z, axis), axis=axis)
@@ -95,20 +87,20 @@ RULES[np.partition] = partition_rule
 
 def take_along_axis_rule(ctx, z, args, tangents, keywords):
     x, dx = args[0], tangents[0]
-    given = bind(ctx, "np.take_along_axis", args, keywords, ("indices", "axis"), 1)
-    refuse_active(ctx, "np.take_along_axis", given, "indices")
+    given = opt.bind(ctx, "np.take_along_axis", args, keywords, ("indices", "axis"), 1)
+    opt.refuse_active(ctx, "np.take_along_axis", given, "indices")
     if dx is None:
         return None
     indices, axis = given["indices"], given.get("axis", B.const(-1))
     t = ctx.full(dx, x)
     if not ctx.vectorized:
         return tangent_of(B.call(ctx.np_("take_along_axis"), t, indices, axis=axis))
-    value_axis = static_axis(ctx, "np.take_along_axis", axis, -1)
+    value_axis = opt.static_axis(ctx, "np.take_along_axis", axis, -1)
     index = B.call(ctx.np_("expand_dims"), indices, B.const(-1))
     if value_axis is None:
         return tangent_of(B.call(ctx.np_("take_along_axis"), _flat(ctx, t), index, axis=B.const(0)))
     return tangent_of(
-        B.call(ctx.np_("take_along_axis"), t, index, axis=B.const(shifted(value_axis)))
+        B.call(ctx.np_("take_along_axis"), t, index, axis=B.const(opt.shifted(value_axis)))
     )
 
 
@@ -117,8 +109,8 @@ RULES[np.take_along_axis] = take_along_axis_rule
 
 def diag_rule(ctx, z, args, tangents, keywords):
     v, dv = args[0], tangents[0]
-    given = bind(ctx, "np.diag", args, keywords, ("k",))
-    refuse_active(ctx, "np.diag", given, "k")
+    given = opt.bind(ctx, "np.diag", args, keywords, ("k",))
+    opt.refuse_active(ctx, "np.diag", given, "k")
     if dv is None:
         return None
     helper = ctx.inject(ra.diag_tangent, "diag_tangent")
@@ -126,13 +118,13 @@ def diag_rule(ctx, z, args, tangents, keywords):
 
 
 RULES[np.diag] = diag_rule
-helper_rule(ra.diag_tangent, (0,))
+opt.helper_rule(ra.diag_tangent, (0,))
 
 
 def diagonal_rule(ctx, z, args, tangents, keywords):
     x, dx = args[0], tangents[0]
-    given = bind(ctx, "np.diagonal", args, keywords, ("offset", "axis1", "axis2"))
-    refuse_active(ctx, "np.diagonal", given, "offset")
+    given = opt.bind(ctx, "np.diagonal", args, keywords, ("offset", "axis1", "axis2"))
+    opt.refuse_active(ctx, "np.diagonal", given, "offset")
     if dx is None:
         return None
     offset = given.get("offset") or B.const(0)
@@ -140,8 +132,8 @@ def diagonal_rule(ctx, z, args, tangents, keywords):
     if not ctx.vectorized:
         a1, a2 = given.get("axis1") or B.const(0), given.get("axis2") or B.const(1)
         return tangent_of(B.call(ctx.np_("diagonal"), t, offset, a1, a2))
-    a1 = B.const(shifted(static_axis(ctx, "np.diagonal", given.get("axis1"), 0)))
-    a2 = B.const(shifted(static_axis(ctx, "np.diagonal", given.get("axis2"), 1)))
+    a1 = B.const(opt.shifted(opt.static_axis(ctx, "np.diagonal", given.get("axis1"), 0)))
+    a2 = B.const(opt.shifted(opt.static_axis(ctx, "np.diagonal", given.get("axis2"), 1)))
     # numpy puts the diagonal last: move it before the direction axis
     out = B.call(ctx.np_("diagonal"), t, offset, a1, a2)
     return tangent_of(B.call(ctx.np_("swapaxes"), out, B.const(-1), B.const(-2)))
@@ -155,8 +147,8 @@ def _triangle(name: str):
     def rule(ctx, z, args, tangents, keywords):
         """The same triangle of the tangent (a 1-d value is broadcast to a square first)."""
         x, dx = args[0], tangents[0]
-        given = bind(ctx, f"np.{name}", args, keywords, ("k",))
-        refuse_active(ctx, f"np.{name}", given, "k")
+        given = opt.bind(ctx, f"np.{name}", args, keywords, ("k",))
+        opt.refuse_active(ctx, f"np.{name}", given, "k")
         if dx is None:
             return None
         mask = B.parse_expr(
