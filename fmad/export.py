@@ -25,8 +25,8 @@ from typing import Any
 
 from fmad import runtime
 from fmad.api import Transformed, Variant
-from fmad.errors import FmadError
-from fmad.export_inline import Namespace, Refused, literal, refuse
+from fmad.errors import FmadError, UnsupportedError
+from fmad.export_inline import Namespace, Refused, line_of, literal, refuse
 from fmad.printer import to_source
 from fmad.spec import normalize_wrt
 from fmad.transform import Unit
@@ -149,7 +149,12 @@ class Exporter:
                 raise Refused(f"the name {name!r} is not defined where the code runs")
             return value
 
-        self.ns.rename_globals(tree, lookup)
+        try:
+            self.ns.rename_globals(tree, lookup)
+        except Refused as error:
+            line = (error.name and line_of(unit.tree, error.name)) or fn.__code__.co_firstlineno
+            message = f"cannot export '{self.original.__name__}': {error}"
+            raise UnsupportedError(unit.filename, line, message) from None
         return to_source(tree, lines=linecache.getlines(unit.filename))
 
     def defaults(self, args: ast.arguments, fn: types.FunctionType) -> None:

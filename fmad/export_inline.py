@@ -130,6 +130,26 @@ def strip_annotations(tree: ast.AST) -> None:
 class Refused(Exception):
     """An object the export cannot reproduce without fmad or the user's module."""
 
+    name: str | None = None  # the global name that reads it
+
+
+def line_of(tree: ast.FunctionDef, name: str) -> int | None:
+    """The first line of ``tree`` (the user's lines) whose code reads ``name``."""
+    lines = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.stmt) or isinstance(node, ast.FunctionDef):
+            continue
+        if isinstance(node, ast.For):
+            parts: list[ast.AST] = [node.iter]
+        elif isinstance(node, ast.If | ast.While):
+            parts = [node.test]
+        else:
+            parts = [node]
+        if any(isinstance(n, ast.Name) and n.id == name for p in parts for n in ast.walk(p)):
+            lines.append(getattr(node, "lineno", None))
+    lines = [n for n in lines if n]
+    return min(lines) if lines else None
+
 
 class Namespace:
     """The exported module's names: imports, literals and definitions, each made once."""
@@ -190,11 +210,8 @@ class Namespace:
         if hasattr(obj, "__fmad__"):
             raise Refused(f"'{hint}' is a function fmad.differentiate made")
         if isinstance(obj, types.FunctionType) and obj.__code__.co_filename.startswith("<fmad"):
-            raise Refused(
-                f"'{hint}' is the derivative code of a differentiated function called inside "
-                "(nested differentiation), which export does not support yet; call the plain "
-                "function there, or export the inner function separately"
-            )
+            # the first-order code of a differentiated function called inside (readable)
+            return self._inline(obj, "the derivative code fmad generated for nested calls")
         if module in INLINABLE:
             return self._inline(obj, "fmad runtime helpers (inlined from fmad's source)")
         if module.startswith("fmad"):
@@ -207,9 +224,10 @@ class Namespace:
         if isinstance(obj, types.FunctionType) and obj.__name__ != "<lambda>":
             return self._inline(obj, "functions of other files (inlined from their source)")
         raise Refused(
-            f"'{hint}' is {type(obj).__name__} {obj!r:.60}, which export cannot write without "
-            "fmad or the source file; make it a number, a numpy array, or a function of an "
-            "importable module"
+            f"the code reads '{hint}', an object of type {type(obj).__name__}, which export "
+            "cannot write into a module (it copies numbers, strings, numpy arrays and tuples, "
+            "lists or dicts of them, imports modules and copies or imports functions); pass "
+            "it as an argument, or make it one of those"
         )
 
     def _module(self, module: types.ModuleType, hint: str) -> str:
@@ -256,8 +274,15 @@ class Namespace:
             tree = ast.parse(source).body[0]
         except (OSError, TypeError, SyntaxError, IndexError) as error:
             raise Refused(f"the source of {obj!r:.60} cannot be read ({error})") from None
-        if not isinstance(tree, ast.FunctionDef | ast.ClassDef) or tree.decorator_list:
-            raise Refused(f"'{obj.__name__}' is decorated or not defined with def or class")
+        if not isinstance(tree, ast.FunctionDef | ast.ClassDef):
+            raise Refused(f"'{obj.__name__}' is not defined with def or class")
+        if tree.decorator_list:
+            raise Refused(
+                f"the code calls '{obj.__name__}', which is decorated: export copies functions "
+                "of the source file from their source and cannot copy what a decorator made; "
+                "define it without the decorator, or in an importable module that does not "
+                "import fmad (it is then imported)"
+            )
         strip_annotations(tree)
         name = self._remember(obj, self.claim(obj.__name__))
         tree.name = name
@@ -284,7 +309,11 @@ class Namespace:
             if isinstance(obj, types.ModuleType) and obj.__name__ in RUNTIME_MODULES:
                 runtime_names[name] = obj
                 continue
-            mapping[name] = self.ref(obj, name, bound - {name})
+            try:
+                mapping[name] = self.ref(obj, name, bound - {name})
+            except Refused as error:
+                error.name = getattr(error, "name", None) or name
+                raise
 
         namespace = self
 

@@ -50,6 +50,7 @@ RUNNER = textwrap.dedent(
 
 def run_without_fmad(tmp_path: Path, text: str, name: str, calls: list, extra_path=()) -> list:
     """Run the exported module ``text`` in a fresh Python where fmad cannot be imported."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     blocker = tmp_path / "blocker"
     blocker.mkdir(exist_ok=True)
     (blocker / "fmad.py").write_text('raise ImportError("fmad must not be imported")\n')
@@ -109,6 +110,49 @@ def check(tmp_path, fn, calls, *, wrt=None, shapes=None, extra_path=()) -> str:
 
 
 RNG = np.random.default_rng(11)
+
+
+# functions of this file: fmad reads their source here
+def logsumexp_(x):
+    return np.log(np.sum(np.exp(x)))
+
+
+def logsumexp_jvp(primals, tangents):
+    (x,), (dx,) = primals, tangents
+    p = np.exp(x - logsumexp_(x))
+    return np.sum(p * dx)
+
+
+fmad.register(logsumexp_, jvp=logsumexp_jvp)
+
+
+def uses_jvp_rule(x, w):
+    return logsumexp_(x * w) * w
+
+
+def linalg_mix(A, w):
+    total = np.linalg.det(A * w) + np.quantile(A * w, 0.3) + np.sum(np.linalg.inv(A * w))
+    return total + np.sum(np.linalg.solve(A * w, A[0]))
+
+
+def make_scaled(k):
+    def scaled(x, w):
+        return k * w * x
+
+    return scaled
+
+
+inner_d = fmad.differentiate(pm.train_loop, wrt=["w"])
+
+
+def nested_outer(x, w):
+    value, grads = inner_d(x, 1.0, w, 0.5)
+    return value * grads["w"]
+
+
+def nested_inactive(x, w):
+    value, grads = inner_d(x, 1.0, 2.0, 0.5)
+    return value * w + grads["w"]
 
 
 def numbers(n: int) -> list[float]:
@@ -172,6 +216,36 @@ def test_registered_derivatives(tmp_path):
     assert "from tests.export_rules import cube_root_derivative" in text
 
 
+def test_registered_jvp_rule_and_linear_algebra(tmp_path):
+    calls = [((RNG.normal(size=4), w), {}) for w in numbers(2)]
+    text = check(tmp_path / "a", uses_jvp_rule, calls, wrt=["w"], shapes={"x": (4,)})
+    assert "def jvp_call(" in text and "def logsumexp_jvp(" in text
+    A = RNG.normal(size=(3, 3)) + 3 * np.eye(3)
+    calls = [((A, w), {}) for w in (0.7, 1.3)]
+    text = check(tmp_path / "b", linalg_mix, calls, wrt=["w"], shapes={"A": (3, 3)})
+    assert (
+        "def quantile_tangent(" in text
+        and "class DerivativeError(FmadError, ArithmeticError)" in text
+    )
+    calls = [((A, RNG.normal(size=3) + 1.0), {})]
+    check(tmp_path / "c", linalg_mix, calls, wrt=["w"], shapes={"A": (3, 3), "w": (3,)})
+
+
+def test_closure_values_are_copied(tmp_path):
+    scaled = make_scaled(2.5)
+    calls = [((*numbers(2),), {})]
+    text = check(tmp_path, scaled, calls, wrt=["w"])
+    assert "k = 2.5" in text
+
+
+def test_nested_differentiated_function(tmp_path):
+    """A call of a differentiated function inside: its first-order code is a helper."""
+    calls = [((*numbers(2),), {}) for _ in range(3)]
+    text = check(tmp_path, nested_outer, calls, wrt=["w"])
+    assert "def train_loop_fwd(" in text and "class FmadError(Exception)" in text
+    check(tmp_path / "inactive", nested_inactive, calls, wrt=["w"])
+
+
 def test_differentiated_function_keeps_its_wrt(tmp_path):
     d = fmad.differentiate(pm.train_loop, wrt=["b"])
     assert "wrt: b\n" in fmad.export(d)
@@ -190,7 +264,9 @@ def test_refusals():
     with pytest.raises(fmad.UnsupportedError) as info:
         fmad.export(em.uses_object, wrt=["w"])
     error = info.value
-    assert error.filename == em.__file__ and error.lineno == em.uses_object.__code__.co_firstlineno
+    assert (
+        error.filename == em.__file__ and error.lineno == em.uses_object.__code__.co_firstlineno + 1
+    )
     assert "CONFIG" in str(error)
     with pytest.raises(fmad.FmadError, match="C export is not available yet"):
         fmad.export(pm.train_loop, lang="c")
