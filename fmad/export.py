@@ -115,10 +115,12 @@ class Exporter:
         for section, text in ns.definitions:
             sections.setdefault(section, []).append(text)
         parts += [f"# -- {title}\n\n" + "\n\n\n".join(texts) for title, texts in sections.items()]
-        if ns.aliases:
-            parts.append("\n".join(ns.aliases))
         generated = "\n\n\n".join(t.rstrip("\n") for t in [*helpers, top])
         parts += [f"# -- the derivative code fmad generated\n\n{generated}", gradients, wrapper]
+        if ns.aliases:  # last: what they name is defined above
+            parts.append(
+                "# -- other names for the code that binds a name itself\n" + "\n".join(ns.aliases)
+            )
         return "\n\n\n".join(p.strip("\n") for p in parts if p) + "\n"
 
     # -- the generated units -----------------------------------------------------------------
@@ -196,11 +198,11 @@ class Exporter:
                 continue
             want = shape or ()
             test = f"{np_}.ndim({w}) != 0" if not want else f"{np_}.shape({w}) != {want!r}"
-            what = "a number" if not want else f"an array of shape {want!r}"
+            what = "as a number" if not want else f"of shape {want!r}"
             guards.append(
                 f"    if {test}:\n        raise ValueError(\n"
                 f'            f"{public}: {w} has shape {{{np_}.shape({w})}}; this module was '
-                f'exported for {w} {what}: export again with --shapes"\n        )'
+                f'exported for {w} {what}: export it again with other --shapes"\n        )'
             )
         wrt = ", ".join(repr(w) for w in self.spec.wrt)
         names = ", ".join(f'"{w}": ...' for w in self.spec.wrt)

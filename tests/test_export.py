@@ -335,3 +335,10 @@ def test_cli_export_to_stdout_and_errors(tmp_path):
         cwd=ROOT,
     )
     assert result.returncode == 2 and "export_module.py:" in result.stderr
+    result = subprocess.run(
+        [sys.executable, "-m", "fmad", "export", f"{pm.__file__}:train_loop", "--lang", "c"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert result.returncode == 2 and "C export is not available yet" in result.stderr
