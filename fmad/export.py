@@ -57,6 +57,11 @@ def export(
         )
     if lang != "python":
         raise FmadError(f"fmad.export: unknown lang {lang!r}; choose 'python'")
+    if shapes is not None and not isinstance(shapes, dict):
+        raise FmadError(
+            "fmad.export: shapes must be a dict of argument name -> shape tuple, such as "
+            f"{{'X': (None, 3), 'w': (3,)}}; got {type(shapes).__name__}"
+        )
     transformed = transformed_for(fn, wrt)
     shapes = dict(shapes or {})
     variant = transformed.variant_for_shapes(shapes)

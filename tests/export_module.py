@@ -53,6 +53,9 @@ def with_defaults(x, w, scale=2.0, *, shift=0.5):
 class Config:
     factor = 2.0
 
+    def scaled(self, w):
+        return self.factor * w
+
 
 CONFIG = Config()
 

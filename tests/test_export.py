@@ -272,6 +272,12 @@ def test_refusals():
         fmad.export(pm.train_loop, lang="c")
     with pytest.raises(fmad.WrtError):
         fmad.export(pm.mse, shapes={"nope": (3,)})
+    with pytest.raises(fmad.FmadError, match="shapes must be a dict"):
+        fmad.export(pm.mse, shapes=[("w", (3,))])
+    with pytest.raises(fmad.FmadError, match="bound method"):
+        fmad.export(em.Config().scaled)
+    with pytest.raises(fmad.FmadError, match="bound method"):
+        fmad.export(fmad.differentiate(em.Config().scaled))
 
 
 def test_cli_export_with_test(tmp_path):
