@@ -7,6 +7,7 @@ exactly (bit for bit, ``==`` and the same types) what ``fmad.differentiate`` ret
 
 from __future__ import annotations
 
+import importlib
 import math
 import pickle
 import re
@@ -244,6 +245,12 @@ def test_nested_differentiated_function(tmp_path):
     text = check(tmp_path, nested_outer, calls, wrt=["w"])
     assert "def train_loop_fwd(" in text and "class FmadError(Exception)" in text
     check(tmp_path / "inactive", nested_inactive, calls, wrt=["w"])
+
+
+def test_banner_version_is_fmads():
+    export_module = importlib.import_module("fmad.export")  # fmad.export is the function
+    assert export_module.VERSION == fmad.__version__
+    assert f"exported by fmad {fmad.__version__}" in fmad.export(pm.train_loop)
 
 
 def test_differentiated_function_keeps_its_wrt(tmp_path):

@@ -27,7 +27,7 @@ from tests.randprog import (
 )
 from tests.test_export import assert_identical
 
-EXPORT = settings(settings.get_profile("randprog-active"), max_examples=60)
+EXPORT = settings(settings.get_profile("randprog-active"), max_examples=40)
 
 
 def shapes_of(args: dict[str, Any], wrt: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
