@@ -214,8 +214,8 @@ class Namespace:
             return self._inline(obj, "the derivative code fmad generated for nested calls")
         if module in INLINABLE:
             return self._inline(obj, "fmad runtime helpers (inlined from fmad's source)")
-        if module.startswith("fmad"):
-            raise Refused(f"'{hint}' is fmad's {type(obj).__name__} {obj!r}")
+        if module.split(".")[0] == "fmad":
+            raise Refused(f"the code reads '{hint}', fmad's {type(obj).__name__} {obj!r:.60}")
         if module in self.home and isinstance(obj, types.FunctionType):
             return self._inline(obj, "functions of the source file")
         imported = self._import(obj, hint, module)
@@ -234,7 +234,14 @@ class Namespace:
         if module.__name__ in RUNTIME_MODULES:
             return self._remember(module, self.claim(hint))  # its attributes are inlined
         if module.__name__.split(".")[0] == "fmad" or module.__name__.startswith("_fmad"):
-            raise Refused(f"'{hint}' is the module {module.__name__}")
+            raise Refused(f"the code reads '{hint}', the module {module.__name__}")
+        if module.__name__ == "__main__" or imports_fmad(module):
+            raise Refused(
+                f"the code reads '{hint}', the module {module.__name__}, which imports fmad "
+                "(or is the running script): the exported module would need it; pass what "
+                "the function reads from it as an argument, or move that into a module "
+                "without fmad"
+            )
         preferred = {"numpy": "np"}.get(module.__name__, hint)
         name = self._remember(module, self.claim(preferred))
         last = module.__name__.rpartition(".")[2]
@@ -260,7 +267,7 @@ class Namespace:
             return None
         if getattr(found, qualname, None) is not obj:
             return None
-        if any(getattr(v, "__name__", "").split(".")[0] == "fmad" for v in vars(found).values()):
+        if imports_fmad(found):
             return None  # importing it would import fmad
         name = self._remember(obj, self.claim(qualname))
         tail = "" if name == qualname else f" as {name}"
@@ -341,6 +348,18 @@ class Namespace:
 
 
 _MISSING = object()
+
+
+def imports_fmad(module: types.ModuleType) -> bool:
+    """Whether ``module`` holds fmad or something of fmad's (importing it imports fmad)."""
+    for value in list(vars(module).values()):
+        try:
+            owner = value.__name__ if isinstance(value, types.ModuleType) else value.__module__
+        except Exception:  # an object without a module, or one whose lookup fails
+            continue
+        if isinstance(owner, str) and owner.split(".")[0] == "fmad":
+            return True
+    return False
 
 
 def refuse(fn: types.FunctionType, message: str) -> UnsupportedError:

@@ -23,6 +23,7 @@ import pytest
 import fmad
 from tests import export_module as em
 from tests import export_rules
+from tests import helpers_module as hm
 from tests import passes_module as pm
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -151,6 +152,14 @@ def nested_outer(x, w):
     return value * grads["w"]
 
 
+def reads_modules(x, w):
+    return w * x * pm.SCALE
+
+
+def reads_module_with_fmad(x, w):
+    return w * x * len(hm.__name__)
+
+
 def nested_inactive(x, w):
     value, grads = inner_d(x, 1.0, 2.0, 0.5)
     return value * w + grads["w"]
@@ -245,6 +254,15 @@ def test_nested_differentiated_function(tmp_path):
     text = check(tmp_path, nested_outer, calls, wrt=["w"])
     assert "def train_loop_fwd(" in text and "class FmadError(Exception)" in text
     check(tmp_path / "inactive", nested_inactive, calls, wrt=["w"])
+
+
+def test_modules_read_by_the_code(tmp_path):
+    calls = [((*numbers(2),), {})]
+    text = check(tmp_path, reads_modules, calls, wrt=["w"], extra_path=[ROOT])
+    assert "import tests.passes_module as pm" in text
+    with pytest.raises(fmad.UnsupportedError, match="which imports fmad") as info:
+        fmad.export(reads_module_with_fmad, wrt=["w"])
+    assert info.value.lineno == reads_module_with_fmad.__code__.co_firstlineno + 1
 
 
 def test_banner_version_is_fmads():
