@@ -216,12 +216,17 @@ class Namespace:
             return self._inline(obj, "fmad runtime helpers (inlined from fmad's source)")
         if module.split(".")[0] == "fmad":
             raise Refused(f"the code reads '{hint}', fmad's {type(obj).__name__} {obj!r:.60}")
+        if isinstance(obj, types.FunctionType) and obj.__name__ == "<lambda>":
+            raise Refused(
+                f"the code calls '{hint}', a lambda (a rule given to fmad.register?), which "
+                "export cannot copy or import; define it with def"
+            )
         if module in self.home and isinstance(obj, types.FunctionType):
             return self._inline(obj, "functions of the source file")
         imported = self._import(obj, hint, module)
         if imported is not None:
             return imported
-        if isinstance(obj, types.FunctionType) and obj.__name__ != "<lambda>":
+        if isinstance(obj, types.FunctionType):
             return self._inline(obj, "functions of other files (inlined from their source)")
         raise Refused(
             f"the code reads '{hint}', an object of type {type(obj).__name__}, which export "

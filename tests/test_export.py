@@ -152,6 +152,17 @@ def nested_outer(x, w):
     return value * grads["w"]
 
 
+def lambda_registered(x):
+    return x**3
+
+
+fmad.register(lambda_registered, lambda x: 3.0 * x**2)
+
+
+def uses_lambda_rule(x, w):
+    return lambda_registered(w * x)
+
+
 def reads_modules(x, w):
     return w * x * pm.SCALE
 
@@ -297,6 +308,8 @@ def test_refusals():
         fmad.export(pm.train_loop, lang="c")
     with pytest.raises(fmad.WrtError):
         fmad.export(pm.mse, shapes={"nope": (3,)})
+    with pytest.raises(fmad.UnsupportedError, match="a lambda"):
+        fmad.export(uses_lambda_rule, wrt=["w"])
     with pytest.raises(fmad.FmadError, match="shapes must be a dict"):
         fmad.export(pm.mse, shapes=[("w", (3,))])
     with pytest.raises(fmad.FmadError, match="bound method"):
