@@ -19,6 +19,7 @@ from fmad.errors import (
     UnsupportedError,
     WrtError,
 )
+from fmad.export import export
 from fmad.higher import hessian, hvp, jvp
 from fmad.objective import Objective
 from fmad.rules import register
@@ -39,6 +40,7 @@ __all__ = [
     "Variable",
     "WrtError",
     "differentiate",
+    "export",
     "hessian",
     "hvp",
     "jacobian",

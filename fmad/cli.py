@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import importlib
 import importlib.util
+import inspect
 import os
 import sys
 import warnings
@@ -19,6 +20,8 @@ from typing import Any
 
 import fmad
 from fmad.errors import FmadError
+from fmad.export import export as export_module
+from fmad.export import pytest_text
 
 EXIT_ERROR = 2
 
@@ -98,6 +101,29 @@ def _parser() -> argparse.ArgumentParser:
         help="ast: ast.unparse (default); astor: needs the astor package",
     )
     show.set_defaults(run=_show)
+    export = commands.add_parser(
+        "export",
+        help="write a function's derivative code as a standalone module",
+        description="Write the derivative code of a function as a Python module that needs "
+        "numpy only (no fmad): it returns (value, gradients) as fmad.differentiate does.",
+    )
+    export.add_argument(
+        "target", metavar="TARGET", help="path/to/file.py:function or package.module:function"
+    )
+    export.add_argument("--wrt", help="comma-separated parameters, e.g. w,b (default: all)")
+    export.add_argument(
+        "--shapes",
+        help="the argument shapes to export the code for, e.g. X=Nx3,y=N,w=3,b= (as for show)",
+    )
+    export.add_argument("--lang", choices=["python", "c"], default="python")
+    export.add_argument("-o", "--output", help="the file to write (default: standard output)")
+    export.add_argument(
+        "--with-test",
+        action="store_true",
+        help="also write test_NAME.py next to -o: a pytest check of the gradient against "
+        "central differences",
+    )
+    export.set_defaults(run=_export)
     return parser
 
 
@@ -127,6 +153,44 @@ def _show(args: argparse.Namespace) -> int:
         order = "second-order code of the "
     sys.stdout.write(f"# fmad: the {order}variant for {variant.spec.describe()}{where}\n")
     sys.stdout.write(text.rstrip("\n") + "\n")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    if args.with_test and not args.output:
+        raise CommandError("--with-test needs -o PATH: the test is written next to the module")
+    obj = load_target(args.target)
+    if not callable(obj):
+        raise CommandError(f"{args.target} is not a function; it is of type {type(obj).__name__}")
+    shapes = parse_shapes(args.shapes)
+    command = f"python -m fmad export {args.target}"
+    for flag, value in (("--wrt", args.wrt), ("--shapes", args.shapes), ("-o", args.output)):
+        if value is not None:
+            command += f" {flag} {value}"
+    if args.with_test:
+        command += " --with-test"
+    text = export_module(
+        obj, wrt=_parse_wrt(args.wrt), shapes=shapes, lang=args.lang, command=command
+    )
+    if not args.output:
+        sys.stdout.write(text)
+        return 0
+    path = Path(args.output)
+    try:
+        path.write_text(text)
+        if args.with_test:
+            function = getattr(obj, "__fmad__", None)
+            original = function.original if function is not None else obj
+            wrt = _parse_wrt(args.wrt) or getattr(obj, "wrt", None)
+            test = pytest_text(
+                str(path),
+                original,
+                wrt or list(inspect.signature(original).parameters),
+                shapes or {},
+            )
+            path.with_name(f"test_{path.stem}.py").write_text(test)
+    except OSError as error:
+        raise CommandError(f"cannot write {error.filename}: {error.strerror}") from error
     return 0
 
 

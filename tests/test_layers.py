@@ -54,9 +54,11 @@ LAYERS: dict[str, int] = {
     # 7-12: driver, compile, public API, training, command line
     "transform": 7,
     "compile": 8,
+    "export_inline": 8,
     "api": 9,
     "train": 10,
     "higher": 10,
+    "export": 10,
     "objective": 11,
     "__init__": 12,
     "cli": 13,
