@@ -15,7 +15,7 @@ from typing import Any, Protocol, overload, runtime_checkable
 
 import numpy as np
 
-from fmad import trace
+from fmad import pytree, trace
 from fmad.compile import compile_unit, dispatcher
 from fmad.errors import FmadError, InternalError, UnsupportedError
 from fmad.printer import to_source
@@ -173,7 +173,9 @@ class Transformed:
         """The spec for these arguments: each ``wrt`` argument's shape, and whether scalar
         parameters with array data travel bundled."""
         shapes: list[tuple[int, ...] | None] = []
+        trees: list[pytree.Node | None] = []
         for name, index, default, is_param in self._slots:
+            trees.append(None)
             if not is_param:
                 shapes.append(None)  # an intermediate variable: a scalar
                 continue
@@ -184,6 +186,10 @@ class Transformed:
             if type(value) is float or type(value) is int:
                 shapes.append(None)
                 continue
+            if isinstance(value, dict | list | tuple) and pytree.is_tree(value):
+                trees[-1] = self.wrt_tree(name, value)
+                shapes.append((pytree.size(trees[-1]),))
+                continue
             shape = self.wrt_shape(name, value)
             shapes.append(shape if shape else None)
         # scalar parameters, array data: all parameters ride one vectorized direction
@@ -192,11 +198,28 @@ class Transformed:
             and all(s is None for s in shapes)
             and any(type(a) is np.ndarray and a.size > 1 for a in (*args, *kwargs.values()))
         )
-        key = (tuple(shapes), bundle)
+        key = (tuple(shapes), bundle, tuple(trees) if any(trees) else ())
         spec = self._specs.get(key)  # made once per kind of call: this is the hot path
         if spec is None:
             spec = self._specs[key] = Spec(self.wrt, *key)
         return spec
+
+    def wrt_tree(self, name: str, value: Any) -> pytree.Node:
+        """The structure of the container argument of the ``wrt`` parameter ``name`` (see
+        :mod:`fmad.pytree`); an UnsupportedError at the ``def`` line for one fmad cannot take."""
+        try:
+            return pytree.structure(value)
+        except pytree.NotATree as exc:
+            flat = self._default.unit.flat
+            raise UnsupportedError(
+                self._default.unit.filename,
+                flat.lineno,
+                f"the argument of the parameter {name!r} of '{flat.name}' is a "
+                f"{type(value).__name__} holding {exc}; fmad differentiates with respect to "
+                "dicts, lists and tuples (nested to any depth) whose leaves are numbers or "
+                "numpy arrays of numbers: convert the other leaves, or leave this parameter "
+                "out of wrt",
+            ) from None
 
     def wrt_shape(self, name: str, value: Any) -> tuple[int, ...]:
         """The shape of the argument of the ``wrt`` parameter ``name``; an UnsupportedError
@@ -216,6 +239,8 @@ class Transformed:
         if isinstance(value, list | tuple):
             kind = type(value).__name__
             what = f"a {kind} that is not a flat (or evenly nested) {kind} of numbers"
+        elif isinstance(value, set | frozenset):
+            what = f"a {type(value).__name__} (its items have no order)"
         elif isinstance(value, np.ndarray):
             what = f"an array of dtype {value.dtype}"
         flat = self._default.unit.flat
@@ -223,9 +248,10 @@ class Transformed:
             self._default.unit.filename,
             flat.lineno,
             f"the argument of the parameter {name!r} of '{flat.name}' is {what}; fmad "
-            "differentiates with respect to numbers, numpy arrays of numbers and lists or "
-            "tuples of numbers only: pass the numbers as separate parameters or as one "
-            "array, or leave this parameter out of wrt",
+            "differentiates with respect to numbers, numpy arrays of numbers, and dicts, "
+            "lists and tuples of them (nested to any depth): pass the numbers as separate "
+            "parameters, as one array or in a list or dict, or leave this parameter out of "
+            "wrt",
         )
 
     def _variant(self, spec: Spec) -> Variant:

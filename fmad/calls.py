@@ -72,7 +72,7 @@ class HelperCalls:
             for pname, atom in params.items():
                 t = self.tangent(atom, d.name)
                 if t is not None:
-                    pattern.append((pname, d.name, t.full))
+                    pattern.append((pname, d.name, t.full, self.tree(atom)))
         info = self.session.callee(self, target, tuple(pattern), call, outer)
         keywords = list(call.keywords)
         for (pname, dname), kw in info.inputs.items():

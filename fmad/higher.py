@@ -30,7 +30,7 @@ import numpy as np
 from fmad import trace
 from fmad.api import Transformed
 from fmad.compile import compile_unit
-from fmad.errors import FmadError, WrtError
+from fmad.errors import FmadError, UnsupportedError, WrtError
 from fmad.source import python_function
 from fmad.spec import Spec, normalize_wrt
 from fmad.transform import Session
@@ -141,6 +141,17 @@ class SecondOrder:
 
     def spec(self, args: tuple, kwargs: dict) -> Spec:
         spec = self.first._spec(args, kwargs)
+        if any(t is not None for t in spec.trees):
+            name = next(w for w, t in zip(spec.wrt, spec.trees, strict=True) if t is not None)
+            code = self.first.original.__code__
+            raise UnsupportedError(
+                code.co_filename,
+                code.co_firstlineno,
+                f"the argument of {name!r} is a container (a dict, list or tuple of "
+                "arrays); second derivatives are taken with respect to numbers and arrays "
+                "only: pass one flat array (see fmad.Objective.pack) or use "
+                "fmad.differentiate for the gradient",
+            )
         return Spec(spec.wrt, spec.shapes)  # one direction per parameter, never bundled
 
     def readable(self, spec: Spec) -> types.FunctionType:

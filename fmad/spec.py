@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from fmad import build as B
-from fmad import runtime
+from fmad import pytree, runtime
 from fmad.errors import WrtError
 from fmad.tangent import Direction
 
@@ -38,6 +38,12 @@ class Spec:
     wrt: tuple[str, ...]
     shapes: tuple[Shape | None, ...]
     bundle: bool = False
+    # the structure of each wrt argument that is a container (fmad.pytree), else None; its
+    # shape in ``shapes`` is ``(k,)``, k the number of its leaves' elements
+    trees: tuple[pytree.Node | None, ...] = ()
+
+    def tree_of(self, name: str) -> pytree.Node | None:
+        return self.trees[self.wrt.index(name)] if self.trees else None
 
     @functools.cached_property  # read on every call of the general path
     def vectorized(self) -> bool:
@@ -63,18 +69,26 @@ class Spec:
                 return dict(zip(self.wrt, t.tolist(), strict=True))
             t = np.broadcast_to(t, np.shape(value) + (len(self.wrt),))
             return {name: runtime.gradient(t[..., i], value) for i, name in enumerate(self.wrt)}
+        trees = self.trees or (None,) * len(self.wrt)
         return {
             name: runtime.gradient(t, value, shape)
-            for name, t, shape in zip(self.wrt, tangents, self.shapes, strict=True)
+            if tree is None
+            else pytree.gradient(tree, t, value)
+            for name, t, shape, tree in zip(self.wrt, tangents, self.shapes, trees, strict=True)
         }
 
     def describe(self) -> str:
         """In words, for ``show``: ``w of shape 3, b scalar``."""
         if self.bundle:
             return f"scalar {', '.join(self.wrt)} (numbers) bundled on one axis, with array data"
+        trees = self.trees or (None,) * len(self.wrt)
         return ", ".join(
-            f"{w} scalar" if shape is None else f"{w} of shape {format_shape(shape)}"
-            for w, shape in zip(self.wrt, self.shapes, strict=True)
+            f"{w} scalar"
+            if shape is None
+            else f"{w} of shape {format_shape(shape)}"
+            if tree is None
+            else f"{w} a container {pytree.describe(tree)} ({shape[0]} numbers)"
+            for w, shape, tree in zip(self.wrt, self.shapes, trees, strict=True)
         )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 
 from fmad import build as B
+from fmad import pytree
 from fmad.activity import classify
 from fmad.tangent import Direction, Tangent, zero
 
@@ -62,6 +63,7 @@ class Statements:
     def unpack(self, target: ast.Tuple | ast.List, value: ast.expr) -> list[ast.stmt]:
         out: list[ast.stmt] = []
         names = B.stored_names(target)
+        self.refuse_tree(value, "unpacking")
         for d in self.directions:
             active = [n for n in names if n in self.active[d.name]]
             if not active:
@@ -101,6 +103,7 @@ class Statements:
             out.append(ast.Assign(targets=[self.tangent_target(target, d.name)], value=source))
             for n in active:
                 self.known.mark(n, d.name, full=False)
+            self.mark_tree_parts(active, d.name)
         return out
 
     def tangent_target(self, target: ast.expr, d: str) -> ast.expr:
@@ -118,6 +121,12 @@ class Statements:
         tuple (plain Python, so fmad can transform it again); the public wrapper pairs the
         tangents with their names (``fmad.api``)."""
         if self.top:
+            for e in value.elts if isinstance(value, ast.Tuple) else [value]:
+                if self.tree(e) is not None and self.tree(e) != pytree.Leaf():
+                    self.refuse(
+                        f"the function returns '{e.id}', a container that carries a "
+                        "derivative; return a number or an array (the loss)"
+                    )
             grads = [self.gradient(value, d) for d in self.directions]
             result = value if value is not None else ast.Constant(None)
             return ast.Return(value=B.tuple_([result, *grads]))

@@ -131,8 +131,8 @@ class Session:
         directions = spec.directions()
         seeds: dict[str, dict[str, Tangent]] = {}
         for d in directions:
-            if spec.bundle:
-                seeds[d.name] = {}  # seeded by the emitter: one column per parameter
+            if spec.bundle or spec.tree_of(d.name) is not None:
+                seeds[d.name] = {}  # seeded by the emitter (one column per parameter; trees)
             elif d.name in intermediates:
                 seeds[d.name] = {}
             elif d.vectorized:
@@ -152,6 +152,7 @@ class Session:
             top=True,
             numbers=numbers,
             bundle=wrt if spec.bundle else (),
+            trees={p: t for p in wrt if (t := spec.tree_of(p)) is not None},
         )
         mutation.check(fwd, lambda: unit.module("fmad.runtime"))
         unit.tree = optimize.optimize(fwd.function(), fwd.tangent_names(), namer)
