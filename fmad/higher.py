@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from fmad import trace
+from fmad import pytree, trace
 from fmad.api import Transformed
 from fmad.compile import compile_unit
 from fmad.errors import FmadError, UnsupportedError, WrtError
@@ -105,6 +105,15 @@ class JVP:
             raise WrtError(f"tangents names {unknown}, which jvp does not differentiate (wrt)")
         bound = inspect.signature(self.original).bind(*args).arguments
         for name, direction in tangents.items():
+            if any(
+                isinstance(v, dict | list | tuple) and pytree.is_tree(v)
+                for v in (direction, bound.get(name))
+            ):
+                raise WrtError(
+                    f"the argument or direction of {name!r} is a container (a dict, list or "
+                    "tuple of arrays); jvp takes numbers and arrays: pass one flat array, or "
+                    "use fmad.differentiate, which takes containers"
+                )
             if np.shape(direction) != np.shape(bound.get(name)):
                 raise WrtError(
                     f"the direction for {name!r} has shape {np.shape(direction)}; its argument "

@@ -476,3 +476,8 @@ def test_objective_packs_and_unpacks_containers():
     np.testing.assert_allclose(jac, np.column_stack([np.ones(10), Xd]))
     with pytest.raises(fmad.WrtError, match="'p'"):
         res.pack({"p": {"w": {1.0}}})
+
+
+def test_jvp_refuses_containers():
+    with pytest.raises(fmad.WrtError, match="'layers' is a container"):
+        fmad.jvp(mlp_layers, wrt=["layers"])((LAYERS, X, Y), {"layers": LAYERS})
