@@ -319,13 +319,27 @@ def structures(flat: ast.FunctionDef, roots: dict[str, Any]) -> dict[str, Any]:
         if isinstance(target, ast.Tuple | ast.List):
             if node is None:
                 return any([bind(e, None) for e in target.elts])
-            parts = (
-                node.items
-                if isinstance(node, Seq) and len(node.items) == len(target.elts)
-                else [ANY] * len(target.elts)
-            )
+            parts = unpacked(target, node)
             return any([bind(e, p) for e, p in zip(target.elts, parts, strict=True)])
+        if isinstance(target, ast.Starred):
+            return bind(target.value, node)
         return False
+
+    def unpacked(target: ast.Tuple | ast.List, node: Any) -> list:
+        """The part each element of the target gets (``*rest``: a list of the middle)."""
+        n = len(target.elts)
+        stars = [i for i, e in enumerate(target.elts) if isinstance(e, ast.Starred)]
+        if not isinstance(node, Seq):
+            return [ANY] * n
+        items = node.items
+        if not stars:
+            return list(items) if len(items) == n else [ANY] * n
+        s = stars[0]
+        after = n - 1 - s
+        if len(items) < n - 1:
+            return [NOWHERE] * n  # the user's line raises (not enough values)
+        middle = Seq(list, tuple(items[s : len(items) - after]))
+        return [*items[:s], middle, *items[len(items) - after :]]
 
     def of(value: ast.expr) -> Any:
         if isinstance(value, ast.Name):

@@ -104,6 +104,9 @@ class Statements:
             for n in active:
                 self.known.mark(n, d.name, full=False)
             self.mark_tree_parts(active, d.name)
+            for e in target.elts:  # '*rest': a list, its tangent a list of tangents
+                if isinstance(e, ast.Starred) and e.value.id in self.active[d.name]:
+                    self.known.mark(e.value.id, d.name, full=True, container=True)
         return out
 
     def tangent_target(self, target: ast.expr, d: str) -> ast.expr:
@@ -112,6 +115,8 @@ class Statements:
             if target.id in self.active[d]:
                 return B.store(self.tname(target.id, d))
             return B.store(self.namer.fresh("unused"))
+        if isinstance(target, ast.Starred):
+            return ast.Starred(value=self.tangent_target(target.value, d), ctx=ast.Store())
         return ast.Tuple(elts=[self.tangent_target(e, d) for e in target.elts], ctx=ast.Store())
 
     # -- returns ---------------------------------------------------------------------------

@@ -188,6 +188,15 @@ def list_in_dict(p, x):
     return np.sum(p["w"]) * x + np.dot(p["w"], p["w"])
 
 
+def starred_layers(layers, X):
+    *hidden, last = layers
+    h = X
+    for W, b in hidden:
+        h = np.tanh(h @ W + b)
+    W, b = last
+    return np.sum(h @ W + b)
+
+
 X = RNG.normal(size=(6, 3))
 Y = RNG.normal(size=6)
 LAYERS = [(RNG.normal(size=(3, 4)), RNG.normal(size=4)), (RNG.normal(size=(4, 2)), np.ones(2))]
@@ -220,6 +229,11 @@ CASES = [
     (helper_returns_parts, {"params": {"W": X[:2], "b": Y[:2]}, "x": X[3]}, "params"),
     (closure_reads_dict, {"params": {"W": X[:2], "b": Y[:2]}, "x": X[3]}, "params"),
     (list_in_dict, {"p": {"w": [1.0, 2.0]}, "x": 3.0}, "p"),
+    (
+        starred_layers,
+        {"layers": [*LAYERS, (RNG.normal(size=(2, 1)), np.ones(1))], "X": X},
+        "layers",
+    ),
 ]
 
 
@@ -481,3 +495,31 @@ def test_objective_packs_and_unpacks_containers():
 def test_jvp_refuses_containers():
     with pytest.raises(fmad.WrtError, match="'layers' is a container"):
         fmad.jvp(mlp_layers, wrt=["layers"])((LAYERS, X, Y), {"layers": LAYERS})
+
+
+# -- starred assignment targets (any list, not only parameters in containers) -------------------
+def starred_list(w, x):
+    ys = [w, w * 2.0, w * x]
+    first, *rest, last = ys
+    return first * sum(rest) + last
+
+
+def starred_array(w):
+    first, *rest = w
+    return np.sum(np.array(rest) * first) + np.dot(rest, rest)
+
+
+def starred_append(w):
+    first, *rest = [w, 2.0]
+    rest.append(w)  # LINE-star-append
+    return first * sum(rest)
+
+
+def test_starred_targets():
+    assert fmad.differentiate(starred_list)(1.5, 3.0) == (9.0, {"w": 9.0, "x": 1.5})
+    for w in ([1.0, 2.0, 3.0], np.array([1.0, 2.0, 3.0])):
+        value, grads = fmad.differentiate(starred_array)(w)
+        assert value == starred_array(w) and grads["w"].tolist() == [5.0, 5.0, 7.0]
+    with pytest.raises(fmad.UnsupportedError) as info:
+        fmad.differentiate(starred_append)
+    assert info.value.lineno == marker_line("star-append")
