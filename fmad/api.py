@@ -144,11 +144,15 @@ class Transformed:
             raise
         except Exception as exc:
             fn = self.original
+            try:
+                shape = f"of shape {np.shape(value)}"
+            except ValueError:  # a ragged list
+                shape = f"a {type(value).__name__} of uneven items"
             raise InternalError(
                 f"{fn.__code__.co_filename}:{fn.__code__.co_firstlineno}: internal error in "
-                f"fmad while shaping the gradients of '{fn.__name__}' (value of shape "
-                f"{np.shape(value)}): {type(exc).__name__}: {exc}. This is a bug in fmad; "
-                "please report it with the function and the arguments' shapes."
+                f"fmad while shaping the gradients of '{fn.__name__}' (value {shape}): "
+                f"{type(exc).__name__}: {exc}. This is a bug in fmad; please report it with "
+                "the function and the arguments' shapes."
             ) from exc
 
     def finish(

@@ -190,8 +190,10 @@ def unflatten(node: Node, g: np.ndarray, scalar: bool) -> Any:
 def gradient(node: Node, t: Any, value: Any) -> Any:
     """The gradient of ``value`` (raw tangent ``t``, its shape ``shape(value) + (k,)`` or
     one that broadcasts to it) with respect to a tree parameter, in the tree's structure."""
-    if isinstance(value, tuple):
-        return tuple(gradient(node, ti, vi) for ti, vi in zip(t, value, strict=True))
+    if isinstance(value, tuple) or (
+        isinstance(value, list) and isinstance(t, list) and len(t) == len(value)
+    ):  # a tuple of results, or a list the function built: item by item
+        return type(value)(gradient(node, ti, vi) for ti, vi in zip(t, value, strict=True))
     k = size(node)
     vshape = np.shape(value)
     scalar = math.prod(vshape) == 1

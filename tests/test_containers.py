@@ -523,3 +523,15 @@ def test_starred_targets():
     with pytest.raises(fmad.UnsupportedError) as info:
         fmad.differentiate(starred_append)
     assert info.value.lineno == marker_line("star-append")
+
+
+def returns_a_list(p):
+    return [p["w"] * 2.0, p["b"]]
+
+
+def test_a_list_value_gets_one_gradient_per_item():
+    value, grads = fmad.differentiate(returns_a_list)({"w": np.ones(2), "b": 1.0})
+    assert value[0].tolist() == [2.0, 2.0] and value[1] == 1.0
+    first, second = grads["p"]
+    assert first["w"].tolist() == [[2.0, 0.0], [0.0, 2.0]] and first["b"].tolist() == [0.0, 0.0]
+    assert second["w"].tolist() == [0.0, 0.0] and second["b"] == 1.0
