@@ -48,6 +48,8 @@ class CalleeInfo:
     directions: tuple[str, ...]  # directions whose tangents it returns, in order
     result_full: dict[str, bool] = field(default_factory=dict)
     result_zero: frozenset[str] = frozenset()  # directions whose returned tangent is always 0
+    # directions whose returned tangent may be a list of tangents (the helper returns a list)
+    result_container: frozenset[str] = frozenset()
 
 
 class Forward(Statements, HelperCalls, Operations, Loops, Trees):
@@ -109,6 +111,7 @@ class Forward(Statements, HelperCalls, Operations, Loops, Trees):
         self.maybe_lists = may_be_lists(flat, (self.params - numbers) | lists)
         self.result_full: dict[str, bool] = {d.name: True for d in directions}
         self.result_zero: set[str] = {d.name for d in directions}
+        self.result_container: set[str] = set()
         self.node: ast.AST | None = None
         self.nested_variants: dict[int, list[ast.stmt]] = {}  # id(def) -> its variants
         # primal factors of the statement being differentiated, computed once for every

@@ -141,6 +141,8 @@ class Statements:
             self.result_full[d.name] = self.result_full[d.name] and t is not None and t.full
             if t is not None:
                 self.result_zero.discard(d.name)
+                if t.container:
+                    self.result_container.add(d.name)
             tangents.append(t.expr if t is not None else zero())
         return ast.Return(value=B.tuple_([value or ast.Constant(None), *tangents]))
 

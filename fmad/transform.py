@@ -269,6 +269,7 @@ class Session:
             tuple(d.name for d in directions),
             dict(forward.result_full),
             frozenset(forward.result_zero),
+            frozenset(forward.result_container),
         )
         if owner is not None:
             owner.add_nested_variant(target.obj, tree)

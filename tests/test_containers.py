@@ -535,3 +535,29 @@ def test_a_list_value_gets_one_gradient_per_item():
     first, second = grads["p"]
     assert first["w"].tolist() == [[2.0, 0.0], [0.0, 2.0]] and first["b"].tolist() == [0.0, 0.0]
     assert second["w"].tolist() == [0.0, 0.0] and second["b"] == 1.0
+
+
+def make_list(w):
+    return [w, w * 2]
+
+
+def numpy_of_a_helper_list(w):
+    ws = make_list(w)
+    return np.sum(ws)
+
+
+def get_ws(p):
+    return p["ws"]
+
+
+def numpy_of_a_helper_part(p):
+    ws = get_ws(p)
+    return np.sum(ws)
+
+
+def test_numpy_functions_stack_a_list_a_helper_returns():
+    # before: the list of tangents reached np.sum's rule unstacked (an InternalError)
+    assert fmad.differentiate(numpy_of_a_helper_list)(1.5) == (4.5, {"w": 3.0})
+    value, grads = fmad.differentiate(numpy_of_a_helper_list)(np.ones(2))
+    assert value == 6.0 and grads["w"].tolist() == [3.0, 3.0]
+    check(numpy_of_a_helper_part, {"p": {"ws": [np.ones(2), np.zeros(2)]}}, "p")
