@@ -98,6 +98,13 @@ def may_be_lists(flat: ast.FunctionDef, params: set[str]) -> set[str]:
     display (comprehensions start as ``[]``), to ``list(...)``/``tuple(...)``, or to such a
     name."""
     found = set(params)
+    for s in ast.walk(flat):  # 'first, *rest = xs': rest is a list
+        if isinstance(s, ast.Assign) and isinstance(s.targets[0], ast.Tuple | ast.List):
+            found |= {
+                e.value.id
+                for e in s.targets[0].elts
+                if isinstance(e, ast.Starred) and isinstance(e.value, ast.Name)
+            }
     assigns = [
         s
         for s in ast.walk(flat)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ast
-import copy
 import dataclasses
 import functools
 import inspect
@@ -15,8 +13,8 @@ from typing import Any, Protocol, overload, runtime_checkable
 
 import numpy as np
 
-from fmad import trace
-from fmad.compile import compile_unit, dispatcher
+from fmad import pytree, trace
+from fmad.compile import compile_unit, dispatcher, readable_for_numbers
 from fmad.errors import FmadError, InternalError, UnsupportedError, WrtError
 from fmad.printer import to_source
 from fmad.resolve import still_bound
@@ -161,11 +159,15 @@ class Transformed:
             raise
         except Exception as exc:
             fn = self.original
+            try:
+                shape = f"of shape {np.shape(value)}"
+            except ValueError:  # a ragged list
+                shape = f"a {type(value).__name__} of uneven items"
             raise InternalError(
                 f"{fn.__code__.co_filename}:{fn.__code__.co_firstlineno}: internal error in "
-                f"fmad while shaping the gradients of '{fn.__name__}' (value of shape "
-                f"{np.shape(value)}): {type(exc).__name__}: {exc}. This is a bug in fmad; "
-                "please report it with the function and the arguments' shapes."
+                f"fmad while shaping the gradients of '{fn.__name__}' (value {shape}): "
+                f"{type(exc).__name__}: {exc}. This is a bug in fmad; please report it with "
+                "the function and the arguments' shapes."
             ) from exc
 
     def finish(
@@ -191,7 +193,9 @@ class Transformed:
         """The spec for these arguments: each ``wrt`` argument's shape, and whether scalar
         parameters with array data travel bundled."""
         shapes: list[tuple[int, ...] | None] = []
+        trees: list[pytree.Node | None] = []
         for name, index, default, is_param in self._slots:
+            trees.append(None)
             if not is_param:
                 shapes.append(None)  # an intermediate variable: a scalar
                 continue
@@ -202,6 +206,10 @@ class Transformed:
             if type(value) is float or type(value) is int:
                 shapes.append(None)
                 continue
+            if isinstance(value, dict | list | tuple) and pytree.is_tree(value):
+                trees[-1] = self.wrt_tree(name, value)
+                shapes.append((pytree.size(trees[-1]),))
+                continue
             shape = self.wrt_shape(name, value)
             shapes.append(shape if shape else None)
         # scalar parameters, array data: all parameters ride one vectorized direction
@@ -210,11 +218,33 @@ class Transformed:
             and all(s is None for s in shapes)
             and any(type(a) is np.ndarray and a.size > 1 for a in (*args, *kwargs.values()))
         )
-        key = (tuple(shapes), bundle, pins(self._called, args, kwargs) if self._called else ())
+        key = (
+            tuple(shapes),
+            bundle,
+            pins(self._called, args, kwargs) if self._called else (),
+            tuple(trees) if any(trees) else (),
+        )
         spec = self._specs.get(key)  # made once per kind of call: this is the hot path
         if spec is None:
             spec = self._specs[key] = Spec(self.wrt, *key)
         return spec
+
+    def wrt_tree(self, name: str, value: Any) -> pytree.Node:
+        """The structure of the container argument of the ``wrt`` parameter ``name`` (see
+        :mod:`fmad.pytree`); an UnsupportedError at the ``def`` line for one fmad cannot take."""
+        try:
+            return pytree.structure(value)
+        except pytree.NotATree as exc:
+            flat = self._default.unit.flat
+            raise UnsupportedError(
+                self._default.unit.filename,
+                flat.lineno,
+                f"the argument of the parameter {name!r} of '{flat.name}' is a "
+                f"{type(value).__name__} holding {exc}; fmad differentiates with respect to "
+                "dicts, lists and tuples (nested to any depth) whose leaves are numbers or "
+                "numpy arrays of numbers: convert the other leaves, or leave this parameter "
+                "out of wrt",
+            ) from None
 
     def wrt_shape(self, name: str, value: Any) -> tuple[int, ...]:
         """The shape of the argument of the ``wrt`` parameter ``name``; an UnsupportedError
@@ -234,15 +264,18 @@ class Transformed:
         if isinstance(value, list | tuple):
             kind = type(value).__name__
             what = f"a {kind} that is not a flat (or evenly nested) {kind} of numbers"
+        elif isinstance(value, set | frozenset):
+            what = f"a {type(value).__name__} (its items have no order)"
         elif isinstance(value, np.ndarray):
             what = f"an array of dtype {value.dtype}"
         raise UnsupportedError(
             self.original.__code__.co_filename,
             self._def_line,
-            f"the argument of the parameter {name!r} of '{self.original.__name__}' is {what}; fmad "
-            "differentiates with respect to numbers, numpy arrays of numbers and lists or "
-            "tuples of numbers only: pass the numbers as separate parameters or as one "
-            "array, or leave this parameter out of wrt",
+            f"the argument of the parameter {name!r} of '{self.original.__name__}' is {what}; "
+            "fmad differentiates with respect to numbers, numpy arrays of numbers, and dicts, "
+            "lists and tuples of them (nested to any depth): pass the numbers as separate "
+            "parameters, as one array or in a list or dict, or leave this parameter out of "
+            "wrt",
         )
 
     def _variant(self, spec: Spec) -> Variant:
@@ -261,43 +294,8 @@ class Transformed:
                 "inside another differentiated function, call the plain function instead"
             )
         if self._nested is None:
-            unit = self._default.unit
-            tree = copy.copy(unit.tree)
             params = [w for w in self.wrt if w in self._signature.parameters]
-            error = unit.inject(FmadError, "fmad_error")
-            ndim = ast.Attribute(value=unit.module("numpy"), attr="ndim", ctx=ast.Load())
-            tests = [
-                ast.Compare(
-                    left=ast.Call(func=ndim, args=[ast.Name(id=p, ctx=ast.Load())], keywords=[]),
-                    ops=[ast.NotEq()],
-                    comparators=[ast.Constant(0)],
-                )
-                for p in params
-            ]
-            code = self.original.__code__
-            message = (
-                f"{code.co_filename}:{code.co_firstlineno}: '{self.original.__name__}' is "
-                "called inside a differentiated function with an array for one of "
-                f"{', '.join(params)}; there it takes numbers only: differentiate the plain "
-                "function inside instead"
-            )
-            guard = ast.If(
-                test=ast.BoolOp(op=ast.Or(), values=tests) if len(tests) > 1 else tests[0],
-                body=[
-                    ast.Raise(
-                        exc=ast.Call(
-                            func=ast.Name(id=error, ctx=ast.Load()),
-                            args=[ast.Constant(message)],
-                            keywords=[],
-                        )
-                    )
-                ],
-                orelse=[],
-            )
-            tree.body = [guard, *tree.body] if tests else list(tree.body)
-            ast.fix_missing_locations(tree)
-            nested = dataclasses.replace(unit, tree=tree, text=None)
-            self._nested = compile_unit(nested, {}, readable=True)
+            self._nested = readable_for_numbers(self._default.unit, params, self.original)
         return self._nested
 
     def default_variant(self) -> Variant | None:

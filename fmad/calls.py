@@ -82,7 +82,7 @@ class HelperCalls:
             for pname, atom in params.items():
                 t = self.tangent(atom, d.name)
                 if t is not None:
-                    pattern.append((pname, d.name, t.full))
+                    pattern.append((pname, d.name, t.full, self.tree(atom)))
         info = self.session.callee(self, target, tuple(pattern), call, outer)
         keywords = list(call.keywords)
         for (pname, dname), kw in info.inputs.items():
@@ -108,7 +108,9 @@ class HelperCalls:
                 outs.append(B.store(self.tname(value_name, dname)))
                 single = self.assign_counts.get(value_name, 0) <= 1
                 full = info.result_full.get(dname, False) and single
-                self.known.mark(value_name, dname, full=full)
+                # a list of tangents when the helper returns a list (numpy functions stack it)
+                container = True if dname in info.result_container else None
+                self.known.mark(value_name, dname, full=full, container=container)
             else:
                 outs.append(B.store(self.namer.fresh("unused")))
         out: list[ast.stmt] = [

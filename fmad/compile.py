@@ -15,6 +15,8 @@ fmad's own line raised it.
 from __future__ import annotations
 
 import ast
+import copy
+import dataclasses
 import itertools
 import linecache
 import types
@@ -24,6 +26,7 @@ import numpy as np
 
 from fmad import build as B
 from fmad import trace
+from fmad.errors import FmadError
 from fmad.naming import names_in
 from fmad.source import read_function
 from fmad.transform import Unit
@@ -281,3 +284,28 @@ def dispatcher(transformed: Any, variant: Any) -> types.FunctionType:
     fallback = ast.Return(value=ast.Call(func=B.name(general), args=positional, keywords=keywords))
     tree.body = [ast.If(test=guard, body=[guarded], orelse=[]), fallback]
     return compile_unit(public, {})
+
+
+def readable_for_numbers(unit: Unit, params: list[str], original: types.FunctionType):
+    """The first-order code of ``unit`` (the variant for numbers), readable, behind a guard
+    that refuses arrays for ``params``: what a call of the differentiated function inside
+    another one runs (see :mod:`fmad.nesting`)."""
+    tree = copy.copy(unit.tree)
+    error = unit.inject(FmadError, "fmad_error")
+    ndim = ast.Attribute(value=unit.module("numpy"), attr="ndim", ctx=ast.Load())
+    tests = [
+        ast.Compare(left=B.call(ndim, B.name(p)), ops=[ast.NotEq()], comparators=[ast.Constant(0)])
+        for p in params
+    ]
+    code = original.__code__
+    message = (
+        f"{code.co_filename}:{code.co_firstlineno}: '{original.__name__}' is called inside a "
+        f"differentiated function with an array for one of {', '.join(params)}; there it "
+        "takes numbers only: differentiate the plain function inside instead"
+    )
+    raise_error = ast.Raise(exc=B.call(B.name(error), ast.Constant(message)), cause=None)
+    if tests:
+        test = ast.BoolOp(op=ast.Or(), values=tests) if len(tests) > 1 else tests[0]
+        tree.body = [ast.If(test=test, body=[raise_error], orelse=[]), *tree.body]
+    ast.fix_missing_locations(tree)
+    return compile_unit(dataclasses.replace(unit, tree=tree, text=None), {}, readable=True)

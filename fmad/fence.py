@@ -48,8 +48,8 @@ REFUSED: dict[type | str, str] = {
     "decorated def": "decorated nested functions are not supported by fmad; "
     "define the helper without decorators",
     # -- assignment and loop targets
-    "starred target": "starred assignment targets ('a, *rest = ...') are not "
-    "supported by fmad; index the sequence instead",
+    "starred target": "starred targets other than one '*name' among plain names in an "
+    "assignment ('a, *rest = xs') are not supported by fmad; index the sequence instead",
     "attribute target": "assigning to an attribute ('obj.x = ...') is not supported by fmad; "
     "keep the value in a local variable",
     "target": "this assignment target ({code}) is not supported by fmad; assign to a plain name",
@@ -163,7 +163,10 @@ class Fence:
         if isinstance(t, ast.Tuple | ast.List):
             for e in t.elts:
                 if isinstance(e, ast.Starred):
-                    self.refuse(e, "starred target")
+                    # one '*rest' name in an assignment: 'hidden, *rest = layers'
+                    if loop or not isinstance(e.value, ast.Name) or not nested_ok(t):
+                        self.refuse(e, "starred target")
+                    continue
                 self.target(e, loop)
             return
         if isinstance(t, ast.Attribute):
@@ -252,3 +255,12 @@ class Fence:
             for cond in gen.ifs:
                 self.test(cond)
         self.expr(node.elt)
+
+
+def nested_ok(t: ast.Tuple | ast.List) -> bool:
+    """An assignment target with one starred name, and only names beside it."""
+    starred = [e for e in t.elts if isinstance(e, ast.Starred)]
+    return len(starred) == 1 and all(
+        isinstance(e, ast.Name) or (isinstance(e, ast.Starred) and isinstance(e.value, ast.Name))
+        for e in t.elts
+    )

@@ -100,6 +100,7 @@ class Flattener(ExprFlattener):
             isinstance(target, ast.Tuple | ast.List)
             and isinstance(value, ast.Tuple | ast.List)
             and len(target.elts) == len(value.elts)
+            and not any(isinstance(e, ast.Starred) for e in target.elts)
         ):
             # a, b = b, a * b: every right-hand value first, then the parallel assignment.
             atoms = [self.atom(e, out) for e in value.elts]

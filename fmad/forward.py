@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from fmad import build as B
+from fmad import pytree
 from fmad.activity import Activity, may_be_lists, rebound_defs
 from fmad.build import lexical_bound
 from fmad.calls import Callees, HelperCalls, signature_of
@@ -35,6 +36,7 @@ from fmad.operations import Operations
 from fmad.resolve import Scope
 from fmad.statements import Statements
 from fmad.tangent import Context, Direction, Tangent, zero
+from fmad.trees import Trees
 
 
 @dataclass
@@ -46,9 +48,11 @@ class CalleeInfo:
     directions: tuple[str, ...]  # directions whose tangents it returns, in order
     result_full: dict[str, bool] = field(default_factory=dict)
     result_zero: frozenset[str] = frozenset()  # directions whose returned tangent is always 0
+    # directions whose returned tangent may be a list of tangents (the helper returns a list)
+    result_container: frozenset[str] = frozenset()
 
 
-class Forward(Statements, HelperCalls, Operations, Loops):
+class Forward(Statements, HelperCalls, Operations, Loops, Trees):
     def __init__(
         self,
         callees: Callees,
@@ -64,6 +68,7 @@ class Forward(Statements, HelperCalls, Operations, Loops):
         inputs: tuple[tuple[str, str, bool], ...] = (),
         lexical: tuple[Forward, dict[str, Any]] | None = None,
         bundle: tuple[str, ...] = (),
+        trees: dict[str, Any] | None = None,
     ) -> None:
         """``seeds[d][name]``: the tangent ``name`` starts with for direction ``d``.
 
@@ -73,7 +78,8 @@ class Forward(Statements, HelperCalls, Operations, Loops):
         ``inputs`` (a helper): ``(parameter, direction, full)`` for each tangent passed in
         as a keyword argument. ``lexical`` (a nested helper): its owner and outer bindings
         (see :meth:`HelperCalls.inherit`). ``bundle``: the scalar parameters that travel
-        together as the columns of the one direction (see :meth:`bundle_seeds`).
+        together as the columns of the one direction (see :meth:`bundle_seeds`). ``trees``:
+        the structure of each parameter that is a container (see :mod:`fmad.trees`).
         """
         self.session = callees
         self.unit = unit
@@ -97,9 +103,15 @@ class Forward(Statements, HelperCalls, Operations, Loops):
         self.known = Known(self.namer, self.stable)
         self.prelude: list[ast.stmt] = []  # seed assignments made on entry
         self.assign_counts = self.count_assignments()
-        self.maybe_lists = may_be_lists(flat, self.params - numbers)
+        # the parts of container parameters each name may hold (fmad.pytree.structures)
+        roots = dict(trees or {})
+        roots.update({p: rest[0] for p, _, _, *rest in inputs if rest and rest[0] is not None})
+        self.trees = pytree.structures(flat, roots) if roots else {}
+        lists = {n for n, t in self.trees.items() if isinstance(t, pytree.Seq)}
+        self.maybe_lists = may_be_lists(flat, (self.params - numbers) | lists)
         self.result_full: dict[str, bool] = {d.name: True for d in directions}
         self.result_zero: set[str] = {d.name for d in directions}
+        self.result_container: set[str] = set()
         self.node: ast.AST | None = None
         self.nested_variants: dict[int, list[ast.stmt]] = {}  # id(def) -> its variants
         # primal factors of the statement being differentiated, computed once for every
@@ -111,12 +123,15 @@ class Forward(Statements, HelperCalls, Operations, Loops):
         if lexical is not None:
             self.inherit(*lexical)
         self.inputs: dict[tuple[str, str], str] = {}
-        for pname, dname, full in inputs:
+        for pname, dname, full, *_ in inputs:
             kw = self.tname(pname, dname)
             self.inputs[(pname, dname)] = kw
-            seeds[dname][pname] = Tangent(B.name(kw), full=full)
+            container = pytree.is_container(self.trees.get(pname))
+            seeds[dname][pname] = Tangent(B.name(kw), full=full, container=container)
         if bundle:
             self.bundle_seeds(bundle)
+        if trees:
+            self.tree_seeds(trees)
         points = set() if bundle else set(seed_points)
         self.active = {
             d.name: self.activity.active(set(seeds[d.name]) | ({d.name} & points))

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from fmad import trace
+from fmad import pytree, trace
 from fmad.api import Transformed
 from fmad.compile import compile_unit
 from fmad.errors import FmadError, UnsupportedError, WrtError
@@ -126,6 +126,15 @@ class JVP:
             raise WrtError(f"tangents names {unknown}, which jvp does not differentiate (wrt)")
         bound = inspect.signature(self.original).bind(*args).arguments
         for name, direction in tangents.items():
+            if any(
+                isinstance(v, dict | list | tuple) and pytree.is_tree(v)
+                for v in (direction, bound.get(name))
+            ):
+                raise WrtError(
+                    f"the argument or direction of {name!r} is a container (a dict, list or "
+                    "tuple of arrays); jvp takes numbers and arrays: pass one flat array, or "
+                    "use fmad.differentiate, which takes containers"
+                )
             if np.shape(direction) != np.shape(bound.get(name)):
                 raise WrtError(
                     f"the direction for {name!r} has shape {np.shape(direction)}; its argument "
@@ -171,6 +180,17 @@ class SecondOrder:
 
     def spec(self, args: tuple, kwargs: dict) -> Spec:
         spec = self.first._spec(args, kwargs)
+        if any(t is not None for t in spec.trees):
+            name = next(w for w, t in zip(spec.wrt, spec.trees, strict=True) if t is not None)
+            code = self.first.original.__code__
+            raise UnsupportedError(
+                code.co_filename,
+                code.co_firstlineno,
+                f"the argument of {name!r} is a container (a dict, list or tuple of "
+                "arrays); second derivatives are taken with respect to numbers and arrays "
+                "only: pass one flat array (see fmad.Objective.pack) or use "
+                "fmad.differentiate for the gradient",
+            )
         return Spec(spec.wrt, spec.shapes)  # one direction per parameter, never bundled
 
     def readable(self, spec: Spec) -> types.FunctionType:

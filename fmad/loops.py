@@ -78,6 +78,7 @@ class Loops:
                     if n in self.active[d.name] and n not in bound:
                         prologue.append(self.set_tangent(n, d.name, None))
                 for part_target, source in parts:
+                    self.refuse_tree(source, "iterating over")
                     names = [n for n in B.stored_names(part_target) if n in self.active[d.name]]
                     if not names:
                         continue
@@ -93,6 +94,7 @@ class Loops:
                     )
                     for n in names:
                         self.known.mark(n, d.name, full=False)
+                    self.mark_tree_parts(names, d.name)
         body = prologue + self.block(s.body)
         return [
             ast.For(

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from fmad import pytree
 from fmad.api import differentiate
 from fmad.errors import WrtError
 from fmad.higher import hessian, hvp
@@ -44,6 +45,8 @@ class Objective:
         self._hessian = hessian(fn, self.wrt)
         self._hvp = hvp(fn, self.wrt)
         self.shapes: dict[str, tuple[int, ...] | None] | None = None
+        # the structure of each parameter that is a container (its shape: (its size,))
+        self.trees: dict[str, pytree.Node] = {}
 
     # -- the flat vector ---------------------------------------------------------------------
     def pack(self, params: Mapping[str, Any]) -> np.ndarray:
@@ -52,10 +55,32 @@ class Objective:
         missing = [w for w in self.wrt if w not in params]
         if missing:
             raise WrtError(f"pack needs a value for every parameter; missing {missing}")
+        self.trees = {}
+        for w in self.wrt:
+            value = params[w]
+            if isinstance(value, dict | list | tuple) and pytree.is_tree(value):
+                try:
+                    self.trees[w] = pytree.structure(value)
+                except pytree.NotATree as exc:
+                    raise WrtError(
+                        f"pack cannot take the parameter {w!r}: it holds {exc}"
+                    ) from None
         self.shapes = {
-            w: None if isinstance(params[w], int | float) else np.shape(params[w]) for w in self.wrt
+            w: (pytree.size(self.trees[w]),)
+            if w in self.trees
+            else None
+            if isinstance(params[w], int | float)
+            else np.shape(params[w])
+            for w in self.wrt
         }
-        return np.concatenate([np.ravel(np.asarray(params[w], dtype=float)) for w in self.wrt])
+        return np.concatenate([self.flat_one(w, params[w], ()) for w in self.wrt])
+
+    def flat_one(self, w: str, value: Any, lead: tuple[int, ...]) -> np.ndarray:
+        """One parameter (or its derivative, each leaf ``lead + shape``) as ``lead + (n,)``;
+        a container's leaves in a fixed order (dict keys sorted, see fmad.pytree)."""
+        if w in self.trees:
+            return pytree.flatten(value, lead)
+        return np.reshape(np.asarray(value, dtype=float), lead + (-1,))
 
     def unpack(self, x: np.ndarray) -> dict[str, Any]:
         """The parameters in ``x``, each in its shape (a number as a Python float)."""
@@ -69,7 +94,10 @@ class Objective:
         for w, shape in self.shapes.items():
             n = math.prod(shape) if shape is not None else 1
             part = x[start : start + n]
-            params[w] = float(part[0]) if shape is None else part.reshape(shape).copy()
+            if w in self.trees:  # the container again, leaf by leaf (numbers as floats)
+                params[w] = pytree.unflatten(self.trees[w], part, scalar=True)
+            else:
+                params[w] = float(part[0]) if shape is None else part.reshape(shape).copy()
             start += n
         return params
 
@@ -80,7 +108,7 @@ class Objective:
 
     def flat(self, grads: Mapping[str, Any], lead: tuple[int, ...] = ()) -> np.ndarray:
         """Derivatives by parameter (each ``lead + shape``) as one array ``lead + (size,)``."""
-        parts = [np.reshape(np.asarray(grads[w], dtype=float), lead + (-1,)) for w in self.wrt]
+        parts = [self.flat_one(w, grads[w], lead) for w in self.wrt]
         return np.concatenate(parts, axis=-1)
 
     # -- what optimizers call -----------------------------------------------------------------
@@ -115,7 +143,8 @@ class Objective:
         """The Jacobian of the residuals, ``(m, size)``: for ``least_squares(..., jac=...)``."""
         value, grads = self.gradient(**self.data, **self.unpack(x))
         m = int(np.size(value))
-        rows = [np.reshape(np.asarray(grads[w], dtype=float), (m, -1)) for w in self.wrt]
+        lead = (m,) if np.size(value) != 1 else ()
+        rows = [np.reshape(self.flat_one(w, grads[w], lead), (m, -1)) for w in self.wrt]
         return np.concatenate(rows, axis=1)
 
     # -- helpers --------------------------------------------------------------------------

@@ -26,6 +26,12 @@ class Operations:
         ctx = self.contexts[d]
         if isinstance(value, ast.Name | ast.Constant):
             return self.tangent(value, d)
+        if self.trees:  # a part of a container parameter (fmad.trees)
+            self.check_tree_operands(value, d)
+            if isinstance(value, ast.Subscript):
+                t = self.tree_subscript(value, d)
+                if t is not None:
+                    return t
         if isinstance(value, ast.List | ast.Tuple):
             # a list that becomes active later (appends) needs a list of tangents now
             ts = [self.tangent(e, d) for e in value.elts]

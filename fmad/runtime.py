@@ -29,7 +29,7 @@ def full(t: Any, x: Any, k: int | None = None) -> Any:
         and (t.shape == x.shape if k is None else t.shape == x.shape + (k,))
     ):
         return t  # already full: the common case, kept cheap
-    if isinstance(t, list | tuple):
+    if isinstance(t, list | tuple | dict):
         return t
     shape = np.shape(x) if k is None else np.shape(x) + (k,)
     if np.shape(t) == shape:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from fmad import build as B
-from fmad import runtime
+from fmad import pytree, runtime
 from fmad.errors import WrtError
 from fmad.tangent import Direction
 
@@ -41,6 +41,12 @@ class Spec:
     # (parameter, fmad.specialize.Pin): the function or the class of an argument the
     # function calls through its parameter, which this variant is made for
     functions: tuple[tuple[str, Any], ...] = ()
+    # the structure of each wrt argument that is a container (fmad.pytree), else None; its
+    # shape in ``shapes`` is ``(k,)``, k the number of its leaves' elements
+    trees: tuple[pytree.Node | None, ...] = ()
+
+    def tree_of(self, name: str) -> pytree.Node | None:
+        return self.trees[self.wrt.index(name)] if self.trees else None
 
     @functools.cached_property  # read on every call of the general path
     def vectorized(self) -> bool:
@@ -66,9 +72,12 @@ class Spec:
                 return dict(zip(self.wrt, t.tolist(), strict=True))
             t = np.broadcast_to(t, np.shape(value) + (len(self.wrt),))
             return {name: runtime.gradient(t[..., i], value) for i, name in enumerate(self.wrt)}
+        trees = self.trees or (None,) * len(self.wrt)
         return {
             name: runtime.gradient(t, value, shape)
-            for name, t, shape in zip(self.wrt, tangents, self.shapes, strict=True)
+            if tree is None
+            else pytree.gradient(tree, t, value)
+            for name, t, shape, tree in zip(self.wrt, tangents, self.shapes, trees, strict=True)
         }
 
     def describe(self) -> str:
@@ -79,10 +88,15 @@ class Spec:
                 f"scalar {', '.join(self.wrt)} (numbers) bundled on one axis, with array data"
                 + pinned
             )
+        trees = self.trees or (None,) * len(self.wrt)
         return (
             ", ".join(
-                f"{w} scalar" if shape is None else f"{w} of shape {format_shape(shape)}"
-                for w, shape in zip(self.wrt, self.shapes, strict=True)
+                f"{w} scalar"
+                if shape is None
+                else f"{w} of shape {format_shape(shape)}"
+                if tree is None
+                else f"{w} a container {pytree.describe(tree)} ({shape[0]} numbers)"
+                for w, shape, tree in zip(self.wrt, self.shapes, trees, strict=True)
             )
             + pinned
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 
 from fmad import build as B
+from fmad import pytree
 from fmad.activity import classify
 from fmad.tangent import Direction, Tangent, zero
 
@@ -62,6 +63,7 @@ class Statements:
     def unpack(self, target: ast.Tuple | ast.List, value: ast.expr) -> list[ast.stmt]:
         out: list[ast.stmt] = []
         names = B.stored_names(target)
+        self.refuse_tree(value, "unpacking")
         for d in self.directions:
             active = [n for n in names if n in self.active[d.name]]
             if not active:
@@ -101,6 +103,10 @@ class Statements:
             out.append(ast.Assign(targets=[self.tangent_target(target, d.name)], value=source))
             for n in active:
                 self.known.mark(n, d.name, full=False)
+            self.mark_tree_parts(active, d.name)
+            for e in target.elts:  # '*rest': a list, its tangent a list of tangents
+                if isinstance(e, ast.Starred) and e.value.id in self.active[d.name]:
+                    self.known.mark(e.value.id, d.name, full=True, container=True)
         return out
 
     def tangent_target(self, target: ast.expr, d: str) -> ast.expr:
@@ -109,6 +115,8 @@ class Statements:
             if target.id in self.active[d]:
                 return B.store(self.tname(target.id, d))
             return B.store(self.namer.fresh("unused"))
+        if isinstance(target, ast.Starred):
+            return ast.Starred(value=self.tangent_target(target.value, d), ctx=ast.Store())
         return ast.Tuple(elts=[self.tangent_target(e, d) for e in target.elts], ctx=ast.Store())
 
     # -- returns ---------------------------------------------------------------------------
@@ -118,6 +126,12 @@ class Statements:
         tuple (plain Python, so fmad can transform it again); the public wrapper pairs the
         tangents with their names (``fmad.api``)."""
         if self.top:
+            for e in value.elts if isinstance(value, ast.Tuple) else [value]:
+                if self.tree(e) is not None and self.tree(e) != pytree.Leaf():
+                    self.refuse(
+                        f"the function returns '{e.id}', a container that carries a "
+                        "derivative; return a number or an array (the loss)"
+                    )
             grads = [self.gradient(value, d) for d in self.directions]
             result = value if value is not None else ast.Constant(None)
             return ast.Return(value=B.tuple_([result, *grads]))
@@ -127,6 +141,8 @@ class Statements:
             self.result_full[d.name] = self.result_full[d.name] and t is not None and t.full
             if t is not None:
                 self.result_zero.discard(d.name)
+                if t.container:
+                    self.result_container.add(d.name)
             tangents.append(t.expr if t is not None else zero())
         return ast.Return(value=B.tuple_([value or ast.Constant(None), *tangents]))
 

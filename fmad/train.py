@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from fmad import pytree
 from fmad.api import Differentiated, differentiate
 from fmad.errors import TrainingError
 from fmad.variable import Variable
@@ -88,7 +89,9 @@ def train(
     _check_wrt(fn, variables)
     arguments, keywords, indices = _bind(fn, variables, data)
     names = [v.name for v in variables]
-    run = _epoch_loop(len(arguments), keywords, tuple(zip(indices, names, strict=True)))
+    # a Variable whose value is a container (a dict or list of arrays) steps every leaf
+    trees = [_is_tree(v.value) for v in variables]
+    run = _epoch_loop(len(arguments), keywords, tuple(zip(indices, names, trees, strict=True)))
 
     def check(epoch: int, value: Any, grads: dict[str, Any]) -> float:
         """The slow path: a loss or gradient that is not a float, or a sum that overflowed."""
@@ -143,7 +146,7 @@ def train(
 
 @functools.lru_cache(maxsize=64)
 def _epoch_loop(
-    count: int, keywords: tuple[str, ...], params: tuple[tuple[int, str], ...]
+    count: int, keywords: tuple[str, ...], params: tuple[tuple[int, str, bool], ...]
 ) -> Callable:
     """The training loop for a function of ``count`` arguments, generated and compiled.
 
@@ -174,6 +177,10 @@ def _epoch_loop(
             finally:
                 final[:] = (a2, a3)
 
+    A parameter whose value is a container (``True`` in ``params``) is stepped leaf by leaf,
+    ``a2 = step(a2, g2, lr)`` (:func:`fmad.pytree.step`); its gradient is never a float, so
+    ``check`` looks at every epoch's loss and gradients.
+
     Every name in it is fmad's own (``a0``...), so the user's parameter names cannot clash.
     A NaN or infinity anywhere in the sum makes it NaN or infinite; ``check`` then finds the
     culprit (or, when finite terms merely overflowed, lets training go on).
@@ -182,8 +189,8 @@ def _epoch_loop(
     positional = count - len(keywords)
     by_keyword = [f"{k}=a{positional + i}" for i, k in enumerate(keywords)]
     call = ", ".join([*arguments[:positional], *by_keyword])
-    grads = [f"g{i}" for i, _ in params]
-    values = "".join(f"a{i}, " for i, _ in params)
+    grads = [f"g{i}" for i, *_ in params]
+    values = "".join(f"a{i}, " for i, *_ in params)
     floats = " and ".join(f"type({g}) is float" for g in grads)
     lines = [
         f"def run(fn, lr, epochs, append_loss, final, after_epoch, check, diverged, "
@@ -194,11 +201,16 @@ def _epoch_loop(
         f"                value, grads = fn({call})",
         "            except (OverflowError, FloatingPointError) as error:",
         "                raise diverged(error, epoch) from error",
-        *(f"            g{i} = grads[{name!r}]" for i, name in params),
+        *(f"            g{i} = grads[{name!r}]" for i, name, _ in params),
         f"            if not (type(value) is float and {floats}",
         f"                    and isfinite(value + {' + '.join(grads)})):",
         "                value = check(epoch, value, grads)",
-        *(f"            a{i} = a{i} - lr * g{i}" for i, _ in params),
+        *(
+            f"            a{i} = step(a{i}, g{i}, lr)"
+            if tree
+            else f"            a{i} = a{i} - lr * g{i}"
+            for i, _, tree in params
+        ),
         "            append_loss(value)",
         "            if after_epoch is not None:",
         f"                params = after_epoch(epoch, value, ({values}))",
@@ -211,7 +223,7 @@ def _epoch_loop(
     source = "\n".join(lines) + "\n"
     filename = f"<fmad.train loop {count} {keywords} {params}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    namespace: dict[str, Any] = {"isfinite": math.isfinite}
+    namespace: dict[str, Any] = {"isfinite": math.isfinite, "step": pytree.step}
     exec(compile(source, filename, "exec"), namespace)
     return namespace["run"]
 
@@ -241,6 +253,10 @@ def _not_finite(loss: float, grads: dict[str, Any], names: list[str]) -> str | N
 
 
 def _finite(x: Any) -> bool:
+    if isinstance(x, dict):
+        return all(_finite(v) for v in x.values())
+    if isinstance(x, list | tuple):
+        return all(_finite(v) for v in x)
     if isinstance(x, np.ndarray):
         # .item() is much cheaper than a reduction for the common one-element case
         return math.isfinite(x.item()) if x.size == 1 else bool(np.isfinite(x).all())
@@ -371,3 +387,7 @@ def _name(fn: Differentiated) -> str:
 
 def _listing(names: Iterable[str]) -> str:
     return ", ".join(repr(name) for name in names)
+
+
+def _is_tree(value: Any) -> bool:
+    return isinstance(value, dict | list | tuple) and pytree.is_tree(value)

@@ -134,8 +134,8 @@ class Session:
         directions = spec.directions()
         seeds: dict[str, dict[str, Tangent]] = {}
         for d in directions:
-            if spec.bundle:
-                seeds[d.name] = {}  # seeded by the emitter: one column per parameter
+            if spec.bundle or spec.tree_of(d.name) is not None:
+                seeds[d.name] = {}  # seeded by the emitter (one column per parameter; trees)
             elif d.name in intermediates:
                 seeds[d.name] = {}
             elif d.vectorized:
@@ -155,6 +155,7 @@ class Session:
             top=True,
             numbers=numbers,
             bundle=wrt if spec.bundle else (),
+            trees={p: t for p in wrt if (t := spec.tree_of(p)) is not None},
         )
         mutation.check(fwd, lambda: unit.module("fmad.runtime"))
         unit.tree = optimize.optimize(fwd.function(), fwd.tangent_names(), namer)
@@ -281,6 +282,7 @@ class Session:
             tuple(d.name for d in directions),
             dict(forward.result_full),
             frozenset(forward.result_zero),
+            frozenset(forward.result_container),
         )
         if owner is not None:
             owner.add_nested_variant(target.obj, tree)

@@ -83,8 +83,9 @@ class Variable:
             raise TypeError(f"a Variable's name must be a str, not {type(name).__name__}")
         if isinstance(value, Variable):
             value = value.value
-        elif isinstance(value, list | tuple):
+        elif isinstance(value, list | tuple) and _numbers_only(value):
             # A list would repeat under `*` and concatenate under `+`; arithmetic wants arrays.
+            # (A container of arrays or dicts, a parameter tree, stays as it is: see train.)
             value = np.asarray(value)
         self.name = name
         self.value = value
@@ -172,3 +173,14 @@ def _unwrap(x: Any) -> Any:
     if isinstance(x, dict):
         return {key: _unwrap(item) for key, item in x.items()}
     return x
+
+
+def _numbers_only(value: list | tuple) -> bool:
+    """An evenly nested list or tuple of numbers (not a container of arrays or dicts)."""
+    if any(isinstance(v, dict | np.ndarray) for v in value):
+        return False
+    if not all(isinstance(v, list | tuple) is isinstance(value[0], list | tuple) for v in value):
+        return False
+    if value and isinstance(value[0], list | tuple):
+        return all(_numbers_only(v) for v in value) and len({len(v) for v in value}) == 1
+    return True

@@ -34,7 +34,7 @@ CASES: dict[type | str, tuple[str, str]] = {
     ast.Match: ("match w:  # HERE\n    case 1:\n        y = w", ""),
     "statement": ("type Alias = int  # HERE", "TypeAlias"),
     "decorated def": ("@staticmethod\ndef inner(z):  # HERE (a def's line)\n    return z", ""),
-    "starred target": ("a, *rest = w  # HERE", ""),
+    "starred target": ("for a, *rest in w:  # HERE\n    pass", ""),
     "attribute target": ("cfg.x = w  # HERE", ""),
     "target": ("for v[0] in w:  # HERE\n    pass", "v[0]"),
     ast.Yield: ("y = (yield w)  # HERE", ""),
@@ -105,7 +105,7 @@ def test_left_as_written_is_not_refused(body: str) -> None:
         ("y = f(lambda: 1, *w)", "starred argument"),  # the call's shape, then its operands
         ("cfg[lambda: 0] = (yield)", ast.Yield),  # the right side before the target
         ("cfg[lambda: 0] += (yield)", ast.Lambda),  # x[i] op= v reads x[i] first
-        ("a, *b = lambda: 0", "starred target"),  # targets before the value
+        ("a, *b[0] = lambda: 0", "starred target"),  # targets before the value
         ("if (z := w):\n    y = lambda: 0", ast.NamedExpr),  # a test in statement order
         ("y = [lambda: 0 for v in w if (z := v)]", ast.NamedExpr),  # a comprehension's loop first
     ],

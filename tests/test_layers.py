@@ -33,6 +33,7 @@ LAYERS: dict[str, int] = {
     "trace": 1,
     "optimize": 1,
     "variable": 1,
+    "pytree": 1,
     # 2-3: rules (the table), what is known about tangents, activity
     "rules": 2,
     "known": 2,
@@ -48,6 +49,7 @@ LAYERS: dict[str, int] = {
     "operations": 5,
     "loops": 5,
     "statements": 5,
+    "trees": 5,
     # 6: the forward emitter and the mutation check
     "forward": 6,
     "mutation": 6,

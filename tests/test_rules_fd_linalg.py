@@ -755,12 +755,35 @@ def refuse_tensordot_axes(p):
 
 
 def refuse_eigh_field(p):
-    result = helper_eigh(p)
-    return result.eigenvalues
+    result, scale = helper_eigh_pair(p)
+    return result.eigenvalues * scale
 
 
 def helper_eigh(p):
     return np.linalg.eigh(p)
+
+
+def helper_eigh_pair(p):
+    return np.linalg.eigh(p), 2.0
+
+
+def eigh_field_of_a_helper_result(p):
+    result = helper_eigh(p)
+    return result.eigenvalues
+
+
+def test_field_of_a_decomposition_a_helper_returns() -> None:
+    # the helper's result is known to be a tuple of tangents (fmad.calls), so its field
+    # is read as in the function itself
+    a = np.array([[2.0, 0.3, 0.1], [0.3, 1.0, 0.2], [0.1, 0.2, 0.5]])
+    value, grads = fmad.differentiate(eigh_field_of_a_helper_result)(a)
+    direct, expected = fmad.differentiate(eigvals_directly)(a)
+    assert np.array_equal(value, direct)
+    np.testing.assert_array_equal(grads["p"], expected["p"])
+
+
+def eigvals_directly(p):
+    return np.linalg.eigh(p).eigenvalues
 
 
 @pytest.mark.parametrize(

@@ -273,10 +273,10 @@ class Model:
 @pytest.mark.parametrize(
     "value, words",
     [
-        ({"a": 1.0}, "dict"),
-        ([(1.0, 2.0), (3.0,)], "list that is not"),
-        ((1.0, (2.0, 3.0)), "tuple that is not"),
-        ([{"a": 1.0}], "list that is not"),
+        ({"a": {1.0}}, "set"),
+        ([(1.0, 2.0), ("x",)], "str"),
+        ((1.0, (2.0, None)), "NoneType"),
+        ({1.5: 1.0}, "key"),
         (np.array(["a"]), "dtype"),
         (Model(1.0).scale, "method"),
         (None, "NoneType"),
@@ -290,6 +290,13 @@ def test_unsupported_wrt_arguments_are_refused_at_call_time(value, words):
     assert message.startswith(f"{info.value.filename}:{marker_line('container-def')}: ")
     assert os.path.basename(info.value.filename) == THIS_FILE
     assert "'d'" in message and words in message and "numbers" in message
+
+
+def test_containers_are_parameter_trees():
+    # (before issue 13 these were refused; see tests/test_containers.py)
+    df = fmad.differentiate(reads_container)
+    assert df({"a": 1.0}) == (2.0, {"d": {"a": 2.0}})
+    assert df([(1.0, 2.0), (3.0,)]) == (2.0, {"d": [(2.0, 0.0), (0.0,)]})
 
 
 def test_evenly_nested_lists_are_accepted():
