@@ -245,6 +245,17 @@ LIST_RULES.update(
     }
 )
 defzero(
+    # integer, boolean or index results (autograd's non-differentiable list)
+    np.all,
+    np.any,
+    np.argpartition,
+    np.argwhere,
+    np.count_nonzero,
+    np.flatnonzero,
+    np.isscalar,
+    np.logical_xor,
+    np.result_type,
+    np.searchsorted,
     builtins.len,
     builtins.range,
     builtins.int,
