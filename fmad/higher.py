@@ -12,9 +12,10 @@ second-order code prints like the first (``.source``, ``show(shapes=...)``).
   direction arrays: the tangent of the output, with no Jacobian built.
 - ``hvp``: the ``jvp`` of the first-order code: the gradient and ``H @ v`` for about the cost
   of two gradients.
-- ``hessian``: with respect to numbers, the first-order code differentiated again (one
-  direction per parameter); with array parameters, one Hessian-vector product per parameter
-  element (the generated code is compiled once).
+- ``hessian``: the first-order code differentiated again, one direction per parameter (an
+  array parameter's on a trailing axis; the runtime helpers of the first-order code are
+  applied per direction). Where a second pass is refused, one Hessian-vector product per
+  parameter element instead (the generated code is compiled once).
 """
 
 from __future__ import annotations
@@ -269,6 +270,7 @@ class Hessian(SecondOrder):
     def __init__(self, fn: Callable[..., Any], wrt: Sequence[str] | str | None) -> None:
         super().__init__(fn, wrt)
         self._second: dict[Spec, Transformed] = {}
+        self._by_columns: set[Spec] = set()  # specs whose code needs the column path
         self.second(Spec(self.wrt, tuple(None for _ in self.wrt)))  # refusals now
 
     def second(self, spec: Spec) -> Transformed:
@@ -277,20 +279,37 @@ class Hessian(SecondOrder):
 
     def __call__(self, *args: Any, **kwargs: Any) -> tuple[Any, dict, dict]:
         spec = self.spec(args, kwargs)
-        if not spec.vectorized:
-            return self.numbers(spec, args, kwargs)
-        return self.columns(spec, args, kwargs)
+        if spec in self._by_columns:
+            return self.columns(spec, args, kwargs)
+        try:
+            function = self.second_function(spec)
+        except UnsupportedError:
+            if not spec.vectorized:
+                raise
+            # code the second pass cannot take in one pass: one product per column instead
+            self._by_columns.add(spec)
+            return self.columns(spec, args, kwargs)
+        return self.forward_over_forward(spec, function, args, kwargs)
 
-    def numbers(self, spec: Spec, args: tuple, kwargs: dict) -> tuple[Any, dict, dict]:
-        """Forward over forward: one direction per parameter."""
+    def second_function(self, spec: Spec) -> Callable[..., Any]:
+        """The first-order code for ``spec``, differentiated again in one pass (one
+        direction per parameter: an array parameter's on a trailing axis)."""
         second = self.second(spec)
-        value, *rest = run(second._variant(second.numbers).function, *args, **kwargs)
+        return second._variant(Spec(self.wrt, spec.shapes)).function
+
+    def forward_over_forward(
+        self, spec: Spec, function: Callable[..., Any], args: tuple, kwargs: dict
+    ) -> tuple[Any, dict, dict]:
+        value, *blocks = run(function, *args, **kwargs)
         check_scalar(value[0], self.first.original)
-        (value, *grads), blocks = value, rest
+        value, *grads = value
         vshape = np.shape(value)
         hess = {
-            a: {b: as_block(blocks[j][1 + i], vshape, None, None) for j, b in enumerate(self.wrt)}
-            for i, a in enumerate(self.wrt)
+            a: {
+                b: as_block(blocks[j][1 + i], vshape, sa, sb)
+                for j, (b, sb) in enumerate(zip(self.wrt, spec.shapes, strict=True))
+            }
+            for i, (a, sa) in enumerate(zip(self.wrt, spec.shapes, strict=True))
         }
         return value, self.shaped(spec, value, grads), hess
 
@@ -326,15 +345,18 @@ class Hessian(SecondOrder):
         return value, self.shaped(spec, value, grads), hess
 
     def show(self, shapes: dict[str, tuple[int | None, ...]] | None = None) -> str:
-        """The second-order code: for numbers, the first-order code differentiated again;
-        for array ``shapes``, the Hessian-vector product it computes columns with."""
-        if shapes is None:
-            return self.second(Spec(self.wrt, tuple(None for _ in self.wrt))).show()
-        spec = self.first.variant_for_shapes(shapes).spec
-        spec = Spec(spec.wrt, spec.shapes)
-        if not spec.vectorized:
-            return self.second(spec).show()
-        return self.jvp(spec).source
+        """The second-order code: the first-order code for these ``shapes`` (numbers by
+        default) differentiated again, or, where that is refused, the Hessian-vector
+        product the Hessian takes column by column."""
+        spec = Spec(self.wrt, tuple(None for _ in self.wrt))
+        if shapes is not None:
+            spec = Spec(self.wrt, self.first.variant_for_shapes(shapes).spec.shapes)
+        try:
+            return self.second(spec)._variant(spec).source()
+        except UnsupportedError:
+            if not spec.vectorized:
+                raise
+            return self.jvp(spec).source
 
     @property
     def source(self) -> str:

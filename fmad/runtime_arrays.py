@@ -186,3 +186,17 @@ def padded_diff(
         block = np.zeros(tuple(shape) + tail, dtype=dx.dtype)
         parts.insert(0 if first else len(parts), block)
     return np.diff(np.concatenate(parts, axis=axis), n, axis=axis)
+
+
+def per_direction(fn: Any, k: int, slots: tuple, *args: Any, **keywords: Any) -> Any:
+    """``fn`` (a helper written for one direction) applied to each of ``k`` directions: the
+    arguments at ``slots`` carry them on a trailing axis (``None`` is a zero tangent). The
+    results are stacked on a new trailing axis (fmad's array code differentiated again)."""
+    columns = [
+        fn(
+            *(a[..., j] if i in slots and a is not None else a for i, a in enumerate(args)),
+            **keywords,
+        )
+        for j in range(k)
+    ]
+    return np.stack([np.asarray(c) for c in columns], axis=-1)

@@ -15,12 +15,14 @@ import pytest
 
 import fmad
 from fmad import runtime as fmad_rt
+from fmad import runtime_arrays as ra
 from tests.fdcheck import central_fd
 from tests.test_rules_fd import FLOAT, Rule, check_rule, data_param, param_only
 
 VECTORS = [((3,), FLOAT), ((1,), FLOAT)]
 ARRAYS = [((3,), FLOAT), ((2, 3), FLOAT), ((3, 1), FLOAT)]
 MATRICES = [((2, 3), FLOAT), ((3, 3), FLOAT)]
+SAME_SHAPES = [((3,), (3,)), ((2, 3), (2, 3))]
 
 
 def rt_real_values(x, p):
@@ -33,6 +35,11 @@ def rt_full(x, p):
 
 def rt_full_array(x, p):
     return fmad_rt.full(p * x, x)
+
+
+def rt_per_direction(x, p):
+    # full applied to each of 3 directions of a tangent (x's shape + (3,)), stacked
+    return ra.per_direction(fmad_rt.full, 3, (0,), p * np.ones(np.shape(x) + (3,)) * 2.0, x)
 
 
 def rt_gradient(x, p):
@@ -154,6 +161,10 @@ def rt_concat_tangent_lists(p):
 RUNTIME_ROWS = [
     Rule("fmad_rt.full", data_param(rt_full, ARRAYS) + data_param(rt_full_array, ARRAYS)),
     Rule("fmad_rt.gradient", data_param(rt_gradient, ARRAYS)),
+    Rule("runtime_arrays.per_direction", data_param(rt_per_direction, ARRAYS)),
+    # with respect to an array parameter: the helper applied per direction (per_direction)
+    Rule("fmad_rt.full of an array parameter", data_param(rt_full_array, SAME_SHAPES)),
+    Rule("fmad_rt.mean_product of an array parameter", data_param(rt_mean_product, SAME_SHAPES)),
     Rule("fmad_rt.items_tangents", data_param(rt_items_tangents, ARRAYS)),
     Rule("fmad_rt.builtin_sum", data_param(rt_builtin_sum, ARRAYS)),
     Rule(
@@ -205,15 +216,15 @@ def rt_prod_of_active_values(p):
     return fmad_rt.prod_tangent(p * 2.0, p * 3.0, None, False, None)
 
 
-def rt_full_of_array_parameter(x, p):
-    return fmad_rt.full(p, x)
+def rt_builtin_sum_of_array_parameter(x, p):
+    return fmad_rt.builtin_sum([p * 1.0, p * 2.0], [x, x])
 
 
 @pytest.mark.parametrize(
     ("fn", "args", "message"),
     [
         (rt_prod_of_active_values, {"p": 0.5}, "second derivative of np.prod"),
-        (rt_full_of_array_parameter, {"x": np.ones(3), "p": np.ones(3)}, "a scalar only"),
+        (rt_builtin_sum_of_array_parameter, {"x": np.ones(3), "p": np.ones(3)}, "a scalar only"),
     ],
 )
 def test_runtime_rules_refuse_what_they_cannot_differentiate(fn, args, message) -> None:

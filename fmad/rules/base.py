@@ -198,6 +198,9 @@ def static_value(ctx, node: ast.expr, depth: int = 0) -> Any:
     global such as ``np.int64``, or a flattened name assigned once from one), else None."""
     if isinstance(node, ast.Constant):
         return node.value
+    if isinstance(node, ast.Tuple):  # a tuple of constants, such as (0, 2)
+        parts = [static_value(ctx, e, depth + 1) for e in node.elts]
+        return None if any(p is None for p in parts) else tuple(parts)
     found = ctx.scope.lookup(node)
     if found is not MISSING:
         return found

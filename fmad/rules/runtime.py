@@ -6,8 +6,10 @@ shapes, or for a choice that is constant almost everywhere (which entries tie fo
 maximum): its tangent is the same helper applied to the tangents. A helper that multiplies
 a tangent by a value (``matmul_left(dx, x, y, k)`` is ``dx @ y``) is bilinear: one term per
 factor, the other factor kept. The guards return nothing and ``scalar_seed`` a constant.
-A direction of the second transform must be a scalar: an array parameter's tangents would
-need a second direction axis these helpers do not know about.
+With respect to an array parameter (a second direction axis, which these helpers do not
+know about), the helper is applied to each direction's slice of its tangents and the results
+are stacked: ``runtime_arrays.per_direction``. Helpers of lists of tangents take scalar directions
+only.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import ast
 
 from fmad import build as B
 from fmad import runtime as rt
-from fmad.rules.base import LIST_RULES, RULES, Rule, active_slots, defzero
+from fmad import runtime_arrays as ra
+from fmad.rules.base import LIST_RULES, RULES, Rule, active_slots, defzero, static_value
 from fmad.tangent import Tangent
 
 
@@ -31,7 +34,10 @@ def defhelper(func, slots: tuple[int, ...], *, joint: bool = False, full=(), con
     name = func.__name__
 
     def rule(ctx, z, args, tangents, keywords):
-        active = active_slots(ctx, f"fmad_rt.{name}", slots, tangents)
+        if container or func in LIST_RULES:  # lists of tangents: one direction only
+            active = active_slots(ctx, f"fmad_rt.{name}", slots, tangents)
+        else:
+            active = [i for i in slots if i < len(tangents) and tangents[i] is not None]
         if not active:
             return None
 
@@ -39,6 +45,8 @@ def defhelper(func, slots: tuple[int, ...], *, joint: bool = False, full=(), con
             t = tangents[i]
             if t is None:
                 return ast.Constant(None)
+            if ctx.vectorized:  # every direction's slice must be the argument's shape
+                return ctx.full(t, args[i])
             return ctx.full(t, args[i]) if i in full else t.expr
 
         # joint: every slot gets its tangent (None where it has none), never its value
@@ -46,7 +54,14 @@ def defhelper(func, slots: tuple[int, ...], *, joint: bool = False, full=(), con
         calls = []
         for group in groups:
             new = [tangent_at(i) if i in group else a for i, a in enumerate(args)]
-            calls.append(B.call(ctx.rt(name), *new, **keywords))
+            if ctx.vectorized:
+                # the helper knows one direction: apply it to each of ours (an array
+                # parameter's second pass) and stack the results on a trailing axis
+                k, which = B.const(ctx.direction.k), B.tuple_([B.const(i) for i in group])
+                per = ctx.inject(ra.per_direction, "per_direction")
+                calls.append(B.call(per, ctx.rt(name), k, which, *new, **keywords))
+            else:
+                calls.append(B.call(ctx.rt(name), *new, **keywords))
         expr = calls[0]
         for call in calls[1:]:
             expr = B.binop(expr, ast.Add(), call)
@@ -121,3 +136,30 @@ def _real_values_rule(ctx, z, args, tangents, keywords):
 
 
 RULES[rt.real_values] = _real_values_rule
+
+
+def _per_direction_rule(ctx, z, args, tangents, keywords):
+    """``per_direction(fn, k, slots, *args)`` is linear in the arguments at ``slots`` (``fn``
+    is, in them): with respect to a scalar, the same call on their tangents. A derivative
+    through its other arguments (a third derivative of a product) is refused."""
+    slots = static_value(ctx, args[2]) if len(args) > 2 else None
+    active = [i for i, t in enumerate(tangents) if t is not None]
+    if not active:
+        return None
+    inner = [i - 3 for i in active]
+    if ctx.vectorized or slots is None or any(i < 0 or i not in slots for i in inner):
+        ctx.refuse(
+            "per_direction() in code fmad generated twice can be differentiated again with "
+            "respect to a scalar, through its tangent arguments only (no third derivatives "
+            "of products)"
+        )
+    new = [
+        (tangents[i].expr if tangents[i] is not None else ast.Constant(None))
+        if i >= 3 and i - 3 in slots
+        else a
+        for i, a in enumerate(args)
+    ]
+    return Tangent(B.call(ctx.inject(ra.per_direction, "per_direction"), *new, **keywords))
+
+
+RULES[ra.per_direction] = _per_direction_rule
