@@ -192,6 +192,9 @@ def per_direction(fn: Any, k: int, slots: tuple, *args: Any, **keywords: Any) ->
     """``fn`` (a helper written for one direction) applied to each of ``k`` directions: the
     arguments at ``slots`` carry them on a trailing axis (``None`` is a zero tangent). The
     results are stacked on a new trailing axis (fmad's array code differentiated again)."""
+    fast = _contraction(fn, k, slots, args)
+    if fast is not None:
+        return fast
     columns = [
         fn(
             *(a[..., j] if i in slots and a is not None else a for i, a in enumerate(args)),
@@ -200,3 +203,21 @@ def per_direction(fn: Any, k: int, slots: tuple, *args: Any, **keywords: Any) ->
         for j in range(k)
     ]
     return np.stack([np.asarray(c) for c in columns], axis=-1)
+
+
+def _contraction(fn: Any, m: int, slots: tuple, args: tuple) -> Any:
+    """``sum_product``/``mean_product`` (``c @ T`` over the value's axes) with the directions
+    on ``c``: one matrix product instead of ``m``. None when the shapes are not the plain
+    ones (the loop then does it)."""
+    name = getattr(fn, "__name__", "")
+    if name not in ("sum_product", "mean_product") or slots != (0,) or len(args) != 4:
+        return None
+    c, t, x, k = args
+    shape = np.shape(x)
+    if type(c) is not np.ndarray or c.shape != shape + (m,) or not shape:
+        return None
+    tail = () if k is None else (k,)
+    if np.shape(t) != shape + tail:
+        return None
+    out = np.reshape(t, (-1, *tail)).T @ c.reshape(-1, m)  # (k, m), or (m,) for k None
+    return out / max(np.size(x), 1) if name == "mean_product" else out
