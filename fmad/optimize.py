@@ -27,6 +27,7 @@ def optimize(
     Simplify(tangent_names).visit(tree)
     for body, _ in list(blocks(tree.body)):
         share_common_factors(body, tangent_names, namer)
+    reuse_values(tree)
     drop_dead_tangents(tree, tangent_names, keep)
     return tree  # printed, then parsed again to compile: no locations needed
 
@@ -107,6 +108,61 @@ class Replace(ast.NodeTransformer):
         if isinstance(node, ast.expr) and ast.dump(node) == self.key:
             return B.name(self.name)
         return super().generic_visit(node)
+
+
+def reuse_values(tree: ast.FunctionDef) -> None:
+    """A statement of the function's top level that computes again what an earlier one
+    computed (the same arithmetic on the same values: names bound once) becomes a copy of it.
+    This matters when fmad transforms its own output (second derivatives): the second pass
+    recomputes the first pass's partials (``p_partial_3 = p * exp_neg_z_partial_1`` is
+    ``p_partial``). The copy holds the very same bits, so values stay exact."""
+    bound = B.names(tree, ast.Store)
+    once = {n for n in bound if bound.count(n) == 1} - set(B.parameters(tree.args))
+    alias: dict[str, str] = {}  # a name bound once to another: the name it copies
+    seen: dict[str, str] = {}  # the dump of a computation (aliases resolved) -> its name
+
+    def resolve(node: ast.expr) -> ast.expr:
+        if isinstance(node, ast.Name):
+            return ast.Name(id=alias.get(node.id, node.id), ctx=ast.Load())
+        if isinstance(node, ast.BinOp):
+            return ast.BinOp(left=resolve(node.left), op=node.op, right=resolve(node.right))
+        if isinstance(node, ast.UnaryOp):
+            return ast.UnaryOp(op=node.op, operand=resolve(node.operand))
+        return node
+
+    for s in tree.body:
+        if not (
+            isinstance(s, ast.Assign)
+            and len(s.targets) == 1
+            and isinstance(s.targets[0], ast.Name)
+            and s.targets[0].id in once
+        ):
+            continue
+        target, value = s.targets[0].id, s.value
+        if isinstance(value, ast.Name) and value.id in once:
+            alias[target] = alias.get(value.id, value.id)
+            continue
+        if not (isinstance(value, ast.BinOp | ast.UnaryOp) and pure(value, once)):
+            continue
+        key = ast.dump(resolve(value))
+        if key in seen:
+            s.value = B.name(seen[key])
+            alias[target] = seen[key]
+        else:
+            seen[key] = target
+
+
+def pure(node: ast.expr, once: set[str]) -> bool:
+    """Arithmetic on constants and names bound once (a value that never changes)."""
+    if isinstance(node, ast.Name):
+        return node.id in once
+    if isinstance(node, ast.Constant):
+        return True
+    if isinstance(node, ast.BinOp):
+        return pure(node.left, once) and pure(node.right, once)
+    if isinstance(node, ast.UnaryOp):
+        return pure(node.operand, once)
+    return False
 
 
 def is_tangent_stmt(s: ast.stmt, tangent_names: set[str]) -> bool:

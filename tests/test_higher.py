@@ -6,6 +6,7 @@ against SciPy's optimizers reaching the least-squares solution."""
 
 from __future__ import annotations
 
+import ast
 import math
 
 import numpy as np
@@ -234,3 +235,17 @@ def test_scipy_least_squares_with_residuals_and_jac() -> None:
     result = optimize.least_squares(obj.residuals, obj.pack({"a": 1.0, "k": 0.0}), jac=obj.jac)
     np.testing.assert_allclose(result.x, [2.0, -1.3], rtol=1e-8)
     assert obj.jac(result.x).shape == (20, 2)
+
+
+def test_the_second_pass_reuses_what_the_first_pass_computed() -> None:
+    """Forward over forward recomputes the first pass's partials; the optimizer turns a
+    top-level statement that computes again what an earlier one did into a copy of it."""
+    shown = fmad.hessian(logistic, wrt=["w", "b"]).show(shapes={"X": (None, 3), "w": (3,)})
+    body = ast.parse(shown).body[-1].body
+    computed = [
+        ast.unparse(s.value)
+        for s in body
+        if isinstance(s, ast.Assign) and isinstance(s.value, ast.BinOp | ast.UnaryOp)
+    ]
+    assert computed, shown
+    assert len(computed) == len(set(computed)), shown
