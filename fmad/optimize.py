@@ -1,11 +1,14 @@
-"""Optimize the tangent statements; the primal statements are never touched.
+"""Optimize the tangent statements; the primal statements compute what they did.
 
 After this pass: no tangent term is multiplied by a known zero or one, no ``+ 0``, ``- 0``,
 ``/ 1`` or ``** 1`` remains in a tangent expression, constant-only subexpressions are folded,
 a primal factor that several directions' tangents share (``2.0 * r`` in ``dloss_dw`` and
 ``dloss_db``) is computed once, into ``<value>_partial``, and no tangent assignment survives
 that nothing reads (the identity seed of an array parameter included, when every use of it
-was folded away).
+was folded away), and a top-level statement that computes again what an earlier one
+computed (the same arithmetic on names bound once) is a copy of it: a primal statement may
+become one, holding the very same bits (this is what a second pass, transforming fmad's own
+output, gains from).
 """
 
 from __future__ import annotations
