@@ -320,24 +320,15 @@ def test_refusals():
 
 def test_cli_export_with_test(tmp_path):
     out = tmp_path / "mse_grad.py"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "fmad",
-            "export",
-            f"{pm.__file__}:mse",
-            "--wrt",
-            "w,b",
-            "--shapes",
-            "X=Nx3,y=N,w=3,b=",
-            "-o",
-            str(out),
-            "--with-test",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
+    result = fmad_export(
+        f"{pm.__file__}:mse",
+        "--wrt",
+        "w,b",
+        "--shapes",
+        "X=Nx3,y=N,w=3,b=",
+        "-o",
+        str(out),
+        "--with-test",
     )
     assert result.returncode == 0, result.stderr
     text = out.read_text()
@@ -357,32 +348,19 @@ def test_cli_export_with_test(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def fmad_export(*args: str) -> subprocess.CompletedProcess:
+    """``python -m fmad export ARGS`` from the repository root."""
+    return subprocess.run(
+        [sys.executable, "-m", "fmad", "export", *args], capture_output=True, text=True, cwd=ROOT
+    )
+
+
 def test_cli_export_to_stdout_and_errors(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "fmad", "export", f"{pm.__file__}:train_loop", "--wrt", "w,b"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
+    result = fmad_export(f"{pm.__file__}:train_loop", "--wrt", "w,b")
     assert result.returncode == 0 and "def train_loop(X, y, w, b):" in result.stdout
-    result = subprocess.run(
-        [sys.executable, "-m", "fmad", "export", f"{pm.__file__}:train_loop", "--with-test"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
+    result = fmad_export(f"{pm.__file__}:train_loop", "--with-test")
     assert result.returncode == 2 and "--with-test needs -o" in result.stderr
-    result = subprocess.run(
-        [sys.executable, "-m", "fmad", "export", f"{em.__file__}:uses_object", "--wrt", "w"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
+    result = fmad_export(f"{em.__file__}:uses_object", "--wrt", "w")
     assert result.returncode == 2 and "export_module.py:" in result.stderr
-    result = subprocess.run(
-        [sys.executable, "-m", "fmad", "export", f"{pm.__file__}:train_loop", "--lang", "c"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
+    result = fmad_export(f"{pm.__file__}:train_loop", "--lang", "c")
     assert result.returncode == 2 and "C export is not available yet" in result.stderr

@@ -22,11 +22,11 @@ from tests.test_rules_fd import (
     SCALAR_PAIR,
     Rule,
     binary_rule,
+    check_rule,
     data_param,
     given,
     param_only,
     param_param,
-    problems_with,
     unary_rule,
 )
 
@@ -704,12 +704,7 @@ if special is not None:
 
 @pytest.mark.parametrize("rule", ROWS, ids=[rule.name for rule in ROWS])
 def test_rule_matches_finite_differences(rule: Rule) -> None:
-    assert rule.cases
-    failures = []
-    for case in rule.cases:
-        failures += [f"{case.describe()}: {problem}" for problem in problems_with(case)]
-    if failures:
-        pytest.fail(f"{len(failures)} failure(s):\n" + "\n".join(failures), pytrace=False)
+    check_rule(rule)
 
 
 # --- conventions at kinks ------------------------------------------------------------------

@@ -17,10 +17,10 @@ from tests.test_rules_fd import (
     FLOAT,
     REDUCTION_SHAPES,
     Rule,
+    check_rule,
     data_param,
     given,
     param_only,
-    problems_with,
 )
 
 # (x shape, p shape) whose product is at least 1-d / 2-d
@@ -771,12 +771,7 @@ ROWS += [
 
 @pytest.mark.parametrize("rule", ROWS, ids=[rule.name for rule in ROWS])
 def test_rule_matches_finite_differences(rule: Rule) -> None:
-    assert rule.cases
-    failures = []
-    for case in rule.cases:
-        failures += [f"{case.describe()}: {problem}" for problem in problems_with(case)]
-    if failures:
-        pytest.fail(f"{len(failures)} failure(s):\n" + "\n".join(failures), pytrace=False)
+    check_rule(rule)
 
 
 # --- conventions ----------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from tests.test_rules_fd import (
     REDUCTION_PARAM_SHAPES,
     REDUCTION_SHAPES,
     Rule,
+    check_rule,
     data_param,
     given,
     param_only,
@@ -272,12 +273,7 @@ ROWS += [
 
 @pytest.mark.parametrize("rule", ROWS, ids=[rule.name for rule in ROWS])
 def test_rule_matches_finite_differences(rule: Rule) -> None:
-    assert rule.cases
-    failures = []
-    for case in rule.cases:
-        failures += [f"{case.describe()}: {problem}" for problem in problems_with(case)]
-    if failures:
-        pytest.fail(f"{len(failures)} failure(s):\n" + "\n".join(failures), pytrace=False)
+    check_rule(rule)
 
 
 # --- conventions at kinks and ties ----------------------------------------------------------
