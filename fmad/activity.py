@@ -44,7 +44,7 @@ def classify(call: ast.Call, scope: Scope, nested: dict[str, ast.FunctionDef]) -
     if isinstance(func, ast.Name) and func.id in nested:
         return CallTarget("nested", obj=nested[func.id], name=func.id)
     obj = scope.lookup(func)
-    label = ast.unparse(func)
+    label = dotted(func)
     if obj is MISSING:
         return CallTarget("unknown", name=label)
     rule = rules.rule_for(obj)
@@ -57,6 +57,20 @@ def classify(call: ast.Call, scope: Scope, nested: dict[str, ast.FunctionDef]) -
         # source we would read: it stays unknown (see Forward.unknown_call)
         return CallTarget("user", obj=obj, name=label)
     return CallTarget("unknown", obj=obj, name=label)
+
+
+def dotted(func: ast.expr) -> str:
+    """``ast.unparse(func)``, without it for the common ``f`` and ``np.linalg.norm``
+    (classify runs for every call, every time activity or the emitter meets it)."""
+    parts = []
+    node = func
+    while type(node) is ast.Attribute:
+        parts.append(node.attr)
+        node = node.value
+    if type(node) is not ast.Name:
+        return ast.unparse(func)
+    parts.append(node.id)
+    return ".".join(reversed(parts))
 
 
 def rebound_defs(tree: ast.FunctionDef) -> set[str]:

@@ -37,8 +37,13 @@ class Variant:
         self.spec = spec
         self.unit = session.top(fn, spec)
         self.units = session.units
-        self.function = compile_unit(self.unit, {})
         self.watched = session.watched()
+
+    @functools.cached_property
+    def function(self) -> types.FunctionType:
+        """The compiled unit, made at its first use (the scalar calls of the variant for
+        numbers run the public function, which holds its own copy)."""
+        return compile_unit(self.unit, {})
 
     def current(self) -> bool:
         """False once a function this variant's rules were chosen from has been rebound."""

@@ -137,11 +137,28 @@ def names(node: ast.AST | None, *contexts: type[ast.expr_context]) -> list[str]:
     any are given."""
     if node is None:
         return []
-    return [
-        n.id
-        for n in ast.walk(node)
-        if isinstance(n, ast.Name) and (not contexts or isinstance(n.ctx, contexts))
-    ]
+    # ast.walk's order (breadth first) without its generators: this runs thousands of
+    # times per transform
+    found = []
+    todo = [node]
+    for n in todo:  # grows while it is read
+        if type(n) is ast.Name:
+            if not contexts or isinstance(n.ctx, contexts):
+                found.append(n.id)
+            continue
+        add_children(n, todo)
+    return found
+
+
+def add_children(node: ast.AST, todo: list[ast.AST]) -> None:
+    """Append the child nodes of ``node`` to ``todo``, in ``ast.iter_child_nodes``' order
+    (without its generator: the walkers here run thousands of times per transform)."""
+    for field_name in node._fields:
+        value = getattr(node, field_name, None)
+        if isinstance(value, list):
+            todo.extend(v for v in value if isinstance(v, ast.AST))
+        elif isinstance(value, ast.AST):
+            todo.append(value)
 
 
 def read_names(node: ast.AST | None) -> set[str]:
@@ -172,7 +189,7 @@ def bound_names(tree: ast.FunctionDef, *, inner: bool = True) -> set[str]:
                 continue
         elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store | ast.Del):
             bound.add(node.id)
-        todo.extend(ast.iter_child_nodes(node))
+        add_children(node, todo)
     return bound
 
 
@@ -194,7 +211,7 @@ def lexical_free(tree: ast.FunctionDef) -> set[str]:
             continue
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
             reads.add(node.id)
-        todo.extend(ast.iter_child_nodes(node))
+        add_children(node, todo)
     return (reads - lexical_bound(tree)) | {n for e in defaults for n in names(e)}
 
 

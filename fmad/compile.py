@@ -166,26 +166,34 @@ def relocate(
     that line too. Statements fmad made without a line take their parent's. Columns span
     the user's line, or, with ``mark``, hold the node's own generated line (for
     :mod:`fmad.trace`)."""
-    if isinstance(generated, ast.stmt | ast.excepthandler):
-        line = getattr(tree, "lineno", None) or line
-    text = lines[line - 1] if 0 < line <= len(lines) else ""
-    if hasattr(generated, "lineno"):
-        if mark:
-            generated.col_offset, generated.end_col_offset = generated.lineno, generated.lineno
-        else:
-            generated.col_offset = len(text) - len(text.lstrip())
-            generated.end_col_offset = len(text.rstrip())
-        generated.lineno = generated.end_lineno = line
-    same = tree is not None and type(tree) is type(generated)
-    for field_name, value in ast.iter_fields(generated):
-        twin = getattr(tree, field_name, None) if same else None
-        if isinstance(value, list):
-            for i, item in enumerate(value):
-                if isinstance(item, ast.AST):
-                    other = twin[i] if isinstance(twin, list) and i < len(twin) else None
-                    relocate(item, other, lines, line, mark)
-        elif isinstance(value, ast.AST):
-            relocate(value, twin if isinstance(twin, ast.AST) else None, lines, line, mark)
+    columns: dict[int, tuple[int, int]] = {}  # line -> its span, computed once
+
+    def visit(node: ast.AST, twin: ast.AST | None, line: int) -> None:
+        if isinstance(node, ast.stmt | ast.excepthandler):
+            line = getattr(twin, "lineno", None) or line
+        if node._attributes:  # parsed: it has a location
+            if mark:
+                node.col_offset = node.end_col_offset = node.lineno
+            else:
+                span = columns.get(line)
+                if span is None:
+                    text = lines[line - 1] if 0 < line <= len(lines) else ""
+                    span = columns[line] = (len(text) - len(text.lstrip()), len(text.rstrip()))
+                node.col_offset, node.end_col_offset = span
+            node.lineno = node.end_lineno = line
+        same = twin is not None and type(twin) is type(node)
+        for field_name in node._fields:
+            value = getattr(node, field_name, None)
+            other = getattr(twin, field_name, None) if same else None
+            if isinstance(value, list):
+                paired = isinstance(other, list)
+                for i, item in enumerate(value):
+                    if isinstance(item, ast.AST):
+                        visit(item, other[i] if paired and i < len(other) else None, line)
+            elif isinstance(value, ast.AST):
+                visit(value, other if isinstance(other, ast.AST) else None, line)
+
+    visit(generated, tree, line)
 
 
 def dispatcher(transformed: Any, variant: Any) -> types.FunctionType:

@@ -10,6 +10,7 @@ import ast
 import inspect
 import textwrap
 import types
+import weakref
 from dataclasses import dataclass
 
 from fmad.errors import SourceError, UnsupportedError, unsupported
@@ -34,7 +35,14 @@ def python_function(fn: object) -> types.FunctionType:
     return fn
 
 
+# The source text of each code object, found once (inspect's search is the slow part of
+# reading a function; a helper is read by every variant that calls it). Keyed by the code
+# object: a function defined again has a new one. Entries go with their code objects.
+SOURCES: weakref.WeakKeyDictionary[types.CodeType, tuple[str, int]] = weakref.WeakKeyDictionary()
+
+
 def read_function(fn: object) -> FunctionSource:
+    """The function's tree, parsed afresh at each call (passes change the trees they get)."""
     fn = python_function(fn)
     filename = fn.__code__.co_filename
     if getattr(fn, "__wrapped__", None) is not None:
@@ -48,14 +56,17 @@ def read_function(fn: object) -> FunctionSource:
             "function inside and would skip what the decorator does: differentiate the "
             "undecorated function (apply fmad.differentiate directly to the 'def')",
         )
-    try:
-        lines, first = inspect.getsourcelines(fn)
-    except (OSError, TypeError) as exc:
-        raise SourceError(
-            f"cannot read the source of {fn.__qualname__!r} (defined in {filename}): {exc}; "
-            "fmad needs a function defined with 'def' in a file"
-        ) from None
-    text = textwrap.dedent("".join(lines))
+    found = SOURCES.get(fn.__code__)
+    if found is None:
+        try:
+            lines, first = inspect.getsourcelines(fn)
+        except (OSError, TypeError) as exc:
+            raise SourceError(
+                f"cannot read the source of {fn.__qualname__!r} (defined in {filename}): "
+                f"{exc}; fmad needs a function defined with 'def' in a file"
+            ) from None
+        found = SOURCES[fn.__code__] = (textwrap.dedent("".join(lines)), first)
+    text, first = found
     try:
         module = ast.parse(text)
     except SyntaxError as exc:  # e.g. a lambda inside a larger expression

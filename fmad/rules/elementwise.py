@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 import math
 from dataclasses import dataclass
 
@@ -117,7 +118,7 @@ class Elementwise:
     form: str
     coef: str
 
-    @property
+    @functools.cached_property  # read at every use of the rule
     def arithmetic_on_x(self) -> bool:
         """``x`` is an operand of an operator in ``coef`` (``2 * x``), not only an argument."""
         return any(
