@@ -38,6 +38,8 @@ class Variant:
         self.unit = session.top(fn, spec)
         self.units = session.units
         self.watched = session.watched()
+        for unit in self.units:
+            unit.printed()  # printing completes the trees' locations, which export reads
 
     @functools.cached_property
     def function(self) -> types.FunctionType:
