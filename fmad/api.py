@@ -6,7 +6,7 @@ import dataclasses
 import functools
 import inspect
 import linecache
-import numbers
+import operator
 import types
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, overload, runtime_checkable
@@ -19,13 +19,10 @@ from fmad.errors import FmadError, InternalError, UnsupportedError, WrtError
 from fmad.printer import to_source
 from fmad.resolve import still_bound
 from fmad.source import python_function, read_function
-from fmad.spec import Spec, normalize_wrt, spec_for_shapes
+from fmad.spec import NUMBER_TYPES, Spec, argument_shape, normalize_wrt, spec_for_shapes
 from fmad.specialize import SELF, called_arguments, deferred, pins
 from fmad.transform import Session
 from fmad.variable import Variable
-
-# numpy dtype kinds a wrt argument may have: booleans, integers, floats, complex numbers
-NUMERIC_KINDS = frozenset("biufc")
 
 
 class Variant:
@@ -129,6 +126,15 @@ class Transformed:
         # bundling needs several parameters, all of them parameters (not intermediates)
         # (with two parameters it gains little, and would cost the scalar fast path a check)
         self.bundles = len(wrt) > 2 and all(is_param for *_, is_param in self._slots)
+        # the positions of the wrt arguments when every one is a positional parameter: a
+        # call passing them all by position finds its spec without the loop of _spec
+        indices = [index for _, index, _, is_param in self._slots if is_param]
+        self._positional = (
+            operator.itemgetter(*indices, indices[0])  # a tuple, whatever their number
+            if len(indices) == len(wrt) and None not in indices
+            else None
+        )
+        self._numbers_key = (tuple(None for _ in wrt), False, (), ())
         # errors at decoration time; None when the code depends on a function or an object
         # argument with no default (fmad.specialize): it is made at the first call
         self._default = self.default_variant()
@@ -199,6 +205,20 @@ class Transformed:
     def _spec(self, args: tuple, kwargs: dict) -> Spec:
         """The spec for these arguments: each ``wrt`` argument's shape, and whether scalar
         parameters with array data travel bundled."""
+        if self._positional is not None and not self._called:
+            try:
+                values = self._positional(args)
+            except IndexError:  # some passed by keyword, or left to their defaults
+                values = ()
+            if values and all(type(v) in NUMBER_TYPES for v in values):  # all numbers
+                key = self._numbers_key
+                if self.bundles and any(
+                    type(a) is np.ndarray and a.size > 1 for a in (*args, *kwargs.values())
+                ):
+                    key = (key[0], True, (), ())
+                spec = self._specs.get(key)
+                if spec is not None:
+                    return spec
         shapes: list[tuple[int, ...] | None] = []
         trees: list[pytree.Node | None] = []
         for name, index, default, is_param in self._slots:
@@ -210,7 +230,7 @@ class Transformed:
                 value = args[index]
             else:
                 value = kwargs.get(name, default)
-            if type(value) is float or type(value) is int:
+            if type(value) in NUMBER_TYPES:  # float, int, np.float64...: a number
                 shapes.append(None)
                 continue
             if isinstance(value, dict | list | tuple) and pytree.is_tree(value):
@@ -254,36 +274,8 @@ class Transformed:
             ) from None
 
     def wrt_shape(self, name: str, value: Any) -> tuple[int, ...]:
-        """The shape of the argument of the ``wrt`` parameter ``name``; an UnsupportedError
-        (at the ``def`` line) for a kind of value fmad cannot differentiate with respect to."""
-        if isinstance(value, np.ndarray) and value.dtype.kind in NUMERIC_KINDS:
-            return value.shape
-        if isinstance(value, numbers.Number | np.bool_) and not isinstance(value, Variable):
-            return ()
-        if isinstance(value, list | tuple):
-            try:
-                array = np.asarray(value)
-            except (ValueError, TypeError):  # ragged
-                array = None
-            if array is not None and array.dtype.kind in NUMERIC_KINDS:
-                return array.shape
-        what = f"an object of type '{type(value).__name__}'"
-        if isinstance(value, list | tuple):
-            kind = type(value).__name__
-            what = f"a {kind} that is not a flat (or evenly nested) {kind} of numbers"
-        elif isinstance(value, set | frozenset):
-            what = f"a {type(value).__name__} (its items have no order)"
-        elif isinstance(value, np.ndarray):
-            what = f"an array of dtype {value.dtype}"
-        raise UnsupportedError(
-            self.original.__code__.co_filename,
-            self._def_line,
-            f"the argument of the parameter {name!r} of '{self.original.__name__}' is {what}; "
-            "fmad differentiates with respect to numbers, numpy arrays of numbers, and dicts, "
-            "lists and tuples of them (nested to any depth): pass the numbers as separate "
-            "parameters, as one array or in a list or dict, or leave this parameter out of "
-            "wrt",
-        )
+        """See :func:`fmad.spec.argument_shape`."""
+        return argument_shape(value, name, self.original, self._def_line)
 
     def _variant(self, spec: Spec) -> Variant:
         variant = self._variants.get(spec)

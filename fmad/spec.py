@@ -12,6 +12,8 @@ from __future__ import annotations
 import ast
 import functools
 import math
+import numbers
+import types
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,13 +22,22 @@ import numpy as np
 
 from fmad import build as B
 from fmad import pytree, runtime
-from fmad.errors import WrtError
+from fmad.errors import UnsupportedError, WrtError
 from fmad.tangent import Direction
+from fmad.variable import Variable
 
 # the name of the one direction that bundles every scalar parameter (see Spec.bundle)
 BUNDLE = "wrt"
 
 Shape = tuple[int, ...]
+
+# the types of a value that is one number, whose gradients Spec.scalar_gradients shapes
+SCALAR_LOSSES = frozenset({float, np.float64})
+# numpy dtype kinds a wrt argument may have: booleans, integers, floats, complex numbers
+NUMERIC_KINDS = frozenset("biufc")
+# the types of the numbers met as wrt arguments (Python's and numpy's scalar types): each
+# is a number by its type alone, so a call asks once per type
+NUMBER_TYPES: set[type] = {float, int}
 
 
 @dataclass(frozen=True)
@@ -65,6 +76,10 @@ class Spec:
     def gradients(self, value: Any, tangents: Sequence[Any]) -> dict[str, Any]:
         """The generated function's tangents (one per direction, in order) shaped as the
         user gets them (see :func:`fmad.runtime.gradient`), by ``wrt`` name."""
+        if type(value) in SCALAR_LOSSES:  # the common case, without numpy's dispatch
+            found = self.scalar_gradients(tangents)
+            if found is not None:
+                return found
         if self.bundle:  # one tangent, one column per parameter
             (t,) = tangents
             if np.ndim(value) == 0:  # a scalar loss
@@ -79,6 +94,29 @@ class Spec:
             else pytree.gradient(tree, t, value)
             for name, t, shape, tree in zip(self.wrt, tangents, self.shapes, trees, strict=True)
         }
+
+    def scalar_gradients(self, tangents: Sequence[Any]) -> dict[str, Any] | None:
+        """:meth:`gradients` of a scalar loss when each tangent is what it commonly is (a
+        number for a scalar parameter, a flat array for an array parameter or the bundle):
+        the same objects :func:`fmad.runtime.gradient` returns; None for anything else."""
+        if self.bundle:
+            (t,) = tangents
+            if type(t) is np.ndarray and t.shape == (len(self.wrt),):
+                return dict(zip(self.wrt, t.tolist(), strict=True))
+            return None
+        if self.trees:
+            return None
+        grads = {}
+        for name, t, shape in zip(self.wrt, tangents, self.shapes, strict=True):
+            if shape is None:
+                if type(t) not in SCALAR_LOSSES:
+                    return None
+            elif type(t) is np.ndarray and t.ndim == 1 and t.size == math.prod(shape):
+                t = t.reshape(shape)
+            else:
+                return None
+            grads[name] = t
+        return grads
 
     def describe(self) -> str:
         """In words, for ``show``: ``w of shape 3, b scalar``."""
@@ -232,3 +270,39 @@ def assigned_by(s: ast.stmt) -> set[str]:
     else:
         return set()
     return {n for t in targets for n in B.stored_names(t)}
+
+
+def argument_shape(value: Any, name: str, fn: types.FunctionType, line: int) -> Shape:
+    """The shape of the argument of the ``wrt`` parameter ``name`` of ``fn``; an
+    UnsupportedError (at ``line``, the ``def``) for a kind of value fmad cannot differentiate
+    with respect to."""
+    if isinstance(value, np.ndarray) and value.dtype.kind in NUMERIC_KINDS:
+        return value.shape
+    if isinstance(value, numbers.Number | np.bool_) and not isinstance(value, Variable):
+        if isinstance(value, np.generic | bool):  # a fixed set of types
+            NUMBER_TYPES.add(type(value))  # the next one is quick
+        return ()
+    if isinstance(value, list | tuple):
+        try:
+            array = np.asarray(value)
+        except (ValueError, TypeError):  # ragged
+            array = None
+        if array is not None and array.dtype.kind in NUMERIC_KINDS:
+            return array.shape
+    what = f"an object of type '{type(value).__name__}'"
+    if isinstance(value, list | tuple):
+        kind = type(value).__name__
+        what = f"a {kind} that is not a flat (or evenly nested) {kind} of numbers"
+    elif isinstance(value, set | frozenset):
+        what = f"a {type(value).__name__} (its items have no order)"
+    elif isinstance(value, np.ndarray):
+        what = f"an array of dtype {value.dtype}"
+    raise UnsupportedError(
+        fn.__code__.co_filename,
+        line,
+        f"the argument of the parameter {name!r} of '{fn.__name__}' is {what}; "
+        "fmad differentiates with respect to numbers, numpy arrays of numbers, and dicts, "
+        "lists and tuples of them (nested to any depth): pass the numbers as separate "
+        "parameters, as one array or in a list or dict, or leave this parameter out of "
+        "wrt",
+    )
