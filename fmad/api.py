@@ -19,7 +19,14 @@ from fmad.errors import FmadError, InternalError, UnsupportedError, WrtError
 from fmad.printer import to_source
 from fmad.resolve import still_bound
 from fmad.source import python_function, read_function
-from fmad.spec import NUMBER_TYPES, Spec, argument_shape, normalize_wrt, spec_for_shapes
+from fmad.spec import (
+    NUMBER_TYPES,
+    NUMERIC_KINDS,
+    Spec,
+    argument_shape,
+    normalize_wrt,
+    spec_for_shapes,
+)
 from fmad.specialize import SELF, called_arguments, deferred, pins
 from fmad.transform import Session
 from fmad.variable import Variable
@@ -210,7 +217,7 @@ class Transformed:
                 values = self._positional(args)
             except IndexError:  # some passed by keyword, or left to their defaults
                 values = ()
-            if values and all(type(v) in NUMBER_TYPES for v in values):  # all numbers
+            if values and NUMBER_TYPES.issuperset(map(type, values)):  # all numbers
                 key = self._numbers_key
                 if self.bundles and any(
                     type(a) is np.ndarray and a.size > 1 for a in (*args, *kwargs.values())
@@ -232,6 +239,9 @@ class Transformed:
                 value = kwargs.get(name, default)
             if type(value) in NUMBER_TYPES:  # float, int, np.float64...: a number
                 shapes.append(None)
+                continue
+            if type(value) is np.ndarray and value.dtype.kind in NUMERIC_KINDS:
+                shapes.append(value.shape or None)  # argument_shape's first case, inline
                 continue
             if isinstance(value, dict | list | tuple) and pytree.is_tree(value):
                 trees[-1] = self.wrt_tree(name, value)
