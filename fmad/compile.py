@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from fmad import build as B
-from fmad import trace
+from fmad import liveness, trace
 from fmad.errors import FmadError
 from fmad.naming import names_in
 from fmad.source import read_function
@@ -45,7 +45,8 @@ def compile_unit(
     """
     if id(unit) in done:
         return done[id(unit)]
-    text = unit.printed()
+    # the code that runs frees each value after its last use; the readable code does not
+    text = unit.printed() if readable else liveness.freed(unit.printed())
     generated = ast.parse(text).body[0]
     fmad_name = f"<fmad:{unit.tree.name}#{next(_counter)}>"
     linecache.cache[fmad_name] = (len(text), None, text.splitlines(True), fmad_name)
@@ -180,10 +181,19 @@ def relocate(
     for field_name, value in ast.iter_fields(generated):
         twin = getattr(tree, field_name, None) if same else None
         if isinstance(value, list):
-            for i, item in enumerate(value):
+            others = twin if isinstance(twin, list) else []
+            i = 0
+            previous = line
+            for item in value:
                 if isinstance(item, ast.AST):
-                    other = twin[i] if isinstance(twin, list) and i < len(twin) else None
+                    other = others[i] if i < len(others) else None
+                    if isinstance(item, ast.Delete) and not isinstance(other, ast.Delete):
+                        # a del line of fmad.liveness: the line of the statement before it
+                        relocate(item, None, lines, previous, mark)
+                        continue
+                    i += 1
                     relocate(item, other, lines, line, mark)
+                    previous = getattr(item, "lineno", line)
         elif isinstance(value, ast.AST):
             relocate(value, twin if isinstance(twin, ast.AST) else None, lines, line, mark)
 

@@ -1,0 +1,386 @@
+"""Liveness: free each local value after its last use, in the code that runs.
+
+:func:`freed` takes the printed text of a generated function (helpers nested in it
+included) and returns the same text with ``del`` lines added; nothing else changes. It is
+applied only to the code :mod:`fmad.compile` compiles to run: ``show``, ``.source``, the
+golden files and the readable code a second pass reads (:mod:`fmad.fence` refuses ``del``)
+stay without it (``show(free=True)`` and ``python -m fmad show --free`` print it).
+
+After it, in each function (each nested ``def`` on its own):
+
+- a ``del n`` stands only where ``n`` is certainly bound: right after a statement that
+  bound ``n`` or read it unconditionally (the read succeeded), or where a forward analysis
+  of what is bound on every path (``del`` lines included) says so; so it never raises;
+- no path from a ``del n`` reads ``n`` before binding it again (backward liveness over the
+  structured code: ``if``/``else`` on each path, ``for`` and ``while`` to a fixed point, so
+  a name read in a later iteration or after the loop is live across the back edge;
+  ``break``, ``continue``, ``return``, ``raise``; inside ``try`` every name a handler reads
+  is live throughout the body);
+- never freed: parameters (the caller holds them anyway), names declared ``global`` or
+  ``nonlocal``, names any nested scope (``def``, ``lambda``, comprehension, class) mentions,
+  names bound by ``def``, ``class``, ``import`` or ``except ... as``; nothing at all in a
+  function that contains ``del``, ``yield``, ``await``, ``try``/``finally``, ``with``,
+  ``match`` or calls ``locals``/``vars``/``eval``/``exec``/``dir``;
+- no ``del`` right before a ``return`` or at the end of the function (returning frees
+  them anyway);
+- the values computed are exactly the same: dropping a name only drops a reference.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+_OPAQUE_CALLS = frozenset({"locals", "vars", "eval", "exec", "dir"})
+# a function holding one of these is left as it is
+_BAIL = (ast.Delete, ast.Yield, ast.YieldFrom, ast.Await, ast.With, ast.AsyncWith, ast.Match)
+_BAIL += (ast.AsyncFor,)
+
+
+# False: the code that runs is the printed code, without del lines (tests and benchmarks
+# compare the two)
+ENABLED = True
+
+
+def freed(text: str) -> str:
+    """``text`` (the source of one function) with a ``del`` line after each local value's
+    last use (see the module docstring)."""
+    if not ENABLED:
+        return text
+    tree = ast.parse(text)
+    lines = text.splitlines(keepends=True)
+    inserts: list[tuple[int, int, int, list[str]]] = []  # (before line index, col, seq, names)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            _Function(node, lines, inserts).run()
+    if not inserts:
+        return text
+    inserts.sort(key=lambda item: (item[0], -item[1], item[2]))
+    out: list[str] = []
+    position = 0
+    for index, col, _, names in inserts:
+        out.extend(lines[position:index])
+        position = index
+        out.append(" " * col + "del " + ", ".join(names) + "\n")
+    out.extend(lines[position:])
+    return "".join(out)
+
+
+# -- names ---------------------------------------------------------------------------------
+
+
+def _targets(node: ast.AST) -> set[str]:
+    """Names a store target binds (``a``, ``a, (b, *c)``); not subscripts or attributes."""
+    if isinstance(node, ast.Name):
+        return {node.id}
+    if isinstance(node, ast.Tuple | ast.List):
+        return set().union(*(_targets(e) for e in node.elts)) if node.elts else set()
+    if isinstance(node, ast.Starred):
+        return _targets(node.value)
+    return set()
+
+
+def _loads(node: ast.AST | None) -> set[str]:
+    """Every name read anywhere in ``node`` (nested scopes included: conservative)."""
+    if node is None:
+        return set()
+    return {
+        n.id for n in ast.walk(node) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Store)
+    }
+
+
+def _certain_loads(node: ast.AST | None) -> set[str]:
+    """Names certainly read when ``node`` is evaluated to completion (not those behind
+    ``and``/``or``, a conditional expression or a nested scope)."""
+    found: set[str] = set()
+
+    def walk(n: ast.AST) -> None:
+        if isinstance(n, _SCOPES + _COMPREHENSIONS):
+            return
+        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load):
+            found.add(n.id)
+            return
+        if isinstance(n, ast.BoolOp):
+            walk(n.values[0])
+            return
+        if isinstance(n, ast.IfExp):
+            walk(n.test)
+            return
+        for child in ast.iter_child_nodes(n):
+            walk(child)
+
+    if node is not None:
+        walk(node)
+    return found
+
+
+def _reads(s: ast.stmt, loads=_loads) -> set[str]:
+    """Names a simple statement reads (``x += 1`` reads ``x``)."""
+    found = loads(s)
+    if isinstance(s, ast.AugAssign):
+        found |= _targets(s.target)
+    return found
+
+
+def _kills(s: ast.stmt) -> set[str]:
+    """Names a simple statement certainly binds when it completes."""
+    if isinstance(s, ast.Assign):
+        return set().union(*(_targets(t) for t in s.targets))
+    if isinstance(s, ast.AugAssign) or (isinstance(s, ast.AnnAssign) and s.value is not None):
+        return _targets(s.target)
+    if isinstance(s, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        return {s.name}
+    if isinstance(s, ast.Import | ast.ImportFrom):
+        return {(a.asname or a.name).split(".")[0] for a in s.names}
+    return set()
+
+
+def _own_nodes(body: list[ast.stmt]):
+    """The nodes of a function's own scope (nested scopes are yielded, not entered)."""
+    stack: list[ast.AST] = list(body)
+    while stack:
+        node = stack.pop()
+        yield node
+        if not isinstance(node, _SCOPES + _COMPREHENSIONS):
+            stack.extend(ast.iter_child_nodes(node))
+
+
+def _candidates(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
+    """The names this pass may free in ``fn`` (see the module docstring)."""
+    a = fn.args
+    params = {p.arg for p in (*a.posonlyargs, *a.args, *a.kwonlyargs)}
+    params |= {p.arg for p in (a.vararg, a.kwarg) if p is not None}
+    stored: set[str] = set()
+    kept: set[str] = set(params)
+    for node in _own_nodes(fn.body):
+        if isinstance(node, _BAIL) or (isinstance(node, ast.Try) and node.finalbody):
+            return set()
+        if isinstance(node, ast.Global | ast.Nonlocal):
+            kept.update(node.names)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            if node.func.id in _OPAQUE_CALLS:
+                return set()
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            stored.add(node.id)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            kept.add(node.name)
+        elif isinstance(node, ast.Import | ast.ImportFrom | ast.FunctionDef | ast.ClassDef):
+            kept |= _kills(node)
+        elif isinstance(node, ast.AsyncFunctionDef):
+            kept.add(node.name)
+        if isinstance(node, _SCOPES + _COMPREHENSIONS) and node is not fn:
+            kept |= {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+            kept |= {n.arg for n in ast.walk(node) if isinstance(n, ast.arg)}
+    return stored - kept - _held_elsewhere(fn.body, params - stored)
+
+
+def _held_elsewhere(body: list[ast.stmt], params: set[str]) -> set[str]:
+    """Names whose every binding is a constant or a copy of a parameter never rebound (or
+    of such a name): freeing them frees nothing."""
+    bindings: dict[str, list[ast.expr | None]] = {}
+    simple: set[int] = set()
+    for node in _own_nodes(body):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+            if isinstance(target, ast.Name):
+                bindings.setdefault(target.id, []).append(node.value)
+                simple.add(id(target))
+    for node in _own_nodes(body):
+        stored = isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)
+        if stored and id(node) not in simple:
+            bindings.setdefault(node.id, []).append(None)  # any other binding
+    held: set[str] = set()
+    while True:
+        more = {
+            name
+            for name, values in bindings.items()
+            if name not in held
+            and all(
+                isinstance(v, ast.Constant)
+                or (isinstance(v, ast.Name) and (v.id in params or v.id in held))
+                for v in values
+            )
+        }
+        if not more:
+            return held
+        held |= more
+
+
+# -- the analysis --------------------------------------------------------------------------
+
+
+@dataclass
+class _Jumps:
+    """Where ``break``, ``continue`` and an exception go (liveness), and what is bound
+    when they are taken (the forward pass)."""
+
+    brk: frozenset[str] = frozenset()
+    cont: frozenset[str] = frozenset()
+    exc: frozenset[str] = frozenset()
+    breaks: list = field(default_factory=list)
+
+
+class _Function:
+    def __init__(self, fn, lines: list[str], inserts: list) -> None:
+        self.fn = fn
+        self.lines = lines
+        self.inserts = inserts
+        self.before: dict[int, frozenset[str]] = {}  # live just before each statement
+        self.after: dict[int, frozenset[str]] = {}  # live just after it
+        self.head: dict[int, frozenset[str]] = {}  # live at a loop's head
+        self.hold: frozenset[str] = frozenset()  # targets of the loops around: kept
+
+    def run(self) -> None:
+        self.cands = _candidates(self.fn)
+        if not self.cands:
+            return
+        self.live(self.fn.body, frozenset(), _Jumps())
+        self.emit(self.fn.body, frozenset(), _Jumps(), tail=False)
+
+    # backward: what is live ---------------------------------------------------------------
+    def live(self, body: list[ast.stmt], out: frozenset[str], j: _Jumps) -> frozenset[str]:
+        for s in reversed(body):
+            out_s = out | j.exc
+            self.after[id(s)] = out_s
+            out = self.stmt_live(s, out_s, j) | j.exc
+            self.before[id(s)] = out
+        return out
+
+    def stmt_live(self, s: ast.stmt, out: frozenset[str], j: _Jumps) -> frozenset[str]:
+        if isinstance(s, ast.Return | ast.Raise):
+            return frozenset(_loads(s))
+        if isinstance(s, ast.Break):
+            return j.brk
+        if isinstance(s, ast.Continue):
+            return j.cont
+        if isinstance(s, ast.If):
+            return self.live(s.body, out, j) | self.live(s.orelse, out, j) | _loads(s.test)
+        if isinstance(s, ast.For | ast.While):
+            exit_ = self.live(s.orelse, out, j) if s.orelse else out
+            head: frozenset[str] = frozenset()
+            while True:
+                inner = _Jumps(brk=out, cont=head, exc=j.exc)
+                body = self.live(s.body, head, inner)
+                if isinstance(s, ast.For):
+                    new = (body - _targets(s.target)) | _loads(s.target) | exit_ | j.exc
+                else:
+                    new = body | exit_ | _loads(s.test) | j.exc
+                if new == head:
+                    break
+                head = new
+            self.head[id(s)] = head
+            return head | (_loads(s.iter) if isinstance(s, ast.For) else frozenset())
+        if isinstance(s, ast.Try) and not s.finalbody:
+            handlers = frozenset()
+            for h in s.handlers:
+                handlers |= (self.live(h.body, out, j) - {h.name}) | _loads(h.type)
+            rest = self.live(s.orelse, out, j) if s.orelse else out
+            inner = _Jumps(brk=j.brk, cont=j.cont, exc=j.exc | handlers)
+            return self.live(s.body, rest, inner) | handlers
+        if isinstance(s, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            return (out - {s.name}) | _loads(s)
+        if _is_compound(s):  # opaque (try/finally, with, match...): keeps what it reads
+            return out | _loads(s)
+        return (out - _kills(s)) | _reads(s)
+
+    # forward: what is bound, and the del lines -------------------------------------------
+    def emit(self, body, bound, j: _Jumps, tail: bool = True):
+        """Walk ``body`` with ``bound`` (names certainly bound at its start); add the del
+        lines; return what is certainly bound at its end (None: the end is not reached).
+        ``tail``: del lines may follow its last statement."""
+        for i, s in enumerate(body):
+            bound = self.stmt_emit(s, bound, j)
+            if bound is None:
+                return None
+            dead = (bound & self.cands) - self.after[id(s)] - self.hold
+            last = i == len(body) - 1
+            if dead and (not last or tail) and (last or not isinstance(body[i + 1], ast.Return)):
+                self.add(s.end_lineno, s.col_offset, dead)
+                bound = bound - dead
+        return bound
+
+    def stmt_emit(self, s: ast.stmt, bound, j: _Jumps):
+        if isinstance(s, ast.Return | ast.Raise):
+            return None
+        if isinstance(s, ast.Break):
+            j.breaks.append(bound)
+            return None
+        if isinstance(s, ast.Continue):
+            return None
+        if isinstance(s, ast.If):
+            bound = bound | _certain_loads(s.test)
+            # del lines at the top of a branch only where both branches are written out; an
+            # ``elif``'s own del lines would land after the whole chain: none after it
+            elif_ = self.is_elif(s)
+            both = bool(s.orelse) and not elif_
+            then = self.emit(s.body, self.enter(s.body, bound, both), j)
+            else_ = self.emit(s.orelse, self.enter(s.orelse, bound, both), j, tail=not elif_)
+            return _meet([then, else_])
+        if isinstance(s, ast.For | ast.While):
+            if isinstance(s, ast.For):
+                bound = bound | _certain_loads(s.iter)
+            # a name live at the head and bound before the loop stays bound at the head:
+            # every del of it in the body is followed, on the way back, by a new binding
+            head = bound & self.head[id(s)]
+            if isinstance(s, ast.For):
+                entry = head | _targets(s.target) | _certain_loads(s.target)
+            else:
+                entry = head | _certain_loads(s.test)
+                head = entry  # the exit path has evaluated the test
+            inner = _Jumps()
+            # the target is bound again by the next iteration: no del of it in the body
+            held = self.hold
+            self.hold = held | (entry - head)
+            self.emit(s.body, self.enter(s.body, entry, True), inner)
+            self.hold = held
+            done = self.emit(s.orelse, head, j) if s.orelse else head
+            return _meet([done, *inner.breaks])
+        if isinstance(s, ast.Try) and not s.finalbody:
+            end = self.emit(s.body, bound, j)
+            ends = []
+            for h in s.handlers:
+                live_h = self.before[id(h.body[0])] if h.body else frozenset()
+                ends.append(self.emit(h.body, (bound & live_h), j))
+            if end is not None and s.orelse:
+                end = self.emit(s.orelse, end, j)
+            return _meet([end, *ends])
+        if _is_compound(s):
+            return bound
+        return bound | _kills(s) | _reads(s, _certain_loads)
+
+    def enter(self, branch: list[ast.stmt], bound, allowed: bool):
+        """Free, at the top of ``branch``, what is bound and dead there (if ``allowed``);
+        return what is then bound."""
+        if not allowed or not branch:
+            return bound
+        dead = (bound & self.cands) - self.before[id(branch[0])] - self.hold
+        if dead:
+            self.add(branch[0].lineno - 1, branch[0].col_offset, dead)
+        return bound - dead
+
+    def add(self, index: int, col: int, names) -> None:
+        self.inserts.append((index, col, len(self.inserts), sorted(names)))
+
+    def is_elif(self, s: ast.If) -> bool:
+        if len(s.orelse) != 1 or not isinstance(s.orelse[0], ast.If):
+            return False
+        first = s.orelse[0]
+        return self.lines[first.lineno - 1].lstrip().startswith("elif")
+
+
+def _is_compound(s: ast.stmt) -> bool:
+    return any(
+        isinstance(v, list) and v and isinstance(v[0], ast.stmt) for _, v in ast.iter_fields(s)
+    )
+
+
+def _meet(ends: list):
+    reached = [e for e in ends if e is not None]
+    if not reached:
+        return None
+    result = reached[0]
+    for e in reached[1:]:
+        result = result & e
+    return result
