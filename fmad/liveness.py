@@ -32,6 +32,7 @@ import ast
 from dataclasses import dataclass, field
 
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+_FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 _OPAQUE_CALLS = frozenset({"locals", "vars", "eval", "exec", "dir"})
 # a function holding one of these is left as it is
@@ -52,9 +53,12 @@ def freed(text: str) -> str:
     tree = ast.parse(text)
     lines = text.splitlines(keepends=True)
     inserts: list[tuple[int, int, int, list[str]]] = []  # (before line index, col, seq, names)
-    for node in ast.walk(tree):
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            _Function(node, lines, inserts).run()
+    functions = [n for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+    try:
+        while functions:
+            functions += _Function(functions.pop(), lines, inserts).run()
+    finally:
+        _CACHE.clear()
     if not inserts:
         return text
     inserts.sort(key=lambda item: (item[0], -item[1], item[2]))
@@ -82,43 +86,52 @@ def _targets(node: ast.AST) -> set[str]:
     return set()
 
 
-def _loads(node: ast.AST | None) -> set[str]:
-    """Every name read anywhere in ``node`` (nested scopes included: conservative)."""
+def _loads(node: ast.AST | None, certain: bool = False) -> frozenset[str]:
+    """The names read anywhere in ``node`` (nested scopes included: conservative); with
+    ``certain``, only those certainly read when it is evaluated to completion (not behind
+    ``and``/``or``, a conditional expression or a nested scope). Cached per node."""
     if node is None:
-        return set()
-    return {
-        n.id for n in ast.walk(node) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Store)
-    }
-
-
-def _certain_loads(node: ast.AST | None) -> set[str]:
-    """Names certainly read when ``node`` is evaluated to completion (not those behind
-    ``and``/``or``, a conditional expression or a nested scope)."""
-    found: set[str] = set()
-
-    def walk(n: ast.AST) -> None:
-        if isinstance(n, _SCOPES + _COMPREHENSIONS):
-            return
-        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load):
-            found.add(n.id)
-            return
-        if isinstance(n, ast.BoolOp):
-            walk(n.values[0])
-            return
-        if isinstance(n, ast.IfExp):
-            walk(n.test)
-            return
-        for child in ast.iter_child_nodes(n):
-            walk(child)
-
-    if node is not None:
-        walk(node)
+        return frozenset()
+    key = (id(node), certain)
+    found = _CACHE.get(key)
+    if found is None:
+        names: set[str] = set()
+        _collect(node, names, certain)
+        found = _CACHE[key] = frozenset(names)
     return found
 
 
-def _reads(s: ast.stmt, loads=_loads) -> set[str]:
+_CACHE: dict = {}  # (id(node), certain) -> names; cleared after each text
+
+
+def _collect(node: ast.AST, names: set[str], certain: bool) -> None:
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if type(n) is ast.Name:
+            if type(n.ctx) is not ast.Store:
+                names.add(n.id)
+            continue
+        if certain:
+            if isinstance(n, _SCOPES + _COMPREHENSIONS):
+                continue
+            if type(n) is ast.BoolOp:
+                stack.append(n.values[0])
+                continue
+            if type(n) is ast.IfExp:
+                stack.append(n.test)
+                continue
+        for field_name in n._fields:
+            value = getattr(n, field_name, None)
+            if type(value) is list:
+                stack.extend(v for v in value if isinstance(v, ast.AST))
+            elif isinstance(value, ast.AST):
+                stack.append(value)
+
+
+def _reads(s: ast.stmt, certain: bool = False) -> frozenset[str]:
     """Names a simple statement reads (``x += 1`` reads ``x``)."""
-    found = loads(s)
+    found = _loads(s, certain)
     if isinstance(s, ast.AugAssign):
         found |= _targets(s.target)
     return found
@@ -144,53 +157,68 @@ def _own_nodes(body: list[ast.stmt]):
         node = stack.pop()
         yield node
         if not isinstance(node, _SCOPES + _COMPREHENSIONS):
-            stack.extend(ast.iter_child_nodes(node))
+            for field_name in node._fields:
+                value = getattr(node, field_name, None)
+                if type(value) is list:
+                    stack.extend(v for v in value if isinstance(v, ast.AST))
+                elif isinstance(value, ast.AST):
+                    stack.append(value)
 
 
-def _candidates(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
-    """The names this pass may free in ``fn`` (see the module docstring)."""
+def _candidates(fn: ast.FunctionDef | ast.AsyncFunctionDef, nested: list) -> set[str]:
+    """The names this pass may free in ``fn`` (see the module docstring); the functions
+    defined in it are added to ``nested``."""
     a = fn.args
     params = {p.arg for p in (*a.posonlyargs, *a.args, *a.kwonlyargs)}
     params |= {p.arg for p in (a.vararg, a.kwarg) if p is not None}
     stored: set[str] = set()
     kept: set[str] = set(params)
-    for node in _own_nodes(fn.body):
-        if isinstance(node, _BAIL) or (isinstance(node, ast.Try) and node.finalbody):
-            return set()
-        if isinstance(node, ast.Global | ast.Nonlocal):
-            kept.update(node.names)
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-            if node.func.id in _OPAQUE_CALLS:
-                return set()
-        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-            stored.add(node.id)
-        elif isinstance(node, ast.ExceptHandler) and node.name:
-            kept.add(node.name)
-        elif isinstance(node, ast.Import | ast.ImportFrom | ast.FunctionDef | ast.ClassDef):
-            kept |= _kills(node)
-        elif isinstance(node, ast.AsyncFunctionDef):
-            kept.add(node.name)
-        if isinstance(node, _SCOPES + _COMPREHENSIONS) and node is not fn:
-            kept |= {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
-            kept |= {n.arg for n in ast.walk(node) if isinstance(n, ast.arg)}
-    return stored - kept - _held_elsewhere(fn.body, params - stored)
-
-
-def _held_elsewhere(body: list[ast.stmt], params: set[str]) -> set[str]:
-    """Names whose every binding is a constant or a copy of a parameter never rebound (or
-    of such a name): freeing them frees nothing."""
+    # the values bound to each name: an expression for ``name = value``, None for others
     bindings: dict[str, list[ast.expr | None]] = {}
     simple: set[int] = set()
-    for node in _own_nodes(body):
-        if isinstance(node, ast.Assign) and len(node.targets) == 1:
-            target = node.targets[0]
-            if isinstance(target, ast.Name):
-                bindings.setdefault(target.id, []).append(node.value)
-                simple.add(id(target))
-    for node in _own_nodes(body):
-        stored = isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)
-        if stored and id(node) not in simple:
-            bindings.setdefault(node.id, []).append(None)  # any other binding
+    bail = False
+    for node in _own_nodes(fn.body):
+        kind = type(node)
+        if kind is ast.Name:
+            if type(node.ctx) is ast.Store:
+                stored.add(node.id)
+                if id(node) not in simple:
+                    bindings.setdefault(node.id, []).append(None)
+            continue
+        if kind is ast.Assign and len(node.targets) == 1 and type(node.targets[0]) is ast.Name:
+            bindings.setdefault(node.targets[0].id, []).append(node.value)
+            simple.add(id(node.targets[0]))
+        elif isinstance(node, _BAIL) or (kind is ast.Try and node.finalbody):
+            bail = True
+        elif kind is ast.Global or kind is ast.Nonlocal:
+            kept.update(node.names)
+        elif kind is ast.Call and type(node.func) is ast.Name:
+            bail = bail or node.func.id in _OPAQUE_CALLS
+        elif kind is ast.ExceptHandler and node.name:
+            kept.add(node.name)
+        elif kind in (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef):
+            kept |= _kills(node)
+        elif kind is ast.AsyncFunctionDef:
+            kept.add(node.name)
+        if isinstance(node, _SCOPES + _COMPREHENSIONS):
+            for inner in ast.walk(node):
+                if type(inner) is ast.Name:
+                    kept.add(inner.id)
+                elif type(inner) is ast.arg:
+                    kept.add(inner.arg)
+            # each function defined here is analysed on its own (a class's methods too)
+            if kind is ast.ClassDef:
+                nested += [n for n in _own_nodes(node.body) if isinstance(n, _FUNCTIONS)]
+            elif isinstance(node, _FUNCTIONS):
+                nested.append(node)
+    if bail:
+        return set()
+    return stored - kept - _held_elsewhere(bindings, params - stored)
+
+
+def _held_elsewhere(bindings: dict[str, list], params: set[str]) -> set[str]:
+    """Names whose every binding is a constant or a copy of a parameter never rebound (or
+    of such a name): freeing them frees nothing."""
     held: set[str] = set()
     while True:
         more = {
@@ -232,12 +260,15 @@ class _Function:
         self.head: dict[int, frozenset[str]] = {}  # live at a loop's head
         self.hold: frozenset[str] = frozenset()  # targets of the loops around: kept
 
-    def run(self) -> None:
-        self.cands = _candidates(self.fn)
+    def run(self) -> list:
+        """Add the del lines of this function; return the functions defined in it."""
+        nested: list = []
+        self.cands = _candidates(self.fn, nested)
         if not self.cands:
-            return
+            return nested
         self.live(self.fn.body, frozenset(), _Jumps())
         self.emit(self.fn.body, frozenset(), _Jumps(), tail=False)
+        return nested
 
     # backward: what is live ---------------------------------------------------------------
     def live(self, body: list[ast.stmt], out: frozenset[str], j: _Jumps) -> frozenset[str]:
@@ -310,7 +341,7 @@ class _Function:
         if isinstance(s, ast.Continue):
             return None
         if isinstance(s, ast.If):
-            bound = bound | _certain_loads(s.test)
+            bound = bound | _loads(s.test, certain=True)
             # del lines at the top of a branch only where both branches are written out; an
             # ``elif``'s own del lines would land after the whole chain: none after it
             elif_ = self.is_elif(s)
@@ -320,14 +351,14 @@ class _Function:
             return _meet([then, else_])
         if isinstance(s, ast.For | ast.While):
             if isinstance(s, ast.For):
-                bound = bound | _certain_loads(s.iter)
+                bound = bound | _loads(s.iter, certain=True)
             # a name live at the head and bound before the loop stays bound at the head:
             # every del of it in the body is followed, on the way back, by a new binding
             head = bound & self.head[id(s)]
             if isinstance(s, ast.For):
-                entry = head | _targets(s.target) | _certain_loads(s.target)
+                entry = head | _targets(s.target) | _loads(s.target, certain=True)
             else:
-                entry = head | _certain_loads(s.test)
+                entry = head | _loads(s.test, certain=True)
                 head = entry  # the exit path has evaluated the test
             inner = _Jumps()
             # the target is bound again by the next iteration: no del of it in the body
@@ -348,7 +379,7 @@ class _Function:
             return _meet([end, *ends])
         if _is_compound(s):
             return bound
-        return bound | _kills(s) | _reads(s, _certain_loads)
+        return bound | _kills(s) | _reads(s, certain=True)
 
     def enter(self, branch: list[ast.stmt], bound, allowed: bool):
         """Free, at the top of ``branch``, what is bound and dead there (if ``allowed``);
