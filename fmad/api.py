@@ -32,12 +32,12 @@ class Variant:
     """The function compiled for one :class:`~fmad.spec.Spec` (the kinds of its ``wrt``
     arguments: numbers, or arrays of given shapes)."""
 
-    def __init__(self, fn: types.FunctionType, spec: Spec) -> None:
+    def __init__(self, fn: types.FunctionType, spec: Spec, free: bool = True) -> None:
         session = Session()
         self.spec = spec
         self.unit = session.top(fn, spec)
         self.units = session.units
-        self.function = compile_unit(self.unit, {})
+        self.function = compile_unit(self.unit, {}, free=free)
         self.watched = session.watched()
 
     def current(self) -> bool:
@@ -284,7 +284,10 @@ class Transformed:
     def _variant(self, spec: Spec) -> Variant:
         variant = self._variants.get(spec)
         if variant is None:
-            variant = self._variants[spec] = Variant(self.original, spec)
+            # with bundles, arrays of data go to the bundled variant, not the one for
+            # numbers: it need not free them
+            free = not self.bundles or spec.vectorized
+            variant = self._variants[spec] = Variant(self.original, spec, free)
         return variant
 
     def nested_function(self) -> types.FunctionType:

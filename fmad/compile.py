@@ -35,18 +35,20 @@ _counter = itertools.count(1)
 
 
 def compile_unit(
-    unit: Unit, done: dict[int, types.FunctionType], readable: bool = False
+    unit: Unit, done: dict[int, types.FunctionType], readable: bool = False, free: bool = True
 ) -> types.FunctionType:
     """Compile ``unit`` (and, first, every helper unit it calls).
 
     ``readable``: compiled under the printed text's own name and lines instead of the
     user's, so that ``inspect`` finds the generated source and fmad can transform the
     function again (second derivatives); its ``__fmad_tangents__`` names its tangents.
+    ``free`` (not readable): each value freed after its last use (:mod:`fmad.liveness`);
+    False where no large array can reach the code (it saves the analysis).
     """
     if id(unit) in done:
         return done[id(unit)]
     # the code that runs frees each value after its last use; the readable code does not
-    text = unit.printed() if readable else liveness.freed(unit.printed())
+    text = liveness.freed(unit.printed()) if free and not readable else unit.printed()
     generated = ast.parse(text).body[0]
     fmad_name = f"<fmad:{unit.tree.name}#{next(_counter)}>"
     linecache.cache[fmad_name] = (len(text), None, text.splitlines(True), fmad_name)
@@ -293,7 +295,8 @@ def dispatcher(transformed: Any, variant: Any) -> types.FunctionType:
     )
     fallback = ast.Return(value=ast.Call(func=B.name(general), args=positional, keywords=keywords))
     tree.body = [ast.If(test=guard, body=[guarded], orelse=[]), fallback]
-    return compile_unit(public, {})
+    # with bundles, array data never takes this path: no freeing to analyse
+    return compile_unit(public, {}, free=not transformed.bundles)
 
 
 def readable_for_numbers(unit: Unit, params: list[str], original: types.FunctionType):

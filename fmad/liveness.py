@@ -34,10 +34,17 @@ from dataclasses import dataclass, field
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+_NESTED = _SCOPES + _COMPREHENSIONS
+_NESTED_KINDS = frozenset(_NESTED)
+_COMPOUND = frozenset(
+    {ast.If, ast.For, ast.While, ast.Try, ast.TryStar, ast.With, ast.AsyncWith, ast.AsyncFor}
+    | {ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Match}
+)
 _OPAQUE_CALLS = frozenset({"locals", "vars", "eval", "exec", "dir"})
 # a function holding one of these is left as it is
 _BAIL = (ast.Delete, ast.Yield, ast.YieldFrom, ast.Await, ast.With, ast.AsyncWith, ast.Match)
 _BAIL += (ast.AsyncFor,)
+_BAIL_KINDS = frozenset(_BAIL)
 
 
 # False: the code that runs is the printed code, without del lines (tests and benchmarks
@@ -92,41 +99,58 @@ def _loads(node: ast.AST | None, certain: bool = False) -> frozenset[str]:
     ``and``/``or``, a conditional expression or a nested scope). Cached per node."""
     if node is None:
         return frozenset()
-    key = (id(node), certain)
-    found = _CACHE.get(key)
+    found = _CACHE.get((id(node), certain))
     if found is None:
-        names: set[str] = set()
-        _collect(node, names, certain)
-        found = _CACHE[key] = frozenset(names)
+        _collect(node, None)
+        found = _CACHE[(id(node), certain)]
     return found
 
 
 _CACHE: dict = {}  # (id(node), certain) -> names; cleared after each text
 
 
-def _collect(node: ast.AST, names: set[str], certain: bool) -> None:
-    stack = [node]
+def _collect(node: ast.AST, facts: _Facts | None) -> None:
+    """One walk over ``node``: the names it reads (all, and certainly), cached; with
+    ``facts``, what :func:`_candidates` needs to know (stores, nested scopes, bail)."""
+    loads: set[str] = set()
+    certain: set[str] = set()
+    stack = [(node, True)]
     while stack:
-        n = stack.pop()
-        if type(n) is ast.Name:
-            if type(n.ctx) is not ast.Store:
-                names.add(n.id)
+        n, sure = stack.pop()
+        kind = type(n)
+        if kind is ast.Name:
+            if type(n.ctx) is ast.Store:
+                if facts is not None:
+                    facts.store(n)
+            else:
+                loads.add(n.id)
+                if sure:
+                    certain.add(n.id)
             continue
-        if certain:
-            if isinstance(n, _SCOPES + _COMPREHENSIONS):
-                continue
-            if type(n) is ast.BoolOp:
-                stack.append(n.values[0])
-                continue
-            if type(n) is ast.IfExp:
-                stack.append(n.test)
-                continue
+        if kind is ast.BoolOp:
+            stack.append((n.values[0], sure))
+            stack += [(v, False) for v in n.values[1:]]
+            continue
+        if kind is ast.IfExp:
+            stack += [(n.test, sure), (n.body, False), (n.orelse, False)]
+            continue
+        if kind in _NESTED_KINDS and n is not node:
+            sure = False
+            if facts is not None:
+                facts.scopes.append(n)
+        elif facts is not None:
+            if kind in _BAIL_KINDS:
+                facts.bail = True
+            elif kind is ast.Call and type(n.func) is ast.Name and n.func.id in _OPAQUE_CALLS:
+                facts.bail = True
         for field_name in n._fields:
             value = getattr(n, field_name, None)
             if type(value) is list:
-                stack.extend(v for v in value if isinstance(v, ast.AST))
+                stack += [(v, sure) for v in value if isinstance(v, ast.AST)]
             elif isinstance(value, ast.AST):
-                stack.append(value)
+                stack.append((value, sure))
+    _CACHE[(id(node), False)] = frozenset(loads)
+    _CACHE[(id(node), True)] = frozenset(certain)
 
 
 def _reads(s: ast.stmt, certain: bool = False) -> frozenset[str]:
@@ -150,19 +174,58 @@ def _kills(s: ast.stmt) -> set[str]:
     return set()
 
 
-def _own_nodes(body: list[ast.stmt]):
-    """The nodes of a function's own scope (nested scopes are yielded, not entered)."""
-    stack: list[ast.AST] = list(body)
-    while stack:
-        node = stack.pop()
-        yield node
-        if not isinstance(node, _SCOPES + _COMPREHENSIONS):
-            for field_name in node._fields:
-                value = getattr(node, field_name, None)
-                if type(value) is list:
-                    stack.extend(v for v in value if isinstance(v, ast.AST))
-                elif isinstance(value, ast.AST):
-                    stack.append(value)
+class _Facts:
+    """What a function's own scope does with its names (see :func:`_candidates`)."""
+
+    def __init__(self) -> None:
+        self.stored: set[str] = set()
+        self.kept: set[str] = set()
+        self.bail = False
+        self.scopes: list[ast.AST] = []  # nested defs, lambdas, comprehensions, classes
+        # the values bound to each name: an expression for ``name = value``, None otherwise
+        self.bindings: dict[str, list[ast.expr | None]] = {}
+        self.simple: set[int] = set()
+
+    def store(self, target: ast.Name) -> None:
+        self.stored.add(target.id)
+        if id(target) not in self.simple:
+            self.bindings.setdefault(target.id, []).append(None)
+
+    def block(self, body: list[ast.stmt]) -> None:
+        for s in body:
+            kind = type(s)
+            if kind is ast.If or kind is ast.While:
+                _collect(s.test, self)
+                self.block(s.body)
+                self.block(s.orelse)
+            elif kind is ast.For:
+                _collect(s.iter, self)
+                _collect(s.target, self)
+                self.block(s.body)
+                self.block(s.orelse)
+            elif kind is ast.Try and not s.finalbody:
+                for h in s.handlers:
+                    if h.type is not None:
+                        _collect(h.type, self)
+                    if h.name:
+                        self.kept.add(h.name)
+                    self.block(h.body)
+                self.block(s.body)
+                self.block(s.orelse)
+            elif isinstance(s, _SCOPES):
+                self.scopes.append(s)
+                self.kept |= _kills(s)
+            elif kind is ast.Global or kind is ast.Nonlocal:
+                self.kept.update(s.names)
+            elif _is_compound(s) or isinstance(s, _BAIL):
+                self.bail = True
+            else:
+                if kind is ast.Assign and len(s.targets) == 1 and type(s.targets[0]) is ast.Name:
+                    self.bindings.setdefault(s.targets[0].id, []).append(s.value)
+                    self.simple.add(id(s.targets[0]))
+                elif kind is ast.Import or kind is ast.ImportFrom:
+                    self.kept |= _kills(s)
+                _collect(s, self)
 
 
 def _candidates(fn: ast.FunctionDef | ast.AsyncFunctionDef, nested: list) -> set[str]:
@@ -171,49 +234,23 @@ def _candidates(fn: ast.FunctionDef | ast.AsyncFunctionDef, nested: list) -> set
     a = fn.args
     params = {p.arg for p in (*a.posonlyargs, *a.args, *a.kwonlyargs)}
     params |= {p.arg for p in (a.vararg, a.kwarg) if p is not None}
-    stored: set[str] = set()
-    kept: set[str] = set(params)
-    # the values bound to each name: an expression for ``name = value``, None for others
-    bindings: dict[str, list[ast.expr | None]] = {}
-    simple: set[int] = set()
-    bail = False
-    for node in _own_nodes(fn.body):
-        kind = type(node)
-        if kind is ast.Name:
-            if type(node.ctx) is ast.Store:
-                stored.add(node.id)
-                if id(node) not in simple:
-                    bindings.setdefault(node.id, []).append(None)
-            continue
-        if kind is ast.Assign and len(node.targets) == 1 and type(node.targets[0]) is ast.Name:
-            bindings.setdefault(node.targets[0].id, []).append(node.value)
-            simple.add(id(node.targets[0]))
-        elif isinstance(node, _BAIL) or (kind is ast.Try and node.finalbody):
-            bail = True
-        elif kind is ast.Global or kind is ast.Nonlocal:
-            kept.update(node.names)
-        elif kind is ast.Call and type(node.func) is ast.Name:
-            bail = bail or node.func.id in _OPAQUE_CALLS
-        elif kind is ast.ExceptHandler and node.name:
-            kept.add(node.name)
-        elif kind in (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef):
-            kept |= _kills(node)
-        elif kind is ast.AsyncFunctionDef:
-            kept.add(node.name)
-        if isinstance(node, _SCOPES + _COMPREHENSIONS):
-            for inner in ast.walk(node):
-                if type(inner) is ast.Name:
-                    kept.add(inner.id)
-                elif type(inner) is ast.arg:
-                    kept.add(inner.arg)
-            # each function defined here is analysed on its own (a class's methods too)
-            if kind is ast.ClassDef:
-                nested += [n for n in _own_nodes(node.body) if isinstance(n, _FUNCTIONS)]
-            elif isinstance(node, _FUNCTIONS):
-                nested.append(node)
-    if bail:
+    facts = _Facts()
+    facts.block(fn.body)
+    kept = facts.kept | params
+    for scope in facts.scopes:
+        for inner in ast.walk(scope):
+            if type(inner) is ast.Name:
+                kept.add(inner.id)
+            elif type(inner) is ast.arg:
+                kept.add(inner.arg)
+        # each function defined here is analysed on its own (a class's methods too)
+        if isinstance(scope, ast.ClassDef):
+            nested += [n for n in scope.body if isinstance(n, _FUNCTIONS)]
+        elif isinstance(scope, _FUNCTIONS):
+            nested.append(scope)
+    if facts.bail:
         return set()
-    return stored - kept - _held_elsewhere(bindings, params - stored)
+    return facts.stored - kept - _held_elsewhere(facts.bindings, params - facts.stored)
 
 
 def _held_elsewhere(bindings: dict[str, list], params: set[str]) -> set[str]:
@@ -402,9 +439,7 @@ class _Function:
 
 
 def _is_compound(s: ast.stmt) -> bool:
-    return any(
-        isinstance(v, list) and v and isinstance(v[0], ast.stmt) for _, v in ast.iter_fields(s)
-    )
+    return type(s) in _COMPOUND
 
 
 def _meet(ends: list):
