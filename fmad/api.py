@@ -30,7 +30,9 @@ NUMERIC_KINDS = frozenset("biufc")
 
 class Variant:
     """The function compiled for one :class:`~fmad.spec.Spec` (the kinds of its ``wrt``
-    arguments: numbers, or arrays of given shapes)."""
+    arguments: numbers, or arrays of given shapes). ``free``: its code frees each value
+    after its last use (False where array data never reach it: with bundles, they take
+    the bundled variant)."""
 
     def __init__(self, fn: types.FunctionType, spec: Spec, free: bool = True) -> None:
         session = Session()
@@ -284,9 +286,7 @@ class Transformed:
     def _variant(self, spec: Spec) -> Variant:
         variant = self._variants.get(spec)
         if variant is None:
-            # with bundles, arrays of data go to the bundled variant, not the one for
-            # numbers: it need not free them
-            free = not self.bundles or spec.vectorized
+            free = not self.bundles or spec.vectorized  # see Variant
             variant = self._variants[spec] = Variant(self.original, spec, free)
         return variant
 
@@ -357,8 +357,7 @@ class Transformed:
         the transformed function and the helpers it calls. ``shapes`` (argument name ->
         shape, ``()`` for a number) picks the variant compiled for arguments of those
         shapes; without it, the variant for numbers. ``comments``: ``# line N:`` comments.
-        ``free``: with the ``del`` lines that free each value after its last use in the
-        code that runs (the printed code leaves them out)."""
+        ``free``: with the ``del`` lines of the code that runs (:mod:`fmad.liveness`)."""
         if self._default is None and shapes is None:
             raise self.deferred("to see the code, use source_for(*args) with the arguments")
         variant = self._default if shapes is None else self.variant_for_shapes(shapes)

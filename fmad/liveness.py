@@ -42,8 +42,8 @@ _COMPOUND = frozenset(
 )
 _OPAQUE_CALLS = frozenset({"locals", "vars", "eval", "exec", "dir"})
 # a function holding one of these is left as it is
-_BAIL = (ast.Delete, ast.Yield, ast.YieldFrom, ast.Await, ast.With, ast.AsyncWith, ast.Match)
-_BAIL += (ast.AsyncFor,)
+_BAIL = (ast.Delete, ast.Yield, ast.YieldFrom, ast.Await, ast.With, ast.AsyncWith)
+_BAIL += (ast.Match, ast.AsyncFor)
 _BAIL_KINDS = frozenset(_BAIL)
 
 
@@ -217,7 +217,7 @@ class _Facts:
                 self.kept |= _kills(s)
             elif kind is ast.Global or kind is ast.Nonlocal:
                 self.kept.update(s.names)
-            elif _is_compound(s) or isinstance(s, _BAIL):
+            elif type(s) in _COMPOUND or isinstance(s, _BAIL):
                 self.bail = True
             else:
                 if kind is ast.Assign and len(s.targets) == 1 and type(s.targets[0]) is ast.Name:
@@ -349,7 +349,7 @@ class _Function:
             return self.live(s.body, rest, inner) | handlers
         if isinstance(s, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             return (out - {s.name}) | _loads(s)
-        if _is_compound(s):  # opaque (try/finally, with, match...): keeps what it reads
+        if type(s) in _COMPOUND:  # opaque (try/finally, with, match...): keeps what it reads
             return out | _loads(s)
         return (out - _kills(s)) | _reads(s)
 
@@ -414,7 +414,7 @@ class _Function:
             if end is not None and s.orelse:
                 end = self.emit(s.orelse, end, j)
             return _meet([end, *ends])
-        if _is_compound(s):
+        if type(s) in _COMPOUND:
             return bound
         return bound | _kills(s) | _reads(s, certain=True)
 
@@ -438,15 +438,7 @@ class _Function:
         return self.lines[first.lineno - 1].lstrip().startswith("elif")
 
 
-def _is_compound(s: ast.stmt) -> bool:
-    return type(s) in _COMPOUND
-
-
 def _meet(ends: list):
+    """What is bound at a join: on every path that reaches it (None: none does)."""
     reached = [e for e in ends if e is not None]
-    if not reached:
-        return None
-    result = reached[0]
-    for e in reached[1:]:
-        result = result & e
-    return result
+    return frozenset.intersection(*reached) if reached else None
