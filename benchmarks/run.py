@@ -23,12 +23,12 @@ import importlib
 import os
 import platform
 import statistics
-import tracemalloc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from time import perf_counter
 from typing import Any, Self
 
+import memory
 import numpy as np
 import peers
 import problems
@@ -38,7 +38,6 @@ from timing import THREAD_VARIABLES, CallTimer
 
 HERE = Path(__file__).resolve().parent
 TRANSFORM_TARGET_S = 0.010  # P4: fmad.differentiate plus the first call
-MEMORY_TARGET = 3.0  # fmad peak / hand-written peak, P2 N=1e6 d=10
 TRAIN_TARGET = 0.10  # fmad.train per-epoch overhead over a minimal loop
 
 
@@ -48,7 +47,7 @@ class Settings:
     repeats: int
     min_repeat_s: float = 0.02
     transform_repeats: int = 5
-    memory_size: dict[str, int] = field(default_factory=dict)
+    memory_sizes: tuple[int, ...] = ()  # N of the peak-memory table
     train_runs: int = 5
     train_epochs: dict[str, int] = field(default_factory=dict)
 
@@ -59,14 +58,14 @@ class Settings:
                 quick=True,
                 repeats=3,
                 transform_repeats=3,
-                memory_size={"N": 100_000, "d": 10},
+                memory_sizes=(100_000,),
                 train_runs=3,
                 train_epochs={"P1": 2000, "P2": 200},
             )
         return cls(
             quick=False,
             repeats=11,
-            memory_size={"N": 1_000_000, "d": 10},
+            memory_sizes=(100_000, 1_000_000),
             train_epochs={"P1": 20_000, "P2": 2000},
         )
 
@@ -201,54 +200,6 @@ def transform_times(selected: Sequence[Problem], settings: Settings) -> list[tup
             )
         )
     return rows
-
-
-def traced_peak(func: Callable[..., Any], args: tuple) -> int:
-    """Peak bytes allocated (tracemalloc, numpy included) during one call."""
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        result = func(*args)
-        peak = tracemalloc.get_traced_memory()[1] - before
-    finally:
-        tracemalloc.stop()
-    del result
-    return peak
-
-
-def page_faults_per_call(func: Callable[..., Any], args: tuple, calls: int = 5) -> float | None:
-    """Minor page faults per call, after one warm-up call (None where getrusage is missing).
-
-    Many faults per call mean the allocator hands memory back to the system at the end of
-    each call and takes it again on the next: large live temporaries cost time, not only
-    memory.
-    """
-    try:
-        import resource
-    except ImportError:
-        return None
-    func(*args)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(calls):
-        func(*args)
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / calls
-
-
-def peak_memory(settings: Settings) -> dict[str, tuple[int, float | None]]:
-    """Per function: (tracemalloc peak bytes of one call, minor page faults per call)."""
-    problem = problems.P2
-    args = problem.make_args(**settings.memory_size)
-    differentiated = differentiate(problem)
-    differentiated(*args)  # the array variant is compiled outside the measurement
-    functions = {
-        "plain function (value only)": problem.fn,
-        "hand-written": problem.hand,
-        "fmad": differentiated,
-    }
-    return {
-        label: (traced_peak(func, args), page_faults_per_call(func, args))
-        for label, func in functions.items()
-    }
 
 
 def minimal_loop(fn: Callable[..., Any], args: tuple, problem: Problem, lr: float, epochs: int):
@@ -505,38 +456,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
     emit()
 
-    if not fmad_missing and problems.P2 in selected_problems:
-        size = settings.memory_size
-        emit(f"## Peak memory, P2 N={size['N']} d={size['d']}")
+    memory_keys = {p.key for p in selected_problems} & {key for key, _ in memory.CASES}
+    if not fmad_missing and memory_keys:
+        emit("## Peak memory")
         emit()
         emit(
-            "tracemalloc peak (numpy buffers included) during one value+gradient call, and "
-            "the minor page faults per call (memory the allocator returned to the system "
-            "and has to take back on the next call)."
+            "One value+gradient call, each function in a fresh subprocess (benchmarks/"
+            "memory.py): tracemalloc peak (numpy buffers included), minor page faults per "
+            "call (memory the allocator returned to the system and takes back on the next "
+            "call) and the growth of the process's max RSS after warm-up. `fmad (no del)`: "
+            "fmad with its freeing pass (fmad/liveness.py) off, the code before it."
         )
         emit()
-        try:
-            peaks = peak_memory(settings)
-            hand_peak = peaks["hand-written"][0]
-            ratio = peaks["fmad"][0] / hand_peak
-            emit("| function | peak | ÷ hand-written | minor page faults / call |")
-            emit("|---|---:|---:|---:|")
-            for label, (peak, faults) in peaks.items():
-                faults_text = "n/a" if faults is None else f"{faults:.0f}"
-                emit(
-                    f"| {label} | {peak / 2**20:.1f} MiB | {peak / hand_peak:.2f}x "
-                    f"| {faults_text} |"
-                )
-            met = ratio <= MEMORY_TARGET
-            emit()
-            emit(
-                f"fmad ÷ hand-written: {ratio:.2f}x, target <= {MEMORY_TARGET:g}x: {met_text(met)}"
-            )
-            targets.append(Target("P2 peak memory", f"{ratio:.2f}x", "<= 3x", met))
-        except Exception as exc:
-            emit(f"failed: {type(exc).__name__}: {one_line(exc)}")
-            targets.append(Target("P2 peak memory", "failed", "<= 3x", None))
+        lines, ratios = memory.table(list(settings.memory_sizes), keys=memory_keys)
+        for line in lines:
+            emit(line)
         emit()
+        for label, ratio, target in ratios:
+            met = ratio <= target
+            targets.append(Target(f"{label} peak memory", f"{ratio:.2f}x", f"<= {target}x", met))
 
     train_cases = [
         (problems.Case(problems.P1, {}), 0.01),

@@ -13,7 +13,7 @@ from typing import Any, Protocol, overload, runtime_checkable
 
 import numpy as np
 
-from fmad import pytree, trace
+from fmad import liveness, pytree, trace
 from fmad.compile import compile_unit, dispatcher, readable_for_numbers
 from fmad.errors import FmadError, InternalError, UnsupportedError, WrtError
 from fmad.printer import to_source
@@ -34,13 +34,16 @@ from fmad.variable import Variable
 
 class Variant:
     """The function compiled for one :class:`~fmad.spec.Spec` (the kinds of its ``wrt``
-    arguments: numbers, or arrays of given shapes)."""
+    arguments: numbers, or arrays of given shapes). ``free``: its code frees each value
+    after its last use (False where array data never reach it: with bundles, they take
+    the bundled variant)."""
 
-    def __init__(self, fn: types.FunctionType, spec: Spec) -> None:
+    def __init__(self, fn: types.FunctionType, spec: Spec, free: bool = True) -> None:
         session = Session()
         self.spec = spec
         self.unit = session.top(fn, spec)
         self.units = session.units
+        self.free = free
         self.watched = session.watched()
         for unit in self.units:
             unit.printed()  # printing completes the trees' locations, which export reads
@@ -49,21 +52,24 @@ class Variant:
     def function(self) -> types.FunctionType:
         """The compiled unit, made at its first use (the scalar calls of the variant for
         numbers run the public function, which holds its own copy)."""
-        return compile_unit(self.unit, {})
+        return compile_unit(self.unit, {}, free=self.free)
 
     def current(self) -> bool:
         """False once a function this variant's rules were chosen from has been rebound."""
         return still_bound(self.watched)
 
-    def source(self, printer: str = "ast", comments: bool = True) -> str:
+    def source(self, printer: str = "ast", comments: bool = True, free: bool = False) -> str:
         """The generated code: helpers first, then the function; ``comments``: a
-        ``# line N:`` comment before the code of each line of the user's source."""
+        ``# line N:`` comment before the code of each line of the user's source; ``free``:
+        with the ``del`` lines of the code that runs (:mod:`fmad.liveness`)."""
         texts = [
             u.printed()
             if printer == "ast" and comments
             else to_source(u.tree, printer, linecache.getlines(u.filename) if comments else None)
             for u in self.units
         ]
+        if free:
+            texts = [liveness.freed(t) for t in texts]
         return "\n\n".join(t.rstrip("\n") for t in texts) + "\n"
 
     def flat_source(self, printer: str = "ast", comments: bool = True) -> str:
@@ -85,7 +91,7 @@ class Differentiated(Protocol):
     def __call__(self, *args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]: ...
 
     def show(self, stage: str = "forward", printer: str = "ast", **options: Any) -> str:
-        """See :meth:`Transformed.show` (``comments``, ``shapes``)."""
+        """See :meth:`Transformed.show` (``comments``, ``shapes``, ``free``)."""
 
     def source_for(self, *args: Any, **kwargs: Any) -> str: ...
 
@@ -290,7 +296,8 @@ class Transformed:
     def _variant(self, spec: Spec) -> Variant:
         variant = self._variants.get(spec)
         if variant is None:
-            variant = self._variants[spec] = Variant(self.original, spec)
+            free = not self.bundles or spec.vectorized  # see Variant
+            variant = self._variants[spec] = Variant(self.original, spec, free)
         return variant
 
     def nested_function(self) -> types.FunctionType:
@@ -354,18 +361,20 @@ class Transformed:
         *,
         comments: bool = True,
         shapes: dict[str, tuple[int | None, ...]] | None = None,
+        free: bool = False,
     ) -> str:
         """The generated code: ``stage="flat"`` for the flattened primal, ``"forward"`` for
         the transformed function and the helpers it calls. ``shapes`` (argument name ->
         shape, ``()`` for a number) picks the variant compiled for arguments of those
-        shapes; without it, the variant for numbers. ``comments``: ``# line N:`` comments."""
+        shapes; without it, the variant for numbers. ``comments``: ``# line N:`` comments.
+        ``free``: with the ``del`` lines of the code that runs (:mod:`fmad.liveness`)."""
         if self._default is None and shapes is None:
             raise self.deferred("to see the code, use source_for(*args) with the arguments")
         variant = self._default if shapes is None else self.variant_for_shapes(shapes)
         if stage == "flat":
             return variant.flat_source(printer, comments)
         if stage == "forward":
-            return variant.source(printer, comments)
+            return variant.source(printer, comments, free)
         raise FmadError(f"unknown stage {stage!r}; choose 'flat' or 'forward'")
 
     def variant_for_shapes(self, shapes: dict[str, tuple[int | None, ...]]) -> Variant:

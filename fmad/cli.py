@@ -95,6 +95,12 @@ def _parser() -> argparse.ArgumentParser:
         help="leave out the '# line N:' comments that quote the source line of the code",
     )
     show.add_argument(
+        "--free",
+        action="store_true",
+        help="show the 'del' lines of the code that runs (each value freed after its last "
+        "use), which the printed code leaves out",
+    )
+    show.add_argument(
         "--printer",
         choices=["ast", "astor"],
         default="ast",
@@ -140,7 +146,11 @@ def _show(args: argparse.Namespace) -> int:
     with warnings.catch_warnings(record=True) as caught:  # e.g. astor missing: say it briefly
         warnings.simplefilter("always")
         text = function.show(
-            stage=args.stage, printer=args.printer, comments=args.comments, shapes=shapes
+            stage=args.stage,
+            printer=args.printer,
+            comments=args.comments,
+            shapes=shapes,
+            free=args.free,
         )
     for warning in caught:
         print(f"fmad: warning: {_one_line(str(warning.message))}", file=sys.stderr)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from fmad import build as B
-from fmad import trace
+from fmad import liveness, trace
 from fmad.errors import FmadError
 from fmad.naming import names_in
 from fmad.source import read_function
@@ -35,17 +35,20 @@ _counter = itertools.count(1)
 
 
 def compile_unit(
-    unit: Unit, done: dict[int, types.FunctionType], readable: bool = False
+    unit: Unit, done: dict[int, types.FunctionType], readable: bool = False, free: bool = True
 ) -> types.FunctionType:
     """Compile ``unit`` (and, first, every helper unit it calls).
 
     ``readable``: compiled under the printed text's own name and lines instead of the
     user's, so that ``inspect`` finds the generated source and fmad can transform the
     function again (second derivatives); its ``__fmad_tangents__`` names its tangents.
+    ``free`` (not readable): each value freed after its last use (:mod:`fmad.liveness`);
+    False where no large array can reach the code (it saves the analysis).
     """
     if id(unit) in done:
         return done[id(unit)]
-    text = unit.printed()
+    # the code that runs frees each value after its last use; the readable code does not
+    text = liveness.freed(unit.printed()) if free and not readable else unit.printed()
     generated = ast.parse(text).body[0]
     fmad_name = f"<fmad:{unit.tree.name}#{next(_counter)}>"
     linecache.cache[fmad_name] = (len(text), None, text.splitlines(True), fmad_name)
@@ -186,10 +189,21 @@ def relocate(
             value = getattr(node, field_name, None)
             other = getattr(twin, field_name, None) if same else None
             if isinstance(value, list):
-                paired = isinstance(other, list)
-                for i, item in enumerate(value):
-                    if isinstance(item, ast.AST):
-                        visit(item, other[i] if paired and i < len(other) else None, line)
+                others = other if isinstance(other, list) else []
+                i = 0
+                previous = line
+                for item in value:
+                    if not isinstance(item, ast.AST):
+                        i += 1  # a None key of a dict display keeps its place
+                        continue
+                    twin_item = others[i] if i < len(others) else None
+                    if isinstance(item, ast.Delete) and not isinstance(twin_item, ast.Delete):
+                        # a del line of fmad.liveness: the line of the statement before it
+                        visit(item, None, previous)
+                        continue
+                    i += 1
+                    visit(item, twin_item, line)
+                    previous = getattr(item, "lineno", line)
             elif isinstance(value, ast.AST):
                 visit(value, other if isinstance(other, ast.AST) else None, line)
 
@@ -291,7 +305,8 @@ def dispatcher(transformed: Any, variant: Any) -> types.FunctionType:
     )
     fallback = ast.Return(value=ast.Call(func=B.name(general), args=positional, keywords=keywords))
     tree.body = [ast.If(test=guard, body=[guarded], orelse=[]), fallback]
-    return compile_unit(public, {})
+    # with bundles, array data never takes this path: no freeing to analyse
+    return compile_unit(public, {}, free=not transformed.bundles)
 
 
 def readable_for_numbers(unit: Unit, params: list[str], original: types.FunctionType):

@@ -32,6 +32,7 @@ LAYERS: dict[str, int] = {
     "runtime_user": 1,
     "trace": 1,
     "optimize": 1,
+    "liveness": 1,
     "variable": 1,
     "pytree": 1,
     # 2-3: rules (the table), what is known about tangents, activity
