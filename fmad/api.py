@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-import linecache
 import operator
 import types
 from collections.abc import Callable, Sequence
@@ -13,11 +12,9 @@ from typing import Any, Protocol, overload, runtime_checkable
 
 import numpy as np
 
-from fmad import liveness, pytree, trace
-from fmad.compile import compile_unit, dispatcher, readable_for_numbers
+from fmad import pytree, trace
+from fmad.compile import dispatcher, readable_for_numbers
 from fmad.errors import FmadError, InternalError, UnsupportedError, WrtError
-from fmad.printer import to_source
-from fmad.resolve import still_bound
 from fmad.source import python_function, read_function
 from fmad.spec import (
     NUMBER_TYPES,
@@ -28,53 +25,8 @@ from fmad.spec import (
     spec_for_shapes,
 )
 from fmad.specialize import SELF, called_arguments, deferred, pins
-from fmad.transform import Session
 from fmad.variable import Variable
-
-
-class Variant:
-    """The function compiled for one :class:`~fmad.spec.Spec` (the kinds of its ``wrt``
-    arguments: numbers, or arrays of given shapes). ``free``: its code frees each value
-    after its last use (False where array data never reach it: with bundles, they take
-    the bundled variant)."""
-
-    def __init__(self, fn: types.FunctionType, spec: Spec, free: bool = True) -> None:
-        session = Session()
-        self.spec = spec
-        self.unit = session.top(fn, spec)
-        self.units = session.units
-        self.free = free
-        self.watched = session.watched()
-        for unit in self.units:
-            unit.printed()  # printing completes the trees' locations, which export reads
-
-    @functools.cached_property
-    def function(self) -> types.FunctionType:
-        """The compiled unit, made at its first use (the scalar calls of the variant for
-        numbers run the public function, which holds its own copy)."""
-        return compile_unit(self.unit, {}, free=self.free)
-
-    def current(self) -> bool:
-        """False once a function this variant's rules were chosen from has been rebound."""
-        return still_bound(self.watched)
-
-    def source(self, printer: str = "ast", comments: bool = True, free: bool = False) -> str:
-        """The generated code: helpers first, then the function; ``comments``: a
-        ``# line N:`` comment before the code of each line of the user's source; ``free``:
-        with the ``del`` lines of the code that runs (:mod:`fmad.liveness`)."""
-        texts = [
-            u.printed()
-            if printer == "ast" and comments
-            else to_source(u.tree, printer, linecache.getlines(u.filename) if comments else None)
-            for u in self.units
-        ]
-        if free:
-            texts = [liveness.freed(t) for t in texts]
-        return "\n\n".join(t.rstrip("\n") for t in texts) + "\n"
-
-    def flat_source(self, printer: str = "ast", comments: bool = True) -> str:
-        lines = linecache.getlines(self.unit.filename) if comments else None
-        return to_source(self.unit.flat, printer, lines)
+from fmad.variant import Variant
 
 
 @runtime_checkable

@@ -24,12 +24,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from fmad import runtime
-from fmad.api import Transformed, Variant
+from fmad.api import Transformed
 from fmad.errors import FmadError, UnsupportedError
 from fmad.export_inline import Namespace, Refused, line_of, literal, refuse
 from fmad.printer import to_source
 from fmad.spec import normalize_wrt
 from fmad.transform import Unit
+from fmad.variant import Variant
 
 VERSION = "0.1.0"  # fmad.__version__ (fmad/__init__.py sits above this module)
 Shapes = dict[str, tuple[int | None, ...]]

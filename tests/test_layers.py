@@ -58,14 +58,15 @@ LAYERS: dict[str, int] = {
     "transform": 7,
     "compile": 8,
     "export_inline": 8,
-    "api": 9,
-    "train": 10,
-    "higher": 10,
-    "export": 10,
-    "objective": 11,
-    "__init__": 12,
-    "cli": 13,
-    "__main__": 14,
+    "variant": 9,
+    "api": 10,
+    "train": 11,
+    "higher": 11,
+    "export": 11,
+    "objective": 12,
+    "__init__": 13,
+    "cli": 14,
+    "__main__": 15,
 }
 
 

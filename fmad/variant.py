@@ -1,0 +1,60 @@
+"""One variant of a differentiated function: the units the driver made for one
+:class:`~fmad.spec.Spec`, compiled at first use, and their printed code."""
+
+from __future__ import annotations
+
+import functools
+import linecache
+import types
+
+from fmad import liveness
+from fmad.compile import compile_unit
+from fmad.printer import to_source
+from fmad.resolve import still_bound
+from fmad.spec import Spec
+from fmad.transform import Session
+
+
+class Variant:
+    """The function compiled for one :class:`~fmad.spec.Spec` (the kinds of its ``wrt``
+    arguments: numbers, or arrays of given shapes). ``free``: its code frees each value
+    after its last use (False where array data never reach it: with bundles, they take
+    the bundled variant)."""
+
+    def __init__(self, fn: types.FunctionType, spec: Spec, free: bool = True) -> None:
+        session = Session()
+        self.spec = spec
+        self.unit = session.top(fn, spec)
+        self.units = session.units
+        self.free = free
+        self.watched = session.watched()
+        for unit in self.units:
+            unit.printed()  # printing completes the trees' locations, which export reads
+
+    @functools.cached_property
+    def function(self) -> types.FunctionType:
+        """The compiled unit, made at its first use (the scalar calls of the variant for
+        numbers run the public function, which holds its own copy)."""
+        return compile_unit(self.unit, {}, free=self.free)
+
+    def current(self) -> bool:
+        """False once a function this variant's rules were chosen from has been rebound."""
+        return still_bound(self.watched)
+
+    def source(self, printer: str = "ast", comments: bool = True, free: bool = False) -> str:
+        """The generated code: helpers first, then the function; ``comments``: a
+        ``# line N:`` comment before the code of each line of the user's source; ``free``:
+        with the ``del`` lines of the code that runs (:mod:`fmad.liveness`)."""
+        texts = [
+            u.printed()
+            if printer == "ast" and comments
+            else to_source(u.tree, printer, linecache.getlines(u.filename) if comments else None)
+            for u in self.units
+        ]
+        if free:
+            texts = [liveness.freed(t) for t in texts]
+        return "\n\n".join(t.rstrip("\n") for t in texts) + "\n"
+
+    def flat_source(self, printer: str = "ast", comments: bool = True) -> str:
+        lines = linecache.getlines(self.unit.filename) if comments else None
+        return to_source(self.unit.flat, printer, lines)
