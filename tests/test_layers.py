@@ -19,6 +19,7 @@ LAYERS: dict[str, int] = {
     "naming": 0,
     "resolve": 0,
     "printer": 0,
+    "c_support": 0,
     # 1: reading source, the fence (every syntactic refusal), flattening, tangents, the
     # runtime of generated code
     "source": 1,
@@ -57,14 +58,21 @@ LAYERS: dict[str, int] = {
     "transform": 7,
     "compile": 8,
     "export_inline": 8,
+    "c_types": 8,
+    "c_expr": 9,
+    "c_loops": 10,
+    "c_calls": 10,
+    "c_assign": 9,
+    "c_lower": 11,
     "api": 9,
     "train": 10,
     "higher": 10,
-    "export": 10,
-    "objective": 11,
-    "__init__": 12,
-    "cli": 13,
-    "__main__": 14,
+    "export_c": 12,
+    "export": 13,
+    "objective": 13,
+    "__init__": 14,
+    "cli": 15,
+    "__main__": 16,
 }
 
 

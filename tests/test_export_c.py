@@ -1,0 +1,201 @@
+"""The C export (fmad.export(fn, lang="c")): each export compiled with the system C
+compiler (cc -std=c99 -Wall -Wextra -pedantic -Werror -O2), loaded with ctypes and compared
+with fmad on the program table's points and on random points near them: the value and the
+gradient bit for bit (==) where the code calls libm functions through math.*, to 1e-14
+relative where it calls numpy's (numpy's own implementations differ from libm in the last
+bit); where Python raises, the C returns NaN."""
+
+from __future__ import annotations
+
+import inspect
+import math
+import re
+
+import numpy as np
+import pytest
+
+import fmad
+from examples.linear_regression import train_loop
+from examples.loop_and_abs import mean_absolute_error
+from tests import export_c_module as ecm
+from tests.c_harness import NO_COMPILER, Compiled, compiler
+from tests.test_programs import ROWS
+
+needs_cc = pytest.mark.skipif(compiler() is None, reason=NO_COMPILER)
+
+# rows of the program table outside the C subset: lists, slices, nested functions, objects
+REFUSED = {
+    "for_tuple_target", "slice_data", "list_of_active", "list_indexed_in_loop",
+    "list_built_by_append", "np_clip", "builtin_round", "builtin_max_data", "builtin_sum_data",
+    "builtin_sum_active", "nested_def_arguments_only", "nested_def", "attribute_of_data",
+    "attribute_of_active",
+}  # fmt: skip
+NUMPY_CALL = re.compile(r"\bnp\.(?!sign|maximum|minimum|where|abs|fabs|sqrt|asarray)\w+\(")
+
+
+def shape_of(value):
+    if isinstance(value, list | tuple | np.ndarray):
+        return (None,) * np.ndim(value)
+    return ()
+
+
+def nearby(point, rng):
+    """The point with each float moved a little (ints and arrays kept)."""
+    return {
+        k: v * (1.0 + 0.2 * rng.standard_normal()) if type(v) is float else v
+        for k, v in point.items()
+    }
+
+
+def agree(c_result, fmad_result, exact):
+    (cv, cg), (v, g) = c_result, fmad_result
+    pairs = [(cv, v)] + [(cg[k], g[k]) for k in cg]
+    for got, want in pairs:
+        want = float(want)
+        if math.isnan(want):
+            assert math.isnan(got)
+        elif exact:
+            assert got == want, (got, want)
+        else:
+            assert got == pytest.approx(want, rel=1e-14, abs=1e-300)
+
+
+def check(fn, wrt, points, tmp_path, shapes=None, randoms=5, exact=None):
+    first = points[0]
+    shapes = shapes or {k: shape_of(v) for k, v in first.items() if shape_of(v)}
+    files = fmad.export(fn, lang="c", wrt=wrt, shapes=shapes)
+    compiled = Compiled(files, tmp_path)
+    differentiated = fmad.differentiate(fn, wrt=wrt)
+    if exact is None:
+        exact = not NUMPY_CALL.search(differentiated.source)
+    order = list(inspect.signature(fn).parameters)
+    rng = np.random.default_rng(0)
+    trials = list(points) + [nearby(p, rng) for p in points for _ in range(randoms)]
+    for point in trials:
+        args = [point[k] for k in order if k in point]
+        c_result = compiled(*args)
+        try:
+            expected = differentiated(**point)
+        except (ArithmeticError, ValueError):  # Python raises: the C returns NaN
+            assert math.isnan(c_result[0]), point
+            assert all(math.isnan(t) for t in c_result[1].values())
+            continue
+        agree(c_result, expected, exact)
+    return files
+
+
+@needs_cc
+@pytest.mark.parametrize(("fn", "wrt", "points"), [r for r in ROWS if r.id not in REFUSED])
+def test_program_table(fn, wrt, points, tmp_path):
+    check(fn, wrt, points, tmp_path)
+
+
+@pytest.mark.parametrize(("fn", "wrt", "points"), [r for r in ROWS if r.id in REFUSED])
+def test_program_table_refusals(fn, wrt, points):
+    shapes = {k: shape_of(v) for k, v in points[0].items() if shape_of(v)}
+    with pytest.raises(fmad.ExportError) as info:
+        fmad.export(fn, lang="c", wrt=wrt, shapes=shapes)
+    assert re.match(r".*programs_module\.py:\d+: the C export does not support", str(info.value))
+
+
+@needs_cc
+def test_seed_example(tmp_path):
+    points = [
+        {"X": -45.1, "y": 54.9, "w": 0.5, "b": 0.3},
+        {"X": 2.0, "y": -1.0, "w": 3.0, "b": 1.0},
+    ]
+    files = check(train_loop, None, points, tmp_path, randoms=20)
+    header = files["train_loop.h"]
+    assert (
+        "double train_loop(double X, double y, double w, double b, train_loop_grad *grad);"
+        in header
+    )
+    assert "typedef struct {\n    double w;" in header
+    assert "#pragma STDC FP_CONTRACT OFF" in files["train_loop.c"]
+    assert "malloc" not in files["train_loop.c"]
+
+
+@needs_cc
+def test_loop_over_arrays(tmp_path):
+    rng = np.random.default_rng(1)
+    xs = rng.normal(size=50)
+    ts = 2.0 * xs + 1.0 + rng.normal(size=50)
+    points = [
+        {"xs": xs, "ts": ts, "w": 0.3, "b": -0.2},
+        {"xs": xs[:3], "ts": ts[:3], "w": 2.0, "b": 1.0},
+    ]
+    files = check(mean_absolute_error, None, points, tmp_path)
+    assert (
+        "const double *xs, size_t xs_len, const double *ts, size_t ts_len"
+        in files["mean_absolute_error.h"]
+    )
+    compiled = Compiled(files, tmp_path)
+    value, _ = compiled(xs, ts[:-1], 0.3, -0.2)  # zip(strict=True) raises in Python
+    assert math.isnan(value)
+
+
+@needs_cc
+def test_two_dimensional_array_helper_branch_while(tmp_path):
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(40, 2))
+    y = rng.normal(size=40)
+    points = [
+        {"X": X, "y": y, "w0": 0.4, "w1": -1.1, "b": 0.2},
+        {"X": 10 * X, "y": y, "w0": 3.0, "w1": 2.0, "b": 5.0},
+    ]
+    files = check(
+        ecm.rows_loop, ["w0", "w1", "b"], points, tmp_path, shapes={"X": (None, 2), "y": (None,)}
+    )
+    text = files["rows_loop.c"]
+    assert re.search(r"static double affine\w*\(", text)
+    assert "const double *X, size_t X_rows, size_t X_cols" in files["rows_loop.h"]
+
+
+@needs_cc
+def test_python_integer_semantics(tmp_path):
+    xs = np.array([1.5, -2.0, 0.25, 4.0])
+    points = [{"xs": xs, "n": 7, "w": 0.7}, {"xs": xs, "n": 3, "w": -2.3}]
+    files = check(ecm.integer_ops, ["w"], points, tmp_path, shapes={"xs": (None,)})
+    assert "long n" in files["integer_ops.h"]
+
+
+@needs_cc
+def test_where_python_raises_the_c_returns_nan(tmp_path):
+    files = fmad.export(ecm.domain_error, lang="c")
+    compiled = Compiled(files, tmp_path)
+    value, grad = compiled(-1.0)
+    assert math.isnan(value) and math.isnan(grad["w"])
+    assert compiled(2.0) == fmad.differentiate(ecm.domain_error)(2.0)
+
+
+def line_of(tag):
+    lines = inspect.getsource(ecm).splitlines()
+    return next(i for i, text in enumerate(lines, 1) if f"LINE-{tag}" in text)
+
+
+@pytest.mark.parametrize(
+    ("fn", "tag", "what"),
+    [
+        (ecm.nested, "nested", "nested function"),
+        (ecm.prints, "print", "print(w)"),
+        (ecm.list_sum, "list", "[w, b_mult_w]"),
+    ],
+)
+def test_refusals_name_file_and_line(fn, tag, what):
+    with pytest.raises(fmad.ExportError) as info:
+        fmad.export(fn, lang="c")
+    message = str(info.value)
+    assert f"export_c_module.py:{line_of(tag)}: the C export does not support" in message, message
+    assert what in message
+
+
+def test_array_parameters_are_refused():
+    with pytest.raises(fmad.ExportError, match="array 'w'.*export_c_module|with respect to"):
+        fmad.export(
+            ecm.matmul, lang="c", wrt=["w"], shapes={"X": (None, 3), "y": (None,), "w": (3,)}
+        )
+
+
+def test_unknown_language():
+    with pytest.raises(fmad.FmadError, match="unknown lang"):
+        fmad.export(ecm.domain_error, lang="rust")
