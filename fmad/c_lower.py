@@ -13,6 +13,7 @@ A ``for`` loop runs over a hidden counter (``range`` is evaluated once, as in Py
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -137,27 +138,27 @@ class Lowerer(Assignments, Loops, Calls):
     def body(self) -> list[str]:
         """The C statements of the function body (declarations first)."""
         code = self.block(self.tree.body, 1)
-        reads = {n.id for n in ast.walk(self.tree) if isinstance(n, ast.Name)}
-        loads = {
-            n.id
-            for n in ast.walk(self.tree)
-            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
-        }
+        text = "\n".join(code)
         head = []
         for name, kind in self.types.items():
-            if name in self.params or name not in reads:
-                continue
             c = self.cname(name)
+            if name in self.params or not re.search(rf"\b{c}\b", text):
+                continue
             if isinstance(kind, Tup):
                 head.append(f"{INDENT}{C_TYPE[kind.item]} {c}[{kind.n}] = {{0}};")
             else:
                 zero = literal(0.0 if kind == "double" else 0)
                 head.append(f"{INDENT}{C_TYPE[kind]} {c} = {zero};")  # type: ignore[index]
-        unused = [n for n in self.types if n not in loads or n in self.params]
-        unused += [n for names in self.lengths.values() for n in names]
-        head += [f"{INDENT}(void){self.cname(n) if n in self.types else n};" for n in unused]
-        head.append(f"{INDENT}(void)fm_err;")
+        names = [self.cname(n) for n in self.types]
+        names += [n for lengths in self.lengths.values() for n in lengths] + ["fm_err"]
+        # a name C only assigns (or a parameter it never reads): say it is unused on purpose
+        unused = [c for c in names if not re.search(rf"\b{c}\b(?! = )", text)]
+        head += [f"{INDENT}(void){c};" for c in unused if c in text or c in self.param_names()]
         return head + code
+
+    def param_names(self) -> set[str]:
+        names = {self.cname(n) for n in self.params} | {"fm_err"}
+        return names | {n for lengths in self.lengths.values() for n in lengths}
 
     def block(self, stmts: list[ast.stmt], depth: int) -> list[str]:
         lines: list[str] = []

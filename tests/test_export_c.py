@@ -17,6 +17,7 @@ import pytest
 import fmad
 from examples.linear_regression import train_loop
 from examples.loop_and_abs import mean_absolute_error
+from fmad.cli import main
 from tests import export_c_module as ecm
 from tests.c_harness import NO_COMPILER, Compiled, compiler
 from tests.test_programs import ROWS
@@ -199,3 +200,24 @@ def test_array_parameters_are_refused():
 def test_unknown_language():
     with pytest.raises(fmad.FmadError, match="unknown lang"):
         fmad.export(ecm.domain_error, lang="rust")
+
+
+@needs_cc
+def test_command_line_writes_header_and_source(tmp_path):
+    target = "examples/loop_and_abs.py:mean_absolute_error"
+    status = main(
+        ["export", target, "--lang", "c", "--shapes", "xs=N,ts=N", "-o", str(tmp_path / "mae.c")]
+    )
+    assert status == 0
+    header, source = (tmp_path / "mae.h").read_text(), (tmp_path / "mae.c").read_text()
+    assert '#include "mae.h"' in source and "mean_absolute_error_grad" in header
+    assert (
+        "regenerate: python -m fmad export examples/loop_and_abs.py:mean_absolute_error" in source
+    )
+    files = {
+        "mean_absolute_error.h": header,
+        "mean_absolute_error.c": source.replace("mae.h", "mean_absolute_error.h"),
+    }
+    compiled = Compiled(files, tmp_path)
+    xs, ts = np.array([1.0, 2.0, 4.0]), np.array([2.5, 3.0, 9.5])
+    assert compiled(xs, ts, 0.5, 1.0) == mean_absolute_error(xs, ts, 0.5, 1.0)
