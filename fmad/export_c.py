@@ -17,13 +17,20 @@ through pointers.
 from __future__ import annotations
 
 import ast
+import builtins
 import inspect
+import linecache
+import types
+from collections.abc import Callable
+from typing import Any
 
 from fmad import c_support
 from fmad.api import Transformed
 from fmad.c_lower import C_TYPE, INDENT, Lowerer
+from fmad.c_scalarize import Scalarizer, Unscalarizable
 from fmad.c_types import CType, int_sinks
-from fmad.errors import ExportError
+from fmad.errors import ExportError, FmadError
+from fmad.source import read_function
 from fmad.transform import Unit
 
 KEYWORDS = set(
@@ -67,12 +74,76 @@ class CNames:
 
 
 def export_c(transformed: Transformed, shapes: dict, about: list[str]) -> dict[str, str]:
-    """``{"NAME.h": ..., "NAME.c": ...}``; ``about``: the banner's lines (source, wrt...)."""
-    return CExport(transformed, shapes).files(about)
+    """``{"NAME.h": ..., "NAME.c": ...}``; ``about``: the banner's lines (source, wrt...).
+
+    A function of numbers and data arrays is lowered as fmad differentiates it; one with
+    an array in ``wrt``, or one the direct lowering refuses that is written with whole
+    arrays, is first made a loop function of numbers (:mod:`fmad.c_scalarize`)."""
+    array_wrt = [w for w in transformed.wrt if shapes.get(w, ())]
+    if not array_wrt:
+        try:
+            return CExport(transformed, shapes).files(about)
+        except ExportError as error:
+            refused = error
+    fn = transformed.original
+    src = read_function(fn)
+    try:
+        tree, packed = Scalarizer(src.tree, shapes, transformed.wrt, resolver(fn)).function()
+    except Unscalarizable as error:
+        if not array_wrt:
+            raise refused from None
+        message = f"the C export does not support {error}; write the function with numbers "
+        message += "and loops over the data, or export Python (lang='python')"
+        raise ExportError(
+            src.filename, error.lineno or fn.__code__.co_firstlineno, message
+        ) from None
+    loops = compile_scalarized(tree, fn)
+    wrt = [n for w in transformed.wrt for n in packed.get(w, [w])]
+    try:
+        return CExport(Transformed(loops, wrt), shapes, packed).files(about)
+    except FmadError as error:  # in the loop function: say so at the user's function
+        if not array_wrt:
+            raise refused from None
+        message = f"the C export could not lower the loop form of this function ({error})"
+        raise ExportError(src.filename, fn.__code__.co_firstlineno, message) from None
+
+
+def resolver(fn: types.FunctionType) -> Callable[[ast.expr], Any]:
+    """What a name or ``module.attribute`` of ``fn``'s code means (None: unknown)."""
+    cells = dict(zip(fn.__code__.co_freevars, fn.__closure__ or (), strict=True))
+
+    def resolve(node: ast.expr) -> Any:
+        if isinstance(node, ast.Name):
+            if node.id in cells:
+                return cells[node.id].cell_contents
+            return fn.__globals__.get(node.id, getattr(builtins, node.id, None))
+        if isinstance(node, ast.Attribute):
+            base = resolve(node.value)
+            return getattr(base, node.attr, None) if isinstance(base, types.ModuleType) else None
+        return None
+
+    return resolve
+
+
+def compile_scalarized(tree: ast.FunctionDef, fn: types.FunctionType) -> types.FunctionType:
+    """The loop function, compiled under a file name linecache holds (fmad reads its
+    source from there), with ``fn``'s globals and closure values."""
+    text = ast.unparse(ast.Module([tree], []))
+    filename = f"<fmad-c {fn.__module__}.{fn.__qualname__}>"
+    linecache.cache[filename] = (len(text), None, text.splitlines(keepends=True), filename)
+    namespace = dict(fn.__globals__)
+    cells = zip(fn.__code__.co_freevars, fn.__closure__ or (), strict=True)
+    namespace.update({n: c.cell_contents for n, c in cells})
+    exec(compile(text, filename, "exec"), namespace)  # noqa: S102 (fmad's own rewrite)
+    return namespace[tree.name]
 
 
 class CExport:
-    def __init__(self, transformed: Transformed, shapes: dict) -> None:
+    """``packed``: (for a function :mod:`fmad.c_scalarize` rewrote) each array parameter
+    of ``wrt`` -> the number parameters that stand for its elements."""
+
+    def __init__(self, transformed: Transformed, shapes: dict, packed: dict | None = None) -> None:
+        self.packed = packed or {}
         self.transformed = transformed
         self.original = transformed.original
         self.filename = inspect.getsourcefile(self.original) or "<unknown>"
@@ -82,7 +153,7 @@ class CExport:
         if not self.name.isascii() or self.name in KEYWORDS | LIBC or self.name.startswith("fm_"):
             raise self.error(f"the C name '{self.name}' (C or libm uses it)", "rename it")
         for w in transformed.wrt:
-            if shapes.get(w, ()) != ():
+            if shapes.get(w, ()) != () and w not in self.packed:
                 raise self.error(
                     f"differentiating with respect to the array '{w}' (shape {shapes[w]})",
                     "the C export differentiates with respect to numbers: pass the elements "
@@ -127,6 +198,26 @@ class CExport:
                 text.append(f"{C_TYPE[kind]} {c}")  # type: ignore[index]
         return params, text, lengths
 
+    def unpack(self, params: dict, text: list[str], lengths: dict, names: CNames) -> list[str]:
+        """The ABI's pointer for each packed array parameter (in ``text``, in place of its
+        numbers), and the lines that check its length and read its elements; the fixed
+        lengths of the data arrays are checked too (``X @ w`` needs them)."""
+        lines = []
+        for array, numbers in self.packed.items():
+            c = names.abi(array)
+            size = names.abi(f"{c}_len")
+            first = text.index(f"double {names(numbers[0])}")
+            del text[first : first + len(numbers)]
+            text[first:first] = [f"const double *{c}", f"size_t {size}"]
+            lines.append(f"{INDENT}if ({size} != {len(numbers)}) goto fm_fail; /* its shape */")
+            lines += [f"{INDENT}double {names(n)} = {c}[{j}];" for j, n in enumerate(numbers)]
+        for name in params:
+            shape = self.shapes.get(name, ())
+            for length, fixed in zip(lengths.get(name, []), shape, strict=True):
+                if fixed is not None:
+                    lines.append(f"{INDENT}if ({length} != {fixed}) goto fm_fail; /* shapes */")
+        return lines
+
     def top_kinds(self, unit: Unit) -> list[CType]:
         args = unit.tree.args
         sinks = int_sinks(unit.tree)
@@ -162,12 +253,15 @@ class CExport:
     def lower(self, unit: Unit, kinds: list[CType], top: bool, outputs: list[str], head: str):
         names = self.names_for(unit)
         params, text, lengths = self.params_of(unit, kinds, names)
+        prefix = self.unpack(params, text, lengths, names) if top and self.packed else []
         try:
             lowerer = Lowerer(unit, params, names, self.callee, outputs, lengths)
             body = lowerer.body()
         except ValueError as error:
             raise self.error(f"the non-ASCII name {error}", "rename it", unit.tree.lineno) from None
         self.used |= lowerer.used
+        body = prefix + body
+        lowerer.fails = lowerer.fails or bool(prefix)
         last = unit.tree.body[-1] if unit.tree.body else None
         if not isinstance(last, ast.Return):
             lowerer.fails = True
@@ -181,10 +275,14 @@ class CExport:
     # -- the files ---------------------------------------------------------------------------
     def files(self, about: list[str]) -> dict[str, str]:
         unit = self.variant.unit
-        wrt = self.transformed.wrt
         grad = f"{self.name}_grad"
         head = f"double {self.name}({{params}}, {grad} *grad)"
-        outputs = [f"grad->{w}" for w in wrt]
+        outputs = []
+        for w in self.abi_wrt():
+            numbers = self.packed.get(w)
+            outputs += (
+                [f"grad->{w}[{j}]" for j in range(len(numbers))] if numbers else [f"grad->{w}"]
+            )
         signature, body = self.lower(unit, self.top_kinds(unit), True, outputs, head)
         body = [f"{INDENT}int fm_err_flag = 0;", f"{INDENT}int *fm_err = &fm_err_flag;"] + body
         functions = [(signature, body)]
@@ -205,10 +303,24 @@ class CExport:
             f"{self.name}.c": self.source(about, prototypes, functions),
         }
 
+    def abi_wrt(self) -> list[str]:
+        """The ``wrt`` parameters of the ABI: an array once (not its numbers)."""
+        owner = {n: array for array, numbers in self.packed.items() for n in numbers}
+        found: list[str] = []
+        for w in self.transformed.wrt:
+            if owner.get(w, w) not in found:
+                found.append(owner.get(w, w))
+        return found
+
     def header(self, about: list[str], signature: str) -> str:
-        wrt = self.transformed.wrt
         guard = f"FMAD_{self.name.upper()}_H"
-        members = "\n".join(f"    double {w}; /* d {self.name} / d {w} */" for w in wrt)
+        members = "\n".join(
+            f"    double *{w}; /* d {self.name} / d {w}: {len(self.packed[w])} doubles the caller "
+            "allocates */"
+            if w in self.packed
+            else f"    double {w}; /* d {self.name} / d {w} */"
+            for w in self.abi_wrt()
+        )
         abi = ABI.format(name=self.name, grad=f"{self.name}_grad")
         comment = "\n".join(f" * {line}".rstrip() for line in [*about, "", *abi.splitlines()])
         return (

@@ -34,12 +34,19 @@ class Compiled:
             raise AssertionError(f"{' '.join(command)} failed:\n{result.stderr}")
         header = files[f"{name}.h"]
         members = re.search(r"typedef struct \{(.*?)\} \w+_grad;", header, re.S).group(1)
-        self.wrt = re.findall(r"double (\w+);", members)
+        self.wrt = re.findall(r"double \*?(\w+);", members)
+        # an array parameter's gradient: a buffer of the size the comment gives
+        self.sizes = dict(
+            (w, int(n)) for w, n in re.findall(r"double \*(\w+); /\* [^:]*: (\d+) doubles", members)
+        )
         prototype = re.search(rf"^double {name}\((.*?)\);", header, re.S | re.M).group(1)
         self.params = [p.strip() for p in prototype.split(",")][:-1]
 
         class Grad(ctypes.Structure):
-            _fields_ = [(w, ctypes.c_double) for w in self.wrt]
+            _fields_ = [
+                (w, ctypes.POINTER(ctypes.c_double) if w in self.sizes else ctypes.c_double)
+                for w in self.wrt
+            ]
 
         self.Grad = Grad
         self.fn = getattr(ctypes.CDLL(str(library)), name)
@@ -70,5 +77,8 @@ class Compiled:
             i += 1
         assert not values, "too many arguments"
         grad = self.Grad()
+        buffers = {w: np.full(n, -12345.0) for w, n in self.sizes.items()}
+        for w, buffer in buffers.items():
+            setattr(grad, w, buffer.ctypes.data_as(ctypes.POINTER(ctypes.c_double)))
         value = self.fn(*c_args, ctypes.byref(grad))
-        return value, {w: getattr(grad, w) for w in self.wrt}
+        return value, {w: buffers[w] if w in buffers else getattr(grad, w) for w in self.wrt}

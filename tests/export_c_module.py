@@ -53,5 +53,21 @@ def list_sum(w, b):
     return sum([w, b * w])  # LINE-list
 
 
-def matmul(X, y, w):
-    return np.mean((X @ w - y) ** 2)
+def matmul(X, y, w, b):
+    r = X @ w + b - y
+    return np.mean(r**2) + 0.1 * np.sum(w**2)
+
+
+def logistic(X, labels, w, b):
+    margins = labels * (X @ w + b)
+    return np.mean(np.log(1.0 + np.exp(-margins))) + 0.01 * np.dot(w, w)
+
+
+def scalar_params_whole_arrays(x, y, w, b):
+    return np.mean((w * x + b - y) ** 2) + abs(w) * len(x)
+
+
+def array_branch(X, w):
+    if w[0] > 0.0:  # LINE-array-branch
+        return np.sum(X @ w)
+    return 0.0

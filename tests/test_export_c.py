@@ -27,10 +27,11 @@ needs_cc = pytest.mark.skipif(compiler() is None, reason=NO_COMPILER)
 # rows of the program table outside the C subset: lists, slices, nested functions, objects
 REFUSED = {
     "for_tuple_target", "slice_data", "list_of_active", "list_indexed_in_loop",
-    "list_built_by_append", "np_clip", "builtin_round", "builtin_max_data", "builtin_sum_data",
+    "list_built_by_append", "np_clip", "builtin_round", "builtin_max_data",
     "builtin_sum_active", "nested_def_arguments_only", "nested_def", "attribute_of_data",
     "attribute_of_active",
 }  # fmt: skip
+WHOLE_ARRAY = {"builtin_sum_data"}
 NUMPY_CALL = re.compile(r"\bnp\.(?!sign|maximum|minimum|where|abs|fabs|sqrt|asarray)\w+\(")
 
 
@@ -88,7 +89,9 @@ def check(fn, wrt, points, tmp_path, shapes=None, randoms=5, exact=None):
 @needs_cc
 @pytest.mark.parametrize(("fn", "wrt", "points"), [r for r in ROWS if r.id not in REFUSED])
 def test_program_table(fn, wrt, points, tmp_path):
-    check(fn, wrt, points, tmp_path)
+    # sum(xs) of a data array is a loop of the C subset's whole-array code: in order, as
+    # Python's sum (3.12 compensates: then within 1e-14)
+    check(fn, wrt, points, tmp_path, exact=False if fn.__name__ in WHOLE_ARRAY else None)
 
 
 @pytest.mark.parametrize(("fn", "wrt", "points"), [r for r in ROWS if r.id in REFUSED])
@@ -190,11 +193,70 @@ def test_refusals_name_file_and_line(fn, tag, what):
     assert what in message
 
 
-def test_array_parameters_are_refused():
-    with pytest.raises(fmad.ExportError, match="array 'w'.*export_c_module|with respect to"):
-        fmad.export(
-            ecm.matmul, lang="c", wrt=["w"], shapes={"X": (None, 3), "y": (None,), "w": (3,)}
-        )
+def check_arrays(fn, wrt, shapes, points, tmp_path):
+    """An export of whole-array code: to 1e-12 relative (numpy sums pairwise, the C in
+    order); an array parameter's gradient fills the caller's buffer."""
+    files = fmad.export(fn, lang="c", wrt=wrt, shapes=shapes)
+    compiled = Compiled(files, tmp_path)
+    differentiated = fmad.differentiate(fn, wrt=wrt)
+    order = list(inspect.signature(fn).parameters)
+    for point in points:
+        value, grads = compiled(*[point[k] for k in order])
+        expected, expected_grads = differentiated(**point)
+        assert value == pytest.approx(float(expected), rel=1e-12)
+        for name in wrt:
+            got, want = np.asarray(grads[name]), np.asarray(expected_grads[name])
+            assert got.shape == want.shape
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+    return files, compiled
+
+
+@needs_cc
+def test_matmul_with_a_two_dimensional_array(tmp_path):
+    rng = np.random.default_rng(3)
+    shapes = {"X": (None, 3), "y": (None,), "w": (3,)}
+    points = [
+        {"X": rng.normal(size=(n, 3)), "y": rng.normal(size=n), "w": rng.normal(size=3), "b": 0.3}
+        for n in (1, 7, 200)
+    ]
+    files, compiled = check_arrays(ecm.matmul, ["w", "b"], shapes, points, tmp_path)
+    header = files["matmul.h"]
+    assert "double *w; /* d matmul / d w: 3 doubles the caller allocates */" in header
+    assert "const double *w, size_t w_len, double b, matmul_grad *grad);" in header
+    p = points[1]
+    value, grads = compiled(p["X"], p["y"], p["w"][:2], p["b"])  # w of another shape
+    assert math.isnan(value) and np.isnan(grads["w"]).all()
+    value, _ = compiled(p["X"][:, :2], p["y"], p["w"], p["b"])  # X with 2 columns
+    assert math.isnan(value)
+    value, _ = compiled(p["X"], p["y"][:3], p["w"], p["b"])  # y of another length
+    assert math.isnan(value)
+
+
+@needs_cc
+def test_logistic_loss_with_dot(tmp_path):
+    rng = np.random.default_rng(4)
+    shapes = {"X": (None, 4), "labels": (None,), "w": (4,)}
+    X = rng.normal(size=(100, 4))
+    labels = np.sign(rng.normal(size=100))
+    points = [{"X": X, "labels": labels, "w": rng.normal(size=4), "b": b} for b in (0.0, 1.5)]
+    check_arrays(ecm.logistic, ["w", "b"], shapes, points, tmp_path)
+
+
+@needs_cc
+def test_whole_array_code_with_number_parameters(tmp_path):
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=30), rng.normal(size=30)
+    points = [{"x": x, "y": y, "w": 0.7, "b": -0.1}, {"x": x[:1], "y": y[:1], "w": -2.0, "b": 1.0}]
+    shapes = {"x": (None,), "y": (None,)}
+    check_arrays(ecm.scalar_params_whole_arrays, ["w", "b"], shapes, points, tmp_path)
+
+
+def test_array_parameters_outside_the_subset_are_refused():
+    with pytest.raises(fmad.ExportError) as info:
+        fmad.export(ecm.array_branch, lang="c", wrt=["w"], shapes={"X": (None, 2), "w": (2,)})
+    assert f"export_c_module.py:{line_of('array-branch')}:" in str(info.value)
+    with pytest.raises(fmad.ExportError, match="2-D 'W'|with respect to"):
+        fmad.export(ecm.matmul, lang="c", wrt=["w"], shapes={"X": (None, 3), "w": (3, 2)})
 
 
 def test_unknown_language():

@@ -62,6 +62,7 @@ LAYERS: dict[str, int] = {
     "c_expr": 9,
     "c_loops": 10,
     "c_calls": 10,
+    "c_scalarize": 10,
     "c_assign": 9,
     "c_lower": 11,
     "api": 9,
