@@ -105,3 +105,22 @@ class Assignments:
             lines.append(f"{inner}if ({item} {'<' if is_min else '>'} {temp}) {temp} = {item};")
         lines += [f"{inner}{self.cname(target.id)} = {temp};", f"{pad}}}"]
         return [*lines, *self.guard(depth)]
+
+    def return_(self: Any, node: ast.Return, depth: int) -> list[str]:
+        pad = INDENT * depth
+        value = node.value
+        items = value.elts if isinstance(value, ast.Tuple) else [value]
+        if len(items) != len(self.outputs) + 1 or items[0] is None:
+            raise self.no(node, "this return", "return one number")
+        lines = []
+        for out, item in zip(self.outputs, items[1:], strict=True):
+            lines.append(f"{pad}{out} = {self.expr(item)};")  # type: ignore[arg-type]
+        text = self.expr(items[0])  # type: ignore[arg-type]
+        if self.checked:
+            lines = [f"{pad}{{", f"{pad}{INDENT}double fm_value = {text};"] + [
+                INDENT + line for line in lines
+            ]
+            self.checked = True
+            lines += self.guard(depth + 1) + [f"{pad}{INDENT}return fm_value;", f"{pad}}}"]
+            return lines
+        return [*lines, f"{pad}return {text};"]

@@ -14,6 +14,7 @@ import ast
 from typing import Any
 
 from fmad.c_expr import literal
+from fmad.c_flow import stores
 from fmad.c_types import MISSING, SCALARS, Tup, join, value_type
 
 INDENT = "    "
@@ -77,7 +78,7 @@ class Loops:
         else:
             head, assign = self.sequence_head(node, fn, depth + 1, lines)
         self.loops.append(flag)
-        body = self.block(node.body, depth + 2)
+        body = self.mark(stores(node.target), depth + 2) + self.block(node.body, depth + 2)
         self.loops.pop()
         lines += [f"{inner}{head} {{", *assign, *body, f"{inner}}}"]
         if flag:

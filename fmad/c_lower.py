@@ -21,6 +21,7 @@ from fmad import runtime
 from fmad.c_assign import C_TYPE, INDENT, Assignments
 from fmad.c_calls import Calls
 from fmad.c_expr import literal
+from fmad.c_flow import loads, maybe_unbound, stores
 from fmad.c_loops import Loops
 from fmad.c_types import SCALARS, CType, Resolver, Tup, join
 from fmad.transform import Unit
@@ -58,6 +59,7 @@ class Lowerer(Assignments, Loops, Calls):
         self.lengths = lengths
         self.params = set(params)
         self.infer()
+        self.unbound = maybe_unbound(self.tree, set(self.types) - self.params)
 
     # -- types of the locals -----------------------------------------------------------------
     def assignments(self) -> list[tuple[ast.expr, Any]]:
@@ -149,6 +151,7 @@ class Lowerer(Assignments, Loops, Calls):
             else:
                 zero = literal(0.0 if kind == "double" else 0)
                 head.append(f"{INDENT}{C_TYPE[kind]} {c} = {zero};")  # type: ignore[index]
+        head += [f"{INDENT}int fm_set_{self.cname(n)} = 0;" for n in sorted(self.unbound)]
         names = [self.cname(n) for n in self.types]
         names += [n for lengths in self.lengths.values() for n in lengths] + ["fm_err"]
         # a name C only assigns (or a parameter it never reads): say it is unused on purpose
@@ -180,8 +183,33 @@ class Lowerer(Assignments, Loops, Calls):
 
     # -- statements --------------------------------------------------------------------------
     def stmt(self, node: ast.stmt, depth: int) -> list[str]:
+        """A statement, after checking the names it may read unbound (see fmad.c_flow)."""
         pad = INDENT * depth
         self.line = getattr(node, "lineno", None) or self.line
+        if isinstance(node, ast.If | ast.While):
+            read = loads(node.test)
+        elif isinstance(node, ast.For):
+            read = loads(node.iter)
+        else:
+            read = loads(node)
+        lines = []
+        for name in sorted(read & self.unbound):
+            self.fails = True
+            flag = f"fm_set_{self.cname(name)}"
+            lines.append(f"{pad}if (!{flag}) goto fm_fail; /* {name} unbound: UnboundLocalError */")
+        lines += self.statement(node, depth)
+        if isinstance(node, ast.Assign | ast.AugAssign):
+            lines += self.mark(stores(node), depth)
+        return lines
+
+    def mark(self, names: set[str], depth: int) -> list[str]:
+        """The flags of the names just assigned that may be read unbound elsewhere."""
+        return [
+            f"{INDENT * depth}fm_set_{self.cname(n)} = 1;" for n in sorted(names & self.unbound)
+        ]
+
+    def statement(self, node: ast.stmt, depth: int) -> list[str]:
+        pad = INDENT * depth
         if isinstance(node, ast.Assign):
             return self.assign(node, depth)
         if isinstance(node, ast.AugAssign):
@@ -265,25 +293,6 @@ class Lowerer(Assignments, Loops, Calls):
             return self.cname(target.id)
         assert isinstance(target, ast.Subscript) and isinstance(target.slice, ast.Constant)
         return f"{self.cname(target.value.id)}[{target.slice.value}]"  # type: ignore[attr-defined]
-
-    def return_(self, node: ast.Return, depth: int) -> list[str]:
-        pad = INDENT * depth
-        value = node.value
-        items = value.elts if isinstance(value, ast.Tuple) else [value]
-        if len(items) != len(self.outputs) + 1 or items[0] is None:
-            raise self.no(node, "this return", "return one number")
-        lines = []
-        for out, item in zip(self.outputs, items[1:], strict=True):
-            lines.append(f"{pad}{out} = {self.expr(item)};")  # type: ignore[arg-type]
-        text = self.expr(items[0])  # type: ignore[arg-type]
-        if self.checked:
-            lines = [f"{pad}{{", f"{pad}{INDENT}double fm_value = {text};"] + [
-                INDENT + line for line in lines
-            ]
-            self.checked = True
-            lines += self.guard(depth + 1) + [f"{pad}{INDENT}return fm_value;", f"{pad}}}"]
-            return lines
-        return [*lines, f"{pad}return {text};"]
 
     # -- control flow (for and while: fmad.c_loops) ------------------------------------------
     def test(self, node: ast.expr, depth: int) -> tuple[list[str], str]:

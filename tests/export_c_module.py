@@ -71,3 +71,13 @@ def array_branch(X, w):
     if w[0] > 0.0:  # LINE-array-branch
         return np.sum(X @ w)
     return 0.0
+
+
+def maybe_unbound(xs, n, w):
+    for i in range(n):
+        last = xs[i] * w
+    if w > 0.0:
+        extra = w * w
+    else:
+        return last - w
+    return last + extra

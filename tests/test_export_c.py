@@ -283,3 +283,16 @@ def test_command_line_writes_header_and_source(tmp_path):
     compiled = Compiled(files, tmp_path)
     xs, ts = np.array([1.0, 2.0, 4.0]), np.array([2.5, 3.0, 9.5])
     assert compiled(xs, ts, 0.5, 1.0) == mean_absolute_error(xs, ts, 0.5, 1.0)
+
+
+@needs_cc
+def test_a_name_read_unbound_gives_nan(tmp_path):
+    xs = np.array([1.0, 2.0, 3.0])
+    points = [{"xs": xs, "n": 2, "w": 0.5}, {"xs": xs, "n": 3, "w": -0.5}]
+    files = check(ecm.maybe_unbound, ["w"], points, tmp_path, shapes={"xs": (None,)})
+    assert "UnboundLocalError" in files["maybe_unbound.c"]
+    compiled = Compiled(files, tmp_path)
+    value, grad = compiled(xs, 0, 0.5)  # Python: UnboundLocalError
+    assert math.isnan(value) and math.isnan(grad["w"])
+    with pytest.raises(UnboundLocalError):
+        fmad.differentiate(ecm.maybe_unbound, wrt=["w"])(xs, 0, 0.5)

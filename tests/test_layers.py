@@ -20,6 +20,7 @@ LAYERS: dict[str, int] = {
     "resolve": 0,
     "printer": 0,
     "c_support": 0,
+    "c_flow": 0,
     # 1: reading source, the fence (every syntactic refusal), flattening, tangents, the
     # runtime of generated code
     "source": 1,
