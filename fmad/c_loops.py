@@ -60,8 +60,9 @@ class Loops:
         raise self.no(
             source,
             f"a for loop over '{ast.unparse(source)}'",
-            "loop over range(...), a 1-D array argument, a tuple of numbers, or enumerate or "
-            "zip of those",
+            "loop over range(...), a 1-D array argument (give its shape in shapes: "
+            "{'xs': (None,)}, on the command line --shapes xs=N), a tuple of numbers, or "
+            "enumerate or zip of those",
         )
 
     # -- for -------------------------------------------------------------------------------

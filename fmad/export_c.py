@@ -7,7 +7,8 @@ as the Python fmad runs. The ABI (written into the header's comment):
 - a number argument is a ``double`` (a ``long`` if the code uses it as an integer: a
   ``range`` bound, an index); a 1-D array ``x`` is ``const double *x, size_t x_len``; a 2-D
   array ``X`` is ``const double *X, size_t X_rows, size_t X_cols`` (row-major, C-contiguous);
-- the last argument is ``NAME_grad *grad``, one ``double`` member per ``wrt`` parameter;
+- the last argument is ``NAME_grad *grad``, one member per ``wrt`` parameter (``double``,
+  or ``double *`` to a buffer the caller allocates for an array parameter);
 - the function returns the value. No ``malloc``, no globals: it is re-entrant.
 
 Helper functions become ``static`` functions that return the value and write their tangents
@@ -356,7 +357,9 @@ ABI = """ABI: double {name}(<arguments in the Python order>, {grad} *grad);
   a number argument is a double (a long if the code uses it as an integer);
   a 1-D array x is `const double *x, size_t x_len`; a 2-D array X is
   `const double *X, size_t X_rows, size_t X_cols`, row-major, C-contiguous;
-  grad points to a {grad} the caller owns: one double per wrt parameter, filled in.
+  grad points to a {grad} the caller owns, one member per wrt parameter, filled in:
+  a double for a number, a double * for an array parameter (a buffer the caller
+  allocates, of the array's size; the array argument must have that size).
 The function returns the value. No malloc, no globals: it is re-entrant.
 Where Python raises (a division by zero, a math domain error, an overflow, an index
 out of range), it returns NaN and fills grad with NaN.
