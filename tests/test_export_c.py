@@ -16,6 +16,8 @@ import pytest
 
 import fmad
 from examples.linear_regression import train_loop
+from examples.linear_regression_numpy import mse as mse_numpy
+from examples.logistic_regression import cross_entropy
 from examples.loop_and_abs import mean_absolute_error
 from fmad.cli import main
 from tests import export_c_module as ecm
@@ -296,3 +298,16 @@ def test_a_name_read_unbound_gives_nan(tmp_path):
     assert math.isnan(value) and math.isnan(grad["w"])
     with pytest.raises(UnboundLocalError):
         fmad.differentiate(ecm.maybe_unbound, wrt=["w"])(xs, 0, 0.5)
+
+
+@needs_cc
+def test_numpy_examples(tmp_path):
+    rng = np.random.default_rng(6)
+    X, y = rng.uniform(0, 2, size=80), rng.normal(size=80)
+    points = [{"X": X, "y": y, "w": 0.5, "b": -0.3}]
+    check_arrays(mse_numpy, ["w", "b"], {"X": (None,), "y": (None,)}, points, tmp_path)
+    X2 = rng.normal(size=(60, 2))
+    t = (rng.uniform(size=60) > 0.5).astype(float)
+    points = [{"X": X2, "t": t, "w": rng.normal(size=2), "b": 0.1}]
+    shapes = {"X": (None, 2), "t": (None,), "w": (2,)}
+    check_arrays(cross_entropy, ["w", "b"], shapes, points, tmp_path)
