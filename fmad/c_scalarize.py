@@ -24,6 +24,9 @@ from __future__ import annotations
 
 import ast
 import copy
+import inspect
+import textwrap
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -75,8 +78,15 @@ class Scalarizer:
     ``{array parameter: its number parameters}``; ``resolve(node)`` is the object a name or
     ``np.attribute`` means."""
 
-    def __init__(self, tree: ast.FunctionDef, shapes: dict, wrt: tuple, resolve) -> None:
+    def __init__(
+        self, tree: ast.FunctionDef, shapes: dict, wrt: tuple, resolve, globals_: dict
+    ) -> None:
         self.tree = tree
+        self.globals = globals_
+        self.used_locals = {a.arg for a in ast.walk(tree.args) if isinstance(a, ast.arg)}
+        self.used_locals |= {
+            n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+        }
         self.shapes = shapes
         self.wrt = wrt
         self.resolve = resolve
@@ -116,7 +126,7 @@ class Scalarizer:
                 )
             if len(shape) == 1:
                 x = a.arg
-                self.values[x] = Lazy(self.length_of(x), self.indexer(x), x)
+                self.values[x] = Lazy(length_of(x), indexer(x), x)
             elif len(shape) == 2:
                 self.values[a.arg] = Matrix(a.arg, shape[1])
             elif len(shape) > 2:
@@ -127,7 +137,7 @@ class Scalarizer:
         for stmt in self.tree.body:
             self.statement(stmt, assigned)
         for first, second in self.lengths:
-            test = ast.Compare(self.length_of(first), [ast.Eq()], [self.length_of(second)])
+            test = ast.Compare(length_of(first), [ast.Eq()], [length_of(second)])
             self.out.insert(0, ast.Assert(test=test, msg=None))
         new = ast.FunctionDef(
             name=self.tree.name,
@@ -141,15 +151,6 @@ class Scalarizer:
         )
         return ast.fix_missing_locations(new), self.packed
 
-    @staticmethod
-    def length_of(x: str) -> ast.expr:
-        return ast.Call(name("len"), [name(x)], [])
-
-    @staticmethod
-    def indexer(x: str) -> Elem:
-        return lambda i: ast.Subscript(name(x), i, ast.Load())
-
-    # -- statements ----------------------------------------------------------------------------
     def statement(self, stmt: ast.stmt, assigned: set[str]) -> None:
         if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
             return
@@ -275,17 +276,10 @@ class Scalarizer:
                     )
                     for j, w in enumerate(items)
                 ]
-                return self.total(terms)
+                return total(terms)
 
-            return Lazy(self.length_of(X), elem, X)
+            return Lazy(length_of(X), elem, X)
         return self.dot(node, left, right)
-
-    @staticmethod
-    def total(terms: list[ast.expr]) -> ast.expr:
-        result = terms[0]
-        for term in terms[1:]:
-            result = ast.BinOp(result, ast.Add(), term)
-        return result
 
     def dot(self, node: ast.AST, left: Value, right: Value) -> ast.expr:
         product = self.broadcast(node, [left, right], lambda a, b: ast.BinOp(a, ast.Mult(), b))
@@ -297,8 +291,8 @@ class Scalarizer:
 
     def reduce(self, node: ast.AST, value: Value, mean: bool) -> ast.expr:
         if isinstance(value, Fixed):
-            total = self.total(value.items)
-            return ast.BinOp(total, ast.Div(), ast.Constant(len(value.items))) if mean else total
+            added = total(value.items)
+            return ast.BinOp(added, ast.Div(), ast.Constant(len(value.items))) if mean else added
         if not isinstance(value, Lazy):
             raise Unscalarizable(node, f"'{ast.unparse(node):.40}' of a number or a 2-D array")
         acc, i = self.fresh("total"), self.fresh("i")
@@ -331,6 +325,19 @@ class Scalarizer:
             node, f"the subscript '{ast.unparse(node):.40}' (use x[i], X[i, j], w[j])"
         )
 
+    def inline(self, node: ast.Call, fn: types.FunctionType, args: list[Value]) -> Value:
+        params, expr = one_return(node, fn, len(args))
+        free = {n.id for n in ast.walk(expr) if isinstance(n, ast.Name)} - set(params)
+        if free & self.used_locals:
+            raise Unscalarizable(node, f"'{fn.__name__}' of arrays (it reads a name you bind)")
+        saved = self.values
+        self.values = {k: v for k, v in saved.items() if k not in free}
+        self.values.update(zip(params, args, strict=True))
+        try:
+            return self.ev(expr)
+        finally:
+            self.values = saved
+
     def call(self, node: ast.Call) -> Value:
         fn = self.resolve(node.func)
         if node.keywords:
@@ -348,12 +355,62 @@ class Scalarizer:
                 return (
                     copy.deepcopy(value.length)
                     if isinstance(value, Lazy)
-                    else self.length_of(value.name)
+                    else length_of(value.name)
                 )
         if fn in ELEMENTWISE:
             return self.broadcast(
                 node, args, lambda *a: ast.Call(copy.deepcopy(node.func), list(a), [])
             )
+        if any(not isinstance(a, ast.expr) for a in args) and inlinable(fn, self.globals):
+            return self.inline(node, fn, args)
         if all(isinstance(a, ast.expr) for a in args):
             return ast.Call(node.func, args, [])  # a function of numbers: the C export decides
         raise Unscalarizable(node, f"'{ast.unparse(node.func)}' of arrays")
+
+
+def one_return(node: ast.Call, fn: types.FunctionType, nargs: int) -> tuple[list[str], ast.expr]:
+    """The parameters and the returned expression of a helper whose body is one ``return``."""
+    what = f"'{fn.__name__}' of arrays"
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(fn))).body[0]
+    except (OSError, TypeError, SyntaxError, IndexError):
+        raise Unscalarizable(node, f"{what} (its source is not readable)") from None
+    if not isinstance(tree, ast.FunctionDef):
+        raise Unscalarizable(node, f"{what} (not defined with def)")
+    body = [
+        s for s in tree.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))
+    ]
+    params = [a.arg for a in tree.args.args]
+    a = tree.args
+    plain = not (a.vararg or a.kwarg or a.kwonlyargs or a.posonlyargs or tree.decorator_list)
+    last = body[0] if len(body) == 1 else None
+    if not plain or len(params) != nargs or not isinstance(last, ast.Return) or not last.value:
+        raise Unscalarizable(node, f"{what} (a helper other than one return)")
+    return params, last.value
+
+
+def length_of(x: str) -> ast.expr:
+    return ast.Call(name("len"), [name(x)], [])
+
+
+def indexer(x: str) -> Elem:
+    return lambda i: ast.Subscript(name(x), i, ast.Load())
+
+
+def total(terms: list[ast.expr]) -> ast.expr:
+    """``((t0 + t1) + t2) + ...``: the order a reduction adds in."""
+    result = terms[0]
+    for term in terms[1:]:
+        result = ast.BinOp(result, ast.Add(), term)
+    return result
+
+
+def inlinable(fn: object, globals_: dict) -> bool:
+    """A helper of the same module without defaults or closure (see one_return)."""
+    return (
+        isinstance(fn, types.FunctionType)
+        and fn.__globals__ is globals_
+        and not fn.__closure__
+        and not fn.__defaults__
+        and not fn.__kwdefaults__
+    )

@@ -89,7 +89,9 @@ def export_c(transformed: Transformed, shapes: dict, about: list[str]) -> dict[s
     fn = transformed.original
     src = read_function(fn)
     try:
-        tree, packed = Scalarizer(src.tree, shapes, transformed.wrt, resolver(fn)).function()
+        tree, packed = Scalarizer(
+            src.tree, shapes, transformed.wrt, resolver(fn), fn.__globals__
+        ).function()
     except Unscalarizable as error:
         if not array_wrt:
             raise refused from None

@@ -19,6 +19,7 @@ from examples.linear_regression import train_loop
 from examples.linear_regression_numpy import mse as mse_numpy
 from examples.logistic_regression import cross_entropy
 from examples.loop_and_abs import mean_absolute_error
+from examples.tiny_network import SCALAR_NAMES, loss_scalar_params
 from fmad.cli import main
 from tests import export_c_module as ecm
 from tests.c_harness import NO_COMPILER, Compiled, compiler
@@ -311,3 +312,14 @@ def test_numpy_examples(tmp_path):
     points = [{"X": X2, "t": t, "w": rng.normal(size=2), "b": 0.1}]
     shapes = {"X": (None, 2), "t": (None,), "w": (2,)}
     check_arrays(cross_entropy, ["w", "b"], shapes, points, tmp_path)
+
+
+@needs_cc
+def test_tiny_network_with_an_inlined_helper(tmp_path):
+    rng = np.random.default_rng(7)
+    x1, x2 = rng.normal(size=40), rng.normal(size=40)
+    t = (x1 * x2 > 0).astype(float)
+    params = dict(zip(SCALAR_NAMES, rng.normal(size=len(SCALAR_NAMES)), strict=True))
+    points = [{"x1": x1, "x2": x2, "t": t, **{k: float(v) for k, v in params.items()}}]
+    shapes = {"x1": (None,), "x2": (None,), "t": (None,)}
+    check_arrays(loss_scalar_params, SCALAR_NAMES, shapes, points, tmp_path)
