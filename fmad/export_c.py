@@ -168,8 +168,8 @@ class CExport:
         self.helpers: dict[int, tuple[Unit, str, list[CType], int]] = {}
         self.order: list[int] = []
         self.used: set[str] = set()
-        names = {u.tree.name for u in self.variant.units}
-        self.function_names = CNames(set(), {self.name, f"{self.name}_grad"} | names)
+        self.unit_names = {u.tree.name for u in self.variant.units}  # no local is named so
+        self.function_names = CNames(set(), {self.name, f"{self.name}_grad"})
 
     def error(self, what: str, instead: str, line: int | None = None) -> ExportError:
         message = f"the C export does not support {what}; {instead}"
@@ -179,7 +179,7 @@ class CExport:
     def names_for(self, unit: Unit) -> CNames:
         python = {n.id for n in ast.walk(unit.tree) if isinstance(n, ast.Name)}
         python |= {a.arg for a in ast.walk(unit.tree) if isinstance(a, ast.arg)}
-        taken = set(self.function_names.taken) | {"grad"}
+        taken = self.function_names.taken | self.unit_names | {"grad"}
         return CNames(python, taken)
 
     def params_of(self, unit: Unit, kinds: list[CType], names: CNames) -> tuple[dict, list, dict]:
