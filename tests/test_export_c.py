@@ -122,6 +122,35 @@ def test_seed_example(tmp_path):
     assert "malloc" not in files["train_loop.c"]
 
 
+def file_scope(source):
+    """The lines of a C file outside functions and comments that are not preprocessor
+    lines, prototypes or function heads: a global variable would be one."""
+    allowed = ("#", "/*", " *", " */", "{", "}", "double ")
+    allowed += ("static double ", "static long ", "static size_t ")
+    return [
+        line
+        for line in source.splitlines()
+        if line
+        and not line[0].isspace()
+        and not line.startswith(allowed)
+        and not line.endswith(":")  # the fm_fail label
+    ]
+
+
+def test_no_globals_in_any_export():
+    for fn, shapes in [
+        (ecm.rows_loop, {"X": (None, 2), "y": (None,)}),
+        (ecm.integer_ops, {"xs": (None,)}),
+        (ecm.matmul, {"X": (None, 3), "y": (None,), "w": (3,)}),
+    ]:
+        wrt = [p for p in inspect.signature(fn).parameters if p not in shapes or p == "w"]
+        wrt = [p for p in wrt if p not in ("n",)]
+        files = fmad.export(fn, lang="c", wrt=wrt, shapes=shapes)
+        (source,) = [t for k, t in files.items() if k.endswith(".c")]
+        assert file_scope(source) == []
+        assert re.findall(r"^static \w+ \w+\(.*\)$", source, re.M)  # functions only
+
+
 @needs_cc
 def test_loop_over_arrays(tmp_path):
     rng = np.random.default_rng(1)
