@@ -65,7 +65,8 @@ class Assignments:
         for name, kind in zip(order, kinds, strict=True):
             value = bound[name]
             if kind in ("arr1", "arr2"):
-                assert isinstance(value, ast.Name)
+                if not isinstance(value, ast.Name):
+                    raise self.no(call, "passing an array expression to a helper", "name it")
                 text += [self.cname(value.id), *self.lengths[value.id]]
             else:
                 text.append(self.expr(value))

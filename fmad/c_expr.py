@@ -139,6 +139,16 @@ class Expressions:
         return self.expr(node)
 
     def expr(self, node: ast.expr, test: bool = False) -> str:
+        """``node`` in C; it must be a number (an array is printed only where a call
+        passes it on: see Assignments.call_helper)."""
+        kind = self.etype(node)
+        if kind is not None and kind not in SCALARS and not isinstance(node, ast.Tuple):
+            raise self.no(
+                node,
+                f"'{ast.unparse(node):.50}', an array or a tuple, where a number is needed",
+                "index it (x[i]) or reduce it (np.sum(x), np.mean(x)); an array's truth value "
+                "raises in Python",
+            )
         if isinstance(node, ast.Constant):
             if value_type(node.value) not in SCALARS:
                 raise self.no(node, f"the constant {node.value!r:.40}", "use numbers only")
@@ -247,7 +257,9 @@ class Expressions:
             and not isinstance(kind, Tup)
         ):
             raise self.no(node, f"the subscript '{ast.unparse(node)}'", "index an array argument")
-        array = self.expr(base)
+        if base.id not in self.types:
+            raise self.no(node, f"indexing the global '{base.id}'", "pass it as an argument")
+        array = self.cname(base.id)
         if isinstance(kind, Tup):
             return f"{array}[{self.index(node.slice, str(kind.n))}]"
         lengths = self.lengths[base.id]

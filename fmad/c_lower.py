@@ -272,7 +272,8 @@ class Lowerer(Assignments, Loops, Calls):
             items = value.elts if isinstance(value, ast.Tuple) else None
             if items is None:  # a copy of another tuple
                 kind = self.types[target.id]
-                assert isinstance(kind, Tup)
+                if not isinstance(kind, Tup) or self.etype(value) != kind:
+                    raise self.no(node, f"'{ast.unparse(node)}'", "assign tuples of numbers")
                 items = [ast.Subscript(value, ast.Constant(i), ast.Load()) for i in range(kind.n)]
             targets = [
                 ast.Subscript(target, ast.Constant(i), ast.Load()) for i in range(len(items))
@@ -282,7 +283,8 @@ class Lowerer(Assignments, Loops, Calls):
             if isinstance(value, ast.Tuple):
                 return self.parallel(target.elts, value.elts, depth, node)
             kind = self.etype(value)
-            assert isinstance(kind, Tup)
+            if not isinstance(kind, Tup):
+                raise self.no(node, f"unpacking '{ast.unparse(value)}'", "unpack tuples")
             items = [ast.Subscript(value, ast.Constant(i), ast.Load()) for i in range(kind.n)]
             return self.parallel(target.elts, items, depth, node)
         text = self.expr(value)
@@ -291,8 +293,13 @@ class Lowerer(Assignments, Loops, Calls):
     def lvalue(self, target: ast.expr) -> str:
         if isinstance(target, ast.Name):
             return self.cname(target.id)
-        assert isinstance(target, ast.Subscript) and isinstance(target.slice, ast.Constant)
-        return f"{self.cname(target.value.id)}[{target.slice.value}]"  # type: ignore[attr-defined]
+        if (
+            isinstance(target, ast.Subscript)
+            and isinstance(target.value, ast.Name)
+            and isinstance(target.slice, ast.Constant)
+        ):
+            return f"{self.cname(target.value.id)}[{target.slice.value}]"
+        raise self.no(target, f"assigning to '{ast.unparse(target)}'", "assign to names")
 
     # -- control flow (for and while: fmad.c_loops) ------------------------------------------
     def test(self, node: ast.expr, depth: int) -> tuple[list[str], str]:

@@ -32,6 +32,7 @@ from fmad.c_scalarize import Scalarizer, Unscalarizable
 from fmad.c_types import CType, int_sinks
 from fmad.errors import ExportError, FmadError
 from fmad.source import read_function
+from fmad.spec import spec_for_shapes
 from fmad.transform import Unit
 
 KEYWORDS = set(
@@ -80,6 +81,8 @@ def export_c(transformed: Transformed, shapes: dict, about: list[str]) -> dict[s
     A function of numbers and data arrays is lowered as fmad differentiates it; one with
     an array in ``wrt``, or one the direct lowering refuses that is written with whole
     arrays, is first made a loop function of numbers (:mod:`fmad.c_scalarize`)."""
+    params = set(inspect.signature(transformed.original).parameters)
+    spec_for_shapes(transformed.wrt, params, shapes, False, transformed.original.__name__)
     array_wrt = [w for w in transformed.wrt if shapes.get(w, ())]
     if not array_wrt:
         try:

@@ -22,6 +22,7 @@ from examples.loop_and_abs import mean_absolute_error
 from examples.tiny_network import SCALAR_NAMES, loss_scalar_params
 from fmad.cli import main
 from tests import export_c_module as ecm
+from tests import programs_module as pm
 from tests.c_harness import NO_COMPILER, Compiled, compiler
 from tests.test_programs import ROWS
 
@@ -353,3 +354,10 @@ def test_tiny_network_with_an_inlined_helper(tmp_path):
     points = [{"x1": x1, "x2": x2, "t": t, **{k: float(v) for k, v in params.items()}}]
     shapes = {"x1": (None,), "x2": (None,), "t": (None,)}
     check_arrays(loss_scalar_params, SCALAR_NAMES, shapes, points, tmp_path)
+
+
+def test_an_array_where_a_number_is_needed_is_refused():
+    with pytest.raises(fmad.ExportError, match=r"programs_module\.py:\d+: .*where a number is"):
+        fmad.export(pm.bool_ops, lang="c", wrt=["w", "b"], shapes={"x": (None,)})
+    with pytest.raises(fmad.WrtError):  # a wrt array's size fixes the code
+        fmad.export(ecm.matmul, lang="c", wrt=["w"], shapes={"X": (None, 3), "w": (None,)})
