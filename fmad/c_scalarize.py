@@ -282,8 +282,12 @@ class Scalarizer:
         return self.dot(node, left, right)
 
     def dot(self, node: ast.AST, left: Value, right: Value) -> ast.expr:
+        if not (isinstance(left, Fixed | Lazy) and isinstance(right, Fixed | Lazy)):
+            raise Unscalarizable(  # `@` with a number raises in numpy; np.dot multiplies
+                node, f"'{ast.unparse(node):.40}' (a dot product of two 1-D arrays)"
+            )
         product = self.broadcast(node, [left, right], lambda a, b: ast.BinOp(a, ast.Mult(), b))
-        if not isinstance(product, Fixed | Lazy) or not isinstance(left, Fixed | Lazy):
+        if not isinstance(product, Fixed | Lazy):
             raise Unscalarizable(
                 node, f"'{ast.unparse(node):.40}' (a dot product of two 1-D arrays)"
             )

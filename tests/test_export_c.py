@@ -361,3 +361,6 @@ def test_an_array_where_a_number_is_needed_is_refused():
         fmad.export(pm.bool_ops, lang="c", wrt=["w", "b"], shapes={"x": (None,)})
     with pytest.raises(fmad.WrtError):  # a wrt array's size fixes the code
         fmad.export(ecm.matmul, lang="c", wrt=["w"], shapes={"X": (None, 3), "w": (None,)})
+    # X @ w with a number w raises in numpy: refused, not summed
+    with pytest.raises(fmad.ExportError, match="X @ w"):
+        fmad.export(ecm.matmul, lang="c", wrt=["w", "b"], shapes={"X": (None,), "y": (None,)})
