@@ -11,6 +11,7 @@
 from fmad.api import Differentiated, differentiate, jacobian
 from fmad.errors import (
     DerivativeError,
+    ExportError,
     FmadError,
     InternalError,
     ShapeError,
@@ -29,6 +30,7 @@ from fmad.variable import Variable
 __all__ = [
     "DerivativeError",
     "Differentiated",
+    "ExportError",
     "FmadError",
     "InternalError",
     "Objective",

@@ -122,7 +122,11 @@ def _parser() -> argparse.ArgumentParser:
         help="the argument shapes to export the code for, e.g. X=Nx3,y=N,w=3,b= (as for show)",
     )
     export.add_argument("--lang", choices=["python", "c"], default="python")
-    export.add_argument("-o", "--output", help="the file to write (default: standard output)")
+    export.add_argument(
+        "-o",
+        "--output",
+        help="the file to write (default: standard output); with --lang c, PATH.h and PATH.c",
+    )
     export.add_argument(
         "--with-test",
         action="store_true",
@@ -169,6 +173,8 @@ def _show(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     if args.with_test and not args.output:
         raise CommandError("--with-test needs -o PATH: the test is written next to the module")
+    if args.with_test and args.lang == "c":
+        raise CommandError("--with-test writes a pytest file for --lang python only")
     obj = load_target(args.target)
     if not callable(obj):
         raise CommandError(f"{args.target} is not a function; it is of type {type(obj).__name__}")
@@ -179,9 +185,13 @@ def _export(args: argparse.Namespace) -> int:
             command += f" {flag} {value}"
     if args.with_test:
         command += " --with-test"
+    if args.lang != "python":
+        command += f" --lang {args.lang}"
     text = export_module(
         obj, wrt=_parse_wrt(args.wrt), shapes=shapes, lang=args.lang, command=command
     )
+    if isinstance(text, dict):
+        return _write_c(text, args.output)
     if not args.output:
         sys.stdout.write(text)
         return 0
@@ -199,6 +209,24 @@ def _export(args: argparse.Namespace) -> int:
                 shapes or {},
             )
             path.with_name(f"test_{path.stem}.py").write_text(test)
+    except OSError as error:
+        raise CommandError(f"cannot write {error.filename}: {error.strerror}") from error
+    return 0
+
+
+def _write_c(files: dict[str, str], output: str | None) -> int:
+    """The header and the source: to standard output, or as PATH.h and PATH.c (-o PATH)."""
+    (name,) = [f[:-2] for f in files if f.endswith(".c")]
+    if not output:
+        for file, text in files.items():
+            sys.stdout.write(f"/* ---- {file} ---- */\n{text}\n")
+        return 0
+    path = Path(output)
+    stem = path.stem if path.suffix in (".c", ".h") else path.name
+    source = files[f"{name}.c"].replace(f'#include "{name}.h"', f'#include "{stem}.h"', 1)
+    try:
+        path.with_name(f"{stem}.h").write_text(files[f"{name}.h"])
+        path.with_name(f"{stem}.c").write_text(source)
     except OSError as error:
         raise CommandError(f"cannot write {error.filename}: {error.strerror}") from error
     return 0

@@ -31,6 +31,11 @@ class UnsupportedError(FmadError):
         super().__init__(f"{where}: {message}")
 
 
+class ExportError(UnsupportedError):
+    """A construct the C export does not lower (``fmad.export(fn, lang="c")``), at the
+    user's line, with what to do instead."""
+
+
 class WrtError(FmadError):
     """A ``wrt`` name that is not a parameter (or a usable local variable)."""
 

@@ -26,6 +26,7 @@ from typing import Any
 from fmad import runtime
 from fmad.api import Transformed
 from fmad.errors import FmadError, UnsupportedError
+from fmad.export_c import export_c
 from fmad.export_inline import Namespace, Refused, line_of, literal, refuse
 from fmad.printer import to_source
 from fmad.spec import normalize_wrt
@@ -43,21 +44,17 @@ def export(
     shapes: Shapes | None = None,
     lang: str = "python",
     command: str | None = None,
-) -> str:
-    """The source of a module that computes ``fn``'s value and gradients without fmad.
+) -> Any:
+    """The source of a module that computes ``fn``'s value and gradients without fmad
+    (``lang="c"``: ``{"NAME.h": ..., "NAME.c": ...}``, C99 source; see docs/export.md).
 
     ``fn``: a plain function or one :func:`fmad.differentiate` made (its ``wrt`` is the
     default). ``shapes``: argument name -> shape (``()`` a number, ``None`` a length known
     only at run time), as for ``show``; names left out are numbers. ``command``: the command
     that regenerates the module, for its banner (default: the ``python -m fmad export`` one).
     """
-    if lang == "c":
-        raise FmadError(
-            "fmad.export(lang='c'): the C export is not available yet; export Python "
-            "(lang='python') for now"
-        )
-    if lang != "python":
-        raise FmadError(f"fmad.export: unknown lang {lang!r}; choose 'python'")
+    if lang not in ("python", "c"):
+        raise FmadError(f"fmad.export: unknown lang {lang!r}; choose 'python' or 'c'")
     if shapes is not None and not isinstance(shapes, dict):
         raise FmadError(
             "fmad.export: shapes must be a dict of argument name -> shape tuple, such as "
@@ -65,6 +62,8 @@ def export(
         )
     transformed = transformed_for(fn, wrt)
     shapes = dict(shapes or {})
+    if lang == "c":
+        return export_c(transformed, shapes, c_banner(transformed, shapes, command))
     variant = transformed.variant_for_shapes(shapes)
     return Exporter(transformed, variant, shapes).module(command)
 
@@ -283,6 +282,27 @@ class Exporter:
             "copied when it was exported.\n"
             '"""'
         )
+
+
+def c_banner(transformed: Transformed, shapes: Shapes, command: str | None) -> list[str]:
+    """The lines of the C files' banner: what they were made from, how to make them again."""
+    fn = transformed.original
+    path = inspect.getsourcefile(fn) or fn.__code__.co_filename
+    order = list(inspect.signature(fn).parameters)
+    text = shapes_text(shapes, order)
+    if command is None:
+        command = (
+            f"python -m fmad export {_display(path)}:{fn.__qualname__} --lang c "
+            f"--wrt {','.join(transformed.wrt)}" + (f" --shapes {text}" if text else "")
+        )
+    return [
+        f"The value and gradient of '{fn.__name__}', exported to C99 by fmad {VERSION}.",
+        f"source: {_display(path)} (sha256 {_hash(path)})",
+        f"wrt: {', '.join(transformed.wrt)}",
+        f"shapes: {text or '(every argument a number)'}",
+        f"regenerate: {command}",
+        "Do not edit: regenerate it when the source changes.",
+    ]
 
 
 def shapes_text(shapes: Shapes, order: list[str]) -> str:

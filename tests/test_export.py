@@ -304,8 +304,8 @@ def test_refusals():
         error.filename == em.__file__ and error.lineno == em.uses_object.__code__.co_firstlineno + 1
     )
     assert "CONFIG" in str(error)
-    with pytest.raises(fmad.FmadError, match="C export is not available yet"):
-        fmad.export(pm.train_loop, lang="c")
+    with pytest.raises(fmad.FmadError, match="unknown lang"):
+        fmad.export(pm.train_loop, lang="fortran")
     with pytest.raises(fmad.WrtError):
         fmad.export(pm.mse, shapes={"nope": (3,)})
     with pytest.raises(fmad.UnsupportedError, match="a lambda"):
@@ -363,4 +363,6 @@ def test_cli_export_to_stdout_and_errors(tmp_path):
     result = fmad_export(f"{em.__file__}:uses_object", "--wrt", "w")
     assert result.returncode == 2 and "export_module.py:" in result.stderr
     result = fmad_export(f"{pm.__file__}:train_loop", "--lang", "c")
-    assert result.returncode == 2 and "C export is not available yet" in result.stderr
+    assert result.returncode == 0 and "double train_loop(double X" in result.stdout
+    result = fmad_export(f"{pm.__file__}:train_loop", "--lang", "c", "-o", "x.c", "--with-test")
+    assert result.returncode == 2 and "--with-test" in result.stderr

@@ -19,6 +19,8 @@ LAYERS: dict[str, int] = {
     "naming": 0,
     "resolve": 0,
     "printer": 0,
+    "c_support": 0,
+    "c_flow": 0,
     # 1: reading source, the fence (every syntactic refusal), flattening, tangents, the
     # runtime of generated code
     "source": 1,
@@ -58,15 +60,23 @@ LAYERS: dict[str, int] = {
     "transform": 7,
     "compile": 8,
     "export_inline": 8,
+    "c_types": 8,
+    "c_expr": 9,
+    "c_assign": 9,
+    "c_loops": 10,
+    "c_calls": 10,
+    "c_scalarize": 10,
+    "c_lower": 11,
     "variant": 9,
     "api": 10,
     "train": 11,
     "higher": 11,
-    "export": 11,
-    "objective": 12,
-    "__init__": 13,
-    "cli": 14,
-    "__main__": 15,
+    "export_c": 12,
+    "export": 13,
+    "objective": 13,
+    "__init__": 14,
+    "cli": 15,
+    "__main__": 16,
 }
 
 
