@@ -26,7 +26,7 @@ from fmad.rules.base import (
     method,
     tangent_of,
 )
-from fmad.tangent import Tangent, zero
+from fmad.tangent import Tangent, scaled, split_constant, zero
 
 # Reductions: their parameters after the array, in order (numpy's own signatures), and the
 # ones fmad models; any other one given a value is refused when the reduction is active.
@@ -125,7 +125,19 @@ def reduce_tangent(ctx, how: str, x, dx, axis, keepdims, where=None):
         if is_none(axis) and not kw and dx.product is not None:
             # sum(c * t) is the dot product c @ t: no temporary of the value's size
             coef, base = dx.product
-            return tangent_of(B.call(ctx.rt(f"{how}_product"), coef, base, x, ast.Constant(None)))
+            return tangent_of(
+                ctx.contracted(
+                    coef,
+                    lambda c: B.call(ctx.rt(f"{how}_product"), c, base, x, ast.Constant(None)),
+                )
+            )
+        if dx.factors is not None and B.is_const(dx.factors[1], 1):
+            # sum(k * c) is k * sum(c): the constant multiplies the sum
+            k, rest = split_constant(dx.factors[0])
+            if rest is not None and k != 1:
+                c = Tangent(rest, full=dx.full)
+                inner = reduce_tangent(ctx, how, x, c, axis, keepdims, where)
+                return tangent_of(scaled(k, inner.expr))
         if is_none(axis):
             return tangent_of(B.call(func, f, **kw))
         return tangent_of(B.call(func, f, axis=axis, **kw))
@@ -135,7 +147,8 @@ def reduce_tangent(ctx, how: str, x, dx, axis, keepdims, where=None):
             # sum(c[..., None] * t) over the value's axes is the product c @ t: no
             # (N, k) temporary (this is where X.T @ r of a hand-written gradient appears)
             coef, t = dx.factors
-            return tangent_of(B.call(ctx.rt(f"{how}_product"), coef, t, x, B.const(k)))
+            product = ctx.rt(f"{how}_product")
+            return tangent_of(ctx.contracted(coef, lambda c: B.call(product, c, t, x, B.const(k))))
         flat = B.call(B.attr(f, "reshape"), B.const(-1), B.const(k))
         return tangent_of(B.call(func, flat, axis=B.const(0)))
     a = B.constant_value(axis) if not is_none(axis) else None
