@@ -142,12 +142,13 @@ class Forward(Statements, HelperCalls, Operations, Loops, Trees):
         """Seed the one direction whose column ``i`` is scalar parameter ``i``."""
         (d,) = self.directions
         rows = self.namer.fresh(f"{d.name}_seeds")  # row i: the direction of parameter i
+        self.partial_names.add(rows)  # derivative code: dropped when no row is read
         eye = B.call(B.attr(self.unit.module("numpy"), "eye"), B.const(len(params)))
         self.prelude.append(B.assign(rows, eye))
         for i, p in enumerate(params):
             name = self.tname(p, d.name)
             self.prelude.append(B.assign(name, B.subscript(B.name(rows), B.const(i))))
-            self.seeds[d.name][p] = Tangent(B.name(name), full=True)
+            self.seeds[d.name][p] = Tangent(B.name(name), full=True, row=i)
 
     # what the tangent algebra asks of the emitter (fmad.tangent.Emitter)
     def module(self, which: str) -> ast.expr:

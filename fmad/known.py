@@ -70,7 +70,17 @@ class Known:
             factors=t.factors if single and self.stable_parts(t.factors) else None,
             container=container,
             product=t.product if single and self.stable_parts(t.product) else None,
+            inner=t.inner if single and t.factors and self.stable_rows(t) else None,
+            terms=t.terms if single and self.stable_rows(t) else None,
         )
+
+    def stable_rows(self, t: Tangent) -> bool:
+        """Every factor of a tangent made of rows is bound once (see Tangent.of_rows)."""
+        if t.factors is not None and not self.stable_parts(t.factors):
+            return False
+        if t.inner is not None and not self.stable_rows(t.inner):
+            return False
+        return all(self.stable_rows(s) for s in t.terms or ())
 
     def stable_parts(self, parts: tuple[ast.expr, ast.expr] | None) -> bool:
         return parts is not None and all(self.stable(n) for f in parts for n in B.read_names(f))

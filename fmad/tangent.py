@@ -39,6 +39,18 @@ class Tangent:
     container: bool = False  # the tangent of a list or tuple: a list of tangents
     # (coef, base) of a scalar parameter's ``coef * base``: summing it is a dot product
     product: tuple[ast.expr, ast.expr] | None = None
+    # Bundled scalar parameters (one direction, a column each): ``row`` is parameter i's
+    # seed, row i of the identity; ``inner`` the tangent ``factors`` scale when it is made
+    # of rows; ``terms`` the tangents this one is the sum of. A reduction of such a tangent
+    # meets each row with its coefficient (fmad.rows): no (N, k) array is made.
+    row: int | None = None
+    inner: Tangent | None = None
+    terms: tuple[Tangent, ...] | None = None
+
+    @property
+    def of_rows(self) -> bool:
+        """Made of seed rows: a reduction can contract it row by row."""
+        return self.row is not None or self.terms is not None or self.inner is not None
 
 
 @dataclass(frozen=True)
@@ -195,7 +207,9 @@ class Context:
             return t.expr, B.const(1.0)
         return B.const(1), t.expr
 
-    def factored(self, coef: ast.expr, base: ast.expr, full: bool) -> Tangent:
+    def factored(
+        self, coef: ast.expr, base: ast.expr, full: bool, of: Tangent | None = None
+    ) -> Tangent:
         """The tangent ``coef * base``, remembering its factors where they are useful.
 
         ``coef`` may be ``k * c``, a number times a named factor: the tangent's own code
@@ -221,7 +235,10 @@ class Context:
             expr = B.neg(base)
         else:
             expr = B.binop(self.expand(named), ast.Mult(), base)
-        return Tangent(expr, full=full, factors=(coef, base))
+        inner = of.inner if of is not None and of.factors is not None else of
+        if inner is not None and not inner.of_rows:
+            inner = None
+        return Tangent(expr, full=full, factors=(coef, base), inner=inner)
 
     def scale(self, coef: ast.expr, t: Tangent | None, full: bool = False) -> Tangent | None:
         """``coef * t``, where ``coef`` is a primal value broadcasting to the result.
@@ -237,7 +254,7 @@ class Context:
         k1, r1 = split_constant(coef)
         rest = r0 if r1 is None else r1 if r0 is None else product(r1, r0)
         named = self.fwd.partial(rest) if rest is not None else None
-        return self.factored(scaled(k1 * k0, named), base, t.full or full)
+        return self.factored(scaled(k1 * k0, named), base, t.full or full, of=t)
 
     def divide(
         self, t: Tangent | None, den: ast.expr, full: bool = False, numpy: bool = False
@@ -256,10 +273,10 @@ class Context:
             return Tangent(B.binop(base, ast.Div(), den), full=t.full or full)
         if r0 is None:
             coef = B.call(self.np_("divide"), c0, den) if numpy else B.binop(c0, ast.Div(), den)
-            return self.factored(self.fwd.partial(coef), base, t.full or full)
+            return self.factored(self.fwd.partial(coef), base, t.full or full, of=t)
         # (k * r) / den is k * (r / den): the constant stays outside
         coef = self.fwd.partial(B.binop(r0, ast.Div(), den))
-        return self.factored(scaled(k0, coef), base, t.full or full)
+        return self.factored(scaled(k0, coef), base, t.full or full, of=t)
 
     def negate(self, t: Tangent | None) -> Tangent | None:
         if t is None:
@@ -282,7 +299,8 @@ class Context:
             self.vectorized or all(t.factors for t in present)
         ):
             # c1 * T + c2 * T = (c1 + c2) * T: still one base
-            return self.factored(self.combined([c for c, _ in parts]), parts[0][1], full)
+            coef = self.combined([c for c, _ in parts])
+            return self.factored(coef, parts[0][1], full, of=present[0])
         expr = present[0].expr
         for t in present[1:]:
             if isinstance(t.expr, ast.UnaryOp) and isinstance(t.expr.op, ast.USub):
@@ -291,7 +309,11 @@ class Context:
                 expr = B.binop(expr, ast.Sub(), B.const(-B.constant_value(t.expr)))
             else:
                 expr = B.binop(expr, ast.Add(), t.expr)
-        return Tangent(expr, full=full)
+        terms = None
+        if self.vectorized and all(t.of_rows for t in present):
+            # a sum of tangents made of rows is one too: a reduction takes it term by term
+            terms = tuple(s for t in present for s in (t.terms or (t,)))
+        return Tangent(expr, full=full, terms=terms)
 
     def add_operands(
         self, dx: Tangent | None, x: ast.expr, dy: Tangent | None, y: ast.expr, subtract=False
@@ -334,13 +356,52 @@ class Context:
             return call(coef)
         return scaled(k, call(rest))
 
+    def row_pairs(
+        self, t: Tangent, c: ast.expr | None = None, budget: list[int] | None = None
+    ) -> list[tuple[ast.expr | None, ast.expr | None, int]] | None:
+        """``c * t`` for a tangent made of seed rows, as ``(c_i, coef_i, i)``: the sum of
+        ``c_i * coef_i`` (None: 1) over the value is the derivative in parameter ``i``.
+        Each coefficient a scaled sum meets is one product of the value's size (as in
+        backpropagation); None when the tangent is not made of rows, or too big a tree."""
+        budget = [64] if budget is None else budget
+        budget[0] -= 1
+        if budget[0] < 0:
+            return None
+        if t.row is not None:
+            return [(c, None, t.row)]
+        if t.terms is not None:
+            out: list[tuple[ast.expr | None, ast.expr | None, int]] = []
+            for s in t.terms:
+                pairs = self.row_pairs(s, c, budget)
+                if pairs is None:
+                    return None
+                out.extend(pairs)
+            return out
+        if t.factors is None or t.inner is None:
+            return None
+        coef = t.factors[0]
+        if t.inner.row is not None:
+            return [(c, coef, t.inner.row)]
+        if c is not None:
+            k0, r0 = split_constant(c)
+            k1, r1 = split_constant(coef)
+            rest = r0 if r1 is None else r1 if r0 is None else product(r0, r1)
+            coef = scaled(k0 * k1, self.fwd.partial(rest) if rest is not None else None)
+        return self.row_pairs(t.inner, coef, budget)
+
     def broadcast(self, t: Tangent | None, other: ast.expr) -> Tangent | None:
         """``t`` as a term of ``x (+) other``: ``other`` may make the result bigger than x."""
         if t is None:
             return None
         keeps_shape = B.constant_value(other) is not None
         return Tangent(
-            t.expr, full=t.full and keeps_shape, seed=t.seed and keeps_shape, factors=t.factors
+            t.expr,
+            full=t.full and keeps_shape,
+            seed=t.seed and keeps_shape,
+            factors=t.factors,
+            row=t.row,
+            inner=t.inner,
+            terms=t.terms,
         )
 
     def full(self, t: Tangent, value: ast.expr) -> ast.expr:
