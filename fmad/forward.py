@@ -100,7 +100,7 @@ class Forward(Statements, HelperCalls, Operations, Loops, Trees):
         self.outer: dict[str, Forward] = {}  # see HelperCalls.inherit
         self.rebound = rebound_defs(flat)
         self.contexts = {d.name: Context(self, d) for d in directions}
-        self.known = Known(self.namer, self.stable)
+        self.known = Known(self.namer, self.stable, self.binds)
         self.prelude: list[ast.stmt] = []  # seed assignments made on entry
         self.assign_counts = self.count_assignments()
         # the parts of container parameters each name may hold (fmad.pytree.structures)
@@ -142,12 +142,13 @@ class Forward(Statements, HelperCalls, Operations, Loops, Trees):
         """Seed the one direction whose column ``i`` is scalar parameter ``i``."""
         (d,) = self.directions
         rows = self.namer.fresh(f"{d.name}_seeds")  # row i: the direction of parameter i
+        self.partial_names.add(rows)  # derivative code: dropped when no row is read
         eye = B.call(B.attr(self.unit.module("numpy"), "eye"), B.const(len(params)))
         self.prelude.append(B.assign(rows, eye))
         for i, p in enumerate(params):
             name = self.tname(p, d.name)
             self.prelude.append(B.assign(name, B.subscript(B.name(rows), B.const(i))))
-            self.seeds[d.name][p] = Tangent(B.name(name), full=True)
+            self.seeds[d.name][p] = Tangent(B.name(name), full=True, row=i)
 
     # what the tangent algebra asks of the emitter (fmad.tangent.Emitter)
     def module(self, which: str) -> ast.expr:
@@ -178,6 +179,10 @@ class Forward(Statements, HelperCalls, Operations, Loops, Trees):
             self.partial_names.add(name)
             self.pending.append(B.assign(name, coef))
         return B.name(self.partials[key])
+
+    def binds(self, name: str) -> bool:
+        """A name this function binds: a parameter, an assignment or a partial."""
+        return name in self.partial_names or self.assign_counts.get(name, 0) >= 1
 
     def stable(self, name: str) -> bool:
         """Assigned at most once (so a later read sees the value an earlier rule saw)."""

@@ -2,7 +2,8 @@
 
 Every tangent variable has one name (``dz_dw``), chosen once. For a variable assigned once
 (and not seeded), what its tangent was set to holds at every read: always zero (later rules
-skip its terms), a constant (``X * 1.0`` folds to ``X``), ``coef * base`` factors (a
+skip its terms), a constant (``X * 1.0`` folds to ``X``), a copy of another name bound once
+(reads use that name: no ``dz_dw = dx_dw`` line is needed), ``coef * base`` factors (a
 reduction of it is a contraction) or a scalar ``coef * base`` product. For a variable
 assigned more than once only what holds for every assignment is kept (it is a list of
 tangents; it does not have its value's full shape). :meth:`Known.read` gives the
@@ -23,11 +24,15 @@ ZERO = None  # the fact of a tangent that is always zero
 
 
 class Known:
-    def __init__(self, namer: Namer, stable: Callable[[str], bool]) -> None:
+    def __init__(
+        self, namer: Namer, stable: Callable[[str], bool], bound: Callable[[str], bool]
+    ) -> None:
         """``stable(name)``: the name is bound at most once, so a later read sees the
-        value an earlier rule saw (factors may refer to it)."""
+        value an earlier rule saw (factors may refer to it); ``bound(name)``: the function
+        binds the name (a parameter, an assignment, a name the pass made)."""
         self.namer = namer
         self.stable = stable
+        self.bound = bound
         self.names: dict[tuple[str, str], str] = {}
         self.facts: dict[tuple[str, str], Tangent | None] = {}
 
@@ -50,13 +55,32 @@ class Known:
         if t is None:
             self.mark(var, d, full=False, container=container)
             return
+        # a copy (dz_dw = dx_dw, or a primal name): reads see the name copied, which is
+        # bound once too, so ``dz_dw = dx_dw`` is left for nobody to read
+        copied = (
+            single
+            and isinstance(t.expr, ast.Name)
+            and self.stable(t.expr.id)
+            and (self.bound(t.expr.id) or t.expr.id in self.names.values())
+            and not (t.seed or container)
+        )
         self.facts[key] = Tangent(
-            B.name(self.name(var, d)),
+            t.expr if copied else B.name(self.name(var, d)),
             full=t.full and single,
             factors=t.factors if single and self.stable_parts(t.factors) else None,
             container=container,
             product=t.product if single and self.stable_parts(t.product) else None,
+            inner=t.inner if single and t.factors and self.stable_rows(t) else None,
+            terms=t.terms if single and self.stable_rows(t) else None,
         )
+
+    def stable_rows(self, t: Tangent) -> bool:
+        """Every factor of a tangent made of rows is bound once (see Tangent.of_rows)."""
+        if t.factors is not None and not self.stable_parts(t.factors):
+            return False
+        if t.inner is not None and not self.stable_rows(t.inner):
+            return False
+        return all(self.stable_rows(s) for s in t.terms or ())
 
     def stable_parts(self, parts: tuple[ast.expr, ast.expr] | None) -> bool:
         return parts is not None and all(self.stable(n) for f in parts for n in B.read_names(f))

@@ -9,6 +9,7 @@ broadcasts to it); each helper broadcasts it first.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -221,3 +222,26 @@ def _contraction(fn: Any, m: int, slots: tuple, args: tuple) -> Any:
         return None
     out = np.reshape(t, (-1, *tail)).T @ c.reshape(-1, m)  # (k, m), or (m,) for k None
     return out / max(np.size(x), 1) if name == "mean_product" else out
+
+
+def row_sums(x: Any, k: int, mean: bool, *pairs: tuple) -> np.ndarray:
+    """The derivatives of ``np.sum(x)`` (``np.mean``) in ``k`` bundled scalar parameters, from
+    ``(scale, c, coef, i)``: parameter ``i`` gets ``scale * sum(c * coef)`` over ``x``'s
+    elements (``c`` or ``coef`` None: 1), each a dot product when both have ``x``'s shape."""
+    shape = np.shape(x)
+    out: list[Any] = [0.0] * k
+    for scale, c, coef, i in pairs:
+        if c is None:
+            c, coef = coef, None
+        if c is None:
+            value: Any = float(math.prod(shape))
+        elif coef is None:
+            value = np.sum(c if np.shape(c) == shape else _full(c, x, None))
+        elif type(c) is np.ndarray and type(coef) is np.ndarray and c.ndim == 1:
+            same = c.shape == shape and coef.shape == shape
+            value = c @ coef if same else np.sum(_full(c * coef, x, None))
+        else:
+            value = np.sum(_full(np.asarray(c) * coef, x, None))
+        out[i] = out[i] + (value if scale == 1 else scale * value)
+    result = np.array(out, dtype=np.result_type(*out))
+    return result / max(math.prod(shape), 1) if mean else result

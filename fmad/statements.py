@@ -161,4 +161,8 @@ class Statements:
         if isinstance(value, ast.Tuple):
             return B.tuple_([self.gradient(e, d) for e in value.elts])
         t = self.tangent(value, d.name)
+        if isinstance(value, ast.Name) and t is not None and isinstance(t.expr, ast.Name):
+            # a copy (reads elsewhere use the name copied) is returned by its own name:
+            # dloss_db, set to loss_partial
+            return B.name(self.tname(value.id, d.name))
         return t.expr if t is not None else zero()

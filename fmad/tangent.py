@@ -18,6 +18,7 @@ gradient of a value comes out as ``V + S``, the Jacobian's usual layout.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, NoReturn, Protocol
@@ -38,6 +39,18 @@ class Tangent:
     container: bool = False  # the tangent of a list or tuple: a list of tangents
     # (coef, base) of a scalar parameter's ``coef * base``: summing it is a dot product
     product: tuple[ast.expr, ast.expr] | None = None
+    # Bundled scalar parameters (one direction, a column each): ``row`` is parameter i's
+    # seed, row i of the identity; ``inner`` the tangent ``factors`` scale when it is made
+    # of rows; ``terms`` the tangents this one is the sum of. A reduction of such a tangent
+    # meets each row with its coefficient (fmad.rows): no (N, k) array is made.
+    row: int | None = None
+    inner: Tangent | None = None
+    terms: tuple[Tangent, ...] | None = None
+
+    @property
+    def of_rows(self) -> bool:
+        """Made of seed rows: a reduction can contract it row by row."""
+        return self.row is not None or self.terms is not None or self.inner is not None
 
 
 @dataclass(frozen=True)
@@ -76,6 +89,34 @@ class Emitter(Protocol):
 def zero() -> ast.expr:
     """The zero tangent of a scalar direction (also broadcasts in a vectorized one)."""
     return ast.Constant(0.0)
+
+
+def split_constant(e: ast.expr) -> tuple[Any, ast.expr | None]:
+    """``e`` as ``(k, rest)``: the number ``k`` times ``rest`` (``rest`` None: ``e`` is ``k``).
+
+    A chain rule's constant factors (``2.0 * r`` of a square, the ``-1`` of a negation) are
+    kept apart from the factor that has the value's size: they multiply at transform time,
+    and the generated code applies them once, to the reduced or final tangent."""
+    v = B.constant_value(e)
+    if v is not None:
+        return v, None
+    if isinstance(e, ast.UnaryOp) and isinstance(e.op, ast.USub):
+        k, rest = split_constant(e.operand)
+        return -k, rest
+    if isinstance(e, ast.BinOp) and isinstance(e.op, ast.Mult):
+        for a, b in ((e.left, e.right), (e.right, e.left)):
+            va = B.constant_value(a)
+            if va is not None:
+                k, rest = split_constant(b)
+                return va * k, rest
+    return 1, e
+
+
+def scaled(k: Any, rest: ast.expr | None) -> ast.expr:
+    """``k * rest`` (``rest`` None: the number ``k``), ``1 *`` and ``-1 *`` folded."""
+    if rest is None:
+        return B.const(k)
+    return product(B.const(k), rest)
 
 
 def product(a: ast.expr, b: ast.expr) -> ast.expr:
@@ -166,15 +207,26 @@ class Context:
             return t.expr, B.const(1.0)
         return B.const(1), t.expr
 
-    def factored(self, coef: ast.expr, base: ast.expr, full: bool) -> Tangent:
-        """The tangent ``coef * base``, remembering its factors where they are useful."""
+    def factored(
+        self, coef: ast.expr, base: ast.expr, full: bool, of: Tangent | None = None
+    ) -> Tangent:
+        """The tangent ``coef * base``, remembering its factors where they are useful.
+
+        ``coef`` may be ``k * c``, a number times a named factor: the tangent's own code
+        reads the partial ``k * c`` (named once, shared by the directions, dropped when no
+        one reads it), while a reduction of the tangent multiplies by ``k`` once."""
+        k, rest = split_constant(coef)
+        # -c stays inline where Python adds terms (a - c, not a + c_neg), and -k * c is the
+        # negation of the partial k * c another direction reads
+        negative = isinstance(k, int | float) and k < 0 and rest is not None
+        named = B.neg(self.fwd.partial(scaled(-k, rest))) if negative else self.fwd.partial(coef)
         if not self.vectorized:
             if B.is_const(base, 1):
-                keep = B.constant_value(coef) is not None or (
-                    isinstance(coef, ast.Name) and self.fwd.is_partial(coef.id)
+                keep = rest is None or (
+                    isinstance(rest, ast.Name) and (k != 1 or self.fwd.is_partial(rest.id))
                 )
-                return Tangent(coef, full=full, factors=(coef, base) if keep else None)
-            expr = product(coef, base)
+                return Tangent(named, full=full, factors=(coef, base) if keep else None)
+            expr = product(named, base)
             parts = (coef, base) if isinstance(expr, ast.BinOp) else None
             return Tangent(expr, full=full, product=parts)
         if B.is_const(coef, 1):
@@ -182,8 +234,11 @@ class Context:
         elif B.is_const(coef, -1):
             expr = B.neg(base)
         else:
-            expr = B.binop(self.expand(coef), ast.Mult(), base)
-        return Tangent(expr, full=full, factors=(coef, base))
+            expr = B.binop(self.expand(named), ast.Mult(), base)
+        inner = of.inner if of is not None and of.factors is not None else of
+        if inner is not None and not inner.of_rows:
+            inner = None
+        return Tangent(expr, full=full, factors=(coef, base), inner=inner)
 
     def scale(self, coef: ast.expr, t: Tangent | None, full: bool = False) -> Tangent | None:
         """``coef * t``, where ``coef`` is a primal value broadcasting to the result.
@@ -195,7 +250,11 @@ class Context:
         if B.is_const(coef, 1):
             return t
         c0, base = self.split(t)
-        return self.factored(self.fwd.partial(product(coef, c0)), base, t.full or full)
+        k0, r0 = split_constant(c0)
+        k1, r1 = split_constant(coef)
+        rest = r0 if r1 is None else r1 if r0 is None else product(r1, r0)
+        named = self.fwd.partial(rest) if rest is not None else None
+        return self.factored(scaled(k1 * k0, named), base, t.full or full, of=t)
 
     def divide(
         self, t: Tangent | None, den: ast.expr, full: bool = False, numpy: bool = False
@@ -208,11 +267,16 @@ class Context:
             return t
         c0, base = self.split(t)
         den = self.fwd.partial(den)
-        if numpy and B.constant_value(c0) is not None:
-            coef = B.call(self.np_("divide"), c0, den)
-        else:
-            coef = B.binop(c0, ast.Div(), den)
-        return self.factored(self.fwd.partial(coef), base, t.full or full)
+        k0, r0 = split_constant(c0)
+        if r0 is None and k0 == 1 and not (numpy or self.vectorized or B.is_const(base, 1)):
+            # dx / y, not (1 / y) * dx: one operation (Python's division, as the primal's)
+            return Tangent(B.binop(base, ast.Div(), den), full=t.full or full)
+        if r0 is None:
+            coef = B.call(self.np_("divide"), c0, den) if numpy else B.binop(c0, ast.Div(), den)
+            return self.factored(self.fwd.partial(coef), base, t.full or full, of=t)
+        # (k * r) / den is k * (r / den): the constant stays outside
+        coef = self.fwd.partial(B.binop(r0, ast.Div(), den))
+        return self.factored(scaled(k0, coef), base, t.full or full, of=t)
 
     def negate(self, t: Tangent | None) -> Tangent | None:
         if t is None:
@@ -235,10 +299,8 @@ class Context:
             self.vectorized or all(t.factors for t in present)
         ):
             # c1 * T + c2 * T = (c1 + c2) * T: still one base
-            coef = parts[0][0]
-            for c, _ in parts[1:]:
-                coef = B.binop(coef, ast.Add(), c)
-            return self.factored(self.fwd.partial(coef), parts[0][1], full)
+            coef = self.combined([c for c, _ in parts])
+            return self.factored(coef, parts[0][1], full, of=present[0])
         expr = present[0].expr
         for t in present[1:]:
             if isinstance(t.expr, ast.UnaryOp) and isinstance(t.expr.op, ast.USub):
@@ -247,7 +309,85 @@ class Context:
                 expr = B.binop(expr, ast.Sub(), B.const(-B.constant_value(t.expr)))
             else:
                 expr = B.binop(expr, ast.Add(), t.expr)
-        return Tangent(expr, full=full)
+        terms = None
+        if self.vectorized and all(t.of_rows for t in present):
+            # a sum of tangents made of rows is one too: a reduction takes it term by term
+            terms = tuple(s for t in present for s in (t.terms or (t,)))
+        return Tangent(expr, full=full, terms=terms)
+
+    def add_operands(
+        self, dx: Tangent | None, x: ast.expr, dy: Tangent | None, y: ast.expr, subtract=False
+    ) -> Tangent | None:
+        """The tangent of ``x + y`` (``x - y``): each term may be smaller than the result,
+        but when both have their operand's full shape, the sum has the result's."""
+        ty = self.broadcast(dy, x)
+        t = self.add(self.broadcast(dx, y), self.negate(ty) if subtract else ty)
+        if t is not None and dx is not None and dy is not None and dx.full and dy.full:
+            t = dataclasses.replace(t, full=True)
+        return t
+
+    def combined(self, coefs: list[ast.expr]) -> ast.expr:
+        """The coefficient ``c1 + c2 + ...``, the first one's constant factor kept outside
+        (``-a + -b`` is ``-(a + b)``, ``a - 2.0 * b`` one subtraction and one product)."""
+        split = [split_constant(c) for c in coefs]
+        k = split[0][0]
+        if any(ki == 0 or isinstance(ki, complex) for ki, _ in split):
+            k = 1
+        total: ast.expr | None = None
+        for ki, ri in split:
+            q = ki / k if k != 1 else ki
+            term = B.const(q) if ri is None else ri
+            sign = ast.Add()
+            if ri is not None and q == -1:
+                sign = ast.Sub()
+            elif ri is not None and q != 1:
+                term = B.binop(B.const(q), ast.Mult(), ri)
+            if total is None:
+                total = term if isinstance(sign, ast.Add) else B.neg(term)
+            else:
+                total = B.binop(total, sign, term)
+        return scaled(k, self.fwd.partial(total))
+
+    def contracted(self, coef: ast.expr, call: Any) -> ast.expr:
+        """A reduction of ``coef * base``: ``call(c)`` reduces ``c * base``; a constant
+        factor of ``coef`` multiplies the reduced value, not every element."""
+        k, rest = split_constant(coef)
+        if rest is None:
+            return call(coef)
+        return scaled(k, call(rest))
+
+    def row_pairs(
+        self, t: Tangent, c: ast.expr | None = None, budget: list[int] | None = None
+    ) -> list[tuple[ast.expr | None, ast.expr | None, int]] | None:
+        """``c * t`` for a tangent made of seed rows, as ``(c_i, coef_i, i)``: the sum of
+        ``c_i * coef_i`` (None: 1) over the value is the derivative in parameter ``i``.
+        Each coefficient a scaled sum meets is one product of the value's size (as in
+        backpropagation); None when the tangent is not made of rows, or too big a tree."""
+        budget = [64] if budget is None else budget
+        budget[0] -= 1
+        if budget[0] < 0:
+            return None
+        if t.row is not None:
+            return [(c, None, t.row)]
+        if t.terms is not None:
+            out: list[tuple[ast.expr | None, ast.expr | None, int]] = []
+            for s in t.terms:
+                pairs = self.row_pairs(s, c, budget)
+                if pairs is None:
+                    return None
+                out.extend(pairs)
+            return out
+        if t.factors is None or t.inner is None:
+            return None
+        coef = t.factors[0]
+        if t.inner.row is not None:
+            return [(c, coef, t.inner.row)]
+        if c is not None:
+            k0, r0 = split_constant(c)
+            k1, r1 = split_constant(coef)
+            rest = r0 if r1 is None else r1 if r0 is None else product(r0, r1)
+            coef = scaled(k0 * k1, self.fwd.partial(rest) if rest is not None else None)
+        return self.row_pairs(t.inner, coef, budget)
 
     def broadcast(self, t: Tangent | None, other: ast.expr) -> Tangent | None:
         """``t`` as a term of ``x (+) other``: ``other`` may make the result bigger than x."""
@@ -255,7 +395,13 @@ class Context:
             return None
         keeps_shape = B.constant_value(other) is not None
         return Tangent(
-            t.expr, full=t.full and keeps_shape, seed=t.seed and keeps_shape, factors=t.factors
+            t.expr,
+            full=t.full and keeps_shape,
+            seed=t.seed and keeps_shape,
+            factors=t.factors,
+            row=t.row,
+            inner=t.inner,
+            terms=t.terms,
         )
 
     def full(self, t: Tangent, value: ast.expr) -> ast.expr:

@@ -141,13 +141,13 @@ def unary(*keys, coef: str, form: str = "mul") -> None:
 @defrule(np.add)
 def np_add_rule(ctx, z, args, tangents, keywords):
     (x, y), (dx, dy) = args[:2], tangents[:2]
-    return ctx.add(ctx.broadcast(dx, y), ctx.broadcast(dy, x))
+    return ctx.add_operands(dx, x, dy, y)
 
 
 @defrule(np.subtract)
 def np_subtract_rule(ctx, z, args, tangents, keywords):
     (x, y), (dx, dy) = args[:2], tangents[:2]
-    return ctx.add(ctx.broadcast(dx, y), ctx.negate(ctx.broadcast(dy, x)))
+    return ctx.add_operands(dx, x, dy, y, subtract=True)
 
 
 alias(np.multiply, to=ast.Mult)

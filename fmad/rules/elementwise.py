@@ -43,13 +43,13 @@ def add_rule(ctx, z, args, tangents, keywords):
         parts = [t.expr if t is not None else ast.Constant(None) for t in (dx, dy)]
         call = B.call(ctx.rt("concat_tangent"), parts[0], x, parts[1], y, *k_list(ctx))
         return Tangent(call, full=lists, container=True)
-    return ctx.add(ctx.broadcast(dx, y), ctx.broadcast(dy, x))
+    return ctx.add_operands(dx, x, dy, y)
 
 
 @defrule(ast.Sub)
 def sub_rule(ctx, z, args, tangents, keywords):
     (x, y), (dx, dy) = args, tangents
-    return ctx.add(ctx.broadcast(dx, y), ctx.negate(ctx.broadcast(dy, x)))
+    return ctx.add_operands(dx, x, dy, y, subtract=True)
 
 
 # d(x*y) = dx*y + x*dy

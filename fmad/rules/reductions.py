@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from fmad import build as B
+from fmad import runtime_arrays as ra
 from fmad.rules.base import (
     LIST_RULES,
     RULES,
@@ -26,7 +27,7 @@ from fmad.rules.base import (
     method,
     tangent_of,
 )
-from fmad.tangent import Tangent, zero
+from fmad.tangent import Tangent, scaled, split_constant, zero
 
 # Reductions: their parameters after the array, in order (numpy's own signatures), and the
 # ones fmad models; any other one given a value is refused when the reduction is active.
@@ -125,17 +126,47 @@ def reduce_tangent(ctx, how: str, x, dx, axis, keepdims, where=None):
         if is_none(axis) and not kw and dx.product is not None:
             # sum(c * t) is the dot product c @ t: no temporary of the value's size
             coef, base = dx.product
-            return tangent_of(B.call(ctx.rt(f"{how}_product"), coef, base, x, ast.Constant(None)))
+            return tangent_of(
+                ctx.contracted(
+                    coef,
+                    lambda c: B.call(ctx.rt(f"{how}_product"), c, base, x, ast.Constant(None)),
+                )
+            )
+        if dx.factors is not None and B.is_const(dx.factors[1], 1):
+            # sum(k * c) is k * sum(c): the constant multiplies the sum
+            k, rest = split_constant(dx.factors[0])
+            if rest is not None and k != 1:
+                c = Tangent(rest, full=dx.full)
+                inner = reduce_tangent(ctx, how, x, c, axis, keepdims, where)
+                return tangent_of(scaled(k, inner.expr))
+        if is_none(axis) and how == "mean" and not kw:
+            # np.sum(t) / size: the same sum, without np.mean's few microseconds of Python
+            return tangent_of(
+                B.binop(B.call(ctx.np_("sum"), f), ast.Div(), B.call(ctx.np_("size"), x))
+            )
         if is_none(axis):
             return tangent_of(B.call(func, f, **kw))
         return tangent_of(B.call(func, f, axis=axis, **kw))
     k = ctx.direction.k
     if is_none(axis) and not kw:
+        pairs = ctx.row_pairs(dx) if dx.of_rows else None
+        if pairs is not None:
+            # bundled parameters: each seed row meets its coefficient (fmad.tangent.row_pairs)
+            return tangent_of(
+                B.call(
+                    ctx.inject(ra.row_sums, "row_sums"),
+                    x,
+                    B.const(k),
+                    ast.Constant(how == "mean"),
+                    *(row_pair(c, coef, i) for c, coef, i in pairs),
+                )
+            )
         if dx.factors is not None:
             # sum(c[..., None] * t) over the value's axes is the product c @ t: no
             # (N, k) temporary (this is where X.T @ r of a hand-written gradient appears)
             coef, t = dx.factors
-            return tangent_of(B.call(ctx.rt(f"{how}_product"), coef, t, x, B.const(k)))
+            product = ctx.rt(f"{how}_product")
+            return tangent_of(ctx.contracted(coef, lambda c: B.call(product, c, t, x, B.const(k))))
         flat = B.call(B.attr(f, "reshape"), B.const(-1), B.const(k))
         return tangent_of(B.call(func, flat, axis=B.const(0)))
     a = B.constant_value(axis) if not is_none(axis) else None
@@ -150,6 +181,17 @@ def reduce_tangent(ctx, how: str, x, dx, axis, keepdims, where=None):
             k_arg(ctx),
         )
     return tangent_of(B.call(func, f, axis=taxis, **kw))
+
+
+def row_pair(c: ast.expr | None, coef: ast.expr | None, i: int) -> ast.expr:
+    """``(scale, c, coef, i)`` for ``runtime_arrays.row_sums``: the numbers outside."""
+    scale = 1
+    parts = []
+    for e in (c, coef):
+        k, rest = split_constant(e) if e is not None else (1, None)
+        scale *= k
+        parts.append(rest if rest is not None else ast.Constant(None))
+    return B.tuple_([B.const(scale), *parts, B.const(i)])
 
 
 def _reduction(how: str) -> Rule:
