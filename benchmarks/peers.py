@@ -140,9 +140,10 @@ class Fmad(Peer):
 class FmadGeneratedCode(Peer):
     """Diagnostic: the function fmad generated, run without fmad's call wrapper.
 
-    It is compiled from the public ``source_for`` text, so the difference between this row
-    and the fmad row is what the wrapper (argument inspection, variant lookup, gradient
-    reshaping) costs per call.
+    It is the compiled variant the arguments run (its flat tuple is shaped into the
+    gradients' dict outside the timing), so the difference between this row and the fmad
+    row is what the public wrapper (argument inspection, variant lookup, gradient shaping)
+    costs per call.
     """
 
     key = "fmad-code"
@@ -153,19 +154,15 @@ class FmadGeneratedCode(Peer):
         import fmad
         import fmad.runtime
 
-        source = fmad.differentiate(problem.fn, wrt=list(problem.wrt)).source_for(*args)
-        namespace = {**problem.fn.__globals__, "fmad_rt": fmad.runtime}
-        exec(compile(source, f"<fmad {problem.key}>", "exec"), namespace)
-        generated = namespace[problem.fn.__name__]
-        shapes = {
-            n: np.shape(args[i]) for n, i in zip(problem.wrt, problem.wrt_positions, strict=True)
-        }
+        # the compiled variant these arguments run: the generated code, without the public
+        # dispatcher; its flat tuple (value, *tangents) is shaped outside the timing
+        transformed = fmad.differentiate(problem.fn, wrt=list(problem.wrt)).__fmad__
+        variant = transformed._variant(transformed._spec(tuple(args), {}))
+        generated = variant.function
 
         def convert(out: Any) -> Result:
-            value, grads = out  # the wrapper's last step: each gradient in its parameter's shape
-            return value_and_grads(problem)(
-                (value, {n: np.reshape(g, shapes[n]) for n, g in grads.items()})
-            )
+            value, *tangents = out
+            return value_and_grads(problem)((value, transformed.shaped(variant, value, tangents)))
 
         return Prepared(generated, args, None, convert)
 

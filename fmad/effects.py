@@ -80,6 +80,10 @@ REFUSALS = {
     "in place": "'{what}' changes '{name}' in place, and it carries a derivative; fmad does "
     "not model in-place changes (other than append, extend and insert on a list the "
     "function builds itself); {instead}",
+    "changed after use": "'{what}' changes '{name}' in place after line {line} used it in "
+    "a computation that carries a derivative; fmad's derivative code may read '{name}' after "
+    "that line and would see the new values; change '{name}' before that use, or change a "
+    "copy ('{name} = {name}.copy()' first)",
     "shared list": "'{what}' extends the list '{name}' in place, but {reason}; fmad rewrites "
     "it as '{plain}', which leaves that other reference unchanged; write '{plain}' if that "
     "is what you mean, or keep one name for the list",

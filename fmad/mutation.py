@@ -75,6 +75,7 @@ class Mutation(SiteWalk):
         self.problems: dict[int, tuple[ast.AST, str]] = {}
         self.guards: dict[int, tuple[ast.Assign, ast.Call]] = {}
         self.param_changes: dict[str, ast.AST] = {}  # parameter -> where it is changed
+        self.read_at: dict[tuple, ast.AST] = {}  # site -> a statement with a derivative read it
 
     # -- activity ----------------------------------------------------------------------
     def active(self, node: ast.expr | None) -> bool:
@@ -232,6 +233,7 @@ class Mutation(SiteWalk):
 
     # -- assignments -------------------------------------------------------------------
     def assign(self, s: ast.Assign, state: State) -> State:
+        self.read_by_derivative(s, state)
         target = s.targets[0]
         augmented = getattr(s, "fmad_augmented", None)
         if augmented is not None and isinstance(target, ast.Name):
@@ -253,6 +255,22 @@ class Mutation(SiteWalk):
         if not isinstance(target, ast.Name):
             sites = Sites(part(x) for x in sites)
         return self.bind(target, sites, state.copy())
+
+    def read_by_derivative(self, s: ast.Assign, state: State) -> None:
+        """An operation that carries a derivative reads its other operands: its derivative
+        code may keep them (``db_dw = a`` for ``b = w * a``) or read them later (a
+        contraction at a reduction), so they must not change in place afterwards."""
+        if not self.active(s.value):
+            return
+        read = Sites()
+        for node in ast.walk(s.value):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+                if self.scope.is_local(node.id) and not self.active(node):
+                    sites = with_parts(self.lookup(node.id, state))
+                    read |= sites
+                    for site in sites:
+                        self.read_at.setdefault(site, s)
+        state.read = state.read | read
 
     # -- the checks --------------------------------------------------------------------
     def shared(self, name: str, sites: Sites, key: ast.AST, state: State) -> str | None:
@@ -298,6 +316,12 @@ class Mutation(SiteWalk):
             for site in sites | {x[1] for x in sites if x[0] == "part"}:
                 if site[0] == "param":
                     self.param_changes.setdefault(site[1], key)
+            used = with_parts(sites) & state.read
+            if used:
+                line = min(self.read_at[x].lineno for x in used)
+                what = source_text(self.filename, key, call)
+                message = REFUSALS["changed after use"]
+                self.problem(key, message.format(what=what, name=name, line=line))
             return
         what = source_text(self.filename, key, call)
         if method in MODELLED_METHODS:

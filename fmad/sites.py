@@ -36,21 +36,28 @@ def with_parts(sites: Sites) -> Sites:
 
 
 class State:
-    def __init__(self, env: dict[str, Sites], escaped: Sites | None = None) -> None:
+    """``env``: name -> its sites; ``escaped``: sites stored in a container or passed to a
+    callee; ``read``: sites an operation carrying a derivative has read (its derivative code
+    may read them again later, so they must not change in place)."""
+
+    def __init__(
+        self, env: dict[str, Sites], escaped: Sites | None = None, read: Sites | None = None
+    ) -> None:
         self.env = env
         self.escaped = escaped if escaped is not None else Sites()
+        self.read = read if read is not None else Sites()
 
     def copy(self) -> State:
-        return State(dict(self.env), self.escaped)
+        return State(dict(self.env), self.escaped, self.read)
 
     def join(self, other: State) -> State:
         env = dict(self.env)
         for name, sites in other.env.items():
             env[name] = env.get(name, Sites()) | sites
-        return State(env, self.escaped | other.escaped)
+        return State(env, self.escaped | other.escaped, self.read | other.read)
 
     def same(self, other: State) -> bool:
-        return self.env == other.env and self.escaped == other.escaped
+        return self.env == other.env and self.escaped == other.escaped and self.read == other.read
 
 
 # -- liveness ------------------------------------------------------------------------------
@@ -206,6 +213,7 @@ class SiteWalk:
         if id(key) in self.allocated:  # made here before (a loop): the old ones age
             state.env = {n: age(v) for n, v in state.env.items()}
             state.escaped = age(state.escaped)
+            state.read = age(state.read)
         self.allocated.add(id(key))
         return Sites({site})
 

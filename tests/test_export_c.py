@@ -181,8 +181,15 @@ def test_two_dimensional_array_helper_branch_while(tmp_path):
         {"X": X, "y": y, "w0": 0.4, "w1": -1.1, "b": 0.2},
         {"X": 10 * X, "y": y, "w0": 3.0, "w1": 2.0, "b": 5.0},
     ]
+    # with array data fmad runs its bundled code, which scales by 1 / len(X) where the code
+    # for numbers (the C's) divides: equal to rounding, the value exact
     files = check(
-        ecm.rows_loop, ["w0", "w1", "b"], points, tmp_path, shapes={"X": (None, 2), "y": (None,)}
+        ecm.rows_loop,
+        ["w0", "w1", "b"],
+        points,
+        tmp_path,
+        shapes={"X": (None, 2), "y": (None,)},
+        exact=False,
     )
     text = files["rows_loop.c"]
     assert "static double affine_fwd(" in text

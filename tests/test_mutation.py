@@ -787,3 +787,101 @@ def test_argument_changed_in_place_passed_twice_is_refused_at_call() -> None:
         d(shared, shared)
     check_message(info.value, "fill-twice", ["passed the same object"])
     assert d(np.ones(3), np.ones(3))[0] == both(np.ones(3), np.ones(3))
+
+
+# ------------------------------------ an inactive array changed after a derivative read it
+def inactive_changed_after_use(w):
+    a = np.ones(3)
+    b = w * a
+    a[0] = 5.0  # LINE-changed-after
+    return np.sum(b)
+
+
+def inactive_changed_through_an_alias(w):
+    a = np.ones(3)
+    c = a
+    b = c * w
+    a[1] = 3.0  # LINE-changed-alias
+    return np.sum(b)
+
+
+def inactive_view_changed_after_use(w):
+    a = np.ones(4)
+    b = w * a
+    v = a[1:3]
+    v[0] = 7.0  # LINE-changed-view
+    return np.sum(b)
+
+
+def input_changed_after_use(w, a):
+    b = w * a
+    a[0] = 5.0  # LINE-changed-input
+    return np.sum(b)
+
+
+def buffer_reused_in_a_loop(w, xs):
+    a = np.zeros(2)
+    acc = 0.0
+    for x in xs:
+        a[0] = x  # LINE-changed-loop
+        acc = acc + np.sum(w * a)
+    return acc
+
+
+def inactive_changed_before_use(w):
+    a = np.ones(3)
+    a[0] = 5.0
+    b = w * a
+    return np.sum(b)
+
+
+def fresh_buffer_each_iteration(w, xs):
+    acc = 0.0
+    for x in xs:
+        a = np.zeros(2)
+        a[0] = x
+        acc = acc + np.sum(w * a)
+    return acc
+
+
+def copy_changed_after_use(w):
+    a = np.ones(3)
+    b = w * a
+    a = a.copy()
+    a[0] = 5.0
+    return np.sum(b) + np.sum(a)
+
+
+@pytest.mark.parametrize(
+    ("fn", "tag"),
+    [
+        (inactive_changed_after_use, "changed-after"),
+        (inactive_changed_through_an_alias, "changed-alias"),
+        (inactive_view_changed_after_use, "changed-view"),
+        (input_changed_after_use, "changed-input"),
+        (buffer_reused_in_a_loop, "changed-loop"),
+    ],
+    ids=lambda v: getattr(v, "__name__", None),
+)
+def test_inactive_array_changed_after_a_derivative_read_it_is_refused(fn, tag) -> None:
+    # the derivative code may read the array after the change (db_dw = a): a silent
+    # wrong derivative unless refused
+    message = refused_at_decoration(fn, ["w"], tag, ["after line"])
+    assert ".copy()" in message
+
+
+@pytest.mark.parametrize(
+    ("fn", "args"),
+    [
+        (inactive_changed_before_use, (1.5,)),
+        (fresh_buffer_each_iteration, (1.5, [0.5, -2.0, 3.0])),
+        (copy_changed_after_use, (1.5,)),
+    ],
+    ids=lambda v: getattr(v, "__name__", None),
+)
+def test_inactive_array_changed_before_its_use_is_exact(fn, args) -> None:
+    value, grads = fmad.differentiate(fn, wrt=["w"])(*args)
+    assert value == fn(*args)
+    names = list(inspect.signature(fn).parameters)
+    fd = central_fd(fn, dict(zip(names, args, strict=True)), "w")
+    assert grads["w"] == pytest.approx(fd, rel=1e-6, abs=1e-8)
