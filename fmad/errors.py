@@ -31,6 +31,11 @@ class UnsupportedError(FmadError):
         super().__init__(f"{where}: {message}")
 
 
+class ReverseModeError(UnsupportedError):
+    """Reverse mode does not handle this function (yet); forward mode may: the message
+    says so (``mode='forward'``)."""
+
+
 class WrtError(FmadError):
     """A ``wrt`` name that is not a parameter (or a usable local variable)."""
 

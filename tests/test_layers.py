@@ -30,6 +30,7 @@ LAYERS: dict[str, int] = {
     "runtime_arrays": 1,
     "runtime_linalg": 1,
     "runtime_user": 1,
+    "runtime_reverse": 1,
     "trace": 1,
     "optimize": 1,
     "variable": 1,
@@ -37,6 +38,7 @@ LAYERS: dict[str, int] = {
     # 2-3: rules (the table), what is known about tangents, activity
     "rules": 2,
     "known": 2,
+    "adjoints": 3,
     "spec": 2,
     "activity": 3,
     "nesting": 3,
@@ -55,16 +57,19 @@ LAYERS: dict[str, int] = {
     "mutation": 6,
     # 7-12: driver, compile, public API, training, command line
     "transform": 7,
+    "reverse": 8,
     "compile": 8,
+    "reverse_api": 9,
     "export_inline": 8,
     "api": 9,
-    "train": 10,
+    "modes": 10,
+    "train": 11,
     "higher": 10,
     "export": 10,
-    "objective": 11,
-    "__init__": 12,
-    "cli": 13,
-    "__main__": 14,
+    "objective": 12,
+    "__init__": 13,
+    "cli": 14,
+    "__main__": 15,
 }
 
 
