@@ -47,8 +47,11 @@ def adjoint_for(key):
         return None
 
 
-def unb(ctx, expr: ast.expr, x: ast.expr) -> ast.expr:
-    """``expr`` summed back to the shape of ``x`` (a constant operand needs nothing)."""
+def unb(ctx, expr: ast.expr, x: ast.expr, other: ast.expr | None = None) -> ast.expr:
+    """``expr`` summed back to the shape of ``x``; nothing to sum when the other operand is
+    a number written in the code (``1.0 + e`` has the shape of ``e``)."""
+    if isinstance(other, ast.Constant) and type(other.value) in (int, float):
+        return expr
     return B.call(ctx.rev("unbroadcast"), expr, x)
 
 
@@ -61,16 +64,16 @@ def times(g: ast.expr, coef: ast.expr) -> ast.expr:
 # -- operators -------------------------------------------------------------------------------
 @defadjoint(ast.Add)
 def add_adjoint(ctx, g, z, args, keywords, active):
-    return [(i, unb(ctx, g, args[i])) for i in (0, 1) if active[i]]
+    return [(i, unb(ctx, g, args[i], args[1 - i])) for i in (0, 1) if active[i]]
 
 
 @defadjoint(ast.Sub)
 def sub_adjoint(ctx, g, z, args, keywords, active):
     out = []
     if active[0]:
-        out.append((0, unb(ctx, g, args[0])))
+        out.append((0, unb(ctx, g, args[0], args[1])))
     if active[1]:
-        out.append((1, unb(ctx, B.neg(g), args[1])))
+        out.append((1, unb(ctx, B.neg(g), args[1], args[0])))
     return out
 
 
@@ -79,10 +82,10 @@ def div_adjoint(ctx, g, z, args, keywords, active):
     x, y = args
     out = []
     if active[0]:
-        out.append((0, unb(ctx, B.binop(g, ast.Div(), y), x)))
+        out.append((0, unb(ctx, B.binop(g, ast.Div(), y), x, y)))
     if active[1]:  # d(x/y)/dy = -z / y
         term = B.parse_expr("-(g * z) / y", g=g, z=B.name(z), y=y)
-        out.append((1, unb(ctx, term, y)))
+        out.append((1, unb(ctx, term, y, x)))
     return out
 
 
@@ -103,10 +106,10 @@ def pow_adjoint(ctx, g, z, args, keywords, active):
             coef = B.binop(B.const(float(n) if isinstance(n, int) else n), ast.Mult(), power)
         else:
             coef = B.parse_expr("y * x ** (y - 1)", x=x, y=y)
-        out.append((0, unb(ctx, times(g, coef), x)))
+        out.append((0, unb(ctx, times(g, coef), x, y)))
     if active[1]:
         coef = B.binop(B.name(z), ast.Mult(), B.call(ctx.np_("log"), x))
-        out.append((1, unb(ctx, times(g, coef), y)))
+        out.append((1, unb(ctx, times(g, coef), y, x)))
     return out
 
 
@@ -179,7 +182,7 @@ def _from_partials(partials, broadcast: bool):
             ctx.refuse("this function with more than two arguments or keywords")
         x, y = args
         return [
-            (i, unb(ctx, times(g, partials[i](ctx, B.name(z), x, y)), args[i]))
+            (i, unb(ctx, times(g, partials[i](ctx, B.name(z), x, y)), args[i], args[1 - i]))
             for i in (0, 1)
             if active[i]
         ]

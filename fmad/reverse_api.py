@@ -30,6 +30,7 @@ from fmad.spec import normalize_wrt
 from fmad.variable import Variable
 
 SELF = ("self", "cls")
+FLOAT64 = np.dtype(np.float64)
 
 
 def default_wrt(fn: types.FunctionType, wrt: Sequence[str] | str | None) -> tuple[str, ...]:
@@ -80,6 +81,10 @@ class ReverseFunction:
                 value = args[index]
             else:
                 value = kwargs.get(name, default)
+            kind = type(value)
+            if kind is float or (kind is np.ndarray and value.dtype.kind in "iuf"):
+                values.append(value)  # the common kinds, checked fast
+                continue
             ok = (isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)) or (
                 isinstance(value, np.ndarray) and value.dtype.kind in "iuf"
             )
@@ -133,6 +138,19 @@ class ReverseFunction:
     def shaped(self, name: str, g: Any, value: Any, array: bool) -> Any:
         """``g`` in the type forward mode gives: a float for a number, an array of the
         parameter's shape (a numpy scalar for a 0-d array), an array for a 0-d array output."""
+        # the common cases, checked fast
+        if type(g) is np.ndarray and type(value) is np.ndarray and g.shape == value.shape:
+            if g.dtype is FLOAT64 and g.flags.owndata and g.flags.writeable:
+                return g
+        elif (type(g) is float or type(g) is np.float64) and type(value) is float and not array:
+            return float(g)
+        if np.iscomplexobj(g):
+            raise ReverseModeError(
+                self.filename,
+                self.def_line,
+                f"the gradient of {name!r} went through complex values; reverse mode "
+                f"differentiates real code only; {ADVICE}",
+            )
         if np.shape(g) != np.shape(value):
             raise self.internal(name, g, value)
         if not array and not isinstance(value, np.ndarray):

@@ -49,23 +49,36 @@ def zeros(x: Any) -> Any:
     return np.zeros(shape) if shape else 0.0
 
 
+def _shape(x: Any) -> tuple[int, ...]:
+    return x.shape if type(x) is np.ndarray else np.shape(x)
+
+
+def _ndim(x: Any) -> int:
+    return x.ndim if type(x) is np.ndarray else np.ndim(x)
+
+
+def _transposed(x: Any) -> Any:
+    """``x`` with its last two axes swapped (``.T`` for a matrix: the fast spelling)."""
+    return x.T if x.ndim == 2 else np.swapaxes(x, -1, -2)
+
+
 def unbroadcast(g: Any, x: Any) -> Any:
     """``g`` (the shape of ``x`` broadcast against other operands) summed back to the shape
     of ``x``: over the leading axes ``x`` lacks and the axes where ``x`` has length 1."""
-    gshape = np.shape(g)
-    xshape = np.shape(x)
+    gshape = _shape(g)
+    xshape = _shape(x)
     if gshape == xshape:
         return g
     if not xshape:
         return np.sum(g)
-    if not gshape:  # a scalar adjoint, an array operand (``x * 0.0`` with a scalar seed)
+    if not gshape:  # a scalar adjoint, an array operand
         return np.full(xshape, g)
     lead = len(gshape) - len(xshape)
     axes = tuple(range(lead)) + tuple(
         lead + i for i, n in enumerate(xshape) if n == 1 and gshape[lead + i] != 1
     )
     out = np.sum(g, axis=axes) if axes else g
-    return np.reshape(out, xshape)
+    return out if _shape(out) == xshape else np.reshape(out, xshape)
 
 
 def _axes(axis: Any, ndim: int) -> tuple[int, ...]:
@@ -76,36 +89,47 @@ def _axes(axis: Any, ndim: int) -> tuple[int, ...]:
     return (axis % ndim,)
 
 
+def _spread(g: Any, xshape: tuple[int, ...], axis: Any, keepdims: bool) -> np.ndarray:
+    """A new array of shape ``xshape`` holding ``g`` repeated over the reduced axes."""
+    dtype = getattr(g, "dtype", None)  # complex adjoints stay complex (then refused)
+    out = np.empty(xshape, dtype=dtype if dtype is not None and dtype.kind == "c" else float)
+    if type(g) is complex:
+        out = out.astype(complex)
+    if axis is not None and not keepdims:
+        kept = _axes(axis, len(xshape))
+        g = np.reshape(g, tuple(1 if i in kept else n for i, n in enumerate(xshape)))
+    out[...] = g
+    return out
+
+
 def sum_adjoint(g: Any, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """The adjoint of ``x`` in ``np.sum(x, axis, keepdims=keepdims)``: ``g`` spread back
     over the summed axes."""
-    xshape = np.shape(x)
+    xshape = _shape(x)
     if not xshape:
         return g
-    if not keepdims and axis is not None:
-        g = np.expand_dims(g, _axes(axis, len(xshape)))
-    return np.broadcast_to(g, xshape)
+    return _spread(g, xshape, axis, keepdims)
 
 
 def mean_adjoint(g: Any, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """The adjoint of ``x`` in ``np.mean(x, axis, keepdims=keepdims)``."""
-    xshape = np.shape(x)
+    xshape = _shape(x)
     if not xshape:
         return g
     count = 1
     for a in _axes(axis, len(xshape)):
         count *= xshape[a]
-    return sum_adjoint(np.divide(g, count), x, axis, keepdims)
+    return _spread(np.divide(g, count), xshape, axis, keepdims)
 
 
 def matmul_left(g: Any, a: Any, b: Any) -> Any:
     """The adjoint of ``a`` in ``a @ b`` (numpy's ``matmul`` rules for 1-D operands)."""
-    a_nd, b_nd = np.ndim(a), np.ndim(b)
+    a_nd, b_nd = _ndim(a), _ndim(b)
     if a_nd == 0 or b_nd == 0:
         raise Refused("'@' with a scalar operand")
     if b_nd == 1:
         return unbroadcast(np.multiply.outer(g, b), a) if a_nd > 1 else np.multiply(g, b)
-    bt = np.swapaxes(b, -1, -2)
+    bt = _transposed(np.asarray(b))
     if a_nd == 1:  # a (k,), b (..., k, m), z (..., m)
         return unbroadcast(np.matmul(np.expand_dims(g, -2), bt)[..., 0, :], a)
     return unbroadcast(np.matmul(g, bt), a)
@@ -113,15 +137,15 @@ def matmul_left(g: Any, a: Any, b: Any) -> Any:
 
 def matmul_right(g: Any, a: Any, b: Any) -> Any:
     """The adjoint of ``b`` in ``a @ b``."""
-    a_nd, b_nd = np.ndim(a), np.ndim(b)
+    a_nd, b_nd = _ndim(a), _ndim(b)
     if a_nd == 0 or b_nd == 0:
         raise Refused("'@' with a scalar operand")
     if a_nd == 1:
         if b_nd == 1:
             return np.multiply(g, a)
         # a (k,), b (..., k, m), z (..., m): db = outer(a, g)
-        return unbroadcast(np.multiply(a[:, None], np.expand_dims(g, -2)), b)
-    at = np.swapaxes(a, -1, -2)
+        return unbroadcast(np.multiply(np.asarray(a)[:, None], np.expand_dims(g, -2)), b)
+    at = _transposed(np.asarray(a))
     if b_nd == 1:
         return unbroadcast(np.matmul(at, g[..., None])[..., 0], b) if a_nd > 2 else at @ g
     return unbroadcast(np.matmul(at, g), b)

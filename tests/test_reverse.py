@@ -295,3 +295,15 @@ def test_show_command_prints_the_reverse_code():
     assert "def train_loop_rev(X, y, w, b):" in out
     assert "dloss_dy_pred = fmad_rev.unbroadcast(dloss_dy_pred_sub_y, y_pred)" in out
     assert "return (loss, dloss_dw, dloss_db)" in out
+
+
+def through_complex(x, w):
+    z = x + 1j * w
+    return np.sum(np.abs(z))
+
+
+def test_complex_intermediate_values_are_refused():
+    dfn = fmad.differentiate(through_complex, wrt=["w"], mode="reverse")
+    for w in (0.5, np.array([0.5, 2.0])):
+        with pytest.raises(fmad.ReverseModeError, match="went through complex values"):
+            dfn(np.array([1.0, 2.0]) if np.ndim(w) else 1.0, w)
