@@ -95,7 +95,7 @@ class Reverse:
         primal = self.rename([self.check(s) for s in body[:-1]])
         ret = copy.deepcopy(body[-1])
         ret.value = self.renamed(ret.value)
-        if not isinstance(ret.value, ast.Name | ast.Constant):
+        if not isinstance(ret.value, ast.Name | ast.Constant) and B.names(ret.value):
             self.refuse_at(ret, "returning several values (reverse mode needs one scalar output)")
         tree = copy.copy(self.flat)
         tree.body = primal

@@ -28,14 +28,18 @@ def check_refusal(error: fmad.ReverseModeError, fn) -> None:
 
 
 def compare(fn, wrt, args: dict[str, Any], rtol: float = 1e-10) -> str:
-    """``"refused"``, ``"refused at call"`` or ``"same"`` (see the module docstring)."""
+    """``"refused"``, ``"refused at call"``, ``"same"`` (see the module docstring), or
+    ``"forward refused"`` (forward mode refuses this function)."""
     try:
         reverse = fmad.differentiate(fn, wrt=wrt, mode="reverse")
     except fmad.ReverseModeError as error:
         check_refusal(error, fn)
         return "refused"
-    forward = fmad.differentiate(fn, wrt=wrt)
-    fvalue, fgrads = forward(**args)
+    try:
+        forward = fmad.differentiate(fn, wrt=wrt)
+        fvalue, fgrads = forward(**args)
+    except fmad.UnsupportedError:
+        return "forward refused"  # nothing to compare with: the caller checks otherwise
     try:
         rvalue, rgrads = reverse(**args)
     except fmad.ReverseModeError as error:
