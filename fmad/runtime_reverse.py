@@ -50,7 +50,10 @@ def zeros(x: Any) -> Any:
 
 
 def _shape(x: Any) -> tuple[int, ...]:
-    return x.shape if type(x) is np.ndarray else np.shape(x)
+    kind = type(x)
+    if kind is np.ndarray:
+        return x.shape
+    return () if kind is float or kind is np.float64 else np.shape(x)
 
 
 def _ndim(x: Any) -> int:
