@@ -160,7 +160,8 @@ class Reverse:
                 self.refuse_at(s, f"the method call '.{name}()'")
             return
         if target.kind in ("rule", "zero"):
-            if effects.out_arguments(target.obj, value, None):
+            mutates = rules.hashable(target.obj) and target.obj in effects.MUTATING_FUNCTIONS
+            if mutates or effects.out_arguments(target.obj, value, None):
                 self.refuse_at(s, "a call that writes into an argument")
             return
         what = "a call to the helper" if target.kind in ("user", "nested") else "a call to"

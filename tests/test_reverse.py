@@ -187,6 +187,12 @@ def in_place(x, w):
     return np.sum(y)
 
 
+def shuffles(x, w):
+    y = w * x
+    z = np.random.shuffle(x)
+    return np.sum(y) + z
+
+
 def no_transpose(x, w):
     return np.sum(np.cumsum(w * x))
 
@@ -204,6 +210,7 @@ def vector_output(x, w):
         (augmented, "y += 1.0", "augmented"),
         (in_place, "y[0] = 0.0", "item"),
         (no_transpose, "np.cumsum", "no transpose rule"),
+        (shuffles, "np.random.shuffle", "a call to"),
     ],
 )
 def test_refused_at_the_line_with_what_to_do(fn, text, what):
