@@ -38,7 +38,6 @@ from fmad.transform import Unit, prepare
 ADVICE = "use mode='forward' (or mode='auto', which falls back to it)"
 # statement kinds with their refusal (the rest of a flat function's grammar)
 STATEMENTS = {
-    ast.If: "'if' statements (and 'a if c else b', 'and', 'or')",
     ast.For: "'for' loops (and list comprehensions)",
     ast.While: "'while' loops",
     ast.FunctionDef: "a nested 'def'",
@@ -142,6 +141,10 @@ class Reverse:
             self.refuse_at(s, "a call whose result is dropped (it may change a value in place)")
         if isinstance(s, ast.Assert | ast.Pass):
             return s
+        if isinstance(s, ast.If):
+            for inner in [*s.body, *s.orelse]:
+                self.check(inner)
+            return s
         self.refuse_at(s, f"the statement '{ast.unparse(s).splitlines()[0]}'")
 
     def check_calls(self, value: ast.expr, s: ast.stmt) -> None:
@@ -168,20 +171,25 @@ class Reverse:
         self.refuse_at(s, f"{what} '{target.name}'")
 
     def rename(self, body: list[ast.stmt]) -> list[ast.stmt]:
-        """A fresh name for each second assignment to a name (and the reads after it)."""
-        self.current: dict[str, str] = {}
-        bound = set(self.params)
+        """A fresh name for each second assignment to a name (and the reads after it); each
+        ``if`` records the branch it took in a flag and merges what its branches assign."""
+        self.current: dict[str, str] = {p: p for p in self.params}
+        self.branch_local: set[str] = set()  # bound in one branch only: not read after it
+        return self.rename_block(body, set(self.params))
+
+    def rename_block(self, body: list[ast.stmt], bound: set[str]) -> list[ast.stmt]:
         out = []
         for s in body:
             s = copy.deepcopy(s)
             if isinstance(s, ast.Assign):
                 s.value = self.renamed(s.value)
                 name = s.targets[0].id
-                if name in bound:
-                    self.current[name] = self.namer.fresh(name)
-                    s.targets[0] = B.store(self.current[name])
-                    ast.copy_location(s.targets[0], s)
+                self.current[name] = self.namer.fresh(name) if name in bound else name
+                s.targets[0] = ast.copy_location(B.store(self.current[name]), s)
                 bound.add(name)
+                self.branch_local.discard(name)
+            elif isinstance(s, ast.If):
+                s = self.rename_if(s, bound)
             elif isinstance(s, ast.Expr | ast.Assert):
                 for field in ("value", "test", "msg"):
                     if getattr(s, field, None) is not None:
@@ -189,8 +197,38 @@ class Reverse:
             out.append(s)
         return out
 
+    def rename_if(self, s: ast.If, bound: set[str]) -> ast.If:
+        s.test = self.renamed(s.test)
+        flag = self.namer.fresh("branch")
+        before = dict(self.current)
+        bound_then, bound_else = set(bound), set(bound)
+        s.body = self.rename_block(s.body, bound_then)
+        after_then, self.current = self.current, dict(before)
+        s.orelse = self.rename_block(s.orelse, bound_else)
+        after_else, self.current = self.current, dict(before)
+        for name in sorted((bound_then | bound_else) - bound):
+            self.current.pop(name, None)
+        for name in sorted(set(after_then) | set(after_else)):
+            then_name, else_name = after_then.get(name), after_else.get(name)
+            if then_name == else_name:
+                continue
+            if name in bound_then and name in bound_else:  # bound whichever branch ran
+                merged = self.namer.fresh(name)
+                s.body.append(ast.copy_location(B.assign(merged, B.name(then_name)), s))
+                s.orelse.append(ast.copy_location(B.assign(merged, B.name(else_name)), s))
+                self.current[name] = merged
+                bound.add(name)
+            else:
+                self.branch_local.add(name)
+        s.body.insert(0, ast.copy_location(B.assign(flag, B.const(True)), s))
+        s.orelse.insert(0, ast.copy_location(B.assign(flag, B.const(False)), s))
+        return s
+
     def renamed(self, node: ast.expr | None) -> ast.expr | None:
         current = self.current
+        for n in B.names(node, ast.Load):
+            if n in self.branch_local:
+                self.refuse_at(node, f"reading '{n}', bound in only one branch of an 'if'")
 
         class Rename(ast.NodeTransformer):
             def visit_Name(self, n: ast.Name) -> ast.Name:
@@ -212,20 +250,58 @@ class Reverse:
         else:
             out.append(ast.Expr(B.call(self.rev("seed"), value)))
         ast.copy_location(out[-1], ret)
-        for s in reversed(primal):
-            if isinstance(s, ast.Assign) and s.targets[0].id in self.adjoint:
-                before = len(out)
-                self.transpose(s, out)
-                for new in out[before:]:
-                    ast.copy_location(new, s)
+        self.backward_block(primal, out)
         return out
+
+    def backward_block(self, stmts: list[ast.stmt], out: list[ast.stmt]) -> None:
+        for s in reversed(stmts):
+            before = len(out)
+            if isinstance(s, ast.If):
+                self.backward_if(s, out)
+            elif isinstance(s, ast.Assign) and s.targets[0].id in self.adjoint:
+                self.transpose(s, out)
+            for new in out[before:]:
+                ast.copy_location(new, s)
+
+    def backward_if(self, s: ast.If, out: list[ast.stmt]) -> None:
+        """The adjoints of the branch that ran (its flag says which). An adjoint the branches
+        start (of a name bound before the ``if``) exists after it whichever ran: zeros where
+        the other branch gave it nothing."""
+        before = dict(self.adjoint)
+        then_out: list[ast.stmt] = []
+        self.backward_block(s.body, then_out)
+        after_then, self.adjoint = self.adjoint, dict(before)
+        else_out: list[ast.stmt] = []
+        self.backward_block(s.orelse, else_out)
+        after_else, self.adjoint = self.adjoint, dict(before)
+        inside = {
+            t.targets[0].id for t in B.statements([*s.body, *s.orelse]) if isinstance(t, ast.Assign)
+        }
+        for name in sorted((set(after_then) | set(after_else)) - set(before) - inside):
+            then_name, else_name = after_then.get(name), after_else.get(name)
+            final = then_name or else_name
+            zeros = B.call(self.rev("zeros"), B.name(name))
+            if then_name is None:
+                then_out.append(B.assign(final, zeros))
+            elif else_name is None:
+                else_out.append(B.assign(final, zeros))
+            elif then_name != else_name:
+                else_out.append(B.assign(final, B.name(else_name)))
+            self.adjoint[name] = final
+        if then_out or else_out:
+            flag = s.body[0].targets[0].id
+            out.append(ast.If(test=B.name(flag), body=then_out or [ast.Pass()], orelse=else_out))
 
     def transpose(self, s: ast.Assign, out: list[ast.stmt]) -> None:
         z = s.targets[0].id
         g = B.name(self.adjoint[z])
         value = s.value
+        if z not in self.active:  # a value with no derivative (a comparison, np.floor...)
+            return None
         if isinstance(value, ast.Name):
-            return self.contribute(value.id, g, out)
+            if value.id in self.active:
+                self.contribute(value.id, g, out)
+            return None
         key, args, keywords = self.operation(value, s)
         active = [isinstance(a, ast.Name) and a.id in self.active for a in args]
         if isinstance(value, ast.Subscript):

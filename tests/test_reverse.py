@@ -160,6 +160,54 @@ def branchy(x, w):
     return -w
 
 
+def one_branch_only(x, w):
+    if x > 0:
+        t = w * x
+    return t
+
+
+def branches(x, w, b):
+    if x > 0:
+        y = w * x
+        t = y + 1.0
+    else:
+        y = -w
+        t = b * 2.0
+    z = y * t
+    if z > 1.0:
+        z = z * b
+    elif z < -1.0:
+        if b > 1.0:
+            z = np.tanh(z) * w
+    return z + (w if x > 1 else b) + (x > 0 and w or b)
+
+
+def array_branches(X, w, b):
+    h = X @ w
+    if np.sum(h) > 0:
+        h = np.tanh(h) + b
+    else:
+        h = h * b
+    return np.mean(h * h)
+
+
+@pytest.mark.parametrize("x", [-1.5, -0.5, 0.5, 2.0])
+@pytest.mark.parametrize("b", [0.4, 1.3, 3.0])
+def test_branches_follow_the_branch_taken(x, b):
+    args = {"x": x, "w": 0.7, "b": b}
+    assert compare(branches, None, args) == "same"
+    check_gradients(fmad.differentiate(branches, mode="reverse"), args)
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_branches_with_arrays(sign):
+    X = sign * np.linspace(0.1, 1.0, 12).reshape(4, 3)
+    args = {"X": X, "w": np.array([0.5, 0.2, 0.1]), "b": 0.3}
+    assert compare(array_branches, ["w", "b"], args) == "same"
+    text = fmad.differentiate(array_branches, wrt=["w", "b"], mode="reverse").source
+    assert "branch = True" in text and "if branch:" in text
+
+
 def loops(xs, w):
     total = 0.0
     for x in xs:
@@ -204,7 +252,8 @@ def vector_output(x, w):
 @pytest.mark.parametrize(
     ("fn", "text", "what"),
     [
-        (branchy, "if x > 0", "'if'"),
+        (branchy, "return w * x", "'return' before the end"),
+        (one_branch_only, "return t", "bound in only one branch"),
         (loops, "for x in xs", "'for'"),
         (calls_helper, "return helper", "helper"),
         (augmented, "y += 1.0", "augmented"),
