@@ -213,6 +213,19 @@ ADJOINTS[method("sum")] = _reduction("sum_adjoint", True)
 ADJOINTS[method("mean")] = _reduction("mean_adjoint", True)
 
 
+def _extreme(g_ctx, g, z, args, keywords, active):
+    extra = set(keywords) - {"axis", "keepdims"}
+    if extra or len(args) > 2:
+        g_ctx.refuse(f"np.max/np.min with {', '.join(sorted(extra)) or 'out'}")
+    axis = args[1] if len(args) > 1 else keywords.get("axis", B.const(None))
+    keepdims = keywords.get("keepdims", B.const(False))
+    return [(0, B.call(g_ctx.rev("extreme_adjoint"), g, args[0], B.name(z), axis, keepdims))]
+
+
+for _key in (np.max, np.min, np.amax, np.amin, method("max"), method("min")):
+    ADJOINTS[_key] = _extreme
+
+
 # -- shapes and indexing ---------------------------------------------------------------------
 @defadjoint(attribute("T"))
 def transpose_attribute_adjoint(ctx, g, z, args, keywords, active):

@@ -125,6 +125,21 @@ def mean_adjoint(g: Any, x: Any, axis: Any = None, keepdims: bool = False) -> An
     return _spread(np.divide(g, count), xshape, axis, keepdims)
 
 
+def extreme_adjoint(g: Any, x: Any, z: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    """The adjoint of ``x`` in ``np.max``/``np.min`` (value ``z``): tied entries share it
+    evenly, as in forward mode."""
+    x = np.asarray(x)
+    if keepdims:
+        zk, gk = z, g
+    elif axis is None:
+        zk, gk = np.reshape(z, (1,) * x.ndim), np.reshape(g, (1,) * x.ndim)
+    else:
+        zk, gk = np.expand_dims(z, axis), np.expand_dims(g, axis)
+    mask = (x == zk).astype(float)
+    mask = mask / np.sum(mask, axis=axis, keepdims=True)
+    return mask * gk
+
+
 def matmul_left(g: Any, a: Any, b: Any) -> Any:
     """The adjoint of ``a`` in ``a @ b`` (numpy's ``matmul`` rules for 1-D operands)."""
     a_nd, b_nd = _ndim(a), _ndim(b)

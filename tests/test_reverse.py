@@ -88,6 +88,13 @@ def reductions(X, W):
     return np.sum(s * s) + np.sum(m) + np.sum(t[1:4] ** 2) + W[0, 1] * W[1, 1]
 
 
+def extremes(X, W):
+    Z = X @ W
+    shifted = Z - np.max(Z, axis=1, keepdims=True)
+    top = np.min(Z, axis=0) + Z.max() + np.amin(Z) + Z.min(axis=1)[0]
+    return np.sum(shifted**2) + np.sum(top)
+
+
 def fancy(x, w):
     picked = w[np.array([0, 2, 0])]
     return np.sum(picked * x) + np.dot(w, w) + w.sum() / w.mean()
@@ -116,6 +123,7 @@ def scalars(x, w, b):
         ),
         (reductions, {"X": np.linspace(-1, 1, 12).reshape(4, 3), "W": np.eye(3) + 0.1}),
         (fancy, {"x": np.array([1.0, 2.0, 3.0]), "w": np.array([0.5, 1.5, 2.0])}),
+        (extremes, {"X": np.linspace(-1, 1, 12).reshape(4, 3), "W": np.eye(3) + 0.1}),
         (scalars, {"x": 0.5, "w": 1.2, "b": 0.7}),
     ],
     ids=[
@@ -125,6 +133,7 @@ def scalars(x, w, b):
         "broadcasting",
         "reductions",
         "fancy",
+        "extremes",
         "scalars",
     ],
 )
@@ -239,6 +248,17 @@ def shuffles(x, w):
     y = w * x
     z = np.random.shuffle(x)
     return np.sum(y) + z
+
+
+def tied(w):
+    return np.max(w) + np.min(w * w)
+
+
+def test_ties_share_the_adjoint_as_in_forward_mode():
+    w = np.array([1.0, -1.0, 1.0, 0.5])
+    assert compare(tied, None, {"w": w}) == "same"
+    _, grads = fmad.differentiate(tied, mode="reverse")(w)
+    assert np.array_equal(grads["w"], [0.5, 0.0, 0.5, 1.0])
 
 
 def no_transpose(x, w):
