@@ -32,13 +32,14 @@ from fmad import runtime_reverse as fmad_rev
 from fmad.activity import Activity, classify
 from fmad.errors import ReverseModeError
 from fmad.naming import names_in
+from fmad.reverse_branches import ReverseBranches
+from fmad.reverse_loops import ReverseLoops
 from fmad.rules.base import attribute, method
 from fmad.transform import Unit, prepare
 
 ADVICE = "use mode='forward' (or mode='auto', which falls back to it)"
 # statement kinds with their refusal (the rest of a flat function's grammar)
 STATEMENTS = {
-    ast.For: "'for' loops (and list comprehensions)",
     ast.While: "'while' loops",
     ast.FunctionDef: "a nested 'def'",
     ast.Raise: "'raise'",
@@ -47,7 +48,7 @@ STATEMENTS = {
 }
 
 
-class Reverse:
+class Reverse(ReverseBranches, ReverseLoops):
     """Builds the reverse-mode unit of ``fn`` with respect to the parameters ``wrt``."""
 
     def __init__(self, fn: types.FunctionType, wrt: tuple[str, ...]) -> None:
@@ -101,6 +102,11 @@ class Reverse:
         active = Activity(tree, self.scope).active(set(self.wrt))
         self.active = active
         backward = self.backward(primal, ret)
+        if isinstance(ret.value, ast.Name) and any(isinstance(t, ast.For) for t in primal):
+            # the adjoints of a loop restore its names from the tape: keep the value first
+            kept = self.namer.fresh("result")
+            backward.insert(0, ast.copy_location(B.assign(kept, ret.value), ret))
+            ret.value = B.name(kept)
         grads = []
         for w in self.wrt:
             if w in self.adjoint:
@@ -144,6 +150,9 @@ class Reverse:
         if isinstance(s, ast.If):
             for inner in [*s.body, *s.orelse]:
                 self.check(inner)
+            return s
+        if isinstance(s, ast.For):
+            self.check_for(s)
             return s
         self.refuse_at(s, f"the statement '{ast.unparse(s).splitlines()[0]}'")
 
@@ -190,39 +199,15 @@ class Reverse:
                 self.branch_local.discard(name)
             elif isinstance(s, ast.If):
                 s = self.rename_if(s, bound)
+            elif isinstance(s, ast.For):
+                out.extend(self.rename_for(s, bound))
+                continue
             elif isinstance(s, ast.Expr | ast.Assert):
                 for field in ("value", "test", "msg"):
                     if getattr(s, field, None) is not None:
                         setattr(s, field, self.renamed(getattr(s, field)))
             out.append(s)
         return out
-
-    def rename_if(self, s: ast.If, bound: set[str]) -> ast.If:
-        s.test = self.renamed(s.test)
-        flag = self.namer.fresh("branch")
-        before = dict(self.current)
-        bound_then, bound_else = set(bound), set(bound)
-        s.body = self.rename_block(s.body, bound_then)
-        after_then, self.current = self.current, dict(before)
-        s.orelse = self.rename_block(s.orelse, bound_else)
-        after_else, self.current = self.current, dict(before)
-        for name in sorted((bound_then | bound_else) - bound):
-            self.current.pop(name, None)
-        for name in sorted(set(after_then) | set(after_else)):
-            then_name, else_name = after_then.get(name), after_else.get(name)
-            if then_name == else_name:
-                continue
-            if name in bound_then and name in bound_else:  # bound whichever branch ran
-                merged = self.namer.fresh(name)
-                s.body.append(ast.copy_location(B.assign(merged, B.name(then_name)), s))
-                s.orelse.append(ast.copy_location(B.assign(merged, B.name(else_name)), s))
-                self.current[name] = merged
-                bound.add(name)
-            else:
-                self.branch_local.add(name)
-        s.body.insert(0, ast.copy_location(B.assign(flag, B.const(True)), s))
-        s.orelse.insert(0, ast.copy_location(B.assign(flag, B.const(False)), s))
-        return s
 
     def renamed(self, node: ast.expr | None) -> ast.expr | None:
         current = self.current
@@ -258,39 +243,12 @@ class Reverse:
             before = len(out)
             if isinstance(s, ast.If):
                 self.backward_if(s, out)
+            elif isinstance(s, ast.For):
+                self.backward_for(s, out)
             elif isinstance(s, ast.Assign) and s.targets[0].id in self.adjoint:
                 self.transpose(s, out)
             for new in out[before:]:
                 ast.copy_location(new, s)
-
-    def backward_if(self, s: ast.If, out: list[ast.stmt]) -> None:
-        """The adjoints of the branch that ran (its flag says which). An adjoint the branches
-        start (of a name bound before the ``if``) exists after it whichever ran: zeros where
-        the other branch gave it nothing."""
-        before = dict(self.adjoint)
-        then_out: list[ast.stmt] = []
-        self.backward_block(s.body, then_out)
-        after_then, self.adjoint = self.adjoint, dict(before)
-        else_out: list[ast.stmt] = []
-        self.backward_block(s.orelse, else_out)
-        after_else, self.adjoint = self.adjoint, dict(before)
-        inside = {
-            t.targets[0].id for t in B.statements([*s.body, *s.orelse]) if isinstance(t, ast.Assign)
-        }
-        for name in sorted((set(after_then) | set(after_else)) - set(before) - inside):
-            then_name, else_name = after_then.get(name), after_else.get(name)
-            final = then_name or else_name
-            zeros = B.call(self.rev("zeros"), B.name(name))
-            if then_name is None:
-                then_out.append(B.assign(final, zeros))
-            elif else_name is None:
-                else_out.append(B.assign(final, zeros))
-            elif then_name != else_name:
-                else_out.append(B.assign(final, B.name(else_name)))
-            self.adjoint[name] = final
-        if then_out or else_out:
-            flag = s.body[0].targets[0].id
-            out.append(ast.If(test=B.name(flag), body=then_out or [ast.Pass()], orelse=else_out))
 
     def transpose(self, s: ast.Assign, out: list[ast.stmt]) -> None:
         z = s.targets[0].id

@@ -57,6 +57,8 @@ LAYERS: dict[str, int] = {
     "mutation": 6,
     # 7-12: driver, compile, public API, training, command line
     "transform": 7,
+    "reverse_loops": 7,
+    "reverse_branches": 7,
     "reverse": 8,
     "compile": 8,
     "reverse_api": 9,
