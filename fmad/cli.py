@@ -148,6 +148,8 @@ def _show(args: argparse.Namespace) -> int:
         text = reverse.show(stage=args.stage, printer=args.printer, comments=args.comments)
         sys.stdout.write("# fmad: reverse mode (one scalar output; every shape)\n" + text)
         return 0
+    if not hasattr(function, "__fmad__"):  # made with mode="reverse": its forward code
+        function = fmad.differentiate(function.__wrapped__, wrt=function.wrt)
     shapes = parse_shapes(args.shapes)
     with warnings.catch_warnings(record=True) as caught:  # e.g. astor missing: say it briefly
         warnings.simplefilter("always")

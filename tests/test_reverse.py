@@ -480,3 +480,22 @@ def test_the_tape_holds_only_what_the_adjoint_reads():
     np.testing.assert_allclose(grads["w"], forward, rtol=1e-9)
     # a tuple of four floats per iteration: about 180 bytes (measured peak / n: 176)
     assert peak / n < 250, peak / n
+
+
+def test_show_command_on_a_function_made_in_reverse_mode(tmp_path):
+    target = tmp_path / "target.py"
+    target.write_text(
+        "import fmad\n\n\n"
+        '@fmad.differentiate(wrt=["w"], mode="reverse")\n'
+        "def loss(x, w):\n"
+        "    return (w * x - 1.0) ** 2\n"
+    )
+    root = os.path.dirname(os.path.dirname(__file__))
+    env = {**os.environ, "PYTHONPATH": root}
+
+    def show(*extra):
+        command = [sys.executable, "-m", "fmad", "show", f"{target}:loss", *extra]
+        return subprocess.run(command, capture_output=True, text=True, check=True, env=env)
+
+    assert "def loss(x, w):" in show().stdout  # forward mode's code
+    assert "def loss_rev(x, w):" in show("--mode", "reverse").stdout
