@@ -102,7 +102,8 @@ class Reverse(ReverseBranches, ReverseLoops):
         active = Activity(tree, self.scope).active(set(self.wrt))
         self.active = active
         backward = self.backward(primal, ret)
-        if isinstance(ret.value, ast.Name) and any(isinstance(t, ast.For) for t in primal):
+        loops = any(isinstance(t, ast.For) for t in B.statements(primal))
+        if isinstance(ret.value, ast.Name) and loops:
             # the adjoints of a loop restore its names from the tape: keep the value first
             kept = self.namer.fresh("result")
             backward.insert(0, ast.copy_location(B.assign(kept, ret.value), ret))

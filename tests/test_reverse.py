@@ -499,3 +499,20 @@ def test_show_command_on_a_function_made_in_reverse_mode(tmp_path):
 
     assert "def loss(x, w):" in show().stdout  # forward mode's code
     assert "def loss_rev(x, w):" in show("--mode", "reverse").stdout
+
+
+def loop_in_branch(n, x, w):
+    s = w
+    if x > 0:
+        for _ in range(n):
+            s = s * w + x
+    else:
+        s = s * 2.0
+    return s
+
+
+@pytest.mark.parametrize("x", [-1.0, 0.5])
+def test_a_loop_inside_a_branch(x):
+    args = {"n": 4, "x": x, "w": 0.8}
+    assert compare(loop_in_branch, ["w"], args) == "same"
+    check_gradients(fmad.differentiate(loop_in_branch, wrt=["w"], mode="reverse"), args)
