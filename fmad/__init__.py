@@ -8,12 +8,13 @@
 (27.5625, {'w': -31.5, 'b': -10.5})
 """
 
-from fmad.api import Differentiated, differentiate, jacobian
+from fmad.api import Differentiated
 from fmad.errors import (
     DerivativeError,
     ExportError,
     FmadError,
     InternalError,
+    ReverseModeError,
     ShapeError,
     SourceError,
     TrainingError,
@@ -22,6 +23,7 @@ from fmad.errors import (
 )
 from fmad.export import export
 from fmad.higher import hessian, hvp, jvp
+from fmad.modes import differentiate, jacobian
 from fmad.objective import Objective
 from fmad.rules import register
 from fmad.train import TrainResult, train
@@ -34,6 +36,7 @@ __all__ = [
     "FmadError",
     "InternalError",
     "Objective",
+    "ReverseModeError",
     "ShapeError",
     "SourceError",
     "TrainResult",

@@ -75,6 +75,12 @@ def _parser() -> argparse.ArgumentParser:
         help="forward: primal and tangent code (default); flat: the flattened primal alone",
     )
     show.add_argument(
+        "--mode",
+        choices=["forward", "reverse"],
+        default="forward",
+        help="forward: tangent code (default); reverse: the primal, then the adjoints",
+    )
+    show.add_argument(
         "--shapes",
         help="the argument shapes whose variant to show, e.g. X=100x3,y=100,w=3,b= "
         "(b= a number; a letter, as in X=Nx3, a length known only at run time; arguments "
@@ -146,6 +152,14 @@ def _show(args: argparse.Namespace) -> int:
         function = fmad.differentiate(obj, wrt=wrt)
     else:
         raise CommandError(f"{args.target} is not a function; it is of type {type(obj).__name__}")
+    if args.mode == "reverse":  # one unit for every shape
+        original = getattr(function, "__wrapped__", function)
+        reverse = fmad.differentiate(original, wrt=function.wrt, mode="reverse")
+        text = reverse.show(stage=args.stage, printer=args.printer, comments=args.comments)
+        sys.stdout.write("# fmad: reverse mode (one scalar output; every shape)\n" + text)
+        return 0
+    if not hasattr(function, "__fmad__"):  # made with mode="reverse": its forward code
+        function = fmad.differentiate(function.__wrapped__, wrt=function.wrt)
     shapes = parse_shapes(args.shapes)
     with warnings.catch_warnings(record=True) as caught:  # e.g. astor missing: say it briefly
         warnings.simplefilter("always")

@@ -36,6 +36,11 @@ class ExportError(UnsupportedError):
     user's line, with what to do instead."""
 
 
+class ReverseModeError(UnsupportedError):
+    """Reverse mode does not handle this function (yet); forward mode may: the message
+    says so (``mode='forward'``)."""
+
+
 class WrtError(FmadError):
     """A ``wrt`` name that is not a parameter (or a usable local variable)."""
 

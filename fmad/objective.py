@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 
 from fmad import pytree
-from fmad.api import differentiate
 from fmad.errors import WrtError
 from fmad.higher import hessian, hvp
+from fmad.modes import differentiate
 
 
 class Objective:
@@ -36,7 +36,7 @@ class Objective:
         if hasattr(fn, "__fmad__"):
             fn = fn.__fmad__.original
         self.function = fn
-        self.gradient = differentiate(fn, wrt=wrt)
+        self.gradient = differentiate(fn, wrt=wrt, mode="auto")
         self.wrt: tuple[str, ...] = self.gradient.wrt
         self.data = dict(data or {})
         overlap = sorted(set(self.data) & set(self.wrt))

@@ -32,8 +32,9 @@ from typing import Any
 import numpy as np
 
 from fmad import pytree
-from fmad.api import Differentiated, differentiate
+from fmad.api import Differentiated
 from fmad.errors import TrainingError
+from fmad.modes import differentiate
 from fmad.variable import Variable
 
 Callback = Callable[[int, float, dict[str, Any]], Any]
@@ -85,7 +86,7 @@ def train(
     _check_settings(lr, epochs, callback, tol)
     every = _report_interval(progress, epochs)
     if not (hasattr(fn, "wrt") and hasattr(fn, "__wrapped__")):  # not differentiated yet
-        fn = differentiate(fn, wrt=[v.name for v in variables])
+        fn = differentiate(fn, wrt=[v.name for v in variables], mode="auto")
     _check_wrt(fn, variables)
     arguments, keywords, indices = _bind(fn, variables, data)
     names = [v.name for v in variables]

@@ -28,6 +28,9 @@ ZERO_DERIVATIVE: set[Any] = set()
 # Functions whose rule takes the tangent of a list argument as a list of tangents; every
 # other function of a list gets it stacked into one array first (fmad_rt.stack_tangents).
 LIST_RULES: set[Any] = set()
+# The rules written as partial derivatives (defpartials): key -> (partials, broadcast), so
+# reverse mode (fmad.adjoints) transposes them mechanically.
+PARTIALS: dict[Any, tuple[tuple[Rule, ...], bool]] = {}
 
 
 def method(name: str) -> tuple[str, str]:
@@ -120,6 +123,8 @@ def defpartials(*keys: Any, partials: tuple[Rule, ...], broadcast: bool = True) 
     primal values. ``broadcast``: the other operand may make the result bigger than a
     tangent's own operand (``np.maximum``); without it, the partial has the result's shape
     (``x * y``: the partial in ``x`` is ``y``)."""
+    for key in keys:
+        PARTIALS[key] = (partials, broadcast)
 
     def partials_rule(ctx, z, args, tangents, keywords):
         x, y = args[0], args[1]

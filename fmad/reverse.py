@@ -1,0 +1,316 @@
+"""Reverse mode: the flattened primal forward, then the adjoint statements in reverse order.
+
+A sibling of the forward emitter (:mod:`fmad.forward`), sharing the passes before it
+(source, fence, flatten, naming, activity) and after it (compile, printing with ``# line N:``
+comments). After this pass, for a straight-line function with one scalar output:
+
+- the primal statements run first, as flattened, so the value is the original's bit for bit;
+  a name assigned twice gets a fresh name at its second assignment (``h`` then ``h_1``), so
+  every value the adjoint statements read is still there when they run (no tape);
+- then ``dloss_dloss = fmad_rev.seed(loss)`` (1.0, or an error for an output that is not a
+  real scalar), and for each assignment ``z = f(x, y)``, last first, whose ``z`` has an
+  adjoint, one statement per active operand from the transpose table
+  (:mod:`fmad.adjoints`): the first contribution to ``dloss_dx`` assigns it, later ones add
+  (``dloss_dx = dloss_dx + ...``, never in place: an adjoint may be a primal array);
+- the unit returns ``(value, *gradients)`` in ``wrt`` order, each gradient in its
+  parameter's shape (zeros for a parameter the output does not depend on).
+
+Everything else is refused with a :class:`~fmad.errors.ReverseModeError` at the user's line
+that says to use ``mode='forward'``: control flow (``if``, loops), helper calls, in-place
+changes, containers, and operations without a transpose rule.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import types
+
+from fmad import adjoints, effects, rules
+from fmad import build as B
+from fmad import runtime_reverse as fmad_rev
+from fmad.activity import Activity, classify
+from fmad.errors import ReverseModeError
+from fmad.naming import names_in
+from fmad.reverse_branches import ReverseBranches
+from fmad.reverse_loops import ReverseLoops
+from fmad.rules.base import attribute, method
+from fmad.transform import Unit, prepare
+
+ADVICE = "use mode='forward' (or mode='auto', which falls back to it)"
+# statement kinds with their refusal (the rest of a flat function's grammar)
+STATEMENTS = {
+    ast.While: "'while' loops",
+    ast.FunctionDef: "a nested 'def'",
+    ast.Raise: "'raise'",
+    ast.Break: "'break'",
+    ast.Continue: "'continue'",
+}
+
+
+class Reverse(ReverseBranches, ReverseLoops):
+    """Builds the reverse-mode unit of ``fn`` with respect to the parameters ``wrt``."""
+
+    def __init__(self, fn: types.FunctionType, wrt: tuple[str, ...]) -> None:
+        src, scope, namer, flat = prepare(fn)
+        self.filename = src.filename
+        self.scope = scope
+        self.namer = namer
+        self.flat = flat
+        self.wrt = wrt
+        self.unit = Unit(src.function, src.filename, namer, scope, flat=flat)
+        self.unit.injected.update(scope.injected)
+        self.nested = B.nested_functions(flat)
+        params = B.parameters(flat.args)
+        for w in wrt:
+            if w not in params:
+                self.refuse_at(flat, f"differentiating with respect to '{w}', not a parameter")
+        self.params = params
+        self.adjoint: dict[str, str] = {}  # primal name -> its adjoint's name
+        self.output = "out"
+        self.user_names = names_in(src.tree)  # an output named by flatten is called 'out'
+
+    # -- helpers the rules use ---------------------------------------------------------------
+    def refuse_at(self, node: ast.AST, what: str):
+        raise ReverseModeError(
+            self.filename,
+            getattr(node, "lineno", None),
+            f"{what}: reverse mode does not support this yet; {ADVICE}",
+        )
+
+    def np_(self, *attrs: str) -> ast.expr:
+        return B.attr(self.unit.module("numpy"), *attrs) if attrs else self.unit.module("numpy")
+
+    def module(self, which: str) -> ast.expr:
+        return self.unit.module(which)
+
+    def rev(self, attr: str) -> ast.expr:
+        return B.attr(B.name(self.unit.inject(fmad_rev, "fmad_rev")), attr)
+
+    # -- the passes ------------------------------------------------------------------------
+    def function(self) -> Unit:
+        body = self.flat.body
+        if not body or not isinstance(body[-1], ast.Return):
+            self.refuse_at(body[-1] if body else self.flat, "a function without a final 'return'")
+        primal = self.rename([self.check(s) for s in body[:-1]])
+        ret = copy.deepcopy(body[-1])
+        ret.value = self.renamed(ret.value)
+        if not isinstance(ret.value, ast.Name | ast.Constant) and B.names(ret.value):
+            self.refuse_at(ret, "returning several values (reverse mode needs one scalar output)")
+        tree = copy.copy(self.flat)
+        tree.body = primal
+        active = Activity(tree, self.scope).active(set(self.wrt))
+        self.active = active
+        backward = self.backward(primal, ret)
+        loops = any(isinstance(t, ast.For) for t in B.statements(primal))
+        if isinstance(ret.value, ast.Name) and loops:
+            # the adjoints of a loop restore its names from the tape: keep the value first
+            kept = self.namer.fresh("result")
+            backward.insert(0, ast.copy_location(B.assign(kept, ret.value), ret))
+            ret.value = B.name(kept)
+        grads = []
+        for w in self.wrt:
+            if w in self.adjoint:
+                grads.append(B.name(self.adjoint[w]))
+            else:
+                grads.append(B.call(self.rev("zeros"), B.name(w)))
+        out = ast.Return(value=B.tuple_([ret.value, *grads]))
+        ast.copy_location(out, ret)
+        tree.body = primal + backward + [out]
+        tree.name = self.namer.fresh(f"{self.flat.name}_rev")
+        tree.decorator_list = []
+        tree.returns = None
+        ast.fix_missing_locations(tree)
+        self.unit.tree = tree
+        self.unit.tangents = frozenset(self.adjoint.values())
+        return self.unit
+
+    def check(self, s: ast.stmt) -> ast.stmt:
+        """``s`` if reverse mode handles its kind, else the refusal."""
+        for kind, what in STATEMENTS.items():
+            if isinstance(s, kind):
+                self.refuse_at(s, what)
+        if isinstance(s, ast.Return):
+            self.refuse_at(s, "a 'return' before the end of the function")
+        if isinstance(s, ast.Assign):
+            if getattr(s, "fmad_augmented", None) is not None:
+                self.refuse_at(s, "an augmented assignment (x += ...; write x = x + ...)")
+            if not isinstance(s.targets[0], ast.Name):
+                self.refuse_at(s, "assigning to an item, an attribute or several names")
+            self.check_calls(s.value, s)
+            return s
+        if isinstance(s, ast.Expr):
+            call = s.value
+            if isinstance(call, ast.Constant):
+                return s
+            if isinstance(call, ast.Call) and effects.effect_free(self.scope.lookup(call.func)):
+                return s
+            self.refuse_at(s, "a call whose result is dropped (it may change a value in place)")
+        if isinstance(s, ast.Assert | ast.Pass):
+            return s
+        if isinstance(s, ast.If):
+            for inner in [*s.body, *s.orelse]:
+                self.check(inner)
+            return s
+        if isinstance(s, ast.For):
+            self.check_for(s)
+            return s
+        self.refuse_at(s, f"the statement '{ast.unparse(s).splitlines()[0]}'")
+
+    def check_calls(self, value: ast.expr, s: ast.stmt) -> None:
+        """Every call reverse mode lets through leaves its arguments as they were: the
+        adjoint statements read the primal values after the whole primal has run."""
+        if not isinstance(value, ast.Call):
+            return
+        if any(k.arg is None or k.arg == "out" for k in value.keywords):
+            self.refuse_at(s, "a call with 'out=' or '**kwargs'")
+        target = classify(value, self.scope, self.nested)
+        if target.kind == "method":
+            name = target.name
+            if effects.mutating_method(name) or not (
+                name in rules.METHOD_RULES or name in rules.ZERO_METHODS
+            ):
+                self.refuse_at(s, f"the method call '.{name}()'")
+            return
+        if target.kind in ("rule", "zero"):
+            mutates = rules.hashable(target.obj) and target.obj in effects.MUTATING_FUNCTIONS
+            if mutates or effects.out_arguments(target.obj, value, None):
+                self.refuse_at(s, "a call that writes into an argument")
+            return
+        what = "a call to the helper" if target.kind in ("user", "nested") else "a call to"
+        self.refuse_at(s, f"{what} '{target.name}'")
+
+    def rename(self, body: list[ast.stmt]) -> list[ast.stmt]:
+        """A fresh name for each second assignment to a name (and the reads after it); each
+        ``if`` records the branch it took in a flag and merges what its branches assign."""
+        self.current: dict[str, str] = {p: p for p in self.params}
+        self.branch_local: set[str] = set()  # bound in one branch only: not read after it
+        return self.rename_block(body, set(self.params))
+
+    def rename_block(self, body: list[ast.stmt], bound: set[str]) -> list[ast.stmt]:
+        out = []
+        for s in body:
+            s = copy.deepcopy(s)
+            if isinstance(s, ast.Assign):
+                s.value = self.renamed(s.value)
+                name = s.targets[0].id
+                self.current[name] = self.namer.fresh(name) if name in bound else name
+                s.targets[0] = ast.copy_location(B.store(self.current[name]), s)
+                bound.add(name)
+                self.branch_local.discard(name)
+            elif isinstance(s, ast.If):
+                s = self.rename_if(s, bound)
+            elif isinstance(s, ast.For):
+                out.extend(self.rename_for(s, bound))
+                continue
+            elif isinstance(s, ast.Expr | ast.Assert):
+                for field in ("value", "test", "msg"):
+                    if getattr(s, field, None) is not None:
+                        setattr(s, field, self.renamed(getattr(s, field)))
+            out.append(s)
+        return out
+
+    def renamed(self, node: ast.expr | None) -> ast.expr | None:
+        current = self.current
+        for n in B.names(node, ast.Load):
+            if n in self.branch_local:
+                self.refuse_at(node, f"reading '{n}', bound in only one branch of an 'if'")
+
+        class Rename(ast.NodeTransformer):
+            def visit_Name(self, n: ast.Name) -> ast.Name:
+                if isinstance(n.ctx, ast.Load) and n.id in current:
+                    return ast.copy_location(B.name(current[n.id]), n)
+                return n
+
+        return Rename().visit(node) if node is not None else None
+
+    # -- the adjoint statements ------------------------------------------------------------
+    def backward(self, primal: list[ast.stmt], ret: ast.Return) -> list[ast.stmt]:
+        out: list[ast.stmt] = []
+        value = ret.value
+        if isinstance(value, ast.Name) and value.id in self.active:
+            self.output = value.id if value.id in self.user_names else "out"
+            seed = self.namer.fresh(f"d{self.output}_d{value.id}", limit=80)
+            self.adjoint[value.id] = seed
+            out.append(B.assign(seed, B.call(self.rev("seed"), value)))
+        else:
+            out.append(ast.Expr(B.call(self.rev("seed"), value)))
+        ast.copy_location(out[-1], ret)
+        self.backward_block(primal, out)
+        return out
+
+    def backward_block(self, stmts: list[ast.stmt], out: list[ast.stmt]) -> None:
+        for s in reversed(stmts):
+            before = len(out)
+            if isinstance(s, ast.If):
+                self.backward_if(s, out)
+            elif isinstance(s, ast.For):
+                self.backward_for(s, out)
+            elif isinstance(s, ast.Assign) and s.targets[0].id in self.adjoint:
+                self.transpose(s, out)
+            for new in out[before:]:
+                ast.copy_location(new, s)
+
+    def transpose(self, s: ast.Assign, out: list[ast.stmt]) -> None:
+        z = s.targets[0].id
+        g = B.name(self.adjoint[z])
+        value = s.value
+        if z not in self.active:  # a value with no derivative (a comparison, np.floor...)
+            return None
+        if isinstance(value, ast.Name):
+            if value.id in self.active:
+                self.contribute(value.id, g, out)
+            return None
+        key, args, keywords = self.operation(value, s)
+        active = [isinstance(a, ast.Name) and a.id in self.active for a in args]
+        if isinstance(value, ast.Subscript):
+            active[1] = any(n in self.active for n in B.names(args[1]))
+        if any(n in self.active for k in keywords.values() for n in B.names(k)):
+            self.refuse_at(s, f"'{ast.unparse(value)}' with a differentiated keyword argument")
+        if not any(active):  # its value is active, so something fed it: refuse, never drop it
+            self.refuse_at(s, f"'{ast.unparse(value)}' on a differentiated value")
+        rule = adjoints.adjoint_for(key)
+        if rule is None:
+            self.refuse_at(s, f"'{ast.unparse(value)}' (no transpose rule yet)")
+        self.node = s
+        for i, expr in rule(self, g, z, args, keywords, active):
+            self.contribute(args[i].id, expr, out)
+        return None
+
+    def operation(self, value: ast.expr, s: ast.stmt):
+        """The rule key, operands and keywords of the operation ``value``."""
+        if isinstance(value, ast.BinOp):
+            return type(value.op), [value.left, value.right], {}
+        if isinstance(value, ast.UnaryOp):
+            return type(value.op), [value.operand], {}
+        if isinstance(value, ast.Subscript):
+            return ast.Subscript, [value.value, value.slice], {}
+        if isinstance(value, ast.Attribute):
+            return attribute(value.attr), [value.value], {}
+        if isinstance(value, ast.Call):
+            keywords = {k.arg: k.value for k in value.keywords}
+            target = classify(value, self.scope, self.nested)
+            if target.kind == "method":
+                return method(target.name), [value.func.value, *value.args], keywords
+            if any(isinstance(a, ast.Starred) for a in value.args):
+                self.refuse_at(s, "a call with *args")
+            return target.obj, list(value.args), keywords
+        return self.refuse_at(s, f"'{ast.unparse(value)}' on a differentiated value")
+
+    def refuse(self, what: str):
+        """What a transpose rule calls (``ctx.refuse``): refused at the current line."""
+        self.refuse_at(self.node, what)
+
+    def contribute(self, name: str, expr: ast.expr, out: list[ast.stmt]) -> None:
+        """The first contribution to ``name``'s adjoint assigns it, later ones add."""
+        existing = self.adjoint.get(name)
+        if existing is None:
+            self.adjoint[name] = self.namer.fresh(f"d{self.output}_d{name}", limit=80)
+            out.append(B.assign(self.adjoint[name], expr))
+        else:
+            out.append(B.assign(existing, B.binop(B.name(existing), ast.Add(), expr)))
+
+
+def reverse_unit(fn: types.FunctionType, wrt: tuple[str, ...]) -> Unit:
+    """The reverse-mode unit of ``fn`` (see the module's docstring)."""
+    return Reverse(fn, wrt).function()

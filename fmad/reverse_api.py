@@ -1,0 +1,185 @@
+"""The public function of reverse mode (``fmad.differentiate(fn, mode="reverse")``).
+
+One compiled unit serves every shape: the adjoint statements read shapes when they run
+(``fmad_rev.unbroadcast``...), so unlike forward mode there is no variant per shape. The
+wrapper checks the ``wrt`` arguments (numbers and real arrays), turns the runtime's refusals
+into :class:`~fmad.errors.ReverseModeError` at the user's line, and gives each gradient its
+parameter's shape (a float for a number).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import linecache
+import numbers
+import types
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from fmad import runtime_reverse as fmad_rev
+from fmad import trace
+from fmad.compile import compile_unit
+from fmad.errors import InternalError, ReverseModeError
+from fmad.printer import to_source
+from fmad.reverse import ADVICE, reverse_unit
+from fmad.source import python_function, read_function
+from fmad.spec import normalize_wrt
+from fmad.variable import Variable
+
+SELF = ("self", "cls")
+FLOAT64 = np.dtype(np.float64)
+
+
+def default_wrt(fn: types.FunctionType, wrt: Sequence[str] | str | None) -> tuple[str, ...]:
+    params = [
+        p.name
+        for p in inspect.signature(fn).parameters.values()
+        if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
+    if params and params[0] in SELF:
+        params = params[1:]
+    return normalize_wrt(fn.__name__, params, wrt)
+
+
+class ReverseFunction:
+    """``fn`` differentiated in reverse mode with respect to ``wrt``."""
+
+    def __init__(self, fn: Any, wrt: Sequence[str] | str | None = None) -> None:
+        fn = python_function(fn)
+        self.original = fn
+        self.wrt = default_wrt(fn, wrt)
+        self.unit = reverse_unit(fn, self.wrt)
+        self.compiled = compile_unit(self.unit, {})
+        self.filename = self.unit.filename
+        self.def_line = read_function(fn).tree.lineno
+        self.return_line = self.unit.flat.body[-1].lineno
+        signature = inspect.signature(fn)
+        names = list(signature.parameters)
+        self.slots = []
+        for w in self.wrt:
+            p = signature.parameters[w]
+            index = names.index(w) if p.kind != p.KEYWORD_ONLY else None
+            self.slots.append((w, index, p.default))
+
+    @property
+    def source(self) -> str:
+        return self.unit.printed()
+
+    def show(self, stage: str = "reverse", printer: str = "ast", *, comments: bool = True, **_):
+        lines = linecache.getlines(self.filename) if comments else None
+        tree = self.unit.flat if stage == "flat" else self.unit.tree
+        return to_source(tree, printer, lines)
+
+    def arguments(self, args: tuple, kwargs: dict) -> list[Any]:
+        """The ``wrt`` arguments of a call, each checked."""
+        values = []
+        for name, index, default in self.slots:
+            if index is not None and index < len(args):
+                value = args[index]
+            else:
+                value = kwargs.get(name, default)
+            kind = type(value)
+            if kind is float or (kind is np.ndarray and value.dtype.kind in "iuf"):
+                values.append(value)  # the common kinds, checked fast
+                continue
+            ok = (isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)) or (
+                isinstance(value, np.ndarray) and value.dtype.kind in "iuf"
+            )
+            if not ok:
+                what = (
+                    f"an array of dtype {value.dtype}"
+                    if isinstance(value, np.ndarray)
+                    else f"a {type(value).__name__}"
+                )
+                raise ReverseModeError(
+                    self.filename,
+                    self.def_line,
+                    f"the argument of the parameter {name!r} is {what}; reverse mode "
+                    f"differentiates with respect to real numbers and real arrays; {ADVICE}",
+                )
+            values.append(value)
+        return values
+
+    def __call__(self, *args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        if Variable in map(type, args):
+            args = tuple(a.value if isinstance(a, Variable) else a for a in args)
+        if kwargs and Variable in map(type, kwargs.values()):
+            kwargs = {k: v.value if isinstance(v, Variable) else v for k, v in kwargs.items()}
+        values = self.arguments(args, kwargs)
+        try:
+            value, *grads = self.compiled(*args, **kwargs)
+        except fmad_rev.NotScalar as exc:
+            raise ReverseModeError(
+                self.filename,
+                self.return_line,
+                f"reverse mode needs one real scalar output; '{self.original.__name__}' "
+                f"returned {fmad_rev.describe(exc.value)}: use mode='forward' (it gives the "
+                "whole Jacobian), or reduce the output to a scalar",
+            ) from None
+        except fmad_rev.Refused as exc:
+            where = trace.locate(exc)
+            line = where.line if where is not None else self.def_line
+            raise ReverseModeError(
+                self.filename, line, f"{exc}: reverse mode does not support this yet; {ADVICE}"
+            ) from None
+        except Exception as exc:
+            if exc.__traceback__.tb_next is not None:
+                trace.check(exc)
+            raise
+        array = isinstance(value, np.ndarray)  # a 0-d array output: array gradients
+        return value, {
+            name: self.shaped(name, g, v, array)
+            for (name, *_), g, v in zip(self.slots, grads, values, strict=True)
+        }
+
+    def shaped(self, name: str, g: Any, value: Any, array: bool) -> Any:
+        """``g`` in the type forward mode gives: a float for a number, an array of the
+        parameter's shape (a numpy scalar for a 0-d array), an array for a 0-d array output."""
+        # the common cases, checked fast
+        if type(g) is np.ndarray and type(value) is np.ndarray and g.shape == value.shape:
+            if g.dtype is FLOAT64 and g.flags.owndata and g.flags.writeable:
+                return g
+        elif (type(g) is float or type(g) is np.float64) and type(value) is float and not array:
+            return float(g)
+        if np.iscomplexobj(g):
+            raise ReverseModeError(
+                self.filename,
+                self.def_line,
+                f"the gradient of {name!r} went through complex values; reverse mode "
+                f"differentiates real code only; {ADVICE}",
+            )
+        if np.shape(g) != np.shape(value):
+            raise self.internal(name, g, value)
+        if not array and not isinstance(value, np.ndarray):
+            return float(g)
+        g = np.asarray(g, dtype=np.result_type(g, float))
+        if not array and g.ndim == 0:
+            return g[()]
+        if not (g.flags.owndata and g.flags.writeable):
+            g = g.copy()  # a view (broadcast, reshape) of another array: the user's own copy
+        return g
+
+    def internal(self, name: str, g: Any, value: Any) -> InternalError:
+        return InternalError(
+            f"{self.filename}:{self.def_line}: internal error in fmad: the reverse-mode "
+            f"gradient of {name!r} has shape {np.shape(g)}, its argument {np.shape(value)}. "
+            "This is a bug in fmad; please report it (mode='forward' avoids it)"
+        )
+
+    def public(self) -> Any:
+        def function(*args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+            return self(*args, **kwargs)
+
+        functools.update_wrapper(function, self.original)
+        function.__fmad_reverse__ = self
+        function.__wrapped__ = self.original
+        function.wrt = self.wrt
+        function.mode = "reverse"
+        function.source = self.source
+        function.flat_source = self.show("flat")
+        function.show = self.show
+        function.source_for = lambda *args, **kwargs: self.source
+        return function

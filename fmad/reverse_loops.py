@@ -1,0 +1,131 @@
+"""``for`` loops in reverse mode, with a tape: a part of :class:`fmad.reverse.Reverse`.
+
+A loop over something with no derivative (``range(n)``, a data array) whose body is
+straight-line code. After this pass:
+
+- the primal: each variable the body reassigns and that was bound before the loop is
+  *carried* in a name of its own (``acc_1 = acc`` before the loop; the body reads
+  ``acc_1`` and ends with ``acc_1 = acc_3``), so the values bound before the loop stay
+  as they were for the adjoints of the code before it. At the end of each iteration the
+  body pushes onto ``tape`` (a plain list) the values of *this iteration* that its adjoint
+  statements read, and nothing else (a tuple per iteration; ``()`` when they read none);
+- the adjoints: ``while tape:`` pops one iteration's values, last first, and runs the
+  body's adjoint statements. A carried value's adjoint passes from one iteration to the
+  one before it (zeros when the body does not read it); the adjoints of values bound before
+  the loop start at zeros before it and add up over the iterations.
+
+Refused (with ``mode='forward'`` as the way out): an iterable that carries a derivative,
+``break``/``continue``/``else``, ``if`` or loops inside the body, and reading after the loop
+a name first bound inside it.
+"""
+
+from __future__ import annotations
+
+import ast
+
+from fmad import build as B
+
+
+class ReverseLoops:
+    """Needs the host's ``namer``, ``current``, ``renamed``, ``rename_block``, ``adjoint``,
+    ``contribute``, ``backward_block``, ``rev``, ``active`` and ``refuse_at``."""
+
+    def check_for(self, s: ast.For) -> None:
+        if s.orelse:
+            self.refuse_at(s, "a 'for' loop with an 'else'")
+        allowed = ast.Name | ast.Tuple | ast.List | ast.expr_context
+        if not all(isinstance(n, allowed) for n in ast.walk(s.target)):
+            self.refuse_at(s, "a 'for' target that is not names")
+        for inner in s.body:
+            if isinstance(inner, ast.If | ast.For | ast.While):
+                self.refuse_at(inner, "an 'if' or a loop inside a 'for' loop")
+            self.check(inner)
+
+    def rename_for(self, s: ast.For, bound: set[str]) -> list[ast.stmt]:
+        """The statements before the loop, then the loop (see the module docstring)."""
+        s.iter = self.renamed(s.iter)
+        targets = B.names(s.target)
+        assigned = [t.targets[0].id for t in s.body if isinstance(t, ast.Assign)]
+        carried = [n for n in dict.fromkeys(assigned) if n in bound and n not in targets]
+        pre: list[ast.stmt] = []
+        loopvars = {}
+        for n in carried:
+            loopvars[n] = self.namer.fresh(n)
+            pre.append(ast.copy_location(B.assign(loopvars[n], B.name(self.current[n])), s))
+        for n in targets:  # a target bound before gets a name of its own
+            self.current[n] = self.namer.fresh(n) if n in bound else n
+        for node in ast.walk(s.target):
+            if isinstance(node, ast.Name):
+                node.id = self.current[node.id]
+        self.current.update(loopvars)
+        first = {n for n in [*assigned, *targets] if n not in bound}
+        inner_bound = set(bound) | set(targets)
+        body = self.rename_block(s.body, inner_bound)
+        s.fmad_final = {loopvars[n]: self.current[n] for n in carried}
+        for n in carried:
+            body.append(ast.copy_location(B.assign(loopvars[n], B.name(self.current[n])), s))
+            self.current[n] = loopvars[n]
+        s.body = body
+        s.fmad_copybacks = len(carried)
+        s.fmad_tape = self.namer.fresh("tape")
+        pre.append(ast.copy_location(B.assign(s.fmad_tape, ast.List(elts=[], ctx=ast.Load())), s))
+        for n in first:  # bound by the loop: not read after it
+            self.current.pop(n, None)
+            self.branch_local.add(n)
+        return [*pre, s]
+
+    def backward_for(self, s: ast.For, out: list[ast.stmt]) -> None:
+        # carried name -> its value at the end of the body (those with a derivative)
+        loopvars = {v: f for v, f in s.fmad_final.items() if v in self.active}
+        if not any(v in self.adjoint for v in loopvars):
+            return  # nothing the loop computed reaches the output
+        if any(n in self.active for n in B.names(s.iter)):
+            self.refuse_at(s, "a 'for' loop over a value that carries a derivative")
+        body = s.body[: len(s.body) - s.fmad_copybacks]
+        inside = {t.targets[0].id for t in body if isinstance(t, ast.Assign)}
+        inside |= set(B.names(s.target))
+        outer = sorted(
+            n
+            for t in body
+            for n in B.names(t, ast.Load)
+            if n in self.active
+            and n not in inside
+            and n not in self.adjoint
+            and n not in s.fmad_final
+        )
+        for n in outer:  # adjoints of values bound before the loop add up over iterations
+            self.adjoint[n] = self.namer.fresh(f"d{self.output}_d{n}", limit=80)
+            out.append(B.assign(self.adjoint[n], B.call(self.rev("zeros"), B.name(n))))
+        for v in loopvars:
+            if v not in self.adjoint:
+                self.adjoint[v] = self.namer.fresh(f"d{self.output}_d{v}", limit=80)
+                out.append(B.assign(self.adjoint[v], B.call(self.rev("zeros"), B.name(v))))
+        carried = {v: self.adjoint.pop(v) for v in loopvars}
+        inner: list[ast.stmt] = []
+        for v, final in loopvars.items():  # the copy-back acc_1 = acc_3, transposed
+            if final in self.active:
+                self.contribute(final, B.name(carried[v]), inner)
+        self.backward_block(body, inner)
+        for v, name in carried.items():
+            new = self.adjoint.get(v)
+            if new is None:
+                inner.append(B.assign(name, B.call(self.rev("zeros"), B.name(v))))
+            elif new != name:
+                inner.append(B.assign(name, B.name(new)))
+            self.adjoint[v] = name
+        for n in inside:
+            self.adjoint.pop(n, None)
+        # the tape: exactly the values of one iteration the adjoint statements read
+        read = {n for t in inner for n in B.names(t, ast.Load)}
+        saved = sorted(read & (inside | set(s.fmad_final)))
+        tape = B.name(s.fmad_tape)
+        values = B.tuple_([B.name(n) for n in saved])
+        push = ast.Expr(B.call(B.attr(tape, "append"), values))
+        s.body.insert(len(body), ast.copy_location(push, s))
+        pop = B.call(B.attr(B.name(s.fmad_tape), "pop"))
+        unpack = ast.Assign(
+            targets=[ast.Tuple(elts=[B.store(n) for n in saved], ctx=ast.Store())], value=pop
+        )
+        if not saved:
+            unpack = ast.Expr(pop)
+        out.append(ast.While(test=tape, body=[unpack, *inner], orelse=[]))
