@@ -58,6 +58,7 @@ LAYERS: dict[str, int] = {
     "compile": 8,
     "export_inline": 8,
     "api": 9,
+    "hessian_blocks": 9,
     "train": 10,
     "higher": 10,
     "export": 10,
