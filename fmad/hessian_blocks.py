@@ -79,9 +79,54 @@ def prune(tree: ast.FunctionDef, plan: Plan, first_order: ast.FunctionDef) -> bo
         for name in B.stored_names(target)
     }
     # only the second pass's own statements may go; the first pass's all stay
+    fold_negations(tree, own - kept)
     drop_dead_tangents(tree, own - kept, set())
     plan.pruned = True
     return True
+
+
+def fold_negations(tree: ast.FunctionDef, own: set[str]) -> None:
+    """Signs folded into the second pass's own statements, exactly (IEEE negation only
+    flips the sign bit): ``t = -u`` then ``s = -t`` makes ``s = u``; ``t`` read once, by
+    ``s = a + t``, ``s = t + a`` or ``s = a - t``, makes ``s = a - u`` or ``s = a + u``.
+    ``t`` is then read by nothing (dropped). Only names that hold one value throughout (bound
+    once at the top level, or parameters never rebound) are followed."""
+    stores = B.names(tree, ast.Store)
+    params = set(B.parameters(tree.args))
+    stable = {n for n in stores if stores.count(n) == 1} - params
+    stable |= params - set(stores)
+    reads: dict[str, int] = {}
+    for n in B.names(tree, ast.Load):
+        reads[n] = reads.get(n, 0) + 1
+    negated: dict[str, str] = {}  # t -> u for the statements t = -u
+    for s in tree.body:
+        if not (
+            isinstance(s, ast.Assign)
+            and len(s.targets) == 1
+            and isinstance(s.targets[0], ast.Name)
+            and s.targets[0].id in own
+            and s.targets[0].id in stable
+        ):
+            continue
+        target, value = s.targets[0].id, s.value
+        if isinstance(value, ast.UnaryOp) and isinstance(value.op, ast.USub):
+            operand = value.operand
+            if isinstance(operand, ast.Name) and operand.id in negated:
+                s.value = B.name(negated[operand.id])
+            elif isinstance(operand, ast.Name) and operand.id in stable:
+                negated[target] = operand.id
+        elif isinstance(value, ast.BinOp) and isinstance(value.op, ast.Add | ast.Sub):
+            left, right = value.left, value.right
+            if isinstance(right, ast.Name) and reads.get(right.id) == 1 and right.id in negated:
+                op = ast.Sub() if isinstance(value.op, ast.Add) else ast.Add()
+                s.value = ast.BinOp(left=left, op=op, right=B.name(negated[right.id]))
+            elif (
+                isinstance(value.op, ast.Add)
+                and isinstance(left, ast.Name)
+                and reads.get(left.id) == 1
+                and left.id in negated
+            ):
+                s.value = ast.BinOp(left=right, op=ast.Sub(), right=B.name(negated[left.id]))
 
 
 def layout_ok(value: ast.expr | None, n: int) -> bool:
