@@ -30,11 +30,12 @@ from typing import Any
 
 import numpy as np
 
-from fmad import pytree, trace
+from fmad import hessian_blocks, pytree, trace
 from fmad.api import Transformed
 from fmad.compile import compile_unit
 from fmad.errors import FmadError, UnsupportedError, WrtError
-from fmad.source import python_function
+from fmad.hessian_blocks import Plan
+from fmad.source import python_function, read_function
 from fmad.spec import Spec, normalize_wrt
 from fmad.transform import Session
 
@@ -180,7 +181,10 @@ class SecondOrder:
         self._jvps: dict[Spec, JVP] = {}
 
     def spec(self, args: tuple, kwargs: dict) -> Spec:
-        spec = self.first._spec(args, kwargs)
+        return self.spec_of(self.first._spec(args, kwargs))
+
+    def spec_of(self, spec: Spec) -> Spec:
+        """The spec of the second derivatives for the first-order spec ``spec``."""
         if any(t is not None for t in spec.trees):
             name = next(w for w, t in zip(spec.wrt, spec.trees, strict=True) if t is not None)
             code = self.first.original.__code__
@@ -270,7 +274,9 @@ class Hessian(SecondOrder):
     def __init__(self, fn: Callable[..., Any], wrt: Sequence[str] | str | None) -> None:
         super().__init__(fn, wrt)
         self._second: dict[Spec, Transformed] = {}
-        self._by_columns: set[Spec] = set()  # specs whose code needs the column path
+        # per spec of the first-order code: the second-order function and its Plan, or
+        # None where the second pass is refused (one product per column instead)
+        self._code: dict[Spec, tuple[Callable[..., Any], Plan] | None] = {}
         self.second(Spec(self.wrt, tuple(None for _ in self.wrt)))  # refusals now
 
     def second(self, spec: Spec) -> Transformed:
@@ -278,40 +284,56 @@ class Hessian(SecondOrder):
         return self.again(self._second, spec, Transformed)
 
     def __call__(self, *args: Any, **kwargs: Any) -> tuple[Any, dict, dict]:
-        spec = self.spec(args, kwargs)
-        if spec in self._by_columns:
-            return self.columns(spec, args, kwargs)
+        first = self.first._spec(args, kwargs)
+        code = self._code.get(first)
+        if code is None:
+            code = self.code(first)
+            if code is None:
+                return self.columns(self.spec_of(first), args, kwargs)
+        function, plan = code
+        out = run(function, *args, **kwargs)
+        primal = out[0]
+        value = primal[0]
+        check_scalar(value, self.first.original)
+        vshape = np.shape(value)
+        block = hessian_blocks.block
+        grads = {
+            name: block(t, vshape, shape, None)
+            for name, t, shape in zip(self.wrt, primal[1:], plan.shapes, strict=True)
+        }
+        return value, grads, hessian_blocks.assemble(out[1:], vshape, plan)
+
+    def code(self, first: Spec) -> tuple[Callable[..., Any], Plan] | None:
+        """The second-order function for the first-order spec ``first`` and its Plan, made
+        once: the first-order code differentiated again in one pass (one direction per
+        parameter: an array parameter's on a trailing axis), each symmetric pair of blocks
+        computed once (fmad.hessian_blocks). None: that pass is refused for arrays, the
+        Hessian is taken column by column."""
+        if first in self._code:
+            return self._code[first]
+        spec = self.spec_of(first)
         try:
-            function = self.second_function(spec)
+            variant = self.second_variant(spec)
         except UnsupportedError:
             if not spec.vectorized:
                 raise
-            # code the second pass cannot take in one pass: one product per column instead
-            self._by_columns.add(spec)
-            return self.columns(spec, args, kwargs)
-        return self.forward_over_forward(spec, function, args, kwargs)
+            self._code[first] = None
+            return None
+        self._code[first] = (variant.function, variant.plan)
+        return self._code[first]
 
-    def second_function(self, spec: Spec) -> Callable[..., Any]:
-        """The first-order code for ``spec``, differentiated again in one pass (one
-        direction per parameter: an array parameter's on a trailing axis)."""
-        second = self.second(spec)
-        return second._variant(Spec(self.wrt, spec.shapes)).function
-
-    def forward_over_forward(
-        self, spec: Spec, function: Callable[..., Any], args: tuple, kwargs: dict
-    ) -> tuple[Any, dict, dict]:
-        value, *blocks = run(function, *args, **kwargs)
-        check_scalar(value[0], self.first.original)
-        value, *grads = value
-        vshape = np.shape(value)
-        hess = {
-            a: {
-                b: as_block(blocks[j][1 + i], vshape, sa, sb)
-                for j, (b, sb) in enumerate(zip(self.wrt, spec.shapes, strict=True))
-            }
-            for i, (a, sa) in enumerate(zip(self.wrt, spec.shapes, strict=True))
-        }
-        return value, self.shaped(spec, value, grads), hess
+    def second_variant(self, spec: Spec) -> Any:
+        """The compiled second-order code for ``spec`` (its ``plan`` attribute says which
+        blocks it returns)."""
+        variant = self.second(spec)._variant(Spec(self.wrt, spec.shapes))
+        if not hasattr(variant, "plan"):
+            plan = Plan(self.wrt, spec.shapes)
+            first_order = read_function(variant.unit.function).tree
+            if hessian_blocks.prune(variant.unit.tree, plan, first_order):
+                variant.unit.text = None
+                variant.function = compile_unit(variant.unit, {})
+            variant.plan = plan
+        return variant
 
     def columns(self, spec: Spec, args: tuple, kwargs: dict) -> tuple[Any, dict, dict]:
         """With array parameters: column ``(b, j)`` of the Hessian is ``H e_j``."""
@@ -342,6 +364,7 @@ class Hessian(SecondOrder):
             for a, sa in zip(self.wrt, spec.shapes, strict=True):
                 block = np.stack([np.asarray(c) for c in cols[a]], axis=-1)
                 hess[a][b] = block.reshape((sa or ()) + (shape or ()))
+        hess = hessian_blocks.finish(hess, Plan(self.wrt, spec.shapes))
         return value, self.shaped(spec, value, grads), hess
 
     def show(self, shapes: dict[str, tuple[int | None, ...]] | None = None) -> str:
@@ -352,7 +375,7 @@ class Hessian(SecondOrder):
         if shapes is not None:
             spec = Spec(self.wrt, self.first.variant_for_shapes(shapes).spec.shapes)
         try:
-            return self.second(spec)._variant(spec).source()
+            return self.second_variant(spec).source()
         except UnsupportedError:
             if not spec.vectorized:
                 raise
