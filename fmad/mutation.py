@@ -233,7 +233,7 @@ class Mutation(SiteWalk):
 
     # -- assignments -------------------------------------------------------------------
     def assign(self, s: ast.Assign, state: State) -> State:
-        self.read_by_derivative(s, state)
+        read_by_derivative(self, s, state)
         target = s.targets[0]
         augmented = getattr(s, "fmad_augmented", None)
         if augmented is not None and isinstance(target, ast.Name):
@@ -255,22 +255,6 @@ class Mutation(SiteWalk):
         if not isinstance(target, ast.Name):
             sites = Sites(part(x) for x in sites)
         return self.bind(target, sites, state.copy())
-
-    def read_by_derivative(self, s: ast.Assign, state: State) -> None:
-        """An operation that carries a derivative reads its other operands: its derivative
-        code may keep them (``db_dw = a`` for ``b = w * a``) or read them later (a
-        contraction at a reduction), so they must not change in place afterwards."""
-        if not self.active(s.value):
-            return
-        read = Sites()
-        for node in ast.walk(s.value):
-            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
-                if self.scope.is_local(node.id) and not self.active(node):
-                    sites = with_parts(self.lookup(node.id, state))
-                    read |= sites
-                    for site in sites:
-                        self.read_at.setdefault(site, s)
-        state.read = state.read | read
 
     # -- the checks --------------------------------------------------------------------
     def shared(self, name: str, sites: Sites, key: ast.AST, state: State) -> str | None:
@@ -370,6 +354,23 @@ class Mutation(SiteWalk):
             B.const(inputs[0] if inputs else None),
         )
         self.guards[id(s)] = (s, guard)
+
+
+def read_by_derivative(m: Mutation, s: ast.Assign, state: State) -> None:
+    """An operation that carries a derivative reads its other operands: its derivative
+    code may keep them (``db_dw = a`` for ``b = w * a``) or read them later (a contraction
+    at a reduction), so they must not change in place afterwards (``Mutation.in_place``)."""
+    if not m.active(s.value):
+        return
+    read = Sites()
+    for node in ast.walk(s.value):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            if m.scope.is_local(node.id) and not m.active(node):
+                sites = with_parts(m.lookup(node.id, state))
+                read |= sites
+                for site in sites:
+                    m.read_at.setdefault(site, s)
+    state.read = state.read | read
 
 
 def is_atom(node: ast.expr) -> bool:
