@@ -33,6 +33,7 @@ from fmad.activity import Activity, classify
 from fmad.errors import ReverseModeError
 from fmad.naming import names_in
 from fmad.reverse_branches import ReverseBranches
+from fmad.reverse_inline import inline_helpers
 from fmad.reverse_loops import ReverseLoops
 from fmad.rules.base import attribute, method
 from fmad.transform import Unit, prepare
@@ -92,7 +93,8 @@ class Reverse(ReverseBranches, ReverseLoops):
         body = self.flat.body
         if not body or not isinstance(body[-1], ast.Return):
             self.refuse_at(body[-1] if body else self.flat, "a function without a final 'return'")
-        primal = self.rename([self.check(s) for s in body[:-1]])
+        inlined = inline_helpers(self, body[:-1], prepare)
+        primal = self.rename([self.check(s) for s in inlined])
         ret = copy.deepcopy(body[-1])
         ret.value = self.renamed(ret.value)
         if not isinstance(ret.value, ast.Name | ast.Constant) and B.names(ret.value):
