@@ -110,3 +110,16 @@ def test_refused_at_the_line_with_what_to_do(fn, tag, what):
     # forward mode still differentiates what it supports (mode='auto' falls back to it)
     if tag not in ("star", "kwargs", "recursive", "nested", "closure", "mutable"):
         compare(fn, ["w"], {"w": 0.7})
+
+
+def test_a_rebound_helper_is_inlined_again(monkeypatch):
+    # the inlined body is the helper's at transform time: rebinding the name rebuilds it
+    args = PROGRAMS[0][2]
+    reverse = fmad.differentiate(rh.logistic, wrt=["w", "b"], mode="reverse")
+    before = reverse(**args)
+    monkeypatch.setattr(rh, "sigmoid", rh.steep_sigmoid)
+    assert compare(rh.logistic, ["w", "b"], args) == "same"
+    value, grads = reverse(**args)
+    assert value == rh.logistic(**args) and value != before[0]
+    forward = fmad.differentiate(rh.logistic, wrt=["w", "b"])(**args)[1]
+    np.testing.assert_allclose(grads["w"], forward["w"], rtol=1e-10)
