@@ -16,8 +16,9 @@ comments). After this pass, for a straight-line function with one scalar output:
   parameter's shape (zeros for a parameter the output does not depend on).
 
 Everything else is refused with a :class:`~fmad.errors.ReverseModeError` at the user's line
-that says to use ``mode='forward'``: control flow (``if``, loops), helper calls, in-place
-changes, containers, and operations without a transpose rule.
+that says to use ``mode='forward'``: the control flow :mod:`fmad.reverse_branches` and
+:mod:`fmad.reverse_loops` do not handle, helper calls :mod:`fmad.reverse_inline` does not
+inline, in-place changes, containers, and operations without a transpose rule.
 """
 
 from __future__ import annotations
