@@ -25,6 +25,7 @@ import inspect
 from fmad import build as B
 from fmad.activity import classify
 from fmad.build import bound_names, free_names
+from fmad.errors import FmadError, ReverseModeError
 
 CONSTANTS = (bool, int, float, complex, str, type(None))
 SCOPED = (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
@@ -84,7 +85,13 @@ class Inliner:
             bound = signature.bind(*call.args, **{k.arg: k.value for k in call.keywords})
         except TypeError as error:
             rev.refuse_at(s, f"{what}: {error}")
-        src, _, _, flat = self.prepare(helper)
+        try:
+            src, _, _, flat = self.prepare(helper)
+        except ReverseModeError:
+            raise
+        except FmadError as error:  # unreadable, or refused by flatten: say it at the call,
+            # as a ReverseModeError (mode='auto' falls back to forward mode on it)
+            rev.refuse_at(s, f"{what}: {error}")
         if src.filename != rev.filename:
             rev.refuse_at(s, f"{what}, defined in another file (reverse mode inlines helpers)")
         body = flat.body

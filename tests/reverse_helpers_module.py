@@ -150,3 +150,12 @@ def nested_helper(w):
 
 def steep_sigmoid(z):
     return 1.0 / (1.0 + np.exp(-2.0 * z))
+
+
+UNREADABLE = {}
+exec("def unreadable(x):\n    return x * 2.0\n", globals(), UNREADABLE)  # no source file
+unreadable = UNREADABLE["unreadable"]
+
+
+def calls_unreadable(w):
+    return unreadable(w) + 1.0  # LINE-unreadable
