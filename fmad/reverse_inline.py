@@ -136,10 +136,25 @@ class Inliner:
             mapping[name] = rev.namer.fresh(name)
         rev.scope.local_names |= set(mapping.values())
         renamed = [Rename(mapping).visit(copy.deepcopy(t)) for t in body]
-        result = copy.copy(s)  # keeps what flatten marked on it (an augmented assignment)
-        result.value = renamed[-1].value
         self.inlined.append(label)
-        return out + self.body(renamed[:-1], (*stack, helper)) + [result]
+        inner = self.body(renamed[:-1], (*stack, helper))
+        value = renamed[-1].value
+        last = inner[-1] if inner else None
+        if (  # `t = f(x)` then `return t`: the last assignment assigns the caller's target
+            isinstance(value, ast.Name)
+            and isinstance(last, ast.Assign)
+            and isinstance(s.targets[0], ast.Name)
+            and getattr(s, "fmad_augmented", None) is None
+            and [t.id for t in last.targets if isinstance(t, ast.Name)] == [value.id]
+            and sum(value.id in B.names(t, ast.Load) for t in inner) == 0
+            and value.id not in {mapping[p] for p in params}
+        ):
+            last = copy.copy(last)
+            last.targets = [copy.deepcopy(s.targets[0])]
+            return out + inner[:-1] + [last]
+        result = copy.copy(s)  # keeps what flatten marked on it (an augmented assignment)
+        result.value = value
+        return out + inner + [result]
 
 
 class Rename(ast.NodeTransformer):
