@@ -3,7 +3,8 @@
 ``z = helper(a, b)`` (after flattening its arguments are names or constants) becomes the
 helper's own flattened body, each name it binds renamed to a fresh name of the caller, each
 parameter bound to its argument (the caller's name itself when the helper never assigns the
-parameter, else ``x_1 = a``), and its final ``return v`` turned into ``z = v``. The statements
+parameter, else ``x_1 = a``), and its final ``return v`` turned into ``z = v`` (or, for
+``t = ...; return t``, that last assignment made to assign ``z``). The statements
 keep the helper's line numbers, so the printed adjoint quotes the helper's lines
 (``# line N:``) and a refusal inside the helper names its line. Helpers that call helpers are
 inlined in turn.
