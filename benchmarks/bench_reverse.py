@@ -3,7 +3,9 @@
     OMP_NUM_THREADS=1 python benchmarks/bench_reverse.py [--repeats 15] [--quick]
 
 Problems: the MLP ``mean((tanh(X @ W1 + b1) @ W2 + b2 - y) ** 2)`` (benchmarks/problems.py
-P7, N = 256, d = 8, h in 4, 16, 64), logistic regression (P3) and the 2-2-1 network (P4).
+P7, N = 256, d = 8, h in 4, 16, 64), logistic regression (P3) and the 2-2-1 network (P4),
+and P3 and P4 written with a ``sigmoid`` helper (P3h, P4h: reverse mode inlines it).
+``--helpers`` runs only P3, P4, P3h and P4h.
 Rows: hand-written gradient (the reference), fmad forward, fmad reverse, and JAX
 jit(value_and_grad) and torch CPU when importable (JAX also from /tmp/jaxvenv when that
 exists). Every timer runs once per round, rounds interleaved, so that drifting machine load
@@ -17,6 +19,7 @@ forward / reverse time for MLPs of growing hidden size.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import glob
 import os
 import statistics
@@ -33,6 +36,27 @@ import numpy as np  # noqa: E402
 import fmad  # noqa: E402
 from benchmarks import peers  # noqa: E402
 from benchmarks.problems import P3, P4, P7, Case, Problem  # noqa: E402
+
+
+def sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def p3_helper_fn(X, y, w, b):
+    p = sigmoid(X @ w + b)
+    return -np.mean(y * np.log(p) + (1.0 - y) * np.log(1.0 - p))
+
+
+def p4_helper_fn(x1, x2, y, w11, w12, w21, w22, w31, w32, b1, b2, b3):
+    h1 = sigmoid(w11 * x1 + w12 * x2 + b1)
+    h2 = sigmoid(w21 * x1 + w22 * x2 + b2)
+    out = sigmoid(w31 * h1 + w32 * h2 + b3)
+    return -np.mean(y * np.log(out) + (1.0 - y) * np.log(1.0 - out))
+
+
+# the same values bit for bit as P3 and P4 (the same operations in the same order)
+P3H = dataclasses.replace(P3, key="P3h", fn=p3_helper_fn, title=P3.title + " (helper)")
+P4H = dataclasses.replace(P4, key="P4h", fn=p4_helper_fn, title=P4.title + " (helper)")
 
 
 def jax_path() -> None:
@@ -54,6 +78,8 @@ def fmad_rows(problem: Problem) -> dict[str, object]:
 
 def peer_rows(problem: Problem, args: tuple) -> dict[str, tuple[object, tuple]]:
     rows = {}
+    if problem.key in (P3H.key, P4H.key):
+        return rows  # the peers translate problems.py's functions only
     for peer in (peers.JaxValueAndGrad(), peers.Torch()):
         reason = peer.unavailable() or peer.not_for(problem)
         if reason is not None:
@@ -100,13 +126,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--quick", action="store_true", help="fewer sizes and repeats")
+    parser.add_argument("--helpers", action="store_true", help="P3, P4 and their helper forms")
     options = parser.parse_args()
     jax_path()
     repeats = 5 if options.quick else options.repeats
     cases = [Case(P7, {"N": 256, "h": h}) for h in (4, 16, 64)]
-    cases += [Case(P3, {"N": 200}), Case(P3, {"N": 100_000}), Case(P4, {"N": 200})]
+    plain = [Case(P3, {"N": 200}), Case(P3, {"N": 100_000}), Case(P4, {"N": 200})]
+    helpers = [Case(P3H, {"N": 200}), Case(P3H, {"N": 100_000}), Case(P4H, {"N": 200})]
+    cases += plain
     if options.quick:
         cases = [cases[0], cases[2], cases[3], cases[5]]
+    else:
+        cases += helpers
+    if options.helpers:
+        cases = [c for pair in zip(plain, helpers, strict=True) for c in pair]
     print(f"reverse mode, {repeats} interleaved rounds, OMP_NUM_THREADS=1\n")
     for case in cases:
         count = parameter_count(case.problem, case.args())

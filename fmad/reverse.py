@@ -16,8 +16,9 @@ comments). After this pass, for a straight-line function with one scalar output:
   parameter's shape (zeros for a parameter the output does not depend on).
 
 Everything else is refused with a :class:`~fmad.errors.ReverseModeError` at the user's line
-that says to use ``mode='forward'``: control flow (``if``, loops), helper calls, in-place
-changes, containers, and operations without a transpose rule.
+that says to use ``mode='forward'``: the control flow :mod:`fmad.reverse_branches` and
+:mod:`fmad.reverse_loops` do not handle, helper calls :mod:`fmad.reverse_inline` does not
+inline, in-place changes, containers, and operations without a transpose rule.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from fmad.activity import Activity, classify
 from fmad.errors import ReverseModeError
 from fmad.naming import names_in
 from fmad.reverse_branches import ReverseBranches
+from fmad.reverse_inline import inline_helpers
 from fmad.reverse_loops import ReverseLoops
 from fmad.rules.base import attribute, method
 from fmad.transform import Unit, prepare
@@ -92,7 +94,8 @@ class Reverse(ReverseBranches, ReverseLoops):
         body = self.flat.body
         if not body or not isinstance(body[-1], ast.Return):
             self.refuse_at(body[-1] if body else self.flat, "a function without a final 'return'")
-        primal = self.rename([self.check(s) for s in body[:-1]])
+        inlined = inline_helpers(self, body[:-1], prepare)
+        primal = self.rename([self.check(s) for s in inlined])
         ret = copy.deepcopy(body[-1])
         ret.value = self.renamed(ret.value)
         if not isinstance(ret.value, ast.Name | ast.Constant) and B.names(ret.value):

@@ -24,6 +24,7 @@ from fmad import trace
 from fmad.compile import compile_unit
 from fmad.errors import InternalError, ReverseModeError
 from fmad.printer import to_source
+from fmad.resolve import still_bound
 from fmad.reverse import ADVICE, reverse_unit
 from fmad.source import python_function, read_function
 from fmad.spec import normalize_wrt
@@ -51,8 +52,7 @@ class ReverseFunction:
         fn = python_function(fn)
         self.original = fn
         self.wrt = default_wrt(fn, wrt)
-        self.unit = reverse_unit(fn, self.wrt)
-        self.compiled = compile_unit(self.unit, {})
+        self.build()
         self.filename = self.unit.filename
         self.def_line = read_function(fn).tree.lineno
         self.return_line = self.unit.flat.body[-1].lineno
@@ -63,6 +63,13 @@ class ReverseFunction:
             p = signature.parameters[w]
             index = names.index(w) if p.kind != p.KEYWORD_ONLY else None
             self.slots.append((w, index, p.default))
+
+    def build(self) -> None:
+        self.unit = reverse_unit(self.original, self.wrt)
+        self.compiled = compile_unit(self.unit, {})
+        # the globals a call was matched through (a helper inlined, a rule chosen): if one is
+        # rebound later, the code is stale and is built again (as forward mode does)
+        self.watched = self.unit.scope.watched()
 
     @property
     def source(self) -> str:
@@ -109,6 +116,8 @@ class ReverseFunction:
         if kwargs and Variable in map(type, kwargs.values()):
             kwargs = {k: v.value if isinstance(v, Variable) else v for k, v in kwargs.items()}
         values = self.arguments(args, kwargs)
+        if self.watched and not still_bound(self.watched):
+            self.build()
         try:
             value, *grads = self.compiled(*args, **kwargs)
         except fmad_rev.NotScalar as exc:

@@ -62,6 +62,7 @@ LAYERS: dict[str, int] = {
     "transform": 7,
     "reverse_loops": 7,
     "reverse_branches": 7,
+    "reverse_inline": 7,
     "reverse": 8,
     "compile": 8,
     "reverse_api": 9,

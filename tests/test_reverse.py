@@ -275,6 +275,11 @@ def shuffles(x, w):
     return np.sum(y) + z
 
 
+def test_a_helper_is_inlined():
+    # a helper of the same module: its body inlined (tests/test_reverse_helpers.py)
+    assert compare(calls_helper, ["w"], {"x": 1.5, "w": 0.25}) == "same"
+
+
 def tied(w):
     return np.max(w) + np.min(w * w)
 
@@ -302,7 +307,6 @@ def vector_output(x, w):
         (loop_over_w, "for v in w", "carries a derivative"),
         (loop_break, "if total > 1.0", "inside a 'for' loop"),
         (loop_if, "if x > 0", "inside a 'for' loop"),
-        (calls_helper, "return helper", "helper"),
         (augmented, "y += 1.0", "augmented"),
         (in_place, "y[0] = 0.0", "item"),
         (no_transpose, "np.cumsum", "no transpose rule"),

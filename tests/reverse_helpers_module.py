@@ -1,0 +1,161 @@
+"""Programs calling helpers, for tests/test_reverse_helpers.py (reverse mode inlines them).
+
+Lines that a refusal must name carry a ``# LINE-<tag>`` marker comment.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tests.helpers_module import sq as imported_sq
+
+
+def sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def logistic(X, y, w, b):
+    p = sigmoid(X @ w + b)
+    return -np.mean(y * np.log(p) + (1.0 - y) * np.log(1.0 - p))
+
+
+def layer(x, W, b):
+    return np.tanh(x @ W + b)
+
+
+def mlp(X, y, W1, b1, W2, b2):
+    h = layer(X, W1, b1)
+    return np.mean((h @ W2 + b2 - y) ** 2)
+
+
+def reassigns(x, k=3.0):
+    x = x * k
+    x = np.sin(x) + x
+    return x
+
+
+def calls_reassigns(w, b):
+    u = reassigns(w)
+    v = reassigns(b, k=w)
+    return u * v + reassigns(2.0, b)
+
+
+def with_branch(x):
+    if x > 0.0:  # LINE-helper-if
+        y = x * x
+    else:
+        y = -x
+    return y * 2.0
+
+
+def branch_and_loop(w, b):
+    total = with_branch(w)
+    for i in range(3):
+        total = total + sigmoid(total * b + i)
+    return total
+
+
+def branch_in_loop(w):
+    total = w
+    for i in range(3):
+        total = total + with_branch(total - i)
+    return total
+
+
+def same_names(w, b):
+    # the helper's local names (z, p) are also the caller's
+    z = w * 2.0
+    p = sigmoid(z) + sigmoid(b)
+    return p * z
+
+
+# ---------------------------------------------------------------- refused
+
+
+def recursive(x):
+    return recursive(x * 0.5)  # LINE-recursive
+
+
+def calls_recursive(w):
+    return recursive(w) + 1.0
+
+
+def early(x):
+    if x > 0.0:
+        return x  # LINE-early
+    return -x
+
+
+def calls_early(w):
+    return early(w) * 2.0
+
+
+def with_star(*xs):
+    return xs[0]
+
+
+def calls_star(w):
+    return with_star(w) + 1.0  # LINE-star
+
+
+def with_kwargs(x, **options):
+    return x * 2.0
+
+
+def calls_kwargs(w):
+    return with_kwargs(w, k=1.0) + 1.0  # LINE-kwargs
+
+
+def mutable_default(x, scale=[2.0]):  # noqa: B006 (a mutable default, refused)
+    return x * scale[0]
+
+
+def calls_mutable_default(w):
+    return mutable_default(w) + 1.0  # LINE-mutable
+
+
+def make_scaled(k):
+    def scaled(x):
+        return x * k
+
+    return scaled
+
+
+SCALED = make_scaled(2.0)
+
+
+def calls_closure(w):
+    return SCALED(w) + 1.0  # LINE-closure
+
+
+def calls_other_module(w):
+    return imported_sq(w) + 1.0  # LINE-other-module
+
+
+def reads_np(x):
+    return np.sin(x)
+
+
+def shadows_np(w):
+    np = w * 2.0  # noqa: F811 (the caller binds the helper's global)
+    return reads_np(w) + np  # LINE-shadows
+
+
+def nested_helper(w):
+    def inner(z):  # LINE-nested
+        return z * w
+
+    return inner(w) + 1.0
+
+
+def steep_sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-2.0 * z))
+
+
+UNREADABLE = {}
+exec("def unreadable(x):\n    return x * 2.0\n", globals(), UNREADABLE)  # no source file
+unreadable = UNREADABLE["unreadable"]
+
+
+def calls_unreadable(w):
+    return unreadable(w) + 1.0  # LINE-unreadable
