@@ -22,6 +22,7 @@ from fmad.spec import (
     Spec,
     argument_shape,
     normalize_wrt,
+    refuse_variadic,
     spec_for_shapes,
 )
 from fmad.specialize import SELF, called_arguments, deferred, pins
@@ -75,6 +76,7 @@ class Transformed:
                 "object the method is called on; fmad differentiates with respect to "
                 "numbers and arrays: pass what you differentiate as arguments of the method"
             )
+        refuse_variadic(fn, tree.lineno, wrt)
         self.wrt: tuple[str, ...] = wrt
         names = [p.name for p in params]
         # where each wrt parameter sits in a call: positional index, or None (keyword only)

@@ -27,7 +27,7 @@ from fmad.printer import to_source
 from fmad.resolve import still_bound
 from fmad.reverse import ADVICE, reverse_unit
 from fmad.source import python_function, read_function
-from fmad.spec import normalize_wrt
+from fmad.spec import normalize_wrt, refuse_variadic
 from fmad.variable import Variable
 
 SELF = ("self", "cls")
@@ -52,6 +52,7 @@ class ReverseFunction:
         fn = python_function(fn)
         self.original = fn
         self.wrt = default_wrt(fn, wrt)
+        refuse_variadic(fn, read_function(fn).tree.lineno, self.wrt)
         self.build()
         self.filename = self.unit.filename
         self.def_line = read_function(fn).tree.lineno

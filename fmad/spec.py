@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import inspect
 import math
 import numbers
 import types
@@ -157,6 +158,20 @@ def normalize_wrt(fn_name: str, params: list[str], wrt: Sequence[str] | str | No
     if len(set(wrt)) != len(wrt):
         raise WrtError(f"wrt names a variable twice: {list(wrt)}")
     return wrt
+
+
+def refuse_variadic(fn: Any, line: int, wrt: Sequence[str]) -> None:
+    """``wrt`` may not name a ``*args`` or ``**kwargs`` parameter: its value is a tuple or a
+    dict fmad does not seed."""
+    for w in wrt:
+        p = inspect.signature(fn).parameters.get(w)
+        if p is not None and p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            stars = "*" if p.kind == p.VAR_POSITIONAL else "**"
+            raise WrtError(
+                f"{fn.__code__.co_filename}:{line}: wrt names '{w}', the {stars}{w} parameter "
+                f"of '{fn.__name__}'; fmad differentiates with respect to named parameters: "
+                f"give '{fn.__name__}' one parameter per value, or a list parameter"
+            )
 
 
 def spec_for_shapes(

@@ -320,3 +320,14 @@ def test_lambda_as_the_function_is_refused():
     square = lambda w: w * w
     with pytest.raises((fmad.SourceError, fmad.UnsupportedError)):
         fmad.differentiate(square)
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse", "auto"])
+def test_wrt_naming_a_star_parameter_is_refused(mode) -> None:
+    # *xs is a tuple fmad does not seed: a WrtError at the def line, not an internal error
+    from tests import helpers_module
+
+    with pytest.raises(fmad.WrtError) as info:
+        fmad.differentiate(helpers_module.star_args, wrt=["xs"], mode=mode)
+    message = str(info.value)
+    assert "helpers_module.py:" in message and "*xs" in message
