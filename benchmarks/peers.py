@@ -137,6 +137,36 @@ class Fmad(Peer):
         return Prepared(differentiated, args, setup, value_and_grads(problem))
 
 
+class SkipPeer(Exception):
+    """Raised by ``prepare``: this peer does not apply to the problem (the reason)."""
+
+
+class FmadReverse(Peer):
+    """fmad in reverse mode: the same function, the adjoint code (issue 12). Where reverse
+    mode refuses the function, the row says so and is skipped."""
+
+    key = "fmad-rev"
+    name = "fmad mode='reverse'"
+    module = "fmad"
+
+    def prepare(self, problem: Problem, args: Args) -> Prepared:
+        import fmad
+
+        start = perf_counter()
+        try:
+            differentiated = fmad.differentiate(problem.fn, wrt=list(problem.wrt), mode="reverse")
+            differentiated(*args)
+        except fmad.ReverseModeError as exc:
+            raise SkipPeer(f"reverse mode refuses it ({one_line_of(exc)})") from None
+        setup = perf_counter() - start
+        return Prepared(differentiated, args, setup, value_and_grads(problem))
+
+
+def one_line_of(exc: Exception) -> str:
+    text = str(exc).splitlines()[0]
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
 class FmadGeneratedCode(Peer):
     """Diagnostic: the function fmad generated, run without fmad's call wrapper.
 
@@ -344,6 +374,7 @@ PEERS: tuple[Peer, ...] = (
     HandWritten(),
     PlainFunction(),
     Fmad(),
+    FmadReverse(),
     FmadGeneratedCode(),
     FiniteDifferences(),
     NamedVariables(),

@@ -148,6 +148,9 @@ def run_case(case: Case, selected: Sequence[Peer], settings: Settings) -> CaseRe
             row.setup_s = prepared.setup_s
             timer = CallTimer(prepared.func, prepared.args, min_repeat_s=settings.min_repeat_s)
             timers.append((row, timer))
+        except peers.SkipPeer as exc:  # the peer does not apply to this problem: said so
+            rows.append(Row(peer, check=f"skipped: {exc}"))
+            continue
         except Exception as exc:  # one failing peer must not stop the run; it is reported
             row = Row(peer, check=f"failed: {type(exc).__name__}: {one_line(exc)}", passed=False)
         rows.append(row)
