@@ -26,7 +26,7 @@ import numpy as np
 
 from fmad import build as B
 from fmad.rules.base import PARTIALS, attribute, method
-from fmad.rules.elementwise import ELEMENTWISE, MATH_NAMES
+from fmad.rules.elementwise import elementwise_functions
 
 ADJOINTS: dict = {}
 
@@ -168,12 +168,8 @@ def _elementwise(row, module: str):
     return elementwise_adjoint
 
 
-for _name, _row in ELEMENTWISE.items():
-    if hasattr(np, _name):
-        ADJOINTS[getattr(np, _name)] = _elementwise(_row, "numpy")
-    _mname = MATH_NAMES.get(_name, _name)
-    if hasattr(math, _mname) and _name not in ("square", "reciprocal", "positive", "negative"):
-        ADJOINTS[getattr(math, _mname)] = _elementwise(_row, "math")
+for _function, _row, _module in elementwise_functions():
+    ADJOINTS[_function] = _elementwise(_row, _module)
 
 
 def _from_partials(partials, broadcast: bool):

@@ -192,12 +192,21 @@ def _module_rule(rule: Elementwise, module: str) -> Rule:
     return call_rule
 
 
-for _name, _rule in ELEMENTWISE.items():
-    if hasattr(np, _name):
-        RULES[getattr(np, _name)] = _module_rule(_rule, "numpy")
-    _mname = MATH_NAMES.get(_name, _name)
-    if hasattr(math, _mname) and _name not in ("square", "reciprocal", "positive", "negative"):
-        RULES[getattr(math, _mname)] = _module_rule(_rule, "math")
+def elementwise_functions():
+    """``(function, row, module)`` for each row of ``ELEMENTWISE``: its numpy function and
+    its ``math`` namesake where there is one (math has no square, reciprocal, positive or
+    negative; where the names differ, ``MATH_NAMES`` says). Reverse mode's table uses it too."""
+    for name, row in ELEMENTWISE.items():
+        if hasattr(np, name):
+            yield getattr(np, name), row, "numpy"
+        math_name = MATH_NAMES.get(name, name)
+        no_math = name in ("square", "reciprocal", "positive", "negative")
+        if hasattr(math, math_name) and not no_math:
+            yield getattr(math, math_name), row, "math"
+
+
+for _function, _rule, _module in elementwise_functions():
+    RULES[_function] = _module_rule(_rule, _module)
 
 
 def abs_rule(ctx, z, args, tangents, keywords):
