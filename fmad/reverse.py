@@ -35,6 +35,7 @@ from fmad.errors import ReverseModeError
 from fmad.naming import names_in
 from fmad.reverse_branches import ReverseBranches
 from fmad.reverse_inline import inline_helpers
+from fmad.reverse_jumps import without_jumps
 from fmad.reverse_loops import ReverseLoops
 from fmad.rules.base import attribute, method
 from fmad.transform import Unit, prepare
@@ -42,7 +43,6 @@ from fmad.transform import Unit, prepare
 ADVICE = "use mode='forward' (or mode='auto', which falls back to it)"
 # statement kinds with their refusal (the rest of a flat function's grammar)
 STATEMENTS = {
-    ast.While: "'while' loops",
     ast.FunctionDef: "a nested 'def'",
     ast.Raise: "'raise'",
     ast.Break: "'break'",
@@ -91,7 +91,7 @@ class Reverse(ReverseBranches, ReverseLoops):
 
     # -- the passes ------------------------------------------------------------------------
     def function(self) -> Unit:
-        body = self.flat.body
+        body = without_jumps(self.flat.body, self.namer.fresh, self.refuse_at)
         if not body or not isinstance(body[-1], ast.Return):
             self.refuse_at(body[-1] if body else self.flat, "a function without a final 'return'")
         inlined = inline_helpers(self, body[:-1], prepare)
@@ -105,7 +105,7 @@ class Reverse(ReverseBranches, ReverseLoops):
         active = Activity(tree, self.scope).active(set(self.wrt))
         self.active = active
         backward = self.backward(primal, ret)
-        loops = any(isinstance(t, ast.For) for t in B.statements(primal))
+        loops = any(isinstance(t, ast.For | ast.While) for t in B.statements(primal))
         if isinstance(ret.value, ast.Name) and loops:
             # the adjoints of a loop restore its names from the tape: keep the value first
             kept = self.namer.fresh("result")
@@ -155,7 +155,7 @@ class Reverse(ReverseBranches, ReverseLoops):
             for inner in [*s.body, *s.orelse]:
                 self.check(inner)
             return s
-        if isinstance(s, ast.For):
+        if isinstance(s, ast.For | ast.While):
             self.check_for(s)
             return s
         self.refuse_at(s, f"the statement '{ast.unparse(s).splitlines()[0]}'")
@@ -188,6 +188,7 @@ class Reverse(ReverseBranches, ReverseLoops):
         ``if`` records the branch it took in a flag and merges what its branches assign."""
         self.current: dict[str, str] = {p: p for p in self.params}
         self.branch_local: set[str] = set()  # bound in one branch only: not read after it
+        self.loop_local: set[str] = set()  # of those, first bound inside a loop
         return self.rename_block(body, set(self.params))
 
     def rename_block(self, body: list[ast.stmt], bound: set[str]) -> list[ast.stmt]:
@@ -203,7 +204,7 @@ class Reverse(ReverseBranches, ReverseLoops):
                 self.branch_local.discard(name)
             elif isinstance(s, ast.If):
                 s = self.rename_if(s, bound)
-            elif isinstance(s, ast.For):
+            elif isinstance(s, ast.For | ast.While):
                 out.extend(self.rename_for(s, bound))
                 continue
             elif isinstance(s, ast.Expr | ast.Assert):
@@ -217,7 +218,8 @@ class Reverse(ReverseBranches, ReverseLoops):
         current = self.current
         for n in B.names(node, ast.Load):
             if n in self.branch_local:
-                self.refuse_at(node, f"reading '{n}', bound in only one branch of an 'if'")
+                where = "inside a loop" if n in self.loop_local else "in only one branch of an 'if'"
+                self.refuse_at(node, f"reading '{n}', bound {where}")
 
         class Rename(ast.NodeTransformer):
             def visit_Name(self, n: ast.Name) -> ast.Name:
@@ -247,7 +249,7 @@ class Reverse(ReverseBranches, ReverseLoops):
             before = len(out)
             if isinstance(s, ast.If):
                 self.backward_if(s, out)
-            elif isinstance(s, ast.For):
+            elif isinstance(s, ast.For | ast.While):
                 self.backward_for(s, out)
             elif isinstance(s, ast.Assign) and s.targets[0].id in self.adjoint:
                 self.transpose(s, out)

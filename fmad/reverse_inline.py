@@ -12,7 +12,8 @@ inlined in turn.
 Refused with a :class:`~fmad.errors.ReverseModeError` at the call's line: a helper of another
 module (its globals are not the caller's), a helper with a closure, recursion, ``*args`` or
 ``**kwargs`` (in the signature or the call), a default that is not an immutable constant, a
-``return`` before the end of the helper (or none), a generator, a comprehension or lambda in
+helper without a ``return`` (its early returns, ``break`` and ``continue`` are rewritten by
+:mod:`fmad.reverse_jumps` first), a generator, a comprehension or lambda in
 the helper, and a helper reading a global that the caller binds as a local. Decorated helpers
 (``__wrapped__``) and nested ``def``\\ s stay refused by the reverse pass.
 """
@@ -27,6 +28,7 @@ from fmad import build as B
 from fmad.activity import classify
 from fmad.build import bound_names, free_names
 from fmad.errors import FmadError, ReverseModeError
+from fmad.reverse_jumps import without_jumps
 
 CONSTANTS = (bool, int, float, complex, str, type(None))
 SCOPED = (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
@@ -95,12 +97,18 @@ class Inliner:
             rev.refuse_at(s, f"{what}: {error}")
         if src.filename != rev.filename:
             rev.refuse_at(s, f"{what}, defined in another file (reverse mode inlines helpers)")
-        body = flat.body
+        # its early returns, breaks and continues made flags and guards (one final return)
+        taken = bound_names(flat) | free_names(flat)
+
+        def fresh(hint: str) -> str:  # a caller's name none of the helper's names shadows
+            name = rev.namer.fresh(hint)
+            while name in taken:
+                name = rev.namer.fresh(hint)
+            return name
+
+        body = without_jumps(flat.body, fresh, rev.refuse_at)
         if not body or not isinstance(body[-1], ast.Return) or body[-1].value is None:
             rev.refuse_at(s, f"{what}, which does not end with 'return value'")
-        for inner in B.statements(body[:-1]):
-            if isinstance(inner, ast.Return):
-                rev.refuse_at(inner, f"{what}: a 'return' before the end of the helper")
         for node in ast.walk(flat):
             if isinstance(node, SCOPED):
                 rev.refuse_at(node, f"{what}: a lambda or comprehension in the helper")

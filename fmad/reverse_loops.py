@@ -1,22 +1,28 @@
-"""``for`` loops in reverse mode, with a tape: a part of :class:`fmad.reverse.Reverse`.
+"""``for`` and ``while`` loops in reverse mode, with a tape: a part of
+:class:`fmad.reverse.Reverse`.
 
-A loop over something with no derivative (``range(n)``, a data array) whose body is
-straight-line code. After this pass:
+A ``for`` loop over something with no derivative (``range(n)``, a data array), or a
+``while`` loop (its test has no derivative); the body may hold branches and loops
+(``break``, ``continue``, ``return`` and ``else`` were made flags and guards by
+:mod:`fmad.reverse_jumps`). After this pass:
 
-- the primal: each variable the body reassigns and that was bound before the loop is
-  *carried* in a name of its own (``acc_1 = acc`` before the loop; the body reads
-  ``acc_1`` and ends with ``acc_1 = acc_3``), so the values bound before the loop stay
-  as they were for the adjoints of the code before it. At the end of each iteration the
-  body pushes onto ``tape`` (a plain list) the values of *this iteration* that its adjoint
-  statements read, and nothing else (a tuple per iteration; ``()`` when they read none);
+- the primal: each variable the body reassigns (anywhere in it) and that was bound before
+  the loop is *carried* in a name of its own (``acc_1 = acc`` before the loop; the body
+  reads ``acc_1`` and ends with ``acc_1 = acc_3``), so the values bound before the loop
+  stay as they were for the adjoints of the code before it. At the end of each iteration
+  the body pushes onto ``tape`` (a plain list) the values of *this iteration* that its
+  adjoint statements read before they assign them, and nothing else (a tuple per
+  iteration; ``()`` when they read none): a branch's flag, a nested loop's own tape list,
+  the operands the rules multiply by. A value bound in one branch only is set to ``None``
+  at the top of the body, so the push never reads an unbound name (the adjoint reads it
+  only where its branch ran). A loop a ``break`` may end then runs ``if broke: break``;
 - the adjoints: ``while tape:`` pops one iteration's values, last first, and runs the
   body's adjoint statements. A carried value's adjoint passes from one iteration to the
   one before it (zeros when the body does not read it); the adjoints of values bound before
   the loop start at zeros before it and add up over the iterations.
 
-Refused (with ``mode='forward'`` as the way out): an iterable that carries a derivative,
-``break``/``continue``/``else``, ``if`` or loops inside the body, and reading after the loop
-a name first bound inside it.
+Refused (with ``mode='forward'`` as the way out): an iterable that carries a derivative and
+reading after the loop a name first bound inside it.
 """
 
 from __future__ import annotations
@@ -30,22 +36,23 @@ class ReverseLoops:
     """Needs the host's ``namer``, ``current``, ``renamed``, ``rename_block``, ``adjoint``,
     ``contribute``, ``backward_block``, ``rev``, ``active`` and ``refuse_at``."""
 
-    def check_for(self, s: ast.For) -> None:
-        if s.orelse:
-            self.refuse_at(s, "a 'for' loop with an 'else'")
+    def check_for(self, s: ast.For | ast.While) -> None:
+        if s.orelse:  # fmad.reverse_jumps moved it after the loop
+            self.refuse_at(s, "a loop with an 'else'")
         allowed = ast.Name | ast.Tuple | ast.List | ast.expr_context
-        if not all(isinstance(n, allowed) for n in ast.walk(s.target)):
+        if isinstance(s, ast.For) and not all(isinstance(n, allowed) for n in ast.walk(s.target)):
             self.refuse_at(s, "a 'for' target that is not names")
         for inner in s.body:
-            if isinstance(inner, ast.If | ast.For | ast.While):
-                self.refuse_at(inner, "an 'if' or a loop inside a 'for' loop")
             self.check(inner)
 
-    def rename_for(self, s: ast.For, bound: set[str]) -> list[ast.stmt]:
+    def rename_for(self, s: ast.For | ast.While, bound: set[str]) -> list[ast.stmt]:
         """The statements before the loop, then the loop (see the module docstring)."""
-        s.iter = self.renamed(s.iter)
-        targets = B.names(s.target)
-        assigned = [t.targets[0].id for t in s.body if isinstance(t, ast.Assign)]
+        if isinstance(s, ast.For):
+            s.iter = self.renamed(s.iter)
+            targets = B.names(s.target)
+        else:
+            targets = []
+        assigned = stored(s.body)
         carried = [n for n in dict.fromkeys(assigned) if n in bound and n not in targets]
         pre: list[ast.stmt] = []
         loopvars = {}
@@ -54,10 +61,13 @@ class ReverseLoops:
             pre.append(ast.copy_location(B.assign(loopvars[n], B.name(self.current[n])), s))
         for n in targets:  # a target bound before gets a name of its own
             self.current[n] = self.namer.fresh(n) if n in bound else n
-        for node in ast.walk(s.target):
-            if isinstance(node, ast.Name):
-                node.id = self.current[node.id]
+        if isinstance(s, ast.For):
+            for node in ast.walk(s.target):
+                if isinstance(node, ast.Name):
+                    node.id = self.current[node.id]
         self.current.update(loopvars)
+        if isinstance(s, ast.While):  # evaluated at the top of each iteration
+            s.test = self.renamed(s.test)
         first = {n for n in [*assigned, *targets] if n not in bound}
         inner_bound = set(bound) | set(targets)
         body = self.rename_block(s.body, inner_bound)
@@ -65,13 +75,19 @@ class ReverseLoops:
         for n in carried:
             body.append(ast.copy_location(B.assign(loopvars[n], B.name(self.current[n])), s))
             self.current[n] = loopvars[n]
-        s.body = body
         s.fmad_copybacks = len(carried)
+        stop = getattr(s, "fmad_stop", None)
+        if stop is not None:  # a break (fmad.reverse_jumps), after the copies and the push
+            stop = ast.If(test=self.renamed(stop), body=[ast.Break()], orelse=[])
+            body.append(ast.copy_location(stop, s))
+            s.fmad_copybacks += 1
+        s.body = body
         s.fmad_tape = self.namer.fresh("tape")
         pre.append(ast.copy_location(B.assign(s.fmad_tape, ast.List(elts=[], ctx=ast.Load())), s))
         for n in first:  # bound by the loop: not read after it
             self.current.pop(n, None)
             self.branch_local.add(n)
+            self.loop_local.add(n)
         return [*pre, s]
 
     def backward_for(self, s: ast.For, out: list[ast.stmt]) -> None:
@@ -79,11 +95,12 @@ class ReverseLoops:
         loopvars = {v: f for v, f in s.fmad_final.items() if v in self.active}
         if not any(v in self.adjoint for v in loopvars):
             return  # nothing the loop computed reaches the output
-        if any(n in self.active for n in B.names(s.iter)):
+        if isinstance(s, ast.For) and any(n in self.active for n in B.names(s.iter)):
             self.refuse_at(s, "a 'for' loop over a value that carries a derivative")
         body = s.body[: len(s.body) - s.fmad_copybacks]
-        inside = {t.targets[0].id for t in body if isinstance(t, ast.Assign)}
-        inside |= set(B.names(s.target))
+        inside = set(stored(body))
+        if isinstance(s, ast.For):
+            inside |= set(B.names(s.target))
         outer = sorted(
             n
             for t in body
@@ -116,12 +133,18 @@ class ReverseLoops:
         for n in inside:
             self.adjoint.pop(n, None)
         # the tape: exactly the values of one iteration the adjoint statements read
-        read = {n for t in inner for n in B.names(t, ast.Load)}
-        saved = sorted(read & (inside | set(s.fmad_final)))
+        saved = sorted(exposed(inner) & (inside | set(s.fmad_final)))
+        # a value bound in one branch (or a nested loop) only is None where it did not run
+        # (the adjoint reads it only where it did): the push never reads an unbound name
+        unset = [n for n in saved if n in inside and n not in definite(body)]
+        if isinstance(s, ast.For):
+            unset = [n for n in unset if n not in B.names(s.target)]
+        for n in reversed(unset):
+            s.body.insert(0, ast.copy_location(B.assign(n, B.const(None)), s))
         tape = B.name(s.fmad_tape)
         values = B.tuple_([B.name(n) for n in saved])
         push = ast.Expr(B.call(B.attr(tape, "append"), values))
-        s.body.insert(len(body), ast.copy_location(push, s))
+        s.body.insert(len(body) + len(unset), ast.copy_location(push, s))
         pop = B.call(B.attr(B.name(s.fmad_tape), "pop"))
         unpack = ast.Assign(
             targets=[ast.Tuple(elts=[B.store(n) for n in saved], ctx=ast.Store())], value=pop
@@ -129,3 +152,46 @@ class ReverseLoops:
         if not saved:
             unpack = ast.Expr(pop)
         out.append(ast.While(test=tape, body=[unpack, *inner], orelse=[]))
+
+
+def stored(body: list[ast.stmt]) -> list[str]:
+    """The names ``body`` assigns, nested blocks included (loop targets too), in order."""
+    found = []
+    for t in B.statements(body):
+        if isinstance(t, ast.Assign):
+            found.extend(B.names(t.targets[0]))
+        elif isinstance(t, ast.For):
+            found.extend(B.names(t.target))
+    return list(dict.fromkeys(found))
+
+
+def definite(body: list[ast.stmt]) -> set[str]:
+    """The names ``body`` assigns whichever way its branches go (not in nested loops)."""
+    found: set[str] = set()
+    for t in body:
+        if isinstance(t, ast.Assign):
+            found |= set(B.names(t.targets[0]))
+        elif isinstance(t, ast.If):
+            found |= definite(t.body) & definite(t.orelse)
+    return found
+
+
+def exposed(stmts: list[ast.stmt], defined: frozenset[str] = frozenset()) -> set[str]:
+    """The names ``stmts`` read before they assign them: what one iteration of an adjoint
+    loop needs from the tape (a nested loop's adjoint pops its own values)."""
+    need: set[str] = set()
+    done = set(defined)
+    for s in stmts:
+        if isinstance(s, ast.Assign):
+            need |= set(B.names(s.value, ast.Load)) - done
+            done |= set(B.names(s.targets[0], ast.Store))
+        elif isinstance(s, ast.If):
+            need |= set(B.names(s.test, ast.Load)) - done
+            need |= exposed(s.body, frozenset(done)) | exposed(s.orelse, frozenset(done))
+            done |= definite(s.body) & definite(s.orelse)
+        elif isinstance(s, ast.While):
+            need |= set(B.names(s.test, ast.Load)) - done
+            need |= exposed(s.body, frozenset(done))
+        else:
+            need |= set(B.names(s, ast.Load)) - done
+    return need

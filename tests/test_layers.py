@@ -58,6 +58,7 @@ LAYERS: dict[str, int] = {
     # 6: the forward emitter and the mutation check
     "forward": 6,
     "mutation": 6,
+    "reverse_jumps": 6,
     # 7-12: driver, compile, public API, training, command line
     "transform": 7,
     "reverse_loops": 7,

@@ -86,7 +86,6 @@ def marker_line(tag: str) -> int:
     ("fn", "tag", "what"),
     [
         (rh.calls_recursive, "recursive", "recursion"),
-        (rh.calls_early, "early", "'return' before the end"),
         (rh.calls_star, "star", "*args or **kwargs"),
         (rh.calls_kwargs, "kwargs", "*args or **kwargs"),
         (rh.calls_mutable_default, "mutable", "not a constant"),
@@ -95,8 +94,6 @@ def marker_line(tag: str) -> int:
         (rh.shadows_np, "shadows", "the global 'np'"),
         (rh.nested_helper, "nested", "a nested 'def'"),
         (rh.calls_unreadable, "unreadable", "helper 'unreadable'"),
-        # reverse mode has no 'if' inside a loop yet: refused at the helper's own line
-        (rh.branch_in_loop, "helper-if", "inside a 'for' loop"),
     ],
 )
 def test_refused_at_the_line_with_what_to_do(fn, tag, what):
