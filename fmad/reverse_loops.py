@@ -69,6 +69,13 @@ class ReverseLoops:
         if isinstance(s, ast.While):  # evaluated at the top of each iteration
             s.test = self.renamed(s.test)
         first = {n for n in [*assigned, *targets] if n not in bound}
+        early = sorted(exposed(s.body, frozenset(targets)) & first)
+        if early:  # in the original: an earlier iteration's value (or a NameError)
+            self.refuse_at(
+                s,
+                f"reading '{early[0]}' in a loop before the loop binds it (a value of an "
+                "earlier iteration; bind it before the loop)",
+            )
         inner_bound = set(bound) | set(targets)
         body = self.rename_block(s.body, inner_bound)
         s.fmad_final = {loopvars[n]: self.current[n] for n in carried}
@@ -192,6 +199,9 @@ def exposed(stmts: list[ast.stmt], defined: frozenset[str] = frozenset()) -> set
         elif isinstance(s, ast.While):
             need |= set(B.names(s.test, ast.Load)) - done
             need |= exposed(s.body, frozenset(done))
+        elif isinstance(s, ast.For):
+            need |= set(B.names(s.iter, ast.Load)) - done
+            need |= exposed(s.body, frozenset(done | set(B.names(s.target))))
         else:
             need |= set(B.names(s, ast.Load)) - done
     return need

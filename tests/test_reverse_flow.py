@@ -506,3 +506,22 @@ def test_generated_control_flow_programs(program_loader, case):  # noqa: F811
         reference = program(**values)
         assume(finite_and_moderate(reference) and math.isfinite(float(reference)))
         assert compare(program, ["p0", "p1"], values, rtol=1e-8) == "same", source
+
+
+def reads_the_previous_iteration(xs, w):
+    acc = 0.0
+    for x in xs:
+        if x > 1.0:
+            acc = acc + prev * w  # noqa: F821 (bound by the iteration before)
+        prev = x * w  # noqa: F841 (read by the next iteration)
+    return acc
+
+
+def test_a_value_of_an_earlier_iteration_is_refused():
+    fn = reads_the_previous_iteration
+    assert fn([0.5, 2.0], 0.5) == 0.125  # the original reads the first iteration's prev
+    with pytest.raises(fmad.ReverseModeError) as info:
+        fmad.differentiate(fn, wrt=["w"], mode="reverse")
+    message = str(info.value)
+    assert message.startswith(f"{__file__}:{line_of(fn, 'for x in xs')}: "), message
+    assert "reading 'prev' in a loop before the loop binds it" in message
