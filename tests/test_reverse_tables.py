@@ -24,14 +24,45 @@ def test_program_rows(fn, wrt, points):
 
 
 # the program-table rows that call helpers of their module: inlined since issue 12 (the
-# table gives 148 same, 70 refused; 144 and 74 before); uses_helper_branch_and_loop stays
-# refused (an 'if' inside a 'for' loop)
-HELPER_ROWS = ["uses_helper", "uses_helper_keywords", "uses_helper_of_helper", "uses_helper_twice"]
+# table gave 148 same, 70 refused; 144 and 74 before; 178 and 40 with the control flow
+# below); uses_helper_branch_and_loop's helpers have an early return and a loop
+HELPER_ROWS = [
+    "uses_helper",
+    "uses_helper_keywords",
+    "uses_helper_of_helper",
+    "uses_helper_twice",
+    "uses_helper_branch_and_loop",
+]
+# control flow (fmad/reverse_jumps.py, fmad/reverse_loops.py): 'if' and loops inside loops,
+# 'while', break/continue, early returns, a loop's 'else', elif chains. for_continue,
+# nested_loops_data and while_counter also write 'x += ...' (refused for that alone)
+FLOW_ROWS = [
+    "for_break",
+    "for_break_on_param",
+    "early_return_in_loop",
+    "nested_loops",
+    "while_halving",
+    "chained_comparison",
+    "comparison_values",
+    "several_returns",
+    "for_else",
+    "elif_on_param",
+    "branch_on_data",
+    "bool_ops",
+]
 
 
 def test_program_rows_with_helpers():
     rows = [r.values for r in test_programs.ROWS if r.values[0].__name__ in HELPER_ROWS]
     assert len(rows) == len(HELPER_ROWS)
+    for fn, wrt, points in rows:
+        for args in points:
+            assert compare(fn, wrt, args) == "same", fn.__name__
+
+
+def test_program_rows_with_control_flow():
+    rows = [r.values for r in test_programs.ROWS if r.values[0].__name__ in FLOW_ROWS]
+    assert len(rows) == len(FLOW_ROWS)
     for fn, wrt, points in rows:
         for args in points:
             assert compare(fn, wrt, args) == "same", fn.__name__
