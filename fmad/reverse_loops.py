@@ -143,7 +143,8 @@ class ReverseLoops:
         saved = sorted(exposed(inner) & (inside | set(s.fmad_final)))
         # a value bound in one branch (or a nested loop) only is None where it did not run
         # (the adjoint reads it only where it did): the push never reads an unbound name
-        unset = [n for n in saved if n in inside and n not in definite(body)]
+        always = definite(body)
+        unset = [n for n in saved if n in inside and n not in always]
         if isinstance(s, ast.For):
             unset = [n for n in unset if n not in B.names(s.target)]
         for n in reversed(unset):

@@ -424,15 +424,18 @@ EXPRESSIONS = [
     "acc * 0.5 + {p} * {x} * {x}",
     "{p} - acc * {x}",
 ]
-CONDITIONS = ["{x} > {c}", "{x} < {c}", "acc > {c}", "acc * {p} < {c}"]
+CONDITIONS = ["{x} > {c}", "{x} < {c}", "{S}(acc) > {c}", "{S}(acc * {p}) < {c}"]
 
 
 @st.composite
 def flow_programs(draw) -> tuple[str, dict]:
     """A loop (``for`` over data, over ``range``, or a counted ``while``), up to two deep,
     whose body mixes updates of an accumulator, ``if``/``else``, ``break``, ``continue`` and
-    ``return``; a ``for`` may have an ``else``."""
+    ``return``; a ``for`` may have an ``else``. ``p0`` (so the accumulator) is a number or
+    an array of three (then the tests and the output reduce it with ``np.sum``)."""
     params = ["p0", "p1"]
+    arrays = draw(st.booleans())
+    S = "np.sum" if arrays else ""
     counter = iter(range(100))
 
     def pick(options):
@@ -443,7 +446,8 @@ def flow_programs(draw) -> tuple[str, dict]:
         return [f"{indent}acc = {e}"]
 
     def cond(x):
-        return pick(CONDITIONS).format(x=x, p=pick(params), c=pick(["0.0", "0.5", "1.5"]))
+        c = pick(["0.0", "0.5", "1.5"])
+        return pick(CONDITIONS).format(x=x, p=pick(params), c=c, S=S)
 
     def body(x, indent, depth, in_loop):
         lines = []
@@ -458,7 +462,7 @@ def flow_programs(draw) -> tuple[str, dict]:
                     lines.append(f"{indent}else:")
                     lines += body(x, indent + "    ", depth, in_loop)
             elif kind == "jump":
-                jump = pick(["break", "continue", f"return acc * {pick(params)}"])
+                jump = pick(["break", "continue", f"return {S}(acc * {pick(params)})"])
                 lines += [f"{indent}if {cond(x)}:", f"{indent}    {jump}"]
             elif depth < 2:
                 lines += loop(indent, depth + 1)
@@ -486,12 +490,12 @@ def flow_programs(draw) -> tuple[str, dict]:
     source_lines = ["import numpy as np", "", "", "def program(xs, p0, p1):", "    acc = p0"]
     source_lines += loop("    ", 1)
     if draw(st.booleans()):
-        source_lines += ["    if acc > p1:", "        return acc * acc"]
-    source_lines.append("    return acc + p1")
+        source_lines += [f"    if {S}(acc) > p1:", f"        return {S}(acc * acc)"]
+    source_lines.append(f"    return {S}(acc) + p1")
     small = st.floats(-1.5, 1.5, allow_nan=False).map(lambda v: round(v, 2))
     values = {
         "xs": draw(st.lists(small, max_size=4)),
-        "p0": draw(small),
+        "p0": np.array([draw(small) for _ in range(3)]) if arrays else draw(small),
         "p1": draw(small),
     }
     return "\n".join(source_lines) + "\n", values
