@@ -17,7 +17,8 @@ comments). After this pass, for a straight-line function with one scalar output:
 
 Everything else is refused with a :class:`~fmad.errors.ReverseModeError` at the user's line
 that says to use ``mode='forward'``: the control flow :mod:`fmad.reverse_branches` and
-:mod:`fmad.reverse_loops` do not handle, helper calls :mod:`fmad.reverse_inline` does not
+:mod:`fmad.reverse_loops` do not handle (after :mod:`fmad.reverse_jumps` made ``break``,
+``continue`` and early returns flags and guards), helper calls :mod:`fmad.reverse_inline` does not
 inline, in-place changes, containers, and operations without a transpose rule.
 """
 

@@ -529,3 +529,29 @@ def test_a_value_of_an_earlier_iteration_is_refused():
     message = str(info.value)
     assert message.startswith(f"{__file__}:{line_of(fn, 'for x in xs')}: "), message
     assert "reading 'prev' in a loop before the loop binds it" in message
+
+
+def helper_with_flag_names(a):
+    # its own 'result' and 'returned' must not be confused with the flags of its returns
+    result = a * 2.0
+    if result > 1.0:
+        return result * a
+    returned = a - 1.0
+    return returned
+
+
+def calls_helper_with_flag_names(w):
+    return helper_with_flag_names(w) + helper_with_flag_names(w * 3.0)
+
+
+@pytest.mark.parametrize("w", [0.2, 0.7, 2.0])
+def test_a_helper_whose_names_are_the_flags_names(w):
+    fn = calls_helper_with_flag_names
+    assert compare(fn, ["w"], {"w": w}) == "same"
+    check_gradients(fmad.differentiate(fn, wrt=["w"], mode="reverse"), {"w": w})
+
+
+def test_the_flattened_code_keeps_its_jumps():
+    dfn = fmad.differentiate(continue_and_break, wrt=["w"], mode="reverse")
+    assert "continue" in dfn.flat_source and "break" in dfn.flat_source
+    assert "broke" not in dfn.flat_source  # the rewrite works on a copy
