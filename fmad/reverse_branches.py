@@ -33,6 +33,10 @@ class ReverseBranches:
         for name in sorted(set(after_then) | set(after_else)):
             then_name, else_name = after_then.get(name), after_else.get(name)
             if then_name == else_name:
+                if then_name is not None and name not in bound:  # both bind the same name
+                    if name in bound_then and name in bound_else:  # (an elif chain's 'y')
+                        self.current[name] = then_name
+                        bound.add(name)
                 continue
             if name in bound_then and name in bound_else:  # bound whichever branch ran
                 merged = self.namer.fresh(name)

@@ -304,10 +304,8 @@ def vector_output(x, w):
     [
         (branchy, "return w * x", "'return' before the end"),
         (one_branch_only, "return t", "bound in only one branch"),
-        (loop_over_w, "for v in w", "carries a derivative"),
         (loop_break, "if total > 1.0", "inside a 'for' loop"),
         (loop_if, "if x > 0", "inside a 'for' loop"),
-        (augmented, "y += 1.0", "augmented"),
         (in_place, "y[0] = 0.0", "item"),
         (no_transpose, "np.cumsum", "no transpose rule"),
         (shuffles, "np.random.shuffle", "a call to"),

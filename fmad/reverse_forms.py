@@ -1,0 +1,143 @@
+"""Statement forms of reverse mode: a part of :class:`fmad.reverse.Reverse`.
+
+A pass over the checked, flattened (and inlined) body, before the renaming, that turns the
+forms below into the assignments ``name = operation`` the rest of reverse mode handles:
+
+- ``x += e`` (flattened ``t = x + e`` then ``x = t``, marked ``fmad_augmented``) is that
+  rebinding, as in forward mode, where :mod:`fmad.mutation` proves ``x``'s object is the
+  function's own (a number, or an array or list it computed that nothing else sees). Where
+  it cannot, the same call-time check as forward mode's,
+  :func:`fmad.runtime.check_rebind`, runs before it: a number or a tuple passes (Python
+  rebinds those too), a list or an array (possibly shared, or the caller's) is refused;
+- ``p, q = a, b`` (a display of names and numbers after flattening) becomes one
+  assignment per name, in order, through a fresh name where a later element reads a name
+  an earlier one rebinds (``p, q = q, p`` is ``p_1 = p; p = q; q = p_1``);
+- ``p, q = pair`` becomes ``fmad_forms.unpack(pair, 2)`` (Python's check of the length,
+  and a refusal of what is not a list, a tuple or an array) then ``p = pair[0]``,
+  ``q = pair[1]``;
+- ``for v in xs:`` over a value with a derivative becomes ``for k in range(len(xs)):``
+  ``v = xs[k]`` (the loop's target then gets its adjoint through the index's transpose).
+
+The containers these forms read (lists and tuples of values with a derivative) have
+adjoints of their own: :class:`fmad.runtime_forms.Adjoints`, see :mod:`fmad.reverse_containers`.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import copy
+import types
+
+from fmad import build as B
+from fmad import mutation
+from fmad import runtime_forms as fmad_forms
+from fmad.activity import Activity
+
+
+class ReverseForms:
+    """Needs the host's ``flat``, ``scope``, ``filename``, ``nested``, ``namer``, ``unit``,
+    ``wrt`` and ``refuse_at``."""
+
+    def forms_(self, attr: str) -> ast.expr:
+        return B.attr(B.name(self.unit.inject(fmad_forms, "fmad_forms")), attr)
+
+    def forms(self, body: list[ast.stmt]) -> list[ast.stmt]:
+        """``body`` (checked) with the forms above rewritten (see the module docstring)."""
+        tree = copy.copy(self.flat)
+        tree.body = body
+        activity = Activity(tree, self.scope)
+        active = activity.active(set(self.wrt))
+        self.guard_augmented(tree, activity, active)
+        return self.forms_block(tree.body, active)
+
+    def guard_augmented(self, tree: ast.FunctionDef, activity: Activity, active: set) -> None:
+        """Forward mode's check of ``x += e`` (:mod:`fmad.mutation`) on this body: its
+        refusals, and its call-time checks inserted before the rebinding."""
+        if not any(getattr(s, "fmad_augmented", None) for s in B.statements(tree.body)):
+            return
+        host = types.SimpleNamespace(
+            flat=tree,
+            scope=self.scope,
+            filename=self.filename,
+            nested=self.nested,
+            activity=activity,
+            active={"": active},
+            seeds={"": dict.fromkeys(self.wrt)},
+            top=True,
+            unit=self.unit,
+        )
+        mutation.check(host, lambda: self.unit.module("fmad.runtime"))
+
+    def forms_block(self, body: list[ast.stmt], active: set) -> list[ast.stmt]:
+        out: list[ast.stmt] = []
+        for s in body:
+            if isinstance(s, ast.If):
+                s.body = self.forms_block(s.body, active)
+                s.orelse = self.forms_block(s.orelse, active)
+            elif isinstance(s, ast.For):
+                s.body = self.forms_block(s.body, active)
+                out.extend(self.index_loop(s, active))
+                continue
+            elif isinstance(s, ast.Assign) and isinstance(s.targets[0], ast.Tuple | ast.List):
+                out.extend(ast.copy_location(t, s) for t in self.unpack(s, active))
+                continue
+            out.append(s)
+        return out
+
+    def unpack(self, s: ast.Assign, active: set) -> list[ast.stmt]:
+        targets = s.targets[0].elts
+        if len(s.targets) != 1 or not all(isinstance(t, ast.Name) for t in targets):
+            self.refuse_at(s, "unpacking into something other than names")
+        names = [t.id for t in targets]
+        value = s.value
+        if isinstance(value, ast.Tuple | ast.List):
+            if len(value.elts) != len(targets) or not all(
+                isinstance(e, ast.Name | ast.Constant) for e in value.elts
+            ):
+                self.refuse_at(s, "this unpacking")
+            out: list[ast.stmt] = []
+            elts = list(value.elts)
+            for i, name in enumerate(names):  # a later element reading `name`: kept first
+                if any(isinstance(e, ast.Name) and e.id == name for e in elts[i + 1 :]):
+                    kept = self.namer.fresh(name)
+                    self.scope.local_names.add(kept)
+                    out.append(B.assign(kept, B.name(name)))
+                    elts[i + 1 :] = [
+                        B.name(kept) if isinstance(e, ast.Name) and e.id == name else e
+                        for e in elts[i + 1 :]
+                    ]
+            out.extend(B.assign(n, e) for n, e in zip(names, elts, strict=True))
+            return out
+        if not isinstance(value, ast.Name) or value.id in names:
+            self.refuse_at(s, "unpacking this value")
+        where = B.const(f"{self.filename}:{s.lineno}")
+        check = B.call(self.forms_("unpack"), value, B.const(len(names)), where)
+        out = [ast.Expr(check)]
+        out.extend(B.assign(n, B.subscript(value, B.const(i))) for i, n in enumerate(names))
+        return out
+
+    def index_loop(self, s: ast.For, active: set) -> list[ast.stmt]:
+        """``for v in xs:`` over a value with a derivative, as a loop over its indices."""
+        if not (isinstance(s.iter, ast.Name) and s.iter.id in active):
+            return [s]
+        if any(self.scope.lookup_name(f) is not getattr(builtins, f) for f in ("len", "range")):
+            return [s]  # 'len' or 'range' rebound: left to the loop pass (refused)
+        index, count = self.namer.fresh("k"), self.namer.fresh(f"len_{s.iter.id}")
+        self.scope.local_names |= {index, count}
+        first = [ast.Assign(targets=[s.target], value=B.subscript(s.iter, B.name(index)))]
+        if not isinstance(s.target, ast.Name):  # `for p, q in pairs`: item = pairs[k] first
+            item = self.namer.fresh(f"{s.iter.id}_k")
+            self.scope.local_names.add(item)
+            first = [B.assign(item, first[0].value), B.assign(item, B.name(item))]
+            first[1].targets = [s.target]
+        for t in first:
+            ast.copy_location(t, s)
+        loop = ast.For(
+            target=B.store(index),
+            iter=B.call(B.name("range"), B.name(count)),
+            body=self.forms_block(first, active) + s.body,
+            orelse=s.orelse,
+        )
+        size = ast.copy_location(B.assign(count, B.call(B.name("len"), s.iter)), s)
+        return [size, ast.copy_location(loop, s)]

@@ -1,0 +1,108 @@
+"""What reverse-mode code calls for unpacking and containers (``fmad_forms`` in the printed
+code): see :mod:`fmad.reverse_forms` and :mod:`fmad.reverse_containers`.
+
+The adjoint of a list or tuple of values is an :class:`Adjoints`: a list with one adjoint
+per item (zeros where nothing reached the item), added item by item. None of these helpers
+changes its arguments.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from fmad import runtime_reverse as fmad_rev
+from fmad.errors import ShapeError
+
+
+class Adjoints(list):
+    """The adjoint of a list or tuple: one adjoint per item; ``+`` adds item by item (a
+    plain list of adjoints, such as ``fmad_rev.zeros`` of a list, adds the same way)."""
+
+    __array_ufunc__ = None  # `array + Adjoints` is Adjoints.__radd__, never numpy's
+
+    def __add__(self, other: Any) -> Adjoints:
+        if not isinstance(other, list | tuple | np.ndarray) or len(other) != len(self):
+            raise fmad_rev.Refused("adding the adjoints of containers of different lengths")
+        return Adjoints(a + b for a, b in zip(self, other, strict=True))
+
+    __radd__ = __add__
+
+
+def unpack(value: Any, n: int, where: str) -> None:
+    """Python's check of ``p, q, ... = value`` (``n`` names, at ``where``: ``file:line``)
+    for the values reverse mode unpacks by index: a list, a tuple or an array of ``n``
+    items. A wrong length is Python's ``ValueError`` (a :class:`~fmad.errors.ShapeError`)."""
+    if not isinstance(value, list | tuple | np.ndarray) or np.ndim(value) == 0:
+        raise fmad_rev.Refused(f"unpacking {fmad_rev.describe(value)}")
+    if len(value) != n:
+        few = len(value) < n
+        raise ShapeError(
+            f"{where}: not enough values to unpack (expected {n}, got {len(value)})"
+            if few
+            else f"{where}: too many values to unpack (expected {n})"
+        )
+
+
+def zeros(x: Any) -> Any:
+    """Zeros in the shape of ``x``: an :class:`Adjoints` of zeros for a list or tuple."""
+    return Adjoints(fmad_rev.zeros(x)) if isinstance(x, list | tuple) else fmad_rev.zeros(x)
+
+
+def item_adjoint(g: Any, x: list | tuple, index: Any) -> Adjoints:
+    """The adjoint of the list or tuple ``x`` in ``x[index]`` (an integer or a slice)."""
+    out = zeros(x)
+    if isinstance(index, slice):
+        positions = range(len(x))[index]
+        if not isinstance(g, list) or len(g) != len(positions):
+            raise fmad_rev.Refused("a slice of a list whose adjoint is not a list")
+        for i, gi in zip(positions, g, strict=True):
+            out[i] = out[i] + gi
+        return out
+    if isinstance(index, bool) or not isinstance(index, int | np.integer):
+        raise fmad_rev.Refused(f"indexing a list or tuple with a {type(index).__name__}")
+    out[index] = g
+    return out
+
+
+def sum_adjoint(g: Any, x: Any) -> Any:
+    """The adjoint of ``x`` in the builtin ``sum(x)``: ``g`` for each item, summed back to
+    the item's shape (a list or tuple), or repeated along the first axis (an array)."""
+    if isinstance(x, list | tuple):
+        return Adjoints(fmad_rev.unbroadcast(g, item) for item in x)
+    if isinstance(x, np.ndarray) and x.ndim > 0:
+        out = np.empty(x.shape, dtype=np.result_type(g, float))
+        out[...] = g
+        return out
+    raise fmad_rev.Refused(f"the builtin sum() of a {type(x).__name__}")
+
+
+def items_adjoint(g: Any, x: Any) -> Any:
+    """The adjoint of the list or tuple ``x`` in ``np.array(x)``: one item of ``g`` per
+    item of ``x``, in its shape (``g`` itself when ``x`` is an array)."""
+    if not isinstance(x, list | tuple):
+        return g
+    if len(x) != len(g):
+        raise fmad_rev.Refused("np.array of a ragged list")
+    out = Adjoints()
+    for item, gi in zip(x, g, strict=True):
+        if isinstance(item, list | tuple):
+            out.append(items_adjoint(gi, item))
+        else:
+            out.append(np.reshape(gi, np.shape(item)) if np.ndim(item) else gi[()])
+    return out
+
+
+def real_adjoint(g: Any, x: Any) -> Any:
+    """The adjoint of ``x`` in ``x.real`` (a real ``x``: reverse mode is for real code)."""
+    if np.iscomplexobj(x):
+        raise fmad_rev.Refused("'.real' of a complex value")
+    return g
+
+
+def imag_adjoint(g: Any, x: Any) -> Any:
+    """The adjoint of ``x`` in ``x.imag``: zeros for a real ``x``."""
+    if np.iscomplexobj(x):
+        raise fmad_rev.Refused("'.imag' of a complex value")
+    return fmad_rev.zeros(x)

@@ -1,0 +1,306 @@
+"""Reverse mode's statement forms and containers (fmad/reverse_forms.py,
+fmad/reverse_containers.py): augmented assignments, unpacking, names an elif chain binds,
+conditional expressions, lists and tuples of values with a derivative, loops over them.
+Each: the value bit-identical, gradients equal to forward mode's and to central
+differences, or a clear refusal at the user's line."""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import pytest
+
+import fmad
+from tests import programs_module as pm
+from tests import test_programs
+from tests.fdcheck import check_gradients
+from tests.reverse_check import compare
+
+
+def line_of(fn, text: str) -> int:
+    lines, start = inspect.getsourcelines(fn)
+    return start + next(i for i, line in enumerate(lines) if text in line)
+
+
+def both(fn, wrt, args, rtol=1e-6):
+    """Reverse mode equals forward mode (and the value the original's) and central
+    differences."""
+    assert compare(fn, wrt, args) == "same"
+    check_gradients(fmad.differentiate(fn, wrt=wrt, mode="reverse"), args, rtol=rtol)
+
+
+# the program-table rows reverse mode refused before this module (all their points)
+ROWS = [
+    "elif_on_param",
+    "branch_on_data",
+    "bool_ops",
+    "conditional_expression",
+    "for_range_start_step",
+    "for_zip",
+    "for_tuple_target",
+    "augmented_assignment",
+    "augmented_power_active",
+    "tuple_swap",
+    "tuple_unpack",
+    "slice_data",
+    "list_of_active",
+    "tuple_of_active",
+    "list_indexed_in_loop",
+    "builtin_sum_active",
+    "loop_over_global_tuple",
+    "attribute_of_active",
+]
+
+
+@pytest.mark.parametrize("name", ROWS)
+def test_program_rows(name):
+    rows = [r.values for r in test_programs.ROWS if r.values[0].__name__ == name]
+    assert rows, name
+    for fn, wrt, points in rows:
+        for args in points:
+            both(fn, wrt, args)
+
+
+def test_elif_chain_points_in_every_branch():
+    for w in (-2.0, -0.5, 0.5, 2.0):
+        both(pm.elif_on_param, ["w"], {"w": w})
+    for x in (1.5, 0.5, -0.5):
+        both(pm.branch_on_data, ["w", "b"], {"x": x, "w": 1.2, "b": 0.3})
+    for x, w, b in [(0.5, 1.2, 0.3), (3.0, -2.0, 0.3), (0.5, -0.5, 4.0), (2.0, -0.5, 1.0)]:
+        both(pm.bool_ops, ["w", "b"], {"x": x, "w": w, "b": b})
+
+
+def one_branch_then_read(x, w):
+    if x > 0.0:
+        t = w * w
+    return t
+
+
+def test_a_name_bound_in_one_branch_stays_refused():
+    with pytest.raises(fmad.ReverseModeError, match="bound in only one branch") as info:
+        fmad.differentiate(one_branch_then_read, wrt=["w"], mode="reverse")
+    assert info.value.lineno == line_of(one_branch_then_read, "return t")
+
+
+# -- augmented assignments -------------------------------------------------------------------
+def aug_fresh_array(x, w):
+    a = w * x
+    a += w
+    a *= a
+    a -= 1.0
+    a /= x
+    return np.sum(a)
+
+
+def aug_number_parameter(x, w):
+    x += w
+    x *= w
+    return np.sum(x)
+
+
+def aug_alias(x, w):
+    a = w * x
+    b = a
+    a += w
+    return np.sum(a * b)
+
+
+def aug_array_parameter(x, w):
+    x += w
+    return np.sum(x * w)
+
+
+def aug_in_loop(xs, w):
+    acc = np.zeros(2)
+    for x in xs:
+        acc += w * x
+    return np.sum(acc * acc)
+
+
+def test_augmented_assignment_on_fresh_values():
+    x, w = np.array([1.0, 2.0]), np.array([0.5, -0.7])
+    both(aug_fresh_array, ["w"], {"x": x, "w": w})
+    both(aug_number_parameter, ["x", "w"], {"x": 1.5, "w": w})
+    both(aug_in_loop, ["w"], {"xs": [0.5, 1.0, -2.0], "w": w})
+
+
+def test_augmented_assignment_on_a_shared_array_is_refused_as_in_forward_mode():
+    x, w = np.array([1.0, 2.0]), np.array([0.5, -0.7])
+    for mode in ("forward", "reverse"):  # an alias: refused when transformed
+        with pytest.raises(fmad.UnsupportedError, match="another name") as info:
+            fmad.differentiate(aug_alias, wrt=["w"], mode=mode)(x=x, w=w)
+        assert info.value.lineno == line_of(aug_alias, "a += w")
+    # the caller's array: refused when called (a number passes: Python rebinds it too)
+    dfn = fmad.differentiate(aug_array_parameter, wrt=["w"], mode="reverse")
+    before = x.copy()
+    with pytest.raises(fmad.UnsupportedError, match="the caller passed as 'x'") as info:
+        dfn(x=x, w=w)
+    assert info.value.lineno == line_of(aug_array_parameter, "x += w")
+    assert np.array_equal(x, before)
+    both(aug_array_parameter, ["w"], {"x": 1.5, "w": w})
+
+
+def aug_list(w, b):
+    vals = [w]
+    vals += [b]
+    return vals[0] * vals[1]
+
+
+def test_augmented_assignment_on_a_list_of_values_is_refused():
+    with pytest.raises(fmad.ReverseModeError, match="list or tuple 'vals'") as info:
+        fmad.differentiate(aug_list, mode="reverse")
+    assert info.value.lineno == line_of(aug_list, "vals += [b]")
+    assert "mode='forward'" in str(info.value)
+
+
+# -- unpacking -------------------------------------------------------------------------------
+def swap(w, b):
+    p, q = w, b
+    p, q = q, p
+    q, p = p * q, q - p
+    return p * q * q
+
+
+def unpack_array(w):
+    a, b = w
+    return np.sum(a * b) + np.sum(a)
+
+
+def unpack_rows(W, x):
+    total = 0.0
+    for a, b in W:
+        total = total + a * x + b * b
+    return total
+
+
+def unpack_too_many(w):
+    pair = (w, w, w)
+    p, q = pair
+    return p * q
+
+
+def unpack_dict(w):
+    d = {"a": w, "b": w}
+    p, q = d
+    return w * w
+
+
+def test_unpacking():
+    both(swap, ["w", "b"], {"w": 0.7, "b": -1.3})
+    both(unpack_array, ["w"], {"w": np.array([[1.0, 2.0], [0.5, -1.0]])})
+    both(unpack_rows, ["W", "x"], {"W": np.array([[1.0, 2.0], [0.5, -1.0], [3.0, 0.1]]), "x": 0.3})
+
+
+def test_unpacking_errors_are_pythons_or_refusals():
+    dfn = fmad.differentiate(unpack_too_many, mode="reverse")
+    with pytest.raises(ValueError, match="too many values to unpack"):
+        unpack_too_many(1.0)
+    with pytest.raises(ValueError, match="too many values to unpack") as info:
+        dfn(1.0)
+    assert str(info.value).startswith(f"{__file__}:{line_of(unpack_too_many, 'p, q = pair')}:")
+    with pytest.raises(fmad.ReverseModeError, match="unpacking a dict") as info:
+        fmad.differentiate(unpack_dict, mode="reverse")(1.0)
+    assert info.value.lineno == line_of(unpack_dict, "p, q = d")
+
+
+# -- lists and tuples of values with a derivative --------------------------------------------
+def list_of_arrays(w, b):
+    vals = [w, b, w * b]  # (forward mode fails on an item that does not depend on w: noted)
+    total = 0.0
+    for v in vals:
+        total = total + np.sum(v * v)
+    return total + np.sum(vals[-1]) + np.sum(sum(vals[1:3]))
+
+
+def ragged(w):
+    parts = (w, w[0] * 2.0, w[1:])
+    return np.sum(sum(parts[:2])) + np.sum(parts[2] ** 2)
+
+
+def stacked(w, b):
+    rows = [w * b, w + b, w]
+    return np.sum(np.array(rows) ** 2) + np.sum(np.asarray([b, b * b]))
+
+
+def loop_over_matrix(W, x):
+    total = 0.0
+    for row in W:
+        total = total + np.sum(row * x) ** 2
+    return total
+
+
+def list_in_branch(x, w):
+    if x > 0.0:
+        vals = [w, w * w]
+    else:
+        vals = [w * 3.0, w]
+    return vals[0] * vals[1]
+
+
+def sum_with_start(w, b):
+    return np.sum(sum([w, w * w], b * 2.0))
+
+
+def test_containers():
+    w, b = np.array([0.5, -1.5, 2.0]), np.array([1.0, 0.25, -0.5])
+    both(list_of_arrays, ["w", "b"], {"w": w, "b": b})
+    both(ragged, ["w"], {"w": w})
+    both(stacked, ["w", "b"], {"w": w, "b": b})
+    both(stacked, ["w", "b"], {"w": 0.5, "b": 1.5})
+    both(loop_over_matrix, ["W", "x"], {"W": np.arange(6.0).reshape(3, 2) / 4, "x": b[:2]})
+    for x in (1.0, -1.0):
+        both(list_in_branch, ["w"], {"x": x, "w": 0.7})
+    both(sum_with_start, ["w", "b"], {"w": 0.3, "b": w})
+
+
+def container_plus(w):
+    t = (w, w * w)
+    u = t + (w,)
+    return u[0] * u[2]
+
+
+def container_np_sum(w):
+    vals = [w, w * w]
+    return np.sum(vals)
+
+
+def test_other_operations_on_containers_are_refused():
+    for fn, text in [(container_plus, "u = t + (w,)"), (container_np_sum, "np.sum(vals)")]:
+        with pytest.raises(fmad.ReverseModeError, match="list or tuple") as info:
+            fmad.differentiate(fn, mode="reverse")
+        assert info.value.lineno == line_of(fn, text)
+        assert "mode='forward'" in str(info.value)
+
+
+def real_part(w):
+    y = w * 3.0
+    return np.sum(y.real * w) + np.sum(y.imag)
+
+
+def complex_real_part(w):
+    y = w * 1j
+    return np.sum((y * y).real)
+
+
+def test_real_and_imag_parts():
+    both(real_part, ["w"], {"w": np.array([0.5, 2.0])})
+    both(real_part, ["w"], {"w": 0.5})
+    with pytest.raises(fmad.ReverseModeError, match="complex") as info:
+        fmad.differentiate(complex_real_part, mode="reverse")(np.array([0.5, 2.0]))
+    assert info.value.lineno in (
+        line_of(complex_real_part, "y * y"),
+        fmad.differentiate(complex_real_part, mode="reverse").__fmad_reverse__.def_line,
+    )
+
+
+def container_parameter(params, x):
+    return np.sum(params[0] * x) + params[1]
+
+
+def test_container_parameters_are_refused_clearly():
+    dfn = fmad.differentiate(container_parameter, wrt=["params"], mode="reverse")
+    with pytest.raises(fmad.ReverseModeError, match="'params' is a list") as info:
+        dfn([np.ones(2), 0.5], np.ones(2))
+    assert "mode='forward'" in str(info.value)
+    assert info.value.lineno == line_of(container_parameter, "def container_parameter")
