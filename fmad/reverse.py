@@ -38,6 +38,7 @@ from fmad.reverse_containers import check_operands, containers
 from fmad.reverse_forms import ReverseForms
 from fmad.reverse_inline import inline_helpers
 from fmad.reverse_loops import ReverseLoops
+from fmad.reverse_nested import inline_nested
 from fmad.rules.base import attribute, method
 from fmad.transform import Unit, prepare
 
@@ -96,7 +97,7 @@ class Reverse(ReverseBranches, ReverseLoops, ReverseForms):
         body = self.flat.body
         if not body or not isinstance(body[-1], ast.Return):
             self.refuse_at(body[-1] if body else self.flat, "a function without a final 'return'")
-        inlined = inline_helpers(self, body[:-1], prepare)
+        inlined = inline_helpers(self, inline_nested(self, body[:-1]), prepare)
         primal = self.rename(self.forms([self.check(s) for s in inlined]))
         self.containers = containers(primal)  # lists and tuples (fmad.reverse_containers)
         ret = copy.deepcopy(body[-1])

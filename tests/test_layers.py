@@ -66,6 +66,7 @@ LAYERS: dict[str, int] = {
     "reverse_inline": 7,
     "reverse_forms": 7,
     "reverse_containers": 7,
+    "reverse_nested": 7,
     "reverse": 8,
     "compile": 8,
     "reverse_api": 9,

@@ -13,6 +13,7 @@ import pytest
 
 import fmad
 from tests import programs_module as pm
+from tests import reverse_helpers_module as rh
 from tests import test_programs
 from tests.fdcheck import check_gradients
 from tests.reverse_check import compare
@@ -304,3 +305,88 @@ def test_container_parameters_are_refused_clearly():
         dfn([np.ones(2), 0.5], np.ones(2))
     assert "mode='forward'" in str(info.value)
     assert info.value.lineno == line_of(container_parameter, "def container_parameter")
+
+
+# -- nested functions ------------------------------------------------------------------------
+def late_binding(w, b):
+    s = 1.0
+
+    def f(z):
+        return z * s + b
+
+    s = w * 2.0  # a closure reads the variable when it is called
+    return f(w) * f(b)
+
+
+def nested_calls_nested(w, x):
+    def square(z):
+        return z * z
+
+    def poly(z, k=3.0):
+        acc = 0.0
+        for i in range(2):
+            acc = acc + square(z) * k + i
+        if x > 0.0:
+            acc = acc * z
+        return acc
+
+    return np.sum(poly(w) + poly(w * x, k=0.5))
+
+
+def nested_passed(w):
+    def f(z):
+        return z * z
+
+    g = f
+    return g(w)
+
+
+def nested_recursive(w):
+    def f(z):
+        return f(z) if z > 1.0 else z
+
+    return f(w)
+
+
+def nested_default(w):
+    k = 2.0
+
+    def f(z, scale=k):
+        return z * scale
+
+    return f(w)
+
+
+def nested_in_branch(w):
+    if w > 0.0:
+
+        def f(z):
+            return z * z
+
+        w = f(w)
+    return w
+
+
+def test_nested_functions_are_inlined():
+    both(pm.nested_def, ["w", "b"], {"w": 0.7, "b": -1.2})
+    both(pm.nested_def_arguments_only, ["w", "b"], {"w": 0.7, "b": -1.2})
+    both(late_binding, ["w", "b"], {"w": 0.7, "b": -1.2})
+    both(rh.nested_helper, ["w"], {"w": 0.7})  # refused before (tests/test_reverse_helpers.py)
+    for x in (0.5, -0.5):
+        both(nested_calls_nested, ["w"], {"w": np.array([0.3, -1.1]), "x": x})
+
+
+@pytest.mark.parametrize(
+    ("fn", "text", "what"),
+    [
+        (nested_passed, "g = f", "used otherwise than called"),
+        (nested_recursive, "return f(z) if", "recursion"),
+        (nested_default, "def f(z, scale=k)", "not a constant"),
+        (nested_in_branch, "def f(z)", "nested .def"),
+    ],
+)
+def test_nested_functions_refused(fn, text, what):
+    with pytest.raises(fmad.ReverseModeError, match=what) as info:
+        fmad.differentiate(fn, mode="reverse")
+    assert info.value.lineno == line_of(fn, text)
+    assert "mode='forward'" in str(info.value)

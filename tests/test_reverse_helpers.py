@@ -93,7 +93,6 @@ def marker_line(tag: str) -> int:
         (rh.calls_closure, "closure", "enclosing function"),
         (rh.calls_other_module, "other-module", "another module"),
         (rh.shadows_np, "shadows", "the global 'np'"),
-        (rh.nested_helper, "nested", "a nested 'def'"),
         (rh.calls_unreadable, "unreadable", "helper 'unreadable'"),
         # reverse mode has no 'if' inside a loop yet: refused at the helper's own line
         (rh.branch_in_loop, "helper-if", "inside a 'for' loop"),
