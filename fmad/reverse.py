@@ -17,8 +17,11 @@ comments). After this pass, for a straight-line function with one scalar output:
 
 Everything else is refused with a :class:`~fmad.errors.ReverseModeError` at the user's line
 that says to use ``mode='forward'``: the control flow :mod:`fmad.reverse_branches` and
-:mod:`fmad.reverse_loops` do not handle, helper calls :mod:`fmad.reverse_inline` does not
-inline, in-place changes, containers, and operations without a transpose rule.
+:mod:`fmad.reverse_loops` do not handle, helper calls :mod:`fmad.reverse_inline` (and
+nested functions, :mod:`fmad.reverse_nested`) do not inline, in-place changes other than
+the forms of :mod:`fmad.reverse_forms` (``x += e``, appends), operations on lists and
+tuples other than those of :mod:`fmad.reverse_containers`, and operations without a
+transpose rule.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from fmad.errors import ReverseModeError
 from fmad.naming import names_in
 from fmad.reverse_branches import ReverseBranches
 from fmad.reverse_containers import check_operands, containers
-from fmad.reverse_forms import ReverseForms
+from fmad.reverse_forms import ReverseForms, appends_to
 from fmad.reverse_inline import inline_helpers
 from fmad.reverse_loops import ReverseLoops
 from fmad.reverse_nested import inline_nested
@@ -149,6 +152,8 @@ class Reverse(ReverseBranches, ReverseLoops, ReverseForms):
             if isinstance(call, ast.Constant):
                 return s
             if isinstance(call, ast.Call) and effects.effect_free(self.scope.lookup(call.func)):
+                return s
+            if appends_to(s, self.scope) is not None:  # xs.append(v): fmad.reverse_forms
                 return s
             self.refuse_at(s, "a call whose result is dropped (it may change a value in place)")
         if isinstance(s, ast.Assert | ast.Pass):

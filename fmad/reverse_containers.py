@@ -26,11 +26,20 @@ import numpy as np
 
 from fmad import adjoints, rules
 from fmad import build as B
+from fmad import runtime_forms as fmad_forms
 from fmad.adjoints import index_value
 from fmad.rules.base import attribute
 
 # what may read a container with a derivative (the rest is refused)
-READERS = {ast.Tuple, ast.List, ast.Subscript, builtins.sum, np.array, np.asarray}
+READERS = {
+    ast.Tuple,
+    ast.List,
+    ast.Subscript,
+    builtins.sum,
+    np.array,
+    np.asarray,
+    fmad_forms.appended,
+}
 
 
 def containers(primal: list[ast.stmt]) -> set[str]:
@@ -42,8 +51,10 @@ def containers(primal: list[ast.stmt]) -> set[str]:
         for s in B.statements(primal):
             if isinstance(s, ast.Assign) and isinstance(s.targets[0], ast.Name):
                 value = s.value
-                if isinstance(value, ast.Tuple | ast.List) or (
-                    isinstance(value, ast.Name) and value.id in found
+                if (
+                    isinstance(value, ast.Tuple | ast.List)
+                    or (isinstance(value, ast.Name) and value.id in found)
+                    or getattr(s, "fmad_appended", False)
                 ):
                     found.add(s.targets[0].id)
     return found
@@ -125,6 +136,15 @@ def imag_adjoint(ctx, g, z, args, keywords, active):
     return [(0, B.call(forms(ctx, "imag_adjoint"), g, args[0]))]
 
 
+def appended_adjoint(ctx, g, z, args, keywords, active):
+    """``xs_1 = fmad_forms.appended(xs, v, k)``: the list's adjoint passes on whole (its
+    items past ``k`` are read by no one before), ``v``'s is its item ``k``."""
+    out = [(0, g)] if active[0] else []
+    if active[1]:
+        out.append((1, B.subscript(g, args[2])))
+    return out
+
+
 def register() -> None:
     table = adjoints.ADJOINTS
     table[ast.Tuple] = table[ast.List] = display_adjoint
@@ -132,6 +152,7 @@ def register() -> None:
     table[builtins.sum] = _sum(table.get(builtins.sum))
     for key in (np.array, np.asarray):
         table[key] = _items(table[key])
+    table[fmad_forms.appended] = appended_adjoint
     table.setdefault(attribute("real"), real_adjoint)
     table.setdefault(attribute("imag"), imag_adjoint)
 

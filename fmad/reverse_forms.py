@@ -15,6 +15,10 @@ forms below into the assignments ``name = operation`` the rest of reverse mode h
 - ``p, q = pair`` becomes ``fmad_forms.unpack(pair, 2)`` (Python's check of the length,
   and a refusal of what is not a list, a tuple or an array) then ``p = pair[0]``,
   ``q = pair[1]``;
+- ``xs.append(v)``, on a list built by a display, bound once, that nothing else sees
+  (the mutation check) and that is read only after its last append, becomes
+  ``len_xs = len(xs)`` then ``xs = fmad_forms.appended(xs, v, len_xs)`` (the same list,
+  appended in place; the adjoint of ``v`` is item ``len_xs`` of the list's adjoint);
 - ``for v in xs:`` over a value with a derivative becomes ``for k in range(len(xs)):``
   ``v = xs[k]`` (the loop's target then gets its adjoint through the index's transpose).
 
@@ -35,6 +39,24 @@ from fmad import runtime_forms as fmad_forms
 from fmad.activity import Activity
 
 
+def appends_to(s: ast.stmt, scope) -> str | None:
+    """The list ``xs`` of a statement ``xs.append(v)`` (a local name, one argument)."""
+    if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Call)):
+        return None
+    call, func = s.value, s.value.func
+    if (
+        isinstance(func, ast.Attribute)
+        and func.attr == "append"
+        and isinstance(func.value, ast.Name)
+        and scope.is_local(func.value.id)
+        and len(call.args) == 1
+        and not call.keywords
+        and isinstance(call.args[0], ast.Name | ast.Constant)
+    ):
+        return func.value.id
+    return None
+
+
 class ReverseForms:
     """Needs the host's ``flat``, ``scope``, ``filename``, ``nested``, ``namer``, ``unit``,
     ``wrt`` and ``refuse_at``."""
@@ -44,17 +66,64 @@ class ReverseForms:
 
     def forms(self, body: list[ast.stmt]) -> list[ast.stmt]:
         """``body`` (checked) with the forms above rewritten (see the module docstring)."""
+        self.appended: set[str] = set()
         tree = copy.copy(self.flat)
         tree.body = body
         activity = Activity(tree, self.scope)
         active = activity.active(set(self.wrt))
         self.guard_augmented(tree, activity, active)
+        self.check_appends(tree.body)
         return self.forms_block(tree.body, active)
+
+    def check_appends(self, body: list[ast.stmt]) -> None:
+        """A list appended to (``xs.append(v)``) is bound once, by a display before its
+        first append, and read only after its last append (in a later statement of the
+        function's body): its adjoint statements read it after the whole primal ran."""
+        lists: dict[str, list[int]] = {}
+        for i, top in enumerate(body):
+            for s in B.statements([top]):
+                name = appends_to(s, self.scope)
+                if name is not None:
+                    lists.setdefault(name, []).append(i)
+        for name, where in lists.items():
+            first, last = min(where), max(where)
+            binds = [
+                (i, s)
+                for i, top in enumerate(body)
+                for s in B.statements([top])
+                if isinstance(s, ast.Assign | ast.For)
+                and name
+                in B.names(s.targets[0] if isinstance(s, ast.Assign) else s.target, ast.Store)
+            ]
+            display = len(binds) == 1 and binds[0][0] < first
+            if not display or not isinstance(binds[0][1].value, ast.List):
+                self.refuse_at(
+                    body[first],
+                    f"appending to '{name}', not a list built by a display '[...]' once "
+                    "before its appends",
+                )
+            for top in body[binds[0][0] + 1 : last + 1]:
+                for s in B.statements([top]):
+                    own = appends_to(s, self.scope) == name
+                    parts = [s.target, s.iter] if isinstance(s, ast.For) else [s]
+                    if isinstance(s, ast.If | ast.While):
+                        parts = [s.test]
+                    reads = [n for p in parts for n in B.names(p, ast.Load) if n == name]
+                    if len(reads) > (1 if own else 0):
+                        self.refuse_at(
+                            s,
+                            f"reading the list '{name}' before its last append (reverse "
+                            "mode reads a list after the whole function ran)",
+                        )
+            self.appended |= {name}
 
     def guard_augmented(self, tree: ast.FunctionDef, activity: Activity, active: set) -> None:
         """Forward mode's check of ``x += e`` (:mod:`fmad.mutation`) on this body: its
         refusals, and its call-time checks inserted before the rebinding."""
-        if not any(getattr(s, "fmad_augmented", None) for s in B.statements(tree.body)):
+        if not any(
+            getattr(s, "fmad_augmented", None) or appends_to(s, self.scope)
+            for s in B.statements(tree.body)
+        ):
             return
         host = types.SimpleNamespace(
             flat=tree,
@@ -82,8 +151,25 @@ class ReverseForms:
             elif isinstance(s, ast.Assign) and isinstance(s.targets[0], ast.Tuple | ast.List):
                 out.extend(ast.copy_location(t, s) for t in self.unpack(s, active))
                 continue
+            elif (name := appends_to(s, self.scope)) is not None:
+                out.extend(ast.copy_location(t, s) for t in self.append(s, name))
+                continue
             out.append(s)
         return out
+
+    def append(self, s: ast.Expr, name: str) -> list[ast.stmt]:
+        """``xs.append(v)``: ``k = len(xs)`` then ``xs = fmad_forms.appended(xs, v, k)``
+        (the same list, appended to in place; the adjoint of ``v`` is ``dxs[k]``)."""
+        if self.scope.lookup_name("len") is not builtins.len:
+            self.refuse_at(s, f"appending to '{name}' where 'len' is rebound")
+        position = self.namer.fresh(f"len_{name}")
+        self.scope.local_names.add(position)
+        self.scope.injected[self.unit.inject(fmad_forms, "fmad_forms")] = fmad_forms
+        size = B.assign(position, B.call(B.name("len"), B.name(name)))
+        call = B.call(self.forms_("appended"), B.name(name), s.value.args[0], B.name(position))
+        new = B.assign(name, call)
+        new.fmad_appended = True
+        return [size, new]
 
     def unpack(self, s: ast.Assign, active: set) -> list[ast.stmt]:
         targets = s.targets[0].elts

@@ -106,3 +106,11 @@ def imag_adjoint(g: Any, x: Any) -> Any:
     if np.iscomplexobj(x):
         raise fmad_rev.Refused("'.imag' of a complex value")
     return fmad_rev.zeros(x)
+
+
+def appended(items: list, value: Any, position: int) -> list:
+    """``items.append(value)`` (``position`` is ``len(items)`` before it, which the adjoint
+    reads: the adjoint of ``value`` is item ``position`` of the list's adjoint); returns
+    ``items``, the same list."""
+    items.append(value)
+    return items

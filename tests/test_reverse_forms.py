@@ -51,6 +51,9 @@ ROWS = [
     "builtin_sum_active",
     "loop_over_global_tuple",
     "attribute_of_active",
+    "list_built_by_append",
+    "nested_def",
+    "nested_def_arguments_only",
 ]
 
 
@@ -390,3 +393,85 @@ def test_nested_functions_refused(fn, text, what):
         fmad.differentiate(fn, mode="reverse")
     assert info.value.lineno == line_of(fn, text)
     assert "mode='forward'" in str(info.value)
+
+
+# -- lists built by appending ----------------------------------------------------------------
+def append_arrays(xs, w):
+    rows = []
+    for x in xs:
+        rows.append(np.tanh(w * x))
+    rows.append(w)
+    stacked = np.array(rows)
+    return np.sum(stacked**2) + np.sum(rows[0] * rows[-1])
+
+
+def append_in_branch(x, w, b):
+    vals = [b]
+    if x > 0.0:
+        vals.append(w * b)
+    vals.append(w * w)
+    total = 0.0
+    for v in vals:
+        total = total + v * v
+    return total
+
+
+def append_then_read_early(w, b):
+    vals = []
+    vals.append(w)
+    s = sum(vals)
+    vals.append(b)
+    return s * vals[1]
+
+
+def append_in_loop_read(xs, w):
+    vals = [w]
+    for x in xs:
+        vals.append(vals[-1] * x)
+    return sum(vals)
+
+
+def append_to_parameter(vals, w):
+    vals.append(w)
+    return sum(vals)
+
+
+def append_rebound(w, b):
+    vals = [w]
+    vals = [b, w]
+    vals.append(w)
+    return sum(vals)
+
+
+def test_lists_built_by_appending():
+    w = np.array([0.3, -0.8])
+    both(append_arrays, ["w"], {"xs": [0.5, -1.0, 2.0], "w": w})
+    both(append_arrays, ["w"], {"xs": [], "w": w})  # no iteration
+    both(pm.list_built_by_append, ["w"], {"xs": [], "w": 0.7})  # an empty list
+    for x in (1.0, -1.0):
+        both(append_in_branch, ["w", "b"], {"x": x, "w": 0.7, "b": -1.3})
+
+
+@pytest.mark.parametrize(
+    ("fn", "text", "what", "error"),
+    [
+        (append_then_read_early, "s = sum(vals)", "before its last append", fmad.ReverseModeError),
+        (
+            append_in_loop_read,
+            "vals.append(vals[-1] * x)",
+            "before its last",
+            fmad.ReverseModeError,
+        ),
+        (
+            append_rebound,
+            "vals.append(w)",
+            "not a list built by a display",
+            fmad.ReverseModeError,
+        ),
+        (append_to_parameter, "vals.append(w)", "never changes its inputs", fmad.UnsupportedError),
+    ],
+)
+def test_appends_refused(fn, text, what, error):
+    with pytest.raises(error, match=what) as info:
+        fmad.differentiate(fn, wrt=["w"], mode="reverse")
+    assert info.value.lineno == line_of(fn, text)
