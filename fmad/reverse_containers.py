@@ -80,7 +80,11 @@ def forms(ctx, attr: str) -> ast.expr:
 def display_adjoint(ctx, g, z, args, keywords, active):
     if any(isinstance(a, ast.Starred) for a in args):
         ctx.refuse("a display with '*'")
-    return [(i, B.subscript(g, B.const(i))) for i in range(len(args)) if active[i]]
+    return [
+        (i, B.call(forms(ctx, "part"), g, B.const(i), args[i]))
+        for i in range(len(args))
+        if active[i]
+    ]
 
 
 def _subscript(previous):
@@ -141,7 +145,7 @@ def appended_adjoint(ctx, g, z, args, keywords, active):
     items past ``k`` are read by no one before), ``v``'s is its item ``k``."""
     out = [(0, g)] if active[0] else []
     if active[1]:
-        out.append((1, B.subscript(g, args[2])))
+        out.append((1, B.call(forms(ctx, "part"), g, args[2], args[1])))
     return out
 
 

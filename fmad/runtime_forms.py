@@ -16,18 +16,87 @@ from fmad import runtime_reverse as fmad_rev
 from fmad.errors import ShapeError
 
 
+class Zero:
+    """The adjoint of an item nothing reached yet (its shape unknown here): adds as
+    nothing; :func:`part` turns it into zeros of the item's shape."""
+
+    __slots__ = ()
+    __array_ufunc__ = None  # `array + ZERO` is ZERO.__radd__
+
+    def __add__(self, other: Any) -> Any:
+        return other
+
+    __radd__ = __add__
+
+    def __repr__(self) -> str:
+        return "ZERO"
+
+
+ZERO = Zero()
+
+
 class Adjoints(list):
     """The adjoint of a list or tuple: one adjoint per item; ``+`` adds item by item (a
     plain list of adjoints, such as ``fmad_rev.zeros`` of a list, adds the same way)."""
 
     __array_ufunc__ = None  # `array + Adjoints` is Adjoints.__radd__, never numpy's
 
-    def __add__(self, other: Any) -> Adjoints:
+    def __add__(self, other: Any) -> Any:
+        if other is ZERO:
+            return self
+        if isinstance(other, Item):
+            return other + self
         if not isinstance(other, list | tuple | np.ndarray) or len(other) != len(self):
             raise fmad_rev.Refused("adding the adjoints of containers of different lengths")
         return Adjoints(a + b for a, b in zip(self, other, strict=True))
 
     __radd__ = __add__
+
+
+class Item:
+    """The adjoint of ``xs`` in ``xs[k]``: ``value`` at ``index``, nothing elsewhere (so
+    that adding it to a list's adjoint copies that list once, at C speed, and adds one
+    item)."""
+
+    __slots__ = ("size", "index", "value")
+    __array_ufunc__ = None
+
+    def __init__(self, size: int, index: int, value: Any) -> None:
+        self.size, self.index, self.value = size, index, value
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return self.dense()[i]
+        return self.value if range(self.size)[i] == self.index else ZERO
+
+    def dense(self) -> Adjoints:
+        out = Adjoints([ZERO] * self.size)
+        out[self.index] = self.value
+        return out
+
+    def __add__(self, other: Any) -> Any:
+        if other is ZERO:
+            return self
+        if isinstance(other, Item):
+            other = other.dense()
+        if not isinstance(other, list | tuple | np.ndarray) or len(other) != self.size:
+            raise fmad_rev.Refused("adding the adjoints of containers of different lengths")
+        out = Adjoints(other)
+        out[self.index] = out[self.index] + self.value
+        return out
+
+    __radd__ = __add__
+
+
+def part(g: Any, i: int, x: Any) -> Any:
+    """Item ``i`` of the container adjoint ``g``, in the shape of ``x`` (the item)."""
+    gi = g[i]
+    if gi is ZERO:
+        return zeros(x)
+    return gi
 
 
 def unpack(value: Any, n: int, where: str) -> None:
@@ -50,20 +119,19 @@ def zeros(x: Any) -> Any:
     return Adjoints(fmad_rev.zeros(x)) if isinstance(x, list | tuple) else fmad_rev.zeros(x)
 
 
-def item_adjoint(g: Any, x: list | tuple, index: Any) -> Adjoints:
+def item_adjoint(g: Any, x: list | tuple, index: Any) -> Any:
     """The adjoint of the list or tuple ``x`` in ``x[index]`` (an integer or a slice)."""
-    out = zeros(x)
     if isinstance(index, slice):
         positions = range(len(x))[index]
-        if not isinstance(g, list) or len(g) != len(positions):
+        if not isinstance(g, list | Item) or len(g) != len(positions):
             raise fmad_rev.Refused("a slice of a list whose adjoint is not a list")
+        out = Adjoints([ZERO] * len(x))
         for i, gi in zip(positions, g, strict=True):
             out[i] = out[i] + gi
         return out
     if isinstance(index, bool) or not isinstance(index, int | np.integer):
         raise fmad_rev.Refused(f"indexing a list or tuple with a {type(index).__name__}")
-    out[index] = g
-    return out
+    return Item(len(x), range(len(x))[index], g)
 
 
 def sum_adjoint(g: Any, x: Any) -> Any:
