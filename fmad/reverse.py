@@ -37,7 +37,7 @@ from fmad.activity import Activity, classify
 from fmad.errors import ReverseModeError
 from fmad.naming import names_in
 from fmad.reverse_branches import ReverseBranches
-from fmad.reverse_containers import check_operands, containers
+from fmad.reverse_containers import check_operands, containers, parameter_parts
 from fmad.reverse_forms import ReverseForms, appends_to
 from fmad.reverse_inline import inline_helpers
 from fmad.reverse_loops import ReverseLoops
@@ -103,6 +103,7 @@ class Reverse(ReverseBranches, ReverseLoops, ReverseForms):
         inlined = inline_helpers(self, inline_nested(self, body[:-1]), prepare)
         primal = self.rename(self.forms([self.check(s) for s in inlined]))
         self.containers = containers(primal)  # lists and tuples (fmad.reverse_containers)
+        self.parameter_parts = parameter_parts(primal, self.wrt)
         ret = copy.deepcopy(body[-1])
         ret.value = self.renamed(ret.value)
         if not isinstance(ret.value, ast.Name | ast.Constant) and B.names(ret.value):

@@ -13,6 +13,10 @@ adjoint is a :class:`fmad.runtime_forms.Adjoints`, one adjoint per item. The tra
 - ``np.array(t)``/``np.asarray(t)``: the items of ``g``, in the shapes of ``t``'s items;
 - ``x.real`` of a real ``x`` passes ``g`` on (``x.imag`` of a real ``x`` is 0).
 
+A ``wrt`` parameter may be a list, a tuple or a dict of arrays (:func:`parameter_parts`):
+an item read of it, of a copy or of an item of it takes its adjoint through
+``fmad_forms.index_any``, which looks at the value when the code runs.
+
 Any other operation on a container with a derivative (``t + (w,)``, ``np.sum(t)``, ``t * 2``)
 is refused (:func:`check_operands`): its transpose would treat the container as an array.
 """
@@ -40,6 +44,24 @@ READERS = {
     np.asarray,
     fmad_forms.appended,
 }
+
+
+def parameter_parts(primal: list[ast.stmt], wrt: tuple[str, ...]) -> set[str]:
+    """The ``wrt`` parameters (a list, tuple or dict of arrays, or an array: known when
+    called), their copies and their items (``W = params[0]``, ``W, b = params``): their
+    items' adjoints are made by ``fmad_forms.index_any``, which looks at the value."""
+    found = set(wrt)
+    size = -1
+    while size != len(found):
+        size = len(found)
+        for s in B.statements(primal):
+            if isinstance(s, ast.Assign) and isinstance(s.targets[0], ast.Name):
+                value = s.value
+                if isinstance(value, ast.Subscript):
+                    value = value.value
+                if isinstance(value, ast.Name) and value.id in found:
+                    found.add(s.targets[0].id)
+    return found
 
 
 def containers(primal: list[ast.stmt]) -> set[str]:
@@ -90,11 +112,14 @@ def display_adjoint(ctx, g, z, args, keywords, active):
 def _subscript(previous):
     def subscript_adjoint(ctx, g, z, args, keywords, active):
         x = args[0]
-        if not (isinstance(x, ast.Name) and x.id in ctx.containers):
+        helper = "item_adjoint"
+        if isinstance(x, ast.Name) and x.id in ctx.parameter_parts:
+            helper = "index_any"  # a parameter may be a list, a tuple or a dict of arrays
+        elif not (isinstance(x, ast.Name) and x.id in ctx.containers):
             return previous(ctx, g, z, args, keywords, active)
         if active[1]:
             ctx.refuse("an index computed from a differentiated value")
-        return [(0, B.call(forms(ctx, "item_adjoint"), g, x, index_value(args[1])))]
+        return [(0, B.call(forms(ctx, helper), g, x, index_value(args[1])))]
 
     return subscript_adjoint
 
@@ -123,10 +148,12 @@ def sum_adjoint(ctx, g, z, args, keywords, active):
 def _items(previous):
     def items_adjoint(ctx, g, z, args, keywords, active):
         x = args[0]
-        if not (isinstance(x, ast.Name) and x.id in ctx.containers):
+        if not (isinstance(x, ast.Name) and x.id in ctx.containers | ctx.parameter_parts):
             return previous(ctx, g, z, args, keywords, active)
         if len(args) != 1 or keywords:
-            ctx.refuse("np.array() of a list with options")
+            if x.id in ctx.containers:
+                ctx.refuse("np.array() of a list with options")
+            return previous(ctx, g, z, args, keywords, active)
         return [(0, B.call(forms(ctx, "items_adjoint"), g, x))]
 
     return items_adjoint

@@ -103,7 +103,9 @@ def unpack(value: Any, n: int, where: str) -> None:
     """Python's check of ``p, q, ... = value`` (``n`` names, at ``where``: ``file:line``)
     for the values reverse mode unpacks by index: a list, a tuple or an array of ``n``
     items. A wrong length is Python's ``ValueError`` (a :class:`~fmad.errors.ShapeError`)."""
-    if not isinstance(value, list | tuple | np.ndarray) or np.ndim(value) == 0:
+    if not isinstance(value, list | tuple | np.ndarray) or (
+        isinstance(value, np.ndarray) and value.ndim == 0
+    ):
         raise fmad_rev.Refused(f"unpacking {fmad_rev.describe(value)}")
     if len(value) != n:
         few = len(value) < n
@@ -182,3 +184,78 @@ def appended(items: list, value: Any, position: int) -> list:
     ``items``, the same list."""
     items.append(value)
     return items
+
+
+class DictAdjoints(dict):
+    """The adjoint of a dict (a parameter): one adjoint per key reached; ``+`` merges."""
+
+    __array_ufunc__ = None
+
+    def __add__(self, other: Any) -> Any:
+        if other is ZERO:
+            return self
+        if not isinstance(other, dict):
+            raise fmad_rev.Refused("adding the adjoint of a dict to something else")
+        out = DictAdjoints(self)
+        for key, value in other.items():
+            out[key] = out[key] + value if key in out else value
+        return out
+
+    __radd__ = __add__
+
+
+def index_any(g: Any, x: Any, index: Any) -> Any:
+    """The adjoint of ``x`` in ``x[index]`` where ``x`` may be a parameter's list, tuple or
+    dict (or an item of one), or an array."""
+    if isinstance(x, dict):
+        return DictAdjoints({index: g})
+    if isinstance(x, list | tuple):
+        return item_adjoint(g, x, index)
+    return fmad_rev.index_adjoint(g, x, index)
+
+
+def is_tree(value: Any) -> bool:
+    """A list, tuple or dict whose leaves are real numbers or real arrays (a parameter
+    reverse mode gives a gradient of the same structure)."""
+    if isinstance(value, dict):
+        return all(is_tree(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return all(is_tree(v) for v in value)
+    if isinstance(value, np.ndarray):
+        return value.dtype.kind in "iuf"
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(
+        value, bool | np.bool_
+    )
+
+
+def structured(g: Any, value: Any, leaf: Any) -> Any:
+    """The gradient ``g`` of the parameter ``value`` (a list, tuple or dict) in its
+    structure, each leaf made by ``leaf(g, value)``; None when ``g`` does not fit it."""
+    if isinstance(value, dict):
+        if g is ZERO or (type(g) is float and g == 0.0):  # fmad_rev.zeros of a dict
+            g = {}
+        if not isinstance(g, dict) or set(g) - set(value):
+            return None
+        out = {}
+        for key, item in value.items():
+            part_g = structured_item(g.get(key, ZERO), item, leaf)
+            if part_g is None:
+                return None
+            out[key] = part_g
+        return out
+    if g is ZERO:
+        g = [ZERO] * len(value)
+    if isinstance(g, Item):
+        g = g.dense()
+    if not isinstance(g, list | tuple) or len(g) != len(value):
+        return None
+    items = [structured_item(gi, item, leaf) for gi, item in zip(g, value, strict=True)]
+    if any(i is None for i in items):
+        return None
+    return type(value)(items) if type(value) in (list, tuple) else items
+
+
+def structured_item(g: Any, item: Any, leaf: Any) -> Any:
+    if isinstance(item, list | tuple | dict):
+        return structured(g, item, leaf)
+    return leaf(zeros(item) if g is ZERO else g, item)
