@@ -19,8 +19,10 @@ forms below into the assignments ``name = operation`` the rest of reverse mode h
   (the mutation check) and that is read only after its last append, becomes
   ``len_xs = len(xs)`` then ``xs = fmad_forms.appended(xs, v, len_xs)`` (the same list,
   appended in place; the adjoint of ``v`` is item ``len_xs`` of the list's adjoint);
-- ``for v in xs:`` over a value with a derivative becomes ``for k in range(len(xs)):``
-  ``v = xs[k]`` (the loop's target then gets its adjoint through the index's transpose).
+- ``for v in xs:`` over a value with a derivative becomes ``for k in range(n):``
+  ``v = xs[k]``, ``n = len(xs)``, after ``fmad_forms.sequence(xs)`` (a list, a tuple or
+  an array; a dict, whose loop gives its keys, is refused when called); the loop's target
+  then gets its adjoint through the index's transpose.
 
 The containers these forms read (lists and tuples of values with a derivative) have
 adjoints of their own: :class:`fmad.runtime_forms.Adjoints`, see :mod:`fmad.reverse_containers`.
@@ -226,4 +228,5 @@ class ReverseForms:
             orelse=s.orelse,
         )
         size = ast.copy_location(B.assign(count, B.call(B.name("len"), s.iter)), s)
-        return [size, ast.copy_location(loop, s)]
+        check = ast.copy_location(ast.Expr(B.call(self.forms_("sequence"), s.iter)), s)
+        return [check, size, ast.copy_location(loop, s)]

@@ -259,3 +259,11 @@ def structured_item(g: Any, item: Any, leaf: Any) -> Any:
     if isinstance(item, list | tuple | dict):
         return structured(g, item, leaf)
     return leaf(zeros(item) if g is ZERO else g, item)
+
+
+def sequence(items: Any) -> None:
+    """Before a loop over ``items`` that reverse mode runs by index (``range(len(items))``):
+    a list, a tuple or an array of at least one dimension."""
+    if isinstance(items, list | tuple) or (isinstance(items, np.ndarray) and items.ndim):
+        return
+    raise fmad_rev.Refused(f"a loop over {fmad_rev.describe(items)} with a derivative")

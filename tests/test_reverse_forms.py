@@ -585,6 +585,13 @@ def test_lists_tuples_and_dicts_of_parameters():
         assert all(np.array_equal(a, c) for a, c in zip(params, before, strict=True))
 
 
+def loops_over_dict(p):
+    total = 0.0
+    for key in p:  # the keys: 0 and 1 below, not p[0] and p[1]
+        total = total + key * 2.0
+    return total + p[0]
+
+
 def sums_list(params):
     return np.sum(np.sum(params))
 
@@ -595,3 +602,11 @@ def test_other_uses_of_a_list_parameter_are_refused_when_called():
         dfn([np.ones(2), np.ones(2)])
     assert info.value.lineno == line_of(sums_list, "def sums_list")
     assert "mode='forward'" in str(info.value)
+
+
+def test_a_loop_over_a_dict_parameter_is_refused_when_called():
+    # its loop gives the keys: reverse mode's loop by index would not
+    dfn = fmad.differentiate(loops_over_dict, mode="reverse")
+    with pytest.raises(fmad.ReverseModeError, match="a loop over a dict") as info:
+        dfn({0: 1.0, 1: 2.0})
+    assert info.value.lineno == line_of(loops_over_dict, "for key in p")
