@@ -75,6 +75,10 @@ class ReverseForms:
         active = activity.active(set(self.wrt))
         self.guard_augmented(tree, activity, active)
         self.check_appends(tree.body)
+        self.loads: dict[str, int] = {}
+        for node in ast.walk(ast.Module(body=tree.body, type_ignores=[])):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+                self.loads[node.id] = self.loads.get(node.id, 0) + 1
         return self.forms_block(tree.body, active)
 
     def check_appends(self, body: list[ast.stmt]) -> None:
@@ -148,6 +152,21 @@ class ReverseForms:
                 s.orelse = self.forms_block(s.orelse, active)
             elif isinstance(s, ast.For):
                 s.body = self.forms_block(s.body, active)
+                hoisted = out[-1] if out else None  # `e = enumerate(xs, start=1)`; `for ... in e`
+                if (
+                    isinstance(hoisted, ast.Assign)
+                    and isinstance(hoisted.value, ast.Call)
+                    and isinstance(s.iter, ast.Name)
+                    and [hoisted.targets[0]] == [t for t in hoisted.targets if t is not None]
+                    and isinstance(hoisted.targets[0], ast.Name)
+                    and hoisted.targets[0].id == s.iter.id
+                    and self.loads.get(s.iter.id) == 1
+                ):
+                    merged = copy.copy(s)
+                    merged.iter = hoisted.value
+                    if self.loop_parts(merged, active) is not None:
+                        out.pop()
+                        s = merged
                 out.extend(self.index_loop(s, active))
                 continue
             elif isinstance(s, ast.Assign) and isinstance(s.targets[0], ast.Tuple | ast.List):
@@ -206,19 +225,30 @@ class ReverseForms:
         return out
 
     def index_loop(self, s: ast.For, active: set) -> list[ast.stmt]:
-        """``for v in xs:`` over a value with a derivative, as a loop over its indices."""
-        if not (isinstance(s.iter, ast.Name) and s.iter.id in active):
+        """``for v in xs:`` (or ``enumerate(xs)``, ``zip(xs, ys)``) over a value with a
+        derivative, as a loop over its indices."""
+        parts = self.loop_parts(s, active)
+        if parts is None:
             return [s]
-        if any(self.scope.lookup_name(f) is not getattr(builtins, f) for f in ("len", "range")):
-            return [s]  # 'len' or 'range' rebound: left to the loop pass (refused)
-        index, count = self.namer.fresh("k"), self.namer.fresh(f"len_{s.iter.id}")
+        seqs, targets, start = parts
+        index, count = self.namer.fresh("k"), self.namer.fresh(f"len_{seqs[0].id}")
         self.scope.local_names |= {index, count}
-        first = [ast.Assign(targets=[s.target], value=B.subscript(s.iter, B.name(index)))]
-        if not isinstance(s.target, ast.Name):  # `for p, q in pairs`: item = pairs[k] first
-            item = self.namer.fresh(f"{s.iter.id}_k")
+        first: list[ast.stmt] = []
+        for target, value in targets:
+            if value is None:  # enumerate's counter
+                value = (
+                    B.name(index)
+                    if start == 0
+                    else B.binop(B.name(index), ast.Add(), B.const(start))
+                )
+            else:
+                value = B.subscript(value, B.name(index))
+            if isinstance(target, ast.Name):
+                first.append(ast.Assign(targets=[target], value=value))
+                continue
+            item = self.namer.fresh(f"{seqs[0].id}_k")  # `p, q = pairs[k]`: through a name
             self.scope.local_names.add(item)
-            first = [B.assign(item, first[0].value), B.assign(item, B.name(item))]
-            first[1].targets = [s.target]
+            first += [B.assign(item, value), ast.Assign(targets=[target], value=B.name(item))]
         for t in first:
             ast.copy_location(t, s)
         loop = ast.For(
@@ -227,6 +257,52 @@ class ReverseForms:
             body=self.forms_block(first, active) + s.body,
             orelse=s.orelse,
         )
-        size = ast.copy_location(B.assign(count, B.call(B.name("len"), s.iter)), s)
-        check = ast.copy_location(ast.Expr(B.call(self.forms_("sequence"), s.iter)), s)
-        return [check, size, ast.copy_location(loop, s)]
+        lengths = [B.call(B.name("len"), x) for x in seqs]
+        size = B.assign(count, lengths[0] if len(seqs) == 1 else B.call(B.name("min"), *lengths))
+        strict = parts_strict(s.iter)
+        where = B.const(f"{self.filename}:{s.lineno}")
+        check = ast.Expr(B.call(self.forms_("sequence"), strict, where, *seqs))
+        return [ast.copy_location(check, s), ast.copy_location(size, s), loop]
+
+    def loop_parts(self, s: ast.For, active: set):
+        """``(sequences, [(target, sequence or None for a counter)], start)`` of a loop
+        reverse mode runs by index, or None (left to the loop pass)."""
+        if any(
+            self.scope.lookup_name(f) is not getattr(builtins, f) for f in ("len", "range", "min")
+        ):
+            return None  # rebound: left to the loop pass (refused there)
+        it, target = s.iter, s.target
+        if isinstance(it, ast.Name):
+            return ([it], [(target, it)], 0) if it.id in active else None
+        if not (isinstance(it, ast.Call) and isinstance(it.func, ast.Name)):
+            return None
+        func = self.scope.lookup_name(it.func.id)
+        args = it.args
+        if not all(isinstance(a, ast.Name) for a in args) or not any(a.id in active for a in args):
+            return None
+        pair = isinstance(target, ast.Tuple) and not any(
+            isinstance(e, ast.Starred) for e in target.elts
+        )
+        if func is builtins.enumerate and len(args) == 1 and pair and len(target.elts) == 2:
+            start = {k.arg: k.value for k in it.keywords}.get("start", B.const(0))
+            if set(k.arg for k in it.keywords) - {"start"} or not (
+                isinstance(start, ast.Constant) and type(start.value) is int
+            ):
+                return None
+            return [args[0]], [(target.elts[0], None), (target.elts[1], args[0])], start.value
+        if func is builtins.zip and args and pair and len(target.elts) == len(args):
+            keywords = {k.arg: k.value for k in it.keywords}
+            strict = keywords.get("strict", B.const(False))
+            if set(keywords) - {"strict"} or not isinstance(strict, ast.Constant):
+                return None
+            return list(args), list(zip(target.elts, args, strict=True)), 0
+        return None
+
+
+def parts_strict(it: ast.expr) -> ast.expr:
+    """``zip(..., strict=True)``'s flag (False for anything else)."""
+    if isinstance(it, ast.Call):
+        for k in it.keywords:
+            if k.arg == "strict":
+                return k.value
+    return B.const(False)

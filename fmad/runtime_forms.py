@@ -261,9 +261,18 @@ def structured_item(g: Any, item: Any, leaf: Any) -> Any:
     return leaf(zeros(item) if g is ZERO else g, item)
 
 
-def sequence(items: Any) -> None:
-    """Before a loop over ``items`` that reverse mode runs by index (``range(len(items))``):
-    a list, a tuple or an array of at least one dimension."""
-    if isinstance(items, list | tuple) or (isinstance(items, np.ndarray) and items.ndim):
-        return
-    raise fmad_rev.Refused(f"a loop over {fmad_rev.describe(items)} with a derivative")
+def sequence(strict: bool, where: str, *sequences: Any) -> None:
+    """Before a loop that reverse mode runs by index (``range(len(xs))``, ``range(min(...))``
+    for ``zip``): each of ``sequences`` is a list, a tuple or an array of at least one
+    dimension, and, for ``zip(..., strict=True)``, they have one length (Python's
+    ``ValueError`` at ``where``, ``file:line``, otherwise)."""
+    for items in sequences:
+        if not (isinstance(items, list | tuple) or (isinstance(items, np.ndarray) and items.ndim)):
+            raise fmad_rev.Refused(f"a loop over {fmad_rev.describe(items)} with a derivative")
+    lengths = [len(items) for items in sequences]
+    if strict and len(set(lengths)) > 1:
+        first = lengths[0]
+        i = next(i for i, n in enumerate(lengths) if n != first)
+        how = "shorter" if lengths[i] < first else "longer"
+        what = "argument 1" if i == 1 else f"arguments 1-{i}"
+        raise ShapeError(f"{where}: zip() argument {i + 1} is {how} than {what}")

@@ -610,3 +610,55 @@ def test_a_loop_over_a_dict_parameter_is_refused_when_called():
     with pytest.raises(fmad.ReverseModeError, match="a loop over a dict") as info:
         dfn({0: 1.0, 1: 2.0})
     assert info.value.lineno == line_of(loops_over_dict, "for key in p")
+
+
+# -- enumerate and zip over values with a derivative -----------------------------------------
+def enumerates(W, x):
+    rows = []
+    for row in W:
+        rows.append(np.sum(row * x))
+    total = 0.0
+    for k, v in enumerate(rows):
+        total = total + v * v * k
+    for i, row in enumerate(W):
+        total = total + np.sum(row) * i
+    return total
+
+
+def enumerates_from_one(W, x):  # forward mode refuses enumerate(..., start=1)
+    total = 0.0
+    for k, row in enumerate(W, start=1):
+        total = total + np.sum(row * x) * k
+    return total
+
+
+def zips(w, ys):
+    parts = [w * 2.0, w * w, w]
+    total = 0.0
+    for p, y in zip(parts, ys, strict=False):
+        total = total + p * y
+    return total
+
+
+def zips_strict(w, ys):
+    parts = [w, w * w]
+    total = 0.0
+    for p, y in zip(parts, ys, strict=True):
+        total = total + p * y
+    return total
+
+
+def test_enumerate_and_zip():
+    W = np.arange(6.0).reshape(3, 2) / 5
+    both(enumerates, ["W", "x"], {"W": W, "x": np.array([1.0, -2.0])})
+    dfn = fmad.differentiate(enumerates_from_one, mode="reverse")
+    check_gradients(dfn, {"W": W, "x": np.array([1.0, -2.0])})
+    both(zips, ["w"], {"w": 0.7, "ys": [1.0, 2.0]})  # zip stops at the shorter
+    both(zips, ["w"], {"w": 0.7, "ys": [1.0, 2.0, 3.0, 4.0]})
+    both(zips_strict, ["w"], {"w": 0.7, "ys": [1.0, 2.0]})
+    dfn = fmad.differentiate(zips_strict, wrt=["w"], mode="reverse")
+    with pytest.raises(ValueError, match="zip\\(\\) argument 2 is longer than argument 1"):
+        zips_strict(0.7, [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="zip\\(\\) argument 2 is longer than argument 1") as info:
+        dfn(0.7, [1.0, 2.0, 3.0])
+    assert str(info.value).startswith(f"{__file__}:{line_of(zips_strict, 'zip(parts, ys')}:")
