@@ -67,7 +67,20 @@ def jacobian(fn=None, *, wrt=None, mode: str = "forward"):
 
 
 def size_of(values: list[Any]) -> int:
-    return sum(v.size if isinstance(v, np.ndarray) else 1 for v in values)
+    """The number of elements of the ``wrt`` arguments (the leaves of lists, tuples and
+    dicts of arrays included)."""
+    total = 0
+    for v in values:
+        if isinstance(v, dict):
+            v = list(v.values())
+        total += (
+            size_of(v)
+            if isinstance(v, list | tuple)
+            else v.size
+            if isinstance(v, np.ndarray)
+            else 1
+        )
+    return total
 
 
 def auto(fn: Callable[..., Any], wrt) -> Callable[..., Any]:

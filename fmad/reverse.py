@@ -18,8 +18,11 @@ comments). After this pass, for a straight-line function with one scalar output:
 Everything else is refused with a :class:`~fmad.errors.ReverseModeError` at the user's line
 that says to use ``mode='forward'``: the control flow :mod:`fmad.reverse_branches` and
 :mod:`fmad.reverse_loops` do not handle (after :mod:`fmad.reverse_jumps` made ``break``,
-``continue`` and early returns flags and guards), helper calls :mod:`fmad.reverse_inline` does not
-inline, in-place changes, containers, and operations without a transpose rule.
+``continue`` and early returns flags and guards), helper calls :mod:`fmad.reverse_inline` (and
+nested functions, :mod:`fmad.reverse_nested`) do not inline, in-place changes other than
+the forms of :mod:`fmad.reverse_forms` (``x += e``, appends), operations on lists and
+tuples other than those of :mod:`fmad.reverse_containers`, and operations without a
+transpose rule.
 """
 
 from __future__ import annotations
@@ -35,9 +38,12 @@ from fmad.activity import Activity, classify
 from fmad.errors import ReverseModeError
 from fmad.naming import names_in
 from fmad.reverse_branches import ReverseBranches
+from fmad.reverse_containers import check_operands, containers, parameter_parts
+from fmad.reverse_forms import ReverseForms, appends_to
 from fmad.reverse_inline import inline_helpers
 from fmad.reverse_jumps import without_jumps
 from fmad.reverse_loops import ReverseLoops
+from fmad.reverse_nested import inline_nested
 from fmad.rules.base import attribute, method
 from fmad.transform import Unit, prepare
 
@@ -51,7 +57,7 @@ STATEMENTS = {
 }
 
 
-class Reverse(ReverseBranches, ReverseLoops):
+class Reverse(ReverseBranches, ReverseLoops, ReverseForms):
     """Builds the reverse-mode unit of ``fn`` with respect to the parameters ``wrt``."""
 
     def __init__(self, fn: types.FunctionType, wrt: tuple[str, ...]) -> None:
@@ -95,8 +101,10 @@ class Reverse(ReverseBranches, ReverseLoops):
         body = without_jumps(self.flat.body, self.namer.fresh, self.refuse_at)
         if not body or not isinstance(body[-1], ast.Return):
             self.refuse_at(body[-1] if body else self.flat, "a function without a final 'return'")
-        inlined = inline_helpers(self, body[:-1], prepare)
-        primal = self.rename([self.check(s) for s in inlined])
+        inlined = inline_helpers(self, inline_nested(self, body[:-1]), prepare)
+        primal = self.rename(self.forms([self.check(s) for s in inlined]))
+        self.containers = containers(primal)  # lists and tuples (fmad.reverse_containers)
+        self.parameter_parts = parameter_parts(primal, self.wrt)
         ret = copy.deepcopy(body[-1])
         ret.value = self.renamed(ret.value)
         if not isinstance(ret.value, ast.Name | ast.Constant) and B.names(ret.value):
@@ -137,10 +145,8 @@ class Reverse(ReverseBranches, ReverseLoops):
         if isinstance(s, ast.Return):
             self.refuse_at(s, "a 'return' before the end of the function")
         if isinstance(s, ast.Assign):
-            if getattr(s, "fmad_augmented", None) is not None:
-                self.refuse_at(s, "an augmented assignment (x += ...; write x = x + ...)")
-            if not isinstance(s.targets[0], ast.Name):
-                self.refuse_at(s, "assigning to an item, an attribute or several names")
+            if not isinstance(s.targets[0], ast.Name | ast.Tuple | ast.List):
+                self.refuse_at(s, "assigning to an item or an attribute")
             self.check_calls(s.value, s)
             return s
         if isinstance(s, ast.Expr):
@@ -148,6 +154,8 @@ class Reverse(ReverseBranches, ReverseLoops):
             if isinstance(call, ast.Constant):
                 return s
             if isinstance(call, ast.Call) and effects.effect_free(self.scope.lookup(call.func)):
+                return s
+            if appends_to(s, self.scope) is not None:  # xs.append(v): fmad.reverse_forms
                 return s
             self.refuse_at(s, "a call whose result is dropped (it may change a value in place)")
         if isinstance(s, ast.Assert | ast.Pass):
@@ -267,12 +275,15 @@ class Reverse(ReverseBranches, ReverseLoops):
             if value.id in self.active:
                 self.contribute(value.id, g, out)
             return None
+        if isinstance(value, ast.Constant):  # one branch binds a number: no operand
+            return None
         key, args, keywords = self.operation(value, s)
         active = [isinstance(a, ast.Name) and a.id in self.active for a in args]
         if isinstance(value, ast.Subscript):
             active[1] = any(n in self.active for n in B.names(args[1]))
         if any(n in self.active for k in keywords.values() for n in B.names(k)):
             self.refuse_at(s, f"'{ast.unparse(value)}' with a differentiated keyword argument")
+        check_operands(self, key, s, args, active)
         if not any(active):  # its value is active, so something fed it: refuse, never drop it
             self.refuse_at(s, f"'{ast.unparse(value)}' on a differentiated value")
         rule = adjoints.adjoint_for(key)
@@ -293,6 +304,8 @@ class Reverse(ReverseBranches, ReverseLoops):
             return ast.Subscript, [value.value, value.slice], {}
         if isinstance(value, ast.Attribute):
             return attribute(value.attr), [value.value], {}
+        if isinstance(value, ast.Tuple | ast.List):
+            return type(value), list(value.elts), {}
         if isinstance(value, ast.Call):
             keywords = {k.arg: k.value for k in value.keywords}
             target = classify(value, self.scope, self.nested)

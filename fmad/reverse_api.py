@@ -2,7 +2,8 @@
 
 One compiled unit serves every shape: the adjoint statements read shapes when they run
 (``fmad_rev.unbroadcast``...), so unlike forward mode there is no variant per shape. The
-wrapper checks the ``wrt`` arguments (numbers and real arrays), turns the runtime's refusals
+wrapper checks the ``wrt`` arguments (numbers and real arrays, and lists, tuples and
+dicts of those, whose gradients it gives the same structure), turns the runtime's refusals
 into :class:`~fmad.errors.ReverseModeError` at the user's line, and gives each gradient its
 parameter's shape (a float for a number).
 """
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from fmad import runtime_forms as fmad_forms
 from fmad import runtime_reverse as fmad_rev
 from fmad import trace
 from fmad.compile import compile_unit
@@ -32,6 +34,7 @@ from fmad.variable import Variable
 
 SELF = ("self", "cls")
 FLOAT64 = np.dtype(np.float64)
+TREES = (list, tuple, dict)
 
 
 def default_wrt(fn: types.FunctionType, wrt: Sequence[str] | str | None) -> tuple[str, ...]:
@@ -96,6 +99,7 @@ class ReverseFunction:
             ok = (isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)) or (
                 isinstance(value, np.ndarray) and value.dtype.kind in "iuf"
             )
+            ok = ok or (isinstance(value, list | tuple | dict) and fmad_forms.is_tree(value))
             if not ok:
                 what = (
                     f"an array of dtype {value.dtype}"
@@ -106,7 +110,8 @@ class ReverseFunction:
                     self.filename,
                     self.def_line,
                     f"the argument of the parameter {name!r} is {what}; reverse mode "
-                    f"differentiates with respect to real numbers and real arrays; {ADVICE}",
+                    "differentiates with respect to real numbers and real arrays (and lists, "
+                    f"tuples and dicts of those); {ADVICE}",
                 )
             values.append(value)
         return values
@@ -142,8 +147,23 @@ class ReverseFunction:
         array = isinstance(value, np.ndarray)  # a 0-d array output: array gradients
         return value, {
             name: self.shaped(name, g, v, array)
+            if type(v) not in TREES
+            else self.tree(name, g, v, array)
             for (name, *_), g, v in zip(self.slots, grads, values, strict=True)
         }
+
+    def tree(self, name: str, g: Any, value: Any, array: bool) -> Any:
+        """The gradient of a list, tuple or dict parameter, in its structure."""
+        out = fmad_forms.structured(g, value, lambda gi, v: self.shaped(name, gi, v, array))
+        if out is None:
+            raise ReverseModeError(
+                self.filename,
+                self.def_line,
+                f"the parameter {name!r} is a {type(value).__name__}, and reverse mode "
+                "differentiates only reading its items (params[0], params['W'], unpacking, "
+                f"a loop over it) and np.array() of it; {ADVICE}",
+            )
+        return out
 
     def shaped(self, name: str, g: Any, value: Any, array: bool) -> Any:
         """``g`` in the type forward mode gives: a float for a number, an array of the

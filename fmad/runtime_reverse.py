@@ -44,7 +44,10 @@ def seed(value: Any) -> float:
 
 
 def zeros(x: Any) -> Any:
-    """The adjoint of a parameter the output does not depend on: zeros of its shape."""
+    """The adjoint of a parameter the output does not depend on: zeros of its shape (a
+    list of zeros for a list or tuple: ``fmad.runtime_forms.Adjoints`` add to it)."""
+    if isinstance(x, list | tuple):
+        return [zeros(item) for item in x]
     shape = np.shape(x)
     return np.zeros(shape) if shape else 0.0
 

@@ -309,9 +309,7 @@ def vector_output(x, w):
     ("fn", "text", "what"),
     [
         (one_branch_only, "return t", "bound in only one branch"),
-        (loop_over_w, "for v in w", "carries a derivative"),
         (read_after_loop, "return last", "'last', bound inside a loop"),
-        (augmented, "y += 1.0", "augmented"),
         (in_place, "y[0] = 0.0", "item"),
         (no_transpose, "np.cumsum", "no transpose rule"),
         (shuffles, "np.random.shuffle", "a call to"),

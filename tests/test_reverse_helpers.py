@@ -92,7 +92,6 @@ def marker_line(tag: str) -> int:
         (rh.calls_closure, "closure", "enclosing function"),
         (rh.calls_other_module, "other-module", "another module"),
         (rh.shadows_np, "shadows", "the global 'np'"),
-        (rh.nested_helper, "nested", "a nested 'def'"),
         (rh.calls_unreadable, "unreadable", "helper 'unreadable'"),
     ],
 )

@@ -25,7 +25,8 @@ def test_program_rows(fn, wrt, points):
 
 # the program-table rows that call helpers of their module: inlined since issue 12 (the
 # table gave 148 same, 70 refused; 144 and 74 before; 178 and 40 with the control flow
-# below); uses_helper_branch_and_loop's helpers have an early return and a loop
+# below, 181 and 37 with the statement forms of tests/test_reverse_forms.py alone);
+# uses_helper_branch_and_loop's helpers have an early return and a loop
 HELPER_ROWS = [
     "uses_helper",
     "uses_helper_keywords",
@@ -34,8 +35,8 @@ HELPER_ROWS = [
     "uses_helper_branch_and_loop",
 ]
 # control flow (fmad/reverse_jumps.py, fmad/reverse_loops.py): 'if' and loops inside loops,
-# 'while', break/continue, early returns, a loop's 'else', elif chains. for_continue,
-# nested_loops_data and while_counter also write 'x += ...' (refused for that alone)
+# 'while', break/continue, early returns, a loop's 'else', elif chains; for_continue,
+# nested_loops_data and while_counter also write 'x += ...' (fmad/reverse_forms.py)
 FLOW_ROWS = [
     "for_break",
     "for_break_on_param",
@@ -49,6 +50,9 @@ FLOW_ROWS = [
     "elif_on_param",
     "branch_on_data",
     "bool_ops",
+    "for_continue",
+    "nested_loops_data",
+    "while_counter",
 ]
 
 

@@ -1,0 +1,191 @@
+"""Lists and tuples of values with a derivative in reverse mode: their transposes.
+
+A name is a *container* (:func:`containers`) when the primal binds it to a display
+``[a, b]`` or ``(a, b)`` (after flattening: of names and numbers), or copies one. Its
+adjoint is a :class:`fmad.runtime_forms.Adjoints`, one adjoint per item. The transposes
+(registered in the table of :mod:`fmad.adjoints`):
+
+- the display ``t = (a, b, c)``: the adjoint of ``a`` gets ``dt[0]`` and so on;
+- ``t[i]`` (an integer, or a slice) of a container: ``fmad_forms.item_adjoint(g, t, i)``,
+  zeros but for item ``i``;
+- the builtin ``sum(t)`` (and ``sum(t, start)``): ``g`` for each item, summed back to its
+  shape (``sum`` of an array: ``g`` repeated along its first axis);
+- ``np.array(t)``/``np.asarray(t)``: the items of ``g``, in the shapes of ``t``'s items;
+- ``x.real`` of a real ``x`` passes ``g`` on (``x.imag`` of a real ``x`` is 0).
+
+A ``wrt`` parameter may be a list, a tuple or a dict of arrays (:func:`parameter_parts`):
+an item read of it, of a copy or of an item of it takes its adjoint through
+``fmad_forms.index_any``, which looks at the value when the code runs.
+
+Any other operation on a container with a derivative (``t + (w,)``, ``np.sum(t)``, ``t * 2``)
+is refused (:func:`check_operands`): its transpose would treat the container as an array.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+
+import numpy as np
+
+from fmad import adjoints, rules
+from fmad import build as B
+from fmad import runtime_forms as fmad_forms
+from fmad.adjoints import index_value
+from fmad.rules.base import attribute
+
+# what may read a container with a derivative (the rest is refused)
+READERS = {
+    ast.Tuple,
+    ast.List,
+    ast.Subscript,
+    builtins.sum,
+    np.array,
+    np.asarray,
+    fmad_forms.appended,
+}
+
+
+def parameter_parts(primal: list[ast.stmt], wrt: tuple[str, ...]) -> set[str]:
+    """The ``wrt`` parameters (a list, tuple or dict of arrays, or an array: known when
+    called), their copies and their items (``W = params[0]``, ``W, b = params``): their
+    items' adjoints are made by ``fmad_forms.index_any``, which looks at the value."""
+    found = set(wrt)
+    size = -1
+    while size != len(found):
+        size = len(found)
+        for s in B.statements(primal):
+            if isinstance(s, ast.Assign) and isinstance(s.targets[0], ast.Name):
+                value = s.value
+                if isinstance(value, ast.Subscript):
+                    value = value.value
+                if isinstance(value, ast.Name) and value.id in found:
+                    found.add(s.targets[0].id)
+    return found
+
+
+def containers(primal: list[ast.stmt]) -> set[str]:
+    """The names bound to a list or tuple display, or to a copy of one (see above)."""
+    found: set[str] = set()
+    size = -1
+    while size != len(found):  # a loop's copies can come before the display they copy
+        size = len(found)
+        for s in B.statements(primal):
+            if isinstance(s, ast.Assign) and isinstance(s.targets[0], ast.Name):
+                value = s.value
+                if (
+                    isinstance(value, ast.Tuple | ast.List)
+                    or (isinstance(value, ast.Name) and value.id in found)
+                    or getattr(s, "fmad_appended", False)
+                ):
+                    found.add(s.targets[0].id)
+    return found
+
+
+def check_operands(ctx, key, s: ast.Assign, args: list, active: list) -> None:
+    """Refuse an operation on a container with a derivative that has no transpose here."""
+    if rules.hashable(key) and key in READERS:
+        return
+    for a, is_active in zip(args, active, strict=False):
+        if is_active and isinstance(a, ast.Name) and a.id in ctx.containers:
+            ctx.refuse_at(
+                s,
+                f"'{ast.unparse(s.value)}' on the list or tuple '{a.id}' of values with a "
+                "derivative (reverse mode reads items, sum() and np.array() of one)",
+            )
+
+
+def forms(ctx, attr: str) -> ast.expr:
+    return ctx.forms_(attr)
+
+
+def display_adjoint(ctx, g, z, args, keywords, active):
+    if any(isinstance(a, ast.Starred) for a in args):
+        ctx.refuse("a display with '*'")
+    return [
+        (i, B.call(forms(ctx, "part"), g, B.const(i), args[i]))
+        for i in range(len(args))
+        if active[i]
+    ]
+
+
+def _subscript(previous):
+    def subscript_adjoint(ctx, g, z, args, keywords, active):
+        x = args[0]
+        helper = "item_adjoint"
+        if isinstance(x, ast.Name) and x.id in ctx.parameter_parts:
+            helper = "index_any"  # a parameter may be a list, a tuple or a dict of arrays
+        elif not (isinstance(x, ast.Name) and x.id in ctx.containers):
+            return previous(ctx, g, z, args, keywords, active)
+        if active[1]:
+            ctx.refuse("an index computed from a differentiated value")
+        return [(0, B.call(forms(ctx, helper), g, x, index_value(args[1])))]
+
+    return subscript_adjoint
+
+
+def _sum(previous):
+    def builtin_sum_adjoint(ctx, g, z, args, keywords, active):
+        x = args[0] if args else None
+        if previous is not None and not (isinstance(x, ast.Name) and x.id in ctx.containers):
+            return previous(ctx, g, z, args, keywords, active)
+        return sum_adjoint(ctx, g, z, args, keywords, active)
+
+    return builtin_sum_adjoint
+
+
+def sum_adjoint(ctx, g, z, args, keywords, active):
+    if keywords or len(args) not in (1, 2):
+        ctx.refuse("sum() with keyword arguments")
+    out = []
+    if active[0]:
+        out.append((0, B.call(forms(ctx, "sum_adjoint"), g, args[0])))
+    if len(args) > 1 and active[1]:
+        out.append((1, B.call(ctx.rev("unbroadcast"), g, args[1])))
+    return out
+
+
+def _items(previous):
+    def items_adjoint(ctx, g, z, args, keywords, active):
+        x = args[0]
+        if not (isinstance(x, ast.Name) and x.id in ctx.containers | ctx.parameter_parts):
+            return previous(ctx, g, z, args, keywords, active)
+        if len(args) != 1 or keywords:
+            if x.id in ctx.containers:
+                ctx.refuse("np.array() of a list with options")
+            return previous(ctx, g, z, args, keywords, active)
+        return [(0, B.call(forms(ctx, "items_adjoint"), g, x))]
+
+    return items_adjoint
+
+
+def real_adjoint(ctx, g, z, args, keywords, active):
+    return [(0, B.call(forms(ctx, "real_adjoint"), g, args[0]))]
+
+
+def imag_adjoint(ctx, g, z, args, keywords, active):
+    return [(0, B.call(forms(ctx, "imag_adjoint"), g, args[0]))]
+
+
+def appended_adjoint(ctx, g, z, args, keywords, active):
+    """``xs_1 = fmad_forms.appended(xs, v, k)``: the list's adjoint passes on whole (its
+    items past ``k`` are read by no one before), ``v``'s is its item ``k``."""
+    out = [(0, g)] if active[0] else []
+    if active[1]:
+        out.append((1, B.call(forms(ctx, "part"), g, args[2], args[1])))
+    return out
+
+
+def register() -> None:
+    table = adjoints.ADJOINTS
+    table[ast.Tuple] = table[ast.List] = display_adjoint
+    table[ast.Subscript] = _subscript(table[ast.Subscript])
+    table[builtins.sum] = _sum(table.get(builtins.sum))
+    for key in (np.array, np.asarray):
+        table[key] = _items(table[key])
+    table[fmad_forms.appended] = appended_adjoint
+    table.setdefault(attribute("real"), real_adjoint)
+    table.setdefault(attribute("imag"), imag_adjoint)
+
+
+register()
