@@ -17,6 +17,7 @@ import pytest
 
 import fmad
 from fmad import pytree
+from tests.fdcheck import check_gradients
 
 THIS_FILE = os.path.basename(__file__)
 RNG = np.random.default_rng(13)
@@ -561,3 +562,29 @@ def test_numpy_functions_stack_a_list_a_helper_returns():
     value, grads = fmad.differentiate(numpy_of_a_helper_list)(np.ones(2))
     assert value == 6.0 and grads["w"].tolist() == [3.0, 3.0]
     check(numpy_of_a_helper_part, {"p": {"ws": [np.ones(2), np.zeros(2)]}}, "p")
+
+
+def item_without_derivative(w, b):
+    vals = [w, b]
+    return np.sum(vals[1]) + np.sum(vals[0] * vals[0])
+
+
+def item_without_derivative_scalar(w, b):
+    pair = (w, b)
+    return pair[1] * 3.0
+
+
+@pytest.mark.parametrize(
+    ("fn", "args"),
+    [
+        (item_without_derivative, {"w": np.array([1.0, 2.0]), "b": np.array([3.0, 4.0])}),
+        (item_without_derivative, {"w": np.array([1.0, 2.0]), "b": 0.5}),
+        (item_without_derivative, {"w": 1.5, "b": np.array([3.0, 4.0, 5.0])}),
+        (item_without_derivative_scalar, {"w": np.array([1.0, 2.0]), "b": 2.0}),
+        (item_without_derivative_scalar, {"w": 2.0, "b": np.array([1.0, 2.0])}),
+    ],
+)
+def test_an_item_of_a_list_with_no_derivative_for_one_parameter(fn, args):
+    # the list's tangent holds 0.0 for the item with no derivative; reading that item
+    # once gave an InternalError ('float' object has no attribute 'reshape')
+    check_gradients(fmad.differentiate(fn, wrt=["w", "b"]), args)

@@ -92,7 +92,10 @@ def index_rule(ctx, z, args, tangents, keywords):
     (x, index), t = args, tangents[0]
     if t is None:
         return None
-    return Tangent(B.subscript(ctx.full(t, x), _tangent_index(ctx, index)), full=True)
+    # an item of a list's tangent may be the 0.0 standing for an item with no derivative:
+    # not full (the rules that need its full shape broadcast it first)
+    full = not t.container
+    return Tangent(B.subscript(ctx.full(t, x), _tangent_index(ctx, index)), full=full)
 
 
 @defrule(attribute("T"))
