@@ -1,10 +1,14 @@
 """The public function of reverse mode (``fmad.differentiate(fn, mode="reverse")``).
 
-One compiled unit serves every shape: the adjoint statements read shapes when they run
-(``fmad_rev.unbroadcast``...), so unlike forward mode there is no variant per shape. The
-wrapper checks the ``wrt`` arguments (numbers and real arrays), turns the runtime's refusals
-into :class:`~fmad.errors.ReverseModeError` at the user's line, and gives each gradient its
-parameter's shape (a float for a number).
+The generic unit (:mod:`fmad.reverse`) serves every shape: its adjoint statements read
+shapes when they run (``fmad_rev.unbroadcast``...); it is the code ``source`` and ``show``
+print. A call runs the variant of it made for the kinds and shapes of its arguments
+(:mod:`fmad.reverse_shapes`: each argument's type, and for an array its shape and dtype),
+made at the first call of that kind (at most ``reverse_shapes.LIMIT`` of them; further
+kinds run the generic code); ``source_for(*args)`` prints it. The wrapper checks the
+``wrt`` arguments (numbers and real arrays), turns the runtime's refusals into
+:class:`~fmad.errors.ReverseModeError` at the user's line, and gives each gradient its
+parameter's shape (a float for a number), a new array for each.
 """
 
 from __future__ import annotations
@@ -13,14 +17,15 @@ import functools
 import inspect
 import linecache
 import numbers
+import operator
 import types
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from fmad import reverse_shapes, trace
 from fmad import runtime_reverse as fmad_rev
-from fmad import trace
 from fmad.compile import compile_unit
 from fmad.errors import InternalError, ReverseModeError
 from fmad.printer import to_source
@@ -32,6 +37,7 @@ from fmad.variable import Variable
 
 SELF = ("self", "cls")
 FLOAT64 = np.dtype(np.float64)
+NDARRAY = np.ndarray
 
 
 def default_wrt(fn: types.FunctionType, wrt: Sequence[str] | str | None) -> tuple[str, ...]:
@@ -64,17 +70,67 @@ class ReverseFunction:
             p = signature.parameters[w]
             index = names.index(w) if p.kind != p.KEYWORD_ONLY else None
             self.slots.append((w, index, p.default))
+        kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        self.positional = [p.name for p in signature.parameters.values() if p.kind in kinds]
+        indices = [index for _, index, _ in self.slots]
+        # the wrt arguments of a call that passes them all by position, in one C call
+        self.getter = (
+            operator.itemgetter(*indices, indices[0]) if indices and None not in indices else None
+        )
 
     def build(self) -> None:
         self.unit = reverse_unit(self.original, self.wrt)
         self.compiled = compile_unit(self.unit, {})
+        # key (reverse_shapes.key_of each argument) -> the variant's compiled function; a
+        # call that passes every wrt argument by position finds it in `fast`
+        self.variants: dict[Any, Any] = {}
+        self.fast: dict[tuple, Any] = {}
         # the globals a call was matched through (a helper inlined, a rule chosen): if one is
         # rebound later, the code is stale and is built again (as forward mode does)
         self.watched = self.unit.scope.watched()
 
+    def key(self, args: tuple, kwargs: dict) -> Any:
+        key = tuple([reverse_shapes.key_of(a) for a in args])
+        if kwargs:
+            return key, tuple([(k, reverse_shapes.key_of(v)) for k, v in kwargs.items()])
+        return key
+
+    def variant_unit(self, args: tuple, kwargs: dict):
+        """The generic unit specialised to what the arguments' kinds tell (reverse_shapes)."""
+        params = dict(zip(self.positional, args, strict=False))
+        params.update(kwargs)
+        infos = {
+            name: reverse_shapes.info_of_key(reverse_shapes.key_of(v)) for name, v in params.items()
+        }
+        return reverse_shapes.specialize(self.unit, infos)
+
+    def variant(self, args: tuple, kwargs: dict) -> Any:
+        """The compiled variant for these (checked, unwrapped) arguments, made at first use."""
+        key = self.key(args, kwargs)
+        function = self.variants.get(key)
+        if function is None:
+            if len(self.variants) >= reverse_shapes.LIMIT:
+                return self.compiled
+            function = compile_unit(self.variant_unit(args, kwargs), {})
+            self.watched = self.unit.scope.watched()  # the rules the variant looked up too
+            self.variants[key] = function
+            if not kwargs and self.getter is not None:
+                try:
+                    self.getter(args)
+                except IndexError:  # a wrt argument left to its default
+                    return function
+                self.fast[key] = function
+        return function
+
     @property
     def source(self) -> str:
         return self.unit.printed()
+
+    def source_for(self, *args: Any, **kwargs: Any) -> str:
+        """The code that runs for these arguments: the variant for their kinds and shapes."""
+        args = tuple(a.value if isinstance(a, Variable) else a for a in args)
+        kwargs = {k: v.value if isinstance(v, Variable) else v for k, v in kwargs.items()}
+        return self.variant_unit(args, kwargs).printed()
 
     def show(self, stage: str = "reverse", printer: str = "ast", *, comments: bool = True, **_):
         lines = linecache.getlines(self.filename) if comments else None
@@ -112,6 +168,16 @@ class ReverseFunction:
         return values
 
     def __call__(self, *args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        if not kwargs:  # the common call: its variant found from the arguments' kinds alone
+            function = self.fast.get(
+                tuple([(a.shape, a.dtype) if type(a) is NDARRAY else type(a) for a in args])
+            )
+            if function is not None and not (self.watched and not still_bound(self.watched)):
+                return self.run(function, args, kwargs, self.getter(args))
+        return self.general(args, kwargs)
+
+    def general(self, args: tuple, kwargs: dict) -> tuple[Any, dict[str, Any]]:
+        """Any call: Variables unwrapped, the wrt arguments checked, its variant made."""
         if Variable in map(type, args):
             args = tuple(a.value if isinstance(a, Variable) else a for a in args)
         if kwargs and Variable in map(type, kwargs.values()):
@@ -119,8 +185,11 @@ class ReverseFunction:
         values = self.arguments(args, kwargs)
         if self.watched and not still_bound(self.watched):
             self.build()
+        return self.run(self.variant(args, kwargs), args, kwargs, values)
+
+    def run(self, function: Any, args: tuple, kwargs: dict, values: Sequence[Any]):
         try:
-            value, *grads = self.compiled(*args, **kwargs)
+            value, *grads = function(*args, **kwargs)
         except fmad_rev.NotScalar as exc:
             raise ReverseModeError(
                 self.filename,
@@ -142,7 +211,7 @@ class ReverseFunction:
         array = isinstance(value, np.ndarray)  # a 0-d array output: array gradients
         return value, {
             name: self.shaped(name, g, v, array)
-            for (name, *_), g, v in zip(self.slots, grads, values, strict=True)
+            for (name, *_), g, v in zip(self.slots, grads, values, strict=False)
         }
 
     def shaped(self, name: str, g: Any, value: Any, array: bool) -> Any:
@@ -191,5 +260,5 @@ class ReverseFunction:
         function.source = self.source
         function.flat_source = self.show("flat")
         function.show = self.show
-        function.source_for = lambda *args, **kwargs: self.source
+        function.source_for = self.source_for
         return function

@@ -64,6 +64,7 @@ LAYERS: dict[str, int] = {
     "reverse_branches": 7,
     "reverse_inline": 7,
     "reverse": 8,
+    "reverse_shapes": 8,
     "compile": 8,
     "reverse_api": 9,
     "export_inline": 8,
