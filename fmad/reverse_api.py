@@ -31,6 +31,7 @@ from fmad.errors import InternalError, ReverseModeError
 from fmad.printer import to_source
 from fmad.resolve import still_bound
 from fmad.reverse import ADVICE, reverse_unit
+from fmad.reverse_numbers import numbers_function
 from fmad.source import python_function, read_function
 from fmad.spec import normalize_wrt, refuse_variadic
 from fmad.variable import Variable
@@ -172,8 +173,13 @@ class ReverseFunction:
             function = self.fast.get(
                 tuple([(a.shape, a.dtype) if type(a) is NDARRAY else type(a) for a in args])
             )
-            if function is not None and not (self.watched and not still_bound(self.watched)):
-                return self.run(function, args, kwargs, self.getter(args))
+            if function is not None and (not self.watched or still_bound(self.watched)):
+                try:
+                    value, *grads = function(*args)
+                except Exception as exc:
+                    self.failed(exc)
+                    raise
+                return value, self.gradients(value, grads, self.getter(args))
         return self.general(args, kwargs)
 
     def general(self, args: tuple, kwargs: dict) -> tuple[Any, dict[str, Any]]:
@@ -185,12 +191,19 @@ class ReverseFunction:
         values = self.arguments(args, kwargs)
         if self.watched and not still_bound(self.watched):
             self.build()
-        return self.run(self.variant(args, kwargs), args, kwargs, values)
-
-    def run(self, function: Any, args: tuple, kwargs: dict, values: Sequence[Any]):
+        function = self.variant(args, kwargs)
         try:
             value, *grads = function(*args, **kwargs)
-        except fmad_rev.NotScalar as exc:
+        except Exception as exc:
+            self.failed(exc)
+            raise
+        return value, self.gradients(value, grads, values)
+
+    def failed(self, exc: Exception) -> None:
+        """The generated code raised ``exc``: the runtime's refusals become
+        ReverseModeErrors at the user's line, fmad's own bugs InternalErrors
+        (:func:`fmad.trace.check`); the caller re-raises anything else as it is."""
+        if isinstance(exc, fmad_rev.NotScalar):
             raise ReverseModeError(
                 self.filename,
                 self.return_line,
@@ -198,21 +211,45 @@ class ReverseFunction:
                 f"returned {fmad_rev.describe(exc.value)}: use mode='forward' (it gives the "
                 "whole Jacobian), or reduce the output to a scalar",
             ) from None
-        except fmad_rev.Refused as exc:
+        if isinstance(exc, fmad_rev.Refused):
             where = trace.locate(exc)
             line = where.line if where is not None else self.def_line
             raise ReverseModeError(
                 self.filename, line, f"{exc}: reverse mode does not support this yet; {ADVICE}"
             ) from None
-        except Exception as exc:
-            if exc.__traceback__.tb_next is not None:
-                trace.check(exc)
-            raise
+        if exc.__traceback__.tb_next is not None:
+            trace.check(exc)
+
+    def gradients(self, value: Any, grads: list, values: Sequence[Any]) -> dict[str, Any]:
+        """Each gradient in its parameter's shape (:meth:`shaped`), each array a new one
+        (two gradients may be one array in the generated code: the second is copied)."""
         array = isinstance(value, np.ndarray)  # a 0-d array output: array gradients
-        return value, {
-            name: self.shaped(name, g, v, array)
-            for (name, *_), g, v in zip(self.slots, grads, values, strict=False)
-        }
+        out = {}
+        arrays: list[np.ndarray] = []
+        for (name, *_), g, v in zip(self.slots, grads, values, strict=False):
+            kind = type(g)
+            if kind is NDARRAY:  # the common case checked fast: a new float64 array
+                flags = g.flags
+                if not (
+                    type(v) is NDARRAY
+                    and g.shape == v.shape
+                    and g.dtype is FLOAT64
+                    and flags.owndata
+                    and flags.writeable
+                ):
+                    g = self.shaped(name, g, v, array)
+            elif kind is float and type(v) is float and not array:
+                pass
+            else:
+                g = self.shaped(name, g, v, array)
+            if type(g) is NDARRAY:
+                for other in arrays:
+                    if other is g:
+                        g = g.copy()
+                        break
+                arrays.append(g)
+            out[name] = g
+        return out
 
     def shaped(self, name: str, g: Any, value: Any, array: bool) -> Any:
         """``g`` in the type forward mode gives: a float for a number, an array of the
@@ -249,8 +286,13 @@ class ReverseFunction:
         )
 
     def public(self) -> Any:
-        def function(*args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
-            return self(*args, **kwargs)
+        """The function ``differentiate`` returns: for numbers, the variant for floats behind
+        a type guard (:mod:`fmad.reverse_numbers`), else (and for every other call) this."""
+        function = numbers_function(self, self.__call__)
+        if function is None:
+
+            def function(*args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+                return self(*args, **kwargs)
 
         functools.update_wrapper(function, self.original)
         function.__fmad_reverse__ = self

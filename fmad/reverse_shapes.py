@@ -5,9 +5,9 @@ The generic code (:mod:`fmad.reverse`) serves every call: its runtime helpers
 (``fmad_rev.unbroadcast``, ``seed``, ``matmul_left``...) read the shapes of their operands
 when they run. Once the arguments of a call are known (each a Python float, an int, another
 number, a numpy array of a given shape, or anything else), most of that work is known too.
-:func:`specialize` walks the generic function in order and gives each name assigned once,
-outside any ``if`` or loop, what is known of its value (:data:`Info`: its kind and shape,
-from the arguments' through the operations whose result shape follows from their
+:func:`specialize` walks the generic function in the order it runs and gives each name
+bound outside any ``if`` or loop what is known of its latest value (:data:`Info`: its kind
+and shape, from the arguments' through the operations whose result shape follows from their
 operands': arithmetic, numpy's ufuncs, ``@``, ``np.dot``, the reductions, ``.T``, the math
 functions, and the runtime helpers by their contracts); any other value is unknown. Then it
 rewrites the helper calls whose work that settles:
@@ -17,15 +17,17 @@ rewrites the helper calls whose work that settles:
   ``keepdims=True`` when it has them all, of length 1 where ``g``'s are summed);
 - ``seed(loss)``: ``1.0`` for a Python float or int;
 - ``zeros(w)``: ``0.0`` for a number parameter;
-- ``sum_adjoint``/``mean_adjoint`` of a number: ``g``;
+- ``sum_adjoint``/``mean_adjoint`` of a number: ``g``; over a whole array, for a Python
+  float ``g``: ``np.full(shape, g)`` and ``np.full(shape, np.divide(g, size))``;
 - ``matmul_left``/``matmul_right``/``dot_left``/``dot_right`` of matrices and vectors:
   ``g @ b.T``, ``a.T @ g``, ``np.multiply.outer(g, b)``, ``g * a``.
 
-Each rewrite computes what the helper computes, bit for bit, for every call with arguments
-of these kinds and shapes; the public wrapper (:mod:`fmad.reverse_api`) runs a variant only
-for calls whose key (:func:`key_of`) is the one it was made for. A name the walk cannot
-follow (assigned twice, in a loop or a branch, or a value of a kind it does not know) keeps
-the generic helper call.
+Then :func:`fmad.reverse_signs.fold_signs` folds the negations of adjoints into the
+operations that read them. Each rewrite computes what the helper computes, bit for bit, for
+every call with arguments of these kinds and shapes; the public wrapper
+(:mod:`fmad.reverse_api`) runs a variant only for calls whose key (:func:`key_of`) is the
+one it was made for. A name the walk cannot follow (bound in a loop or a branch, or a value
+of a kind it does not know) keeps the generic helper call.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import numpy as np
 
 from fmad import build as B
 from fmad import runtime_reverse as fmad_rev
+from fmad.reverse_signs import fold_signs
 from fmad.rules.elementwise import elementwise_functions
 
 # what is known of a value: (kind, shape); kinds: "float" and "int" (Python's), "number"
@@ -270,6 +273,10 @@ class Specializer:
         axis = rest[0] if rest else options.get("axis", ast.Constant(None))
         return reduced(x, axis, options.get("keepdims", ast.Constant(False)))
 
+    def info_of(self, node: ast.expr) -> Info | None:
+        """What the walk knows of ``node`` (a name, a constant, ``-name``) where it ended."""
+        return self.expr(copy.deepcopy(node))[1]
+
     # -- the runtime helpers ---------------------------------------------------------------
     def np_(self, *attrs: str) -> ast.expr:
         return B.attr(self.unit.module("numpy"), *attrs)
@@ -301,9 +308,28 @@ class Specializer:
             return self.unbroadcast(node, first, x)
         if name in ("sum_adjoint", "mean_adjoint") and not x[1]:
             return self.done(args[0], first)  # the reduction of a number: g itself
+        if name in ("sum_adjoint", "mean_adjoint") and self.whole(args, first):
+            # g (a Python float) over every element: the helper's float64 array, in one call
+            fill = args[0]
+            if name == "mean_adjoint":
+                fill = B.call(self.np_("divide"), fill, B.const(int(np.prod(x[1]))))
+            shape = B.tuple_([B.const(n) for n in x[1]])
+            return self.done(B.call(self.np_("full"), shape, fill), ("array", x[1]))
         if name in PRODUCTS:
             return self.product(node, name, infos)
         return node, scalar_or_array(x[1])
+
+    @staticmethod
+    def whole(args: list[ast.expr], g: Info) -> bool:
+        """A reduction's adjoint ``(g, x, None, False)``: over all axes, ``g`` a float."""
+        axis, keepdims = args[2:4] if len(args) == 4 else (None, None)
+        return (
+            g[0] == "float"
+            and isinstance(axis, ast.Constant)
+            and axis.value is None
+            and isinstance(keepdims, ast.Constant)
+            and keepdims.value is False
+        )
 
     def unbroadcast(self, node: ast.Call, g: Info, x: Info) -> tuple[ast.expr, Info | None]:
         gshape, xshape = g[1], x[1]
@@ -350,9 +376,16 @@ class Specializer:
         return node, result
 
 
-def specialize(unit: Any, params: dict[str, Info | None]) -> Any:
+def specialized(unit: Any, params: dict[str, Info | None]) -> tuple[Any, Specializer]:
     """A copy of the generic reverse ``unit`` specialised to what is known of its parameters
-    (see the module's docstring); ``unit`` itself is unchanged."""
+    (see the module's docstring; ``unit`` itself is unchanged), and the walk that made it
+    (:meth:`Specializer.info_of` tells what it knows at the end of the function)."""
     variant = dataclasses.replace(unit, text=None, injected=dict(unit.injected))
-    variant.tree = Specializer(variant, params).function()
-    return variant
+    walker = Specializer(variant, params)
+    variant.tree = walker.function()
+    fold_signs(variant)
+    return variant, walker
+
+
+def specialize(unit: Any, params: dict[str, Info | None]) -> Any:
+    return specialized(unit, params)[0]

@@ -9,6 +9,9 @@ variants.
 
 from __future__ import annotations
 
+import math
+import re
+
 import numpy as np
 import pytest
 
@@ -69,11 +72,54 @@ def looped(x, w):
     return np.sum(acc * acc)
 
 
+def negations(x, w, b):
+    z = -(x * w) + b
+    u = b - z
+    v = -u / (1.0 + x * x)
+    return np.sum(np.exp(-v) - u * v) - np.sum(-z)
+
+
+def negated_product(A, w, c):
+    r = -(A @ w) - c
+    s = -r
+    return np.sum(s * s) - np.mean(-(w @ A.T) * c)
+
+
+def negated_before_a_loop(x, w):
+    z = -(w * x)
+    acc = -z
+    for i in range(2):
+        acc = acc * z - float(i)
+    return np.sum(-acc)
+
+
+def scale(x):
+    return 2.0 * x
+
+
+def uses_helper(x, w):
+    return scale(w) * x + w * w
+
+
+def divides(x, w):
+    return w / x + math.sin(w)
+
+
+def trig(x, w):
+    return math.exp(-w * x) * math.cos(w) - (w - x) / (1.0 + x * x)
+
+
+def fractional_power(x, w):
+    return (w * x) ** 0.5
+
+
 def generic_result(differentiated, args: tuple, kwargs: dict | None = None):
     """The generic code's result for the same call (what every variant must equal)."""
     reverse: ReverseFunction = differentiated.__fmad_reverse__
     kwargs = kwargs or {}
-    return reverse.run(reverse.compiled, args, kwargs, reverse.arguments(args, kwargs))
+    values = reverse.arguments(args, kwargs)
+    value, *grads = reverse.compiled(*args, **kwargs)
+    return value, reverse.gradients(value, grads, values)
 
 
 def same_bits(got, want) -> None:
@@ -205,6 +251,84 @@ def test_names_bound_in_a_loop_keep_the_runtime_helpers():
     check(looped, (x, np.ones(3)))
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        (RNG.normal(size=5), RNG.normal(size=5), 0.3),
+        (RNG.normal(size=5), 0.7, RNG.normal(size=5)),
+        (RNG.normal(size=(2, 5)), RNG.normal(size=5), RNG.normal(size=(2, 1))),
+        (0.4, 0.7, -0.3),
+    ],
+    ids=["arrays", "scalar-w", "broadcast", "floats"],
+)
+def test_negations_folded_into_the_operations_that_read_them(args):
+    check(negations, args)
+
+
+def test_negations_through_products_and_before_a_loop():
+    A, w = RNG.normal(size=(4, 3)), RNG.normal(size=3)
+    source = check(negated_product, (A, w, 0.5))
+    assert not re.search(r"dout_\w+ = -dout_\w+\n", source)  # no adjoint negated on its own
+    check(negated_product, (A, w, RNG.normal(size=4)))
+    check(negated_before_a_loop, (RNG.normal(size=3), 0.5))
+    check(negated_before_a_loop, (RNG.normal(size=3), RNG.normal(size=3)))
+
+
+@pytest.mark.parametrize("fn", [scalar_loss, trig, uses_helper, divides])
+def test_numbers_take_the_fast_path_of_the_public_function(fn):
+    # the public function is the variant for floats behind a type guard
+    differentiated = fmad.differentiate(fn, mode="reverse")
+    assert differentiated.__code__.co_name == fn.__name__
+    reverse = differentiated.__fmad_reverse__
+    count = fn.__code__.co_argcount
+    args = tuple(RNG.uniform(0.5, 2.0) for _ in range(count))
+    for _ in range(2):
+        value, grads = differentiated(*args)
+        want_value, want_grads = generic_result(differentiated, args)
+        same_bits(value, want_value)
+        for name in grads:
+            same_bits(grads[name], want_grads[name])
+    assert not reverse.variants  # it never took the wrapper
+    check(fn, args)
+    # other kinds take the wrapper: ints, numpy floats, arrays, Variables
+    assert check(fn, (1, *args[1:])) and check(fn, (np.float64(args[0]), *args[1:]))
+    check(fn, (np.array(args[0]), *args[1:]))
+    value, grads = differentiated(fmad.Variable("x", args[0]), *args[1:])
+    same_bits(grads["w"], want_grads["w"])
+
+
+def test_the_fast_path_raises_at_the_users_line():
+    differentiated = fmad.differentiate(divides, mode="reverse")
+    with pytest.raises(ZeroDivisionError) as info:
+        differentiated(0.0, 1.0)
+    last = info.tb
+    while last.tb_next is not None:
+        last = last.tb_next
+    assert last.tb_frame.f_code.co_filename == __file__
+    assert last.tb_lineno == divides.__code__.co_firstlineno + 1
+
+
+def test_no_fast_path_where_the_output_may_not_be_a_float():
+    for fn in (fractional_power, negations):  # ** 0.5 may be complex, np.exp a numpy float
+        assert fmad.differentiate(fn, mode="reverse").__code__.co_name != fn.__name__
+    differentiated = fmad.differentiate(fractional_power, mode="reverse")
+    check(fractional_power, (2.0, 0.5))
+    with pytest.raises(fmad.ReverseModeError, match="complex"):
+        differentiated(-2.0, 0.5)
+
+
+def test_a_rebound_helper_leaves_the_fast_path(monkeypatch):
+    differentiated = fmad.differentiate(uses_helper, mode="reverse")
+    assert differentiated(3.0, 0.5)[1]["w"] == 2.0 * 3.0 + 1.0
+
+    def scale_three(x):
+        return 3.0 * x
+
+    monkeypatch.setitem(globals(), "scale", scale_three)
+    assert differentiated(3.0, 0.5)[1]["w"] == 3.0 * 3.0 + 1.0
+    assert differentiated(3.0, 0.5)[1]["w"] == 3.0 * 3.0 + 1.0
+
+
 def test_each_kind_of_call_takes_its_own_variant():
     differentiated = fmad.differentiate(broadcast_sum, mode="reverse")
     reverse = differentiated.__fmad_reverse__
@@ -235,6 +359,20 @@ def test_beyond_the_limit_calls_run_the_generic_code():
         same_bits(grads["x"], want_grads["x"])
         same_bits(grads["b"], want_grads["b"])
     assert len(reverse.variants) == reverse_shapes.LIMIT
+
+
+def added(a, b):
+    return np.sum(a + b)
+
+
+def test_two_gradients_are_two_arrays():
+    # the generated code gives both the adjoint of a + b: the user gets two arrays
+    differentiated = fmad.differentiate(added, mode="reverse")
+    for _ in range(2):  # the first call and the fast path
+        value, grads = differentiated(np.ones(3), np.ones(3))
+        assert grads["a"] is not grads["b"]
+        grads["a"] *= 2.0
+        assert np.array_equal(grads["b"], np.ones(3))
 
 
 def test_refusals_still_come_from_the_variant():
