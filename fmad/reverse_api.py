@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from fmad import reverse_shapes, trace
+from fmad import reverse_kinds, reverse_shapes, trace
 from fmad import runtime_reverse as fmad_rev
 from fmad.compile import compile_unit
 from fmad.errors import InternalError, ReverseModeError
@@ -82,7 +82,7 @@ class ReverseFunction:
     def build(self) -> None:
         self.unit = reverse_unit(self.original, self.wrt)
         self.compiled = compile_unit(self.unit, {})
-        # key (reverse_shapes.key_of each argument) -> the variant's compiled function; a
+        # key (reverse_kinds.key_of each argument) -> the variant's compiled function; a
         # call that passes every wrt argument by position finds it in `fast`
         self.variants: dict[Any, Any] = {}
         self.fast: dict[tuple, Any] = {}
@@ -91,9 +91,9 @@ class ReverseFunction:
         self.watched = self.unit.scope.watched()
 
     def key(self, args: tuple, kwargs: dict) -> Any:
-        key = tuple([reverse_shapes.key_of(a) for a in args])
+        key = tuple([reverse_kinds.key_of(a) for a in args])
         if kwargs:
-            return key, tuple([(k, reverse_shapes.key_of(v)) for k, v in kwargs.items()])
+            return key, tuple([(k, reverse_kinds.key_of(v)) for k, v in kwargs.items()])
         return key
 
     def variant_unit(self, args: tuple, kwargs: dict):
@@ -101,7 +101,7 @@ class ReverseFunction:
         params = dict(zip(self.positional, args, strict=False))
         params.update(kwargs)
         infos = {
-            name: reverse_shapes.info_of_key(reverse_shapes.key_of(v)) for name, v in params.items()
+            name: reverse_kinds.info_of_key(reverse_kinds.key_of(v)) for name, v in params.items()
         }
         return reverse_shapes.specialize(self.unit, infos)
 

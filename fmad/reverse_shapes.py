@@ -20,7 +20,8 @@ rewrites the helper calls whose work that settles:
 - ``sum_adjoint``/``mean_adjoint`` of a number: ``g``; over a whole array, for a Python
   float ``g``: ``np.full(shape, g)`` and ``np.full(shape, np.divide(g, size))``;
 - ``matmul_left``/``matmul_right``/``dot_left``/``dot_right`` of matrices and vectors:
-  ``g @ b.T``, ``a.T @ g``, ``np.multiply.outer(g, b)``, ``g * a``.
+  ``g @ b.T``, ``a.T @ g``, ``np.multiply.outer(g, b)``, ``g * a``;
+- ``np.divide(g, x)`` (the adjoint of ``np.log``...) of an array: ``g / x``.
 
 Then :func:`fmad.reverse_signs.fold_signs` folds the negations of adjoints into the
 operations that read them. Each rewrite computes what the helper computes, bit for bit, for
@@ -41,14 +42,21 @@ import numpy as np
 
 from fmad import build as B
 from fmad import runtime_reverse as fmad_rev
+from fmad.reverse_kinds import (
+    NUMBERS,
+    PYTHON,
+    Info,
+    broadcast,
+    matmul_shape,
+    python_arithmetic,
+    reduced,
+    scalar_or_array,
+)
 from fmad.reverse_signs import fold_signs
 from fmad.rules.elementwise import elementwise_functions
 
-# what is known of a value: (kind, shape); kinds: "float" and "int" (Python's), "number"
-# (another number: a numpy scalar, a bool, a complex; shape ()), "array" (an np.ndarray)
-Info = tuple[str, tuple[int, ...]]
-PYTHON = {float: "float", int: "int"}
-NUMBERS = (bool, complex, np.number, np.bool_)
+# numpy's promotion rules where a numpy float64 counts as a float64 array does (NEP 50)
+NEP50 = np.lib.NumpyVersion(np.__version__) >= "2.0.0"
 MATH = frozenset(f for f, _, module in elementwise_functions() if module == "math")
 REDUCTIONS = {np.sum, np.mean, np.max, np.min, np.amax, np.amin}
 REDUCTION_METHODS = ("sum", "mean", "max", "min")
@@ -62,90 +70,16 @@ HELPERS |= PRODUCTS
 LIMIT = 16  # variants per function; calls of further kinds run the generic code
 
 
-def key_of(value: Any) -> Any:
-    """The part of a variant's key one argument gives: its shape and dtype for an array,
-    else its type (a number's type says its kind; any other type makes it unknown)."""
-    return (value.shape, value.dtype) if type(value) is np.ndarray else type(value)
-
-
-def info_of_key(key: Any) -> Info | None:
-    if isinstance(key, tuple):
-        return ("array", key[0])
-    if key in PYTHON:
-        return (PYTHON[key], ())
-    if isinstance(key, type) and issubclass(key, NUMBERS):
-        return ("number", ())
-    return None
-
-
-def scalar_or_array(shape: tuple[int, ...]) -> Info:
-    """numpy's result of that shape: a numpy scalar for shape (), else an array."""
-    return ("array", shape) if shape else ("number", ())
-
-
-def broadcast(*infos: Info | None) -> Info | None:
-    if any(i is None for i in infos):
+def lazy_binop(op: ast.operator, a: Info | None, b: Info | None) -> Info | None:
+    """``a op b`` with a lazy operand (a number for a whole array of shape ``S``): lazy
+    with a lazy operand of the same shape, the array when the other is an array of shape
+    ``S``; None where the lazy operand must be made an array first."""
+    if not isinstance(op, ast.Add | ast.Sub | ast.Mult | ast.Div) or a is None or b is None:
         return None
-    try:
-        shape = np.broadcast_shapes(*(i[1] for i in infos))
-    except ValueError:  # the primal raises there
-        return None
-    return scalar_or_array(shape)
-
-
-def matmul_shape(a: Info | None, b: Info | None) -> Info | None:
-    """``a @ b`` for arrays of at least one dimension (numpy's rules), else unknown."""
-    if a is None or b is None or a[0] != "array" or b[0] != "array":
-        return None
-    sa, sb = a[1], b[1]
-    if not sa or not sb:
-        return None
-    k_a = sa[-1]
-    k_b = sb[0] if len(sb) == 1 else sb[-2]
-    if k_a != k_b:
-        return None
-    if len(sa) == 1 and len(sb) == 1:
-        return ("number", ())
-    if len(sb) == 1:
-        return ("array", sa[:-1])
-    if len(sa) == 1:
-        return ("array", sb[:-2] + sb[-1:])
-    try:
-        batch = np.broadcast_shapes(sa[:-2], sb[:-2])
-    except ValueError:
-        return None
-    return ("array", (*batch, sa[-2], sb[-1]))
-
-
-def python_arithmetic(op: ast.operator, a: Info, b: Info, right: ast.expr) -> Info | None:
-    """Python numbers: an int or a float for the operators whose result type is certain."""
-    both_int = a[0] == b[0] == "int"
-    if isinstance(op, ast.Add | ast.Sub | ast.Mult | ast.FloorDiv | ast.Mod):
-        return ("int" if both_int else "float", ())
-    if isinstance(op, ast.Div):
-        return ("float", ())
-    n = B.constant_value(right)
-    if isinstance(op, ast.Pow) and type(n) is int:  # float ** int is a float, never complex
-        return ("int" if a[0] == "int" and n >= 0 else "float", ())
-    return ("number", ())
-
-
-def reduced(x: Info | None, axis: ast.expr, keepdims: ast.expr) -> Info | None:
-    """The result of summing (or averaging, max, min) ``x`` over ``axis``."""
-    if x is None or not isinstance(keepdims, ast.Constant) or keepdims.value not in (0, 1):
-        return None
-    keep = bool(keepdims.value)
-    shape = x[1]
-    if isinstance(axis, ast.Constant) and axis.value is None:
-        axes = tuple(range(len(shape)))
-    else:
-        a = B.constant_value(axis)
-        if type(a) is not int or not -len(shape) <= a < len(shape):
-            return None
-        axes = (a % len(shape),)
-    if keep:
-        return scalar_or_array(tuple(1 if i in axes else n for i, n in enumerate(shape)))
-    return scalar_or_array(tuple(n for i, n in enumerate(shape) if i not in axes))
+    if a[0] == b[0] == "lazy":
+        return a if a[1] == b[1] else None
+    lazy, other = (a, b) if a[0] == "lazy" else (b, a)
+    return ("array", lazy[1]) if other == ("array", lazy[1]) else None
 
 
 class Specializer:
@@ -168,27 +102,58 @@ class Specializer:
     # -- the walk --------------------------------------------------------------------------
     def function(self) -> ast.FunctionDef:
         tree = copy.deepcopy(self.unit.tree)
-        tree.body = [self.statement(s) for s in tree.body]
+        tree.body = [new for s in tree.body for new in self.statement(s)]
         return tree
 
-    def statement(self, s: ast.stmt) -> ast.stmt:
+    def statement(self, s: ast.stmt) -> list[ast.stmt]:
         if isinstance(s, ast.Assign) and len(s.targets) == 1:
             s.value, info = self.expr(s.value)
-            for name in B.stored_names(s.targets[0]):
-                self.env.pop(name, None)
             target = s.targets[0]
-            if isinstance(target, ast.Name) and target.id not in self.blocked and info:
+            followed = isinstance(target, ast.Name) and target.id not in self.blocked
+            if not followed:
+                s.value, info = self.full(s.value, info)
+            for name in B.stored_names(target):
+                self.env.pop(name, None)
+            if followed and info:
                 self.env[target.id] = info
-            return s
+            return [s]
         if isinstance(s, ast.Return | ast.Expr) and s.value is not None:
-            s.value, _ = self.expr(s.value)
-            return s
+            s.value = self.full(*self.expr(s.value))[0]
+            return [s]
+        # a block or a nested def: every adjoint standing for a whole array made one first
+        out = []
+        for name, info in list(self.env.items()):
+            if info[0] == "lazy":
+                value, self.env[name] = self.full(B.name(name), info)
+                out.append(ast.copy_location(B.assign(name, value), s))
         if isinstance(s, B.DEFINITIONS):
-            return s  # a scope of its own: its names are not the function's
+            return [*out, s]  # a scope of its own: its names are not the function's
         for field in ("body", "orelse"):  # blocks: their helper calls, with what is known
             if isinstance(getattr(s, field, None), list):
-                setattr(s, field, [self.statement(inner) for inner in getattr(s, field)])
-        return s
+                inner = [new for old in getattr(s, field) for new in self.statement(old)]
+                setattr(s, field, inner)
+        return [*out, s]
+
+    def full(self, node: ast.expr, info: Info | None) -> tuple[ast.expr, Info | None]:
+        """``node`` as the array it stands for, when it is a number standing for a whole
+        array (kind ``"lazy"``, see :meth:`reduction_adjoint`): ``np.full(shape, node)``."""
+        if info is None or info[0] != "lazy":
+            return node, info
+        shape = B.tuple_([B.const(n) for n in info[1]])
+        return B.call(self.np_("full"), shape, node), ("array", info[1])
+
+    def plain(self, node: ast.expr) -> ast.expr:
+        """``node`` visited, with every lazy name in it made an array."""
+        lazy = {n: i for n, i in self.env.items() if i[0] == "lazy"}
+        full = self.full
+
+        class Arrays(ast.NodeTransformer):
+            def visit_Name(self, n: ast.Name) -> ast.expr:
+                if isinstance(n.ctx, ast.Load) and n.id in lazy:
+                    return full(n, lazy[n.id])[0]
+                return n
+
+        return Arrays().visit(node)
 
     def expr(self, node: ast.expr) -> tuple[ast.expr, Info | None]:
         if isinstance(node, ast.Name):
@@ -202,22 +167,28 @@ class Specializer:
             node.operand, info = self.expr(node.operand)
             if isinstance(node.op, ast.USub | ast.UAdd) and info is not None:
                 return node, info if info[0] != "number" else ("number", ())
+            node.operand, _ = self.full(node.operand, info)
             return node, None
         if isinstance(node, ast.BinOp):
             node.left, a = self.expr(node.left)
             node.right, b = self.expr(node.right)
+            if "lazy" in (a and a[0], b and b[0]):
+                both = lazy_binop(node.op, a, b)
+                if both is not None:
+                    return node, both
+                (node.left, a), (node.right, b) = self.full(node.left, a), self.full(node.right, b)
             return node, self.binop(node, a, b)
         if isinstance(node, ast.Attribute):
-            node.value, base = self.expr(node.value)
+            node.value, base = self.full(*self.expr(node.value))
             if node.attr == "T" and base is not None and base[0] == "array":
                 return node, ("array", base[1][::-1])
             return node, None
         if isinstance(node, ast.Call):
             return self.call(node)
         if isinstance(node, ast.Tuple):
-            node.elts = [self.expr(e)[0] for e in node.elts]
+            node.elts = [self.full(*self.expr(e))[0] for e in node.elts]
             return node, None
-        return node, None  # anything else: not followed (its helper calls kept as they are)
+        return self.plain(node), None  # anything else: not followed
 
     def binop(self, node: ast.BinOp, a: Info | None, b: Info | None) -> Info | None:
         if a is None or b is None:
@@ -231,17 +202,36 @@ class Specializer:
         return broadcast(a, b)
 
     def call(self, node: ast.Call) -> tuple[ast.expr, Info | None]:
+        func = node.func
+        if isinstance(func, ast.Attribute):  # a method of a lazy value: of the array
+            func.value = self.full(*self.expr(func.value))[0]
         visited = [self.expr(a) for a in node.args]
+        if (  # unbroadcast(g, x) of a lazy g to x of its shape: g, still lazy
+            len(visited) == 2
+            and visited[0][1] is not None
+            and visited[0][1][0] == "lazy"
+            and visited[1][1] is not None
+            and visited[0][1][1] == visited[1][1][1]
+            and isinstance(func, ast.Attribute)
+            and isinstance(func.value, ast.Name)
+            and func.value.id in self.rev
+            and func.attr == "unbroadcast"
+        ):
+            return self.done(*visited[0])
+        visited = [self.full(*v) for v in visited]
         node.args = [a for a, _ in visited]
         infos = [info for _, info in visited]
         for k in node.keywords:
-            k.value = self.expr(k.value)[0]
-        func = node.func
+            k.value = self.full(*self.expr(k.value))[0]
         if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
             if func.value.id in self.rev:
                 return self.helper(node, func.attr, infos)
             base = self.env.get(func.value.id)
-            if base is not None and base[0] == "array" and func.attr in REDUCTION_METHODS:
+            if (
+                base is not None
+                and base[0] in ("array", "number")
+                and func.attr in REDUCTION_METHODS
+            ):
                 return node, self.reduction(node, [base, *infos], node.args)
         if any(isinstance(a, ast.Starred) for a in node.args):
             return node, None
@@ -253,6 +243,11 @@ class Specializer:
         if node.keywords and obj not in REDUCTIONS:
             return node, None
         if isinstance(obj, np.ufunc) and obj.nout == 1 and len(infos) == obj.nin:
+            if obj is np.divide and any(i is not None and i[0] == "array" for i in infos):
+                # an array's `/` is np.divide, without the lookup of np.divide
+                return self.done(
+                    B.binop(*node.args[:1], ast.Div(), node.args[1]), broadcast(*infos)
+                )
             return node, broadcast(*infos)
         if obj in (np.matmul, np.dot) and len(infos) == 2:
             if obj is np.dot and any(i is not None and len(i[1]) > 2 for i in infos):
@@ -309,15 +304,25 @@ class Specializer:
         if name in ("sum_adjoint", "mean_adjoint") and not x[1]:
             return self.done(args[0], first)  # the reduction of a number: g itself
         if name in ("sum_adjoint", "mean_adjoint") and self.whole(args, first):
-            # g (a Python float) over every element: the helper's float64 array, in one call
-            fill = args[0]
-            if name == "mean_adjoint":
-                fill = B.call(self.np_("divide"), fill, B.const(int(np.prod(x[1]))))
-            shape = B.tuple_([B.const(n) for n in x[1]])
-            return self.done(B.call(self.np_("full"), shape, fill), ("array", x[1]))
+            return self.done(*self.reduction_adjoint(name, args[0], x[1]))
         if name in PRODUCTS:
             return self.product(node, name, infos)
         return node, scalar_or_array(x[1])
+
+    def reduction_adjoint(self, name: str, g: ast.expr, shape: tuple) -> tuple[ast.expr, Info]:
+        """The adjoint of a sum (a mean) of a whole array, ``g`` a Python float: ``g`` (``g /
+        size``) in each element. It stays a number of kind ``"lazy"`` (a numpy float64,
+        which takes part in numpy's operations as the helper's float64 array does: NEP 50)
+        where it meets arrays of its shape in ``+ - * /`` (each element gets the same
+        operation on the same numbers) or an ``unbroadcast`` to that shape; anywhere else
+        it is made the array (:meth:`full`)."""
+        if name == "mean_adjoint":
+            fill = B.call(self.np_("divide"), g, B.const(int(np.prod(shape))))
+        else:
+            fill = B.call(self.np_("float64"), g)
+        if not NEP50:
+            return self.full(fill, ("lazy", shape))
+        return fill, ("lazy", shape)
 
     @staticmethod
     def whole(args: list[ast.expr], g: Info) -> bool:

@@ -43,6 +43,7 @@ LAYERS: dict[str, int] = {
     "known": 2,
     "adjoints": 3,
     "reverse_signs": 1,
+    "reverse_kinds": 1,
     "reverse_shapes": 3,
     "spec": 2,
     "activity": 3,

@@ -113,6 +113,36 @@ def fractional_power(x, w):
     return (w * x) ** 0.5
 
 
+def mean_to_scalar(x, b, w):
+    return np.mean(x * w + b)
+
+
+def mean_returned(w):
+    return np.mean(w)
+
+
+def mean_into_loop(x, w):
+    m = np.mean(x * w)
+    acc = 0.0
+    for i in range(2):
+        acc = acc + m * i
+    return acc
+
+
+def mean_indexed(x, w):
+    z = x * w
+    return np.sum(z) + np.mean(z[1:] * z[:-1]) + z.sum() * 0.5
+
+
+def mean_method(x, w):
+    z = np.tanh(x * w)
+    return z.mean() + np.sum(z).sum()
+
+
+def mean_broadcast(x, w):
+    return np.mean(x * w) * np.sum(w)
+
+
 def generic_result(differentiated, args: tuple, kwargs: dict | None = None):
     """The generic code's result for the same call (what every variant must equal)."""
     reverse: ReverseFunction = differentiated.__fmad_reverse__
@@ -327,6 +357,32 @@ def test_a_rebound_helper_leaves_the_fast_path(monkeypatch):
     monkeypatch.setitem(globals(), "scale", scale_three)
     assert differentiated(3.0, 0.5)[1]["w"] == 3.0 * 3.0 + 1.0
     assert differentiated(3.0, 0.5)[1]["w"] == 3.0 * 3.0 + 1.0
+
+
+@pytest.mark.parametrize(
+    ("fn", "args"),
+    [
+        (mean_to_scalar, (RNG.normal(size=6), 0.3, RNG.normal(size=6))),
+        (mean_to_scalar, (RNG.normal(size=(2, 6)), RNG.normal(size=6), RNG.normal(size=(2, 1)))),
+        (mean_returned, (RNG.normal(size=4),)),
+        (mean_returned, (RNG.normal(size=(2, 3)).astype(np.float32),)),
+        (mean_into_loop, (RNG.normal(size=5), RNG.normal(size=5))),
+        (mean_indexed, (RNG.normal(size=5), RNG.normal(size=5))),
+        (mean_indexed, (RNG.normal(size=5).astype(np.float32), RNG.normal(size=5))),
+        (mean_method, (RNG.normal(size=(3, 4)), RNG.normal(size=4))),
+        (mean_broadcast, (RNG.normal(size=(3, 4)), RNG.normal(size=4))),
+        (logistic, (RNG.normal(size=(5, 2)).astype(np.float32), RNG.random(5), np.ones(2), 0.1)),
+    ],
+    ids=lambda v: getattr(v, "__name__", ""),
+)
+def test_the_adjoint_of_a_whole_reduction_is_one_number_until_it_must_be_an_array(fn, args):
+    # np.mean's adjoint is np.divide(g, n), a numpy float64 standing for the array of g / n
+    # (kind "lazy"): the same bits as the helper's array where it meets arrays of its shape
+    source = check(fn, args)
+    # not where the adjoint of the mean is accumulated in a loop, follows z[1:], or is
+    # g * np.sum(w) (a numpy float of a dtype the walk does not know)
+    if fn not in (mean_into_loop, mean_indexed, mean_broadcast):
+        assert "mean_adjoint" not in source and "sum_adjoint" not in source
 
 
 def test_each_kind_of_call_takes_its_own_variant():
