@@ -223,31 +223,27 @@ class ReverseFunction:
     def gradients(self, value: Any, grads: list, values: Sequence[Any]) -> dict[str, Any]:
         """Each gradient in its parameter's shape (:meth:`shaped`), each array a new one
         (two gradients may be one array in the generated code: the second is copied)."""
-        array = isinstance(value, np.ndarray)  # a 0-d array output: array gradients
+        array = type(value) is NDARRAY or isinstance(value, np.ndarray)  # 0-d: array grads
         out = {}
         arrays: list[np.ndarray] = []
-        for (name, *_), g, v in zip(self.slots, grads, values, strict=False):
-            kind = type(g)
-            if kind is NDARRAY:  # the common case checked fast: a new float64 array
-                flags = g.flags
-                if not (
-                    type(v) is NDARRAY
-                    and g.shape == v.shape
-                    and g.dtype is FLOAT64
-                    and flags.owndata
-                    and flags.writeable
-                ):
+        for name, g, v in zip(self.wrt, grads, values, strict=False):
+            if type(g) is NDARRAY:  # the common case checked fast: a new float64 array
+                if type(v) is NDARRAY and g.dtype is FLOAT64 and g.shape == v.shape:
+                    flags = g.flags
+                    if not (flags.owndata and flags.writeable):
+                        g = self.shaped(name, g, v, array)
+                else:
                     g = self.shaped(name, g, v, array)
-            elif kind is float and type(v) is float and not array:
-                pass
-            else:
-                g = self.shaped(name, g, v, array)
-            if type(g) is NDARRAY:
-                for other in arrays:
-                    if other is g:
-                        g = g.copy()
-                        break
+                if arrays:
+                    for other in arrays:
+                        if other is g:
+                            g = g.copy()
+                            break
                 arrays.append(g)
+            elif type(g) is not float or type(v) is not float or array:
+                g = self.shaped(name, g, v, array)
+                if type(g) is NDARRAY:
+                    arrays.append(g)
             out[name] = g
         return out
 
