@@ -39,6 +39,7 @@ from fmad.variable import Variable
 SELF = ("self", "cls")
 FLOAT64 = np.dtype(np.float64)
 NDARRAY = np.ndarray
+NUMPY_FLOAT = np.float64
 
 
 def default_wrt(fn: types.FunctionType, wrt: Sequence[str] | str | None) -> tuple[str, ...]:
@@ -240,6 +241,8 @@ class ReverseFunction:
                             g = g.copy()
                             break
                 arrays.append(g)
+            elif type(g) is NUMPY_FLOAT and type(v) is float and not array:
+                g = float(g)  # a sum's numpy float for a number parameter
             elif type(g) is not float or type(v) is not float or array:
                 g = self.shaped(name, g, v, array)
                 if type(g) is NDARRAY:

@@ -12,9 +12,10 @@ operands': arithmetic, numpy's ufuncs, ``@``, ``np.dot``, the reductions, ``.T``
 functions, and the runtime helpers by their contracts); any other value is unknown. Then it
 rewrites the helper calls whose work that settles:
 
-- ``unbroadcast(g, x)``: ``g`` when both have the same shape; ``np.sum(g)`` when ``x`` is a
-  number; ``np.sum(g, axis=...)`` when ``x`` lacks only leading axes of ``g`` (with
-  ``keepdims=True`` when it has them all, of length 1 where ``g``'s are summed);
+- ``unbroadcast(g, x)``: ``g`` when both have the same shape; ``g.sum()`` when ``x`` is a
+  number; ``g.sum(axis=...)`` when ``x`` lacks only leading axes of ``g`` (with
+  ``keepdims=True`` when it has them all, of length 1 where ``g``'s are summed): the
+  method is ``np.sum``'s reduction without its Python-level wrapper;
 - ``seed(loss)``: ``1.0`` for a Python float or int;
 - ``zeros(w)``: ``0.0`` for a number parameter;
 - ``sum_adjoint``/``mean_adjoint`` of a number: ``g``; over a whole array, for a Python
@@ -342,7 +343,7 @@ class Specializer:
         if gshape == xshape:
             return self.done(expr, g)
         if not xshape:
-            return self.done(B.call(self.np_("sum"), expr), ("number", ()))
+            return self.done(B.call(B.attr(expr, "sum")), ("number", ()))
         lead = len(gshape) - len(xshape)
         if not gshape or lead < 0:
             return node, ("array", xshape)
@@ -356,7 +357,7 @@ class Specializer:
         keywords = {"axis": axis}
         if inner:
             keywords["keepdims"] = ast.Constant(True)
-        return self.done(B.call(self.np_("sum"), expr, **keywords), ("array", xshape))
+        return self.done(B.call(B.attr(expr, "sum"), **keywords), ("array", xshape))
 
     def product(self, node: ast.Call, name: str, infos: list) -> tuple[ast.expr, Info | None]:
         """The adjoints of ``a @ b`` (and ``np.dot``) for vectors and matrices."""

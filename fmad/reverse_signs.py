@@ -8,8 +8,8 @@ to the *negation* of its value where that saves work: the name is then said to b
 and the statements that read it use it with the sign folded in:
 
 - ``-a`` of a flipped ``a`` is ``a``; ``a * b``, ``a / b``, ``a @ b``, ``np.multiply``,
-  ``np.divide``, ``np.sum`` and ``np.multiply.outer`` of flipped operands are flipped when
-  an odd number of them is;
+  ``np.divide``, ``np.sum``, ``a.sum()`` and ``np.multiply.outer`` of flipped operands are
+  flipped when an odd number of them is;
 - ``a + b`` with ``a`` flipped is ``b - a``; ``-a + -b`` is ``-(a + b)``, flipped; ``a - b``
   likewise;
 - anywhere else (another call, a ``return``, a block), a flipped name is read as ``-a``
@@ -99,6 +99,10 @@ class Signs:
                 left, right, flip = self.operands(pair)
                 node.args = [left, right]
                 return node, flip
+            if self.is_sum_method(node):  # g.sum(...): the sign of g
+                node.func.value, flip = self.visit(node.func.value)
+                node.keywords = [ast.keyword(k.arg, self.plain(k.value)) for k in node.keywords]
+                return node, flip
             if self.is_sum(node) or (
                 isinstance(node.func, ast.Attribute)
                 and node.func.attr == "outer"
@@ -128,6 +132,17 @@ class Signs:
             and isinstance(node.func, ast.Attribute)
             and self.scope.lookup(node.func) is np.sum
             and len(node.args) == 1
+            and all(k.arg in ("axis", "keepdims") for k in node.keywords)
+        )
+
+    @staticmethod
+    def is_sum_method(node: ast.Call) -> bool:
+        """``g.sum()`` or ``g.sum(axis=..., keepdims=...)`` (a flipped ``g`` is an adjoint: a
+        number or an array, whose ``sum`` is numpy's)."""
+        return (
+            isinstance(node.func, ast.Attribute)
+            and node.func.attr == "sum"
+            and not node.args
             and all(k.arg in ("axis", "keepdims") for k in node.keywords)
         )
 
