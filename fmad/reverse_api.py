@@ -172,7 +172,7 @@ class ReverseFunction:
     def __call__(self, *args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
         if not kwargs:  # the common call: its variant found from the arguments' kinds alone
             function = self.fast.get(
-                tuple([(a.shape, a.dtype) if type(a) is NDARRAY else type(a) for a in args])
+                tuple([(a.shape, a.dtype.num) if type(a) is NDARRAY else type(a) for a in args])
             )
             if function is not None and (not self.watched or still_bound(self.watched)):
                 try:

@@ -21,9 +21,10 @@ NUMBERS = (bool, complex, np.number, np.bool_)
 
 
 def key_of(value: Any) -> Any:
-    """The part of a variant's key one argument gives: its shape and dtype for an array,
-    else its type (a number's type says its kind; any other type makes it unknown)."""
-    return (value.shape, value.dtype) if type(value) is np.ndarray else type(value)
+    """The part of a variant's key one argument gives: its shape and dtype for an array
+    (the dtype's number: an int hashes fast; the byte order does not change what a variant
+    does), else its type (a number's type says its kind; any other type makes it unknown)."""
+    return (value.shape, value.dtype.num) if type(value) is np.ndarray else type(value)
 
 
 def info_of_key(key: Any) -> Info | None:

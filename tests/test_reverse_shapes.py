@@ -396,6 +396,12 @@ def test_each_kind_of_call_takes_its_own_variant():
     differentiated(x.astype(np.float32), 0.3)  # another dtype
     differentiated(x, b=0.3)  # by keyword
     assert len(reverse.variants) == 6
+    swapped = x.astype(">f8")  # another byte order: the same variant, the same numbers
+    value, grads = differentiated(swapped, 0.3)
+    want_value, want_grads = generic_result(differentiated, (swapped, 0.3))
+    same_bits(value, want_value)
+    same_bits(grads["x"], want_grads["x"])
+    assert len(reverse.variants) == 6
     for b in (0.3, RNG.normal(size=3), RNG.normal(size=(4, 1)), 1):
         value, grads = differentiated(x, b)
         want_value, want_grads = generic_result(differentiated, (x, b))
