@@ -13,7 +13,7 @@ hits all rows alike; a row's ratio is the median over rounds of (its time / the 
 time in the same round), with the lowest and highest round ratios as its spread.
 
 The last table is the crossover behind ``mode="auto"`` (fmad/modes.py ``AUTO_THRESHOLD``):
-forward / reverse time for MLPs of growing hidden size.
+forward / reverse time by the number of parameter elements (benchmarks/crossover.py).
 """
 
 from __future__ import annotations
@@ -31,11 +31,13 @@ from benchmarks.timing import CallTimer, pin_threads  # noqa: E402
 
 pin_threads()
 
+import crossover  # noqa: E402  (benchmarks/ is this script's directory)
 import numpy as np  # noqa: E402
 
 import fmad  # noqa: E402
 from benchmarks import peers  # noqa: E402
 from benchmarks.problems import P3, P4, P7, Case, Problem  # noqa: E402
+from fmad.modes import AUTO_THRESHOLD  # noqa: E402
 
 
 def sigmoid(z):
@@ -148,26 +150,9 @@ def main() -> None:
         for name, median, ratio, low, high in measure(case, repeats):
             print(f"  {name:34} {median * 1e6:9.1f}us {ratio:8.2f}  {low:.2f}-{high:.2f}")
         print()
-    print("crossover (mode='auto'): forward time / reverse time, MLP N=256 d=8")
-    for h in (1, 2, 4, 8):
-        case = Case(P7, {"N": 256, "h": h})
-        args = case.args()
-        rows = fmad_rows(case.problem)
-        timers = {name: CallTimer(f, args) for name, f in rows.items()}
-        for _ in range(repeats):
-            for timer in timers.values():
-                timer.run()
-        ratios = [
-            f / r
-            for f, r in zip(
-                timers["fmad forward"].per_call, timers["fmad reverse"].per_call, strict=True
-            )
-        ]
-        count = parameter_count(case.problem, args)
-        print(
-            f"  h={h:<3} {count:4} elements: forward/reverse {statistics.median(ratios):.2f} "
-            f"({min(ratios):.2f}-{max(ratios):.2f})"
-        )
+    print("crossover (mode='auto'): benchmarks/crossover.py")
+    for line in crossover.table(crossover.measure(repeats), AUTO_THRESHOLD):
+        print(line)
 
 
 if __name__ == "__main__":

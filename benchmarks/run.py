@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from time import perf_counter
 from typing import Any, Self
 
+import crossover
 import memory
 import numpy as np
 import peers
@@ -425,6 +426,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                     fmad_met(report),
                 )
             )
+
+    if not fmad_missing and any(peer.key == "fmad-rev" for peer in selected_peers):
+        from fmad.modes import AUTO_THRESHOLD
+
+        emit("## Reverse mode: where mode='auto' switches")
+        emit()
+        emit(
+            "Forward and reverse mode of the same functions, by the number of parameter "
+            "elements (benchmarks/crossover.py; interleaved rounds, forward ÷ reverse is the "
+            f"median of the per-round ratios, lowest-highest in brackets). `mode='auto'` runs "
+            f"reverse mode above {AUTO_THRESHOLD} elements (fmad/modes.py `AUTO_THRESHOLD`)."
+        )
+        emit()
+        for line in crossover.table(crossover.measure(settings.repeats), AUTO_THRESHOLD):
+            emit(line)
+        emit()
 
     emit("## fmad transform time")
     emit()

@@ -1,11 +1,15 @@
 """The public function of reverse mode (``fmad.differentiate(fn, mode="reverse")``).
 
-One compiled unit serves every shape: the adjoint statements read shapes when they run
-(``fmad_rev.unbroadcast``...), so unlike forward mode there is no variant per shape. The
-wrapper checks the ``wrt`` arguments (numbers and real arrays, and lists, tuples and
-dicts of those, whose gradients it gives the same structure), turns the runtime's refusals
-into :class:`~fmad.errors.ReverseModeError` at the user's line, and gives each gradient its
-parameter's shape (a float for a number).
+The generic unit (:mod:`fmad.reverse`) serves every shape: its adjoint statements read
+shapes when they run (``fmad_rev.unbroadcast``...); it is the code ``source`` and ``show``
+print. A call runs the variant of it made for the kinds and shapes of its arguments
+(:mod:`fmad.reverse_shapes`: each argument's type, and for an array its shape and dtype),
+made at the first call of that kind (at most ``reverse_shapes.LIMIT`` of them; further
+kinds run the generic code); ``source_for(*args)`` prints it. The wrapper checks the
+``wrt`` arguments (numbers and real arrays, and lists, tuples and dicts
+of those, whose gradients it gives the same structure), turns the runtime's refusals into
+:class:`~fmad.errors.ReverseModeError` at the user's line, and gives each gradient its
+parameter's shape (a float for a number), a new array for each.
 """
 
 from __future__ import annotations
@@ -14,20 +18,22 @@ import functools
 import inspect
 import linecache
 import numbers
+import operator
 import types
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from fmad import reverse_kinds, reverse_shapes, trace
 from fmad import runtime_forms as fmad_forms
 from fmad import runtime_reverse as fmad_rev
-from fmad import trace
 from fmad.compile import compile_unit
 from fmad.errors import InternalError, ReverseModeError
 from fmad.printer import to_source
 from fmad.resolve import still_bound
 from fmad.reverse import ADVICE, reverse_unit
+from fmad.reverse_numbers import numbers_function
 from fmad.source import python_function, read_function
 from fmad.spec import normalize_wrt, refuse_variadic
 from fmad.variable import Variable
@@ -35,6 +41,8 @@ from fmad.variable import Variable
 SELF = ("self", "cls")
 FLOAT64 = np.dtype(np.float64)
 TREES = (list, tuple, dict)
+NDARRAY = np.ndarray
+NUMPY_FLOAT = np.float64
 
 
 def default_wrt(fn: types.FunctionType, wrt: Sequence[str] | str | None) -> tuple[str, ...]:
@@ -67,17 +75,69 @@ class ReverseFunction:
             p = signature.parameters[w]
             index = names.index(w) if p.kind != p.KEYWORD_ONLY else None
             self.slots.append((w, index, p.default))
+        kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        self.positional = [p.name for p in signature.parameters.values() if p.kind in kinds]
+        indices = [index for _, index, _ in self.slots]
+        # the wrt arguments of a call that passes them all by position, in one C call
+        self.getter = (
+            operator.itemgetter(*indices, indices[0]) if indices and None not in indices else None
+        )
 
     def build(self) -> None:
         self.unit = reverse_unit(self.original, self.wrt)
         self.compiled = compile_unit(self.unit, {})
+        # key (reverse_kinds.key_of each argument) -> the variant's compiled function; a
+        # call that passes every wrt argument by position finds it in `fast`
+        self.variants: dict[Any, Any] = {}
+        self.fast: dict[tuple, Any] = {}
         # the globals a call was matched through (a helper inlined, a rule chosen): if one is
         # rebound later, the code is stale and is built again (as forward mode does)
         self.watched = self.unit.scope.watched()
 
+    def key(self, args: tuple, kwargs: dict) -> Any:
+        key = tuple([reverse_kinds.key_of(a) for a in args])
+        if kwargs:
+            return key, tuple([(k, reverse_kinds.key_of(v)) for k, v in kwargs.items()])
+        return key
+
+    def variant_unit(self, args: tuple, kwargs: dict):
+        """The generic unit specialised to what the arguments' kinds tell (reverse_shapes)."""
+        params = dict(zip(self.positional, args, strict=False))
+        params.update(kwargs)
+        infos = {
+            name: reverse_kinds.info_of_key(reverse_kinds.key_of(v)) for name, v in params.items()
+        }
+        return reverse_shapes.specialize(self.unit, infos)
+
+    def variant(self, args: tuple, kwargs: dict) -> Any:
+        """The compiled variant for these (checked, unwrapped) arguments, made at first use."""
+        key = self.key(args, kwargs)
+        function = self.variants.get(key)
+        if function is None:
+            if len(self.variants) >= reverse_shapes.LIMIT:
+                return self.compiled
+            function = compile_unit(self.variant_unit(args, kwargs), {})
+            self.watched = self.unit.scope.watched()  # the rules the variant looked up too
+            self.variants[key] = function
+            if not kwargs and self.getter is not None:
+                try:
+                    wrt_values = self.getter(args)
+                except IndexError:  # a wrt argument left to its default
+                    return function
+                if not any(type(v) in TREES for v in wrt_values):
+                    # a list, tuple or dict parameter: its items are checked at every call
+                    self.fast[key] = function
+        return function
+
     @property
     def source(self) -> str:
         return self.unit.printed()
+
+    def source_for(self, *args: Any, **kwargs: Any) -> str:
+        """The code that runs for these arguments: the variant for their kinds and shapes."""
+        args = tuple(a.value if isinstance(a, Variable) else a for a in args)
+        kwargs = {k: v.value if isinstance(v, Variable) else v for k, v in kwargs.items()}
+        return self.variant_unit(args, kwargs).printed()
 
     def show(self, stage: str = "reverse", printer: str = "ast", *, comments: bool = True, **_):
         lines = linecache.getlines(self.filename) if comments else None
@@ -117,6 +177,21 @@ class ReverseFunction:
         return values
 
     def __call__(self, *args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        if not kwargs:  # the common call: its variant found from the arguments' kinds alone
+            function = self.fast.get(
+                tuple([(a.shape, a.dtype.num) if type(a) is NDARRAY else type(a) for a in args])
+            )
+            if function is not None and (not self.watched or still_bound(self.watched)):
+                try:
+                    value, *grads = function(*args)
+                except Exception as exc:
+                    self.failed(exc)
+                    raise
+                return value, self.gradients(value, grads, self.getter(args))
+        return self.general(args, kwargs)
+
+    def general(self, args: tuple, kwargs: dict) -> tuple[Any, dict[str, Any]]:
+        """Any call: Variables unwrapped, the wrt arguments checked, its variant made."""
         if Variable in map(type, args):
             args = tuple(a.value if isinstance(a, Variable) else a for a in args)
         if kwargs and Variable in map(type, kwargs.values()):
@@ -124,9 +199,19 @@ class ReverseFunction:
         values = self.arguments(args, kwargs)
         if self.watched and not still_bound(self.watched):
             self.build()
+        function = self.variant(args, kwargs)
         try:
-            value, *grads = self.compiled(*args, **kwargs)
-        except fmad_rev.NotScalar as exc:
+            value, *grads = function(*args, **kwargs)
+        except Exception as exc:
+            self.failed(exc)
+            raise
+        return value, self.gradients(value, grads, values)
+
+    def failed(self, exc: Exception) -> None:
+        """The generated code raised ``exc``: the runtime's refusals become
+        ReverseModeErrors at the user's line, fmad's own bugs InternalErrors
+        (:func:`fmad.trace.check`); the caller re-raises anything else as it is."""
+        if isinstance(exc, fmad_rev.NotScalar):
             raise ReverseModeError(
                 self.filename,
                 self.return_line,
@@ -134,23 +219,45 @@ class ReverseFunction:
                 f"returned {fmad_rev.describe(exc.value)}: use mode='forward' (it gives the "
                 "whole Jacobian), or reduce the output to a scalar",
             ) from None
-        except fmad_rev.Refused as exc:
+        if isinstance(exc, fmad_rev.Refused):
             where = trace.locate(exc)
             line = where.line if where is not None else self.def_line
             raise ReverseModeError(
                 self.filename, line, f"{exc}: reverse mode does not support this yet; {ADVICE}"
             ) from None
-        except Exception as exc:
-            if exc.__traceback__.tb_next is not None:
-                trace.check(exc)
-            raise
-        array = isinstance(value, np.ndarray)  # a 0-d array output: array gradients
-        return value, {
-            name: self.shaped(name, g, v, array)
-            if type(v) not in TREES
-            else self.tree(name, g, v, array)
-            for (name, *_), g, v in zip(self.slots, grads, values, strict=True)
-        }
+        if exc.__traceback__.tb_next is not None:
+            trace.check(exc)
+
+    def gradients(self, value: Any, grads: list, values: Sequence[Any]) -> dict[str, Any]:
+        """Each gradient in its parameter's shape (:meth:`shaped`), each array a new one
+        (two gradients may be one array in the generated code: the second is copied)."""
+        array = type(value) is NDARRAY or isinstance(value, np.ndarray)  # 0-d: array grads
+        out = {}
+        arrays: list[np.ndarray] = []
+        for name, g, v in zip(self.wrt, grads, values, strict=False):
+            if type(v) in TREES:
+                g = self.tree(name, g, v, array)
+            elif type(g) is NDARRAY:  # the common case checked fast: a new float64 array
+                if type(v) is NDARRAY and g.dtype is FLOAT64 and g.shape == v.shape:
+                    flags = g.flags
+                    if not (flags.owndata and flags.writeable):
+                        g = self.shaped(name, g, v, array)
+                else:
+                    g = self.shaped(name, g, v, array)
+                if arrays:
+                    for other in arrays:
+                        if other is g:
+                            g = g.copy()
+                            break
+                arrays.append(g)
+            elif type(g) is NUMPY_FLOAT and type(v) is float and not array:
+                g = float(g)  # a sum's numpy float for a number parameter
+            elif type(g) is not float or type(v) is not float or array:
+                g = self.shaped(name, g, v, array)
+                if type(g) is NDARRAY:
+                    arrays.append(g)
+            out[name] = g
+        return out
 
     def tree(self, name: str, g: Any, value: Any, array: bool) -> Any:
         """The gradient of a list, tuple or dict parameter, in its structure."""
@@ -200,8 +307,13 @@ class ReverseFunction:
         )
 
     def public(self) -> Any:
-        def function(*args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
-            return self(*args, **kwargs)
+        """The function ``differentiate`` returns: for numbers, the variant for floats behind
+        a type guard (:mod:`fmad.reverse_numbers`), else (and for every other call) this."""
+        function = numbers_function(self, self.__call__)
+        if function is None:
+
+            def function(*args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+                return self(*args, **kwargs)
 
         functools.update_wrapper(function, self.original)
         function.__fmad_reverse__ = self
@@ -211,5 +323,5 @@ class ReverseFunction:
         function.source = self.source
         function.flat_source = self.show("flat")
         function.show = self.show
-        function.source_for = lambda *args, **kwargs: self.source
+        function.source_for = self.source_for
         return function

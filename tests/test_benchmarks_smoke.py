@@ -85,6 +85,25 @@ def test_run_script_writes_a_results_table(tmp_path):
     assert "FAIL" not in text and "failed" not in text
 
 
+def test_the_crossover_table_says_where_auto_switches() -> None:
+    import crossover  # noqa: PLC0415  (imported here: it pins the BLAS threads)
+
+    cases = crossover.CASES
+    rows = [
+        (cases[0], 2, 2e-5, 1e-5, 0.8, 0.7, 0.9),
+        (cases[1], 3, 2e-5, 1e-5, 1.3, 1.2, 1.4),
+        (cases[-1], 9, 2e-5, 1e-5, 2.0, 1.8, 2.2),
+    ]
+    lines = crossover.table(rows, 8)
+    assert lines[2].endswith("| 0.80x (0.70-0.90) | forward |")
+    assert lines[-3].endswith("| reverse |")
+    assert lines[-1] == (
+        "Reverse mode is ahead from 3 parameter elements on in these cases (behind at 2); "
+        "`mode='auto'` switches above 8."
+    )
+    assert all(crossover.elements(c, c.args()) > 0 for c in cases[:2])
+
+
 def test_the_hessian_benchmark_runs_and_its_references_agree() -> None:
     # bench_hessian checks fmad's Hessian against the hand-written one before timing
     done = subprocess.run(
