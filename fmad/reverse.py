@@ -27,7 +27,7 @@ import ast
 import copy
 import types
 
-from fmad import adjoints, effects, rules
+from fmad import adjoints, adjoints_arrays, adjoints_elementwise, effects, rules  # noqa: F401
 from fmad import build as B
 from fmad import runtime_reverse as fmad_rev
 from fmad.activity import Activity, classify
@@ -85,6 +85,9 @@ class Reverse(ReverseBranches, ReverseLoops):
 
     def module(self, which: str) -> ast.expr:
         return self.unit.module(which)
+
+    def inject(self, obj, hint: str) -> ast.expr:
+        return B.name(self.unit.inject(obj, hint))
 
     def rev(self, attr: str) -> ast.expr:
         return B.attr(B.name(self.unit.inject(fmad_rev, "fmad_rev")), attr)
@@ -290,6 +293,10 @@ class Reverse(ReverseBranches, ReverseLoops):
             return ast.Subscript, [value.value, value.slice], {}
         if isinstance(value, ast.Attribute):
             return attribute(value.attr), [value.value], {}
+        if isinstance(value, ast.List | ast.Tuple) and not any(
+            isinstance(e, ast.Starred) for e in value.elts
+        ):  # a list display: its items' adjoints (fmad.adjoints_arrays)
+            return type(value), list(value.elts), {}
         if isinstance(value, ast.Call):
             keywords = {k.arg: k.value for k in value.keywords}
             target = classify(value, self.scope, self.nested)

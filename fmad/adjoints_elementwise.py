@@ -1,0 +1,210 @@
+"""Transposes of the elementwise rules that are not plain rows of :mod:`fmad.adjoints`:
+``abs``, ``np.clip``, the builtins ``min``, ``max`` and ``sum``, numpy's arithmetic called as
+functions (``np.add``... and ``%``/``np.mod``/``np.fmod``), ``math.log(x, base)``, and the
+rows the forward table writes as text (``rules.base.UNARY``: ``np.exp2``, ``np.sinc``,
+scipy.special; ``rules.base.ORDERED``: Bessel functions of an order, ``gammainc``), each
+``g`` times forward mode's own partial, summed back over broadcast axes.
+
+Conventions are forward mode's: ``abs`` has derivative 0 at 0 (``np.sign``), ``np.clip``
+passes the derivative to ``x`` inside ``[lo, hi]`` bounds included, ``max(a, b)`` splits it
+evenly at a tie (``np.maximum``'s partials), ``max(xs)`` shares it among the tied items.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import math
+
+import numpy as np
+
+from fmad import build as B
+from fmad import runtime_transpose
+from fmad.adjoints import ADJOINTS, defadjoint, times, unb
+from fmad.rules.base import ORDERED, UNARY, is_none, method
+
+
+def tr(ctx, attr: str) -> ast.expr:
+    """``fmad_tr.attr``: a helper of :mod:`fmad.runtime_transpose` in the printed code."""
+    return B.attr(B.name(ctx.unit.inject(runtime_transpose, "fmad_tr")), attr)
+
+
+def no_keywords(ctx, keywords, what: str) -> None:
+    if keywords:
+        ctx.refuse(f"{what} with keyword arguments ({', '.join(sorted(keywords))})")
+
+
+def where(ctx, cond: ast.expr, g: ast.expr) -> ast.expr:
+    return B.call(ctx.np_("where"), cond, g, B.const(0.0))
+
+
+# the builtin and np.fabs: np.abs's row (g * np.sign(x)); a complex value on the way is
+# refused at the end (reverse_api), as for np.abs
+ADJOINTS[builtins.abs] = ADJOINTS[np.fabs] = ADJOINTS[np.abs]
+
+
+@defadjoint(np.clip, method("clip"))
+def clip_adjoint(ctx, g, z, args, keywords, active):
+    given = dict(zip(("x", "lo", "hi"), args, strict=False))
+    for key, node in keywords.items():
+        slot = {"a_min": "lo", "min": "lo", "a_max": "hi", "max": "hi"}.get(key)
+        if slot is None or slot in given:
+            ctx.refuse(f"np.clip() with {key}=")
+        if any(n in ctx.active for n in B.names(node)):
+            ctx.refuse("np.clip() with a bound given by keyword that carries a derivative")
+        given[slot] = node
+    x = given["x"]
+    lo, hi = given.get("lo", B.const(None)), given.get("hi", B.const(None))
+    inside = []
+    if not is_none(lo):
+        inside.append(B.parse_expr("(lo <= x)", lo=lo, x=x))
+    if not is_none(hi):
+        inside.append(B.parse_expr("(x <= hi)", hi=hi, x=x))
+    out = []
+    if active[0]:
+        cond = inside[0] if len(inside) == 1 else B.binop(inside[0], ast.BitAnd(), inside[1])
+        out.append((0, unb(ctx, where(ctx, cond, g) if inside else g, x)))
+    for i, text in ((1, "x < b"), (2, "x > b")):
+        if len(active) > i and active[i]:
+            cond = B.parse_expr(text, x=x, b=args[i])
+            out.append((i, unb(ctx, where(ctx, cond, g), args[i])))
+    return out
+
+
+def _builtin_extreme(pair):
+    def extreme_adjoint(ctx, g, z, args, keywords, active):
+        no_keywords(ctx, keywords, "min()/max()")
+        if len(args) == 2:
+            return ADJOINTS[pair](ctx, g, z, args, keywords, active)
+        if len(args) == 1:
+            return [(0, B.call(tr(ctx, "extreme_items_adjoint"), g, args[0], B.name(z)))]
+        every = ast.List(elts=list(args), ctx=ast.Load())
+        helper = tr(ctx, "extreme_args_adjoint")
+        return [
+            (i, B.call(helper, g, a, B.name(z), every)) for i, a in enumerate(args) if active[i]
+        ]
+
+    return extreme_adjoint
+
+
+ADJOINTS[builtins.max] = _builtin_extreme(np.maximum)
+ADJOINTS[builtins.min] = _builtin_extreme(np.minimum)
+
+
+@defadjoint(builtins.sum)
+def builtin_sum_adjoint(ctx, g, z, args, keywords, active):
+    no_keywords(ctx, keywords, "sum()")
+    out = []
+    if active[0]:
+        out.append((0, B.call(tr(ctx, "items_adjoint"), g, args[0])))
+    if len(args) > 1 and active[1]:  # sum(xs, start)
+        out.append((1, unb(ctx, g, args[1])))
+    return out
+
+
+# -- arithmetic as functions -----------------------------------------------------------------
+def _ufunc(operator):
+    def ufunc_adjoint(ctx, g, z, args, keywords, active):
+        if len(args) != 2 or keywords:
+            ctx.refuse("this numpy function with keywords or an out= argument")
+        return ADJOINTS[operator](ctx, g, z, args, keywords, active)
+
+    return ufunc_adjoint
+
+
+ADJOINTS[np.add] = _ufunc(ast.Add)
+ADJOINTS[np.subtract] = _ufunc(ast.Sub)
+ADJOINTS[np.multiply] = _ufunc(ast.Mult)
+ADJOINTS[np.float_power] = _ufunc(ast.Pow)
+
+
+@defadjoint(np.divide)
+def divide_adjoint(ctx, g, z, args, keywords, active):
+    """Divided the numpy way (by 0: inf, as the primal did)."""
+    if len(args) != 2 or keywords:
+        ctx.refuse("np.divide with keywords or an out= argument")
+    x, y = args
+    divide = ctx.np_("divide")
+    out = []
+    if active[0]:
+        out.append((0, unb(ctx, B.call(divide, g, y), x, y)))
+    if active[1]:
+        term = B.neg(B.call(divide, B.binop(g, ast.Mult(), B.name(z)), y))
+        out.append((1, unb(ctx, term, y, x)))
+    return out
+
+
+def _modulo(quotient: str):
+    """``z = x - n * y`` with forward mode's quotient ``n``: ``g`` to ``x``, ``-n g`` to y."""
+
+    def mod_adjoint(ctx, g, z, args, keywords, active):
+        if len(args) != 2 or keywords:
+            ctx.refuse("a remainder with keywords or an out= argument")
+        x, y = args
+        out = []
+        if active[0]:
+            out.append((0, unb(ctx, g, x, y)))
+        if active[1]:
+            n = B.parse_expr(quotient, x=x, y=y, z=B.name(z), np=ctx.np_())
+            out.append((1, unb(ctx, B.neg(B.binop(g, ast.Mult(), n)), y, x)))
+        return out
+
+    return mod_adjoint
+
+
+ADJOINTS[ast.Mod] = _modulo("x // y")
+ADJOINTS[np.mod] = _modulo("np.floor_divide(x, y)")
+ADJOINTS[np.fmod] = _modulo("np.rint((x - z) / y)")
+
+
+@defadjoint(math.log)
+def math_log_adjoint(ctx, g, z, args, keywords, active):
+    """``math.log(x)`` and ``math.log(x, base) = log(x) / log(base)``."""
+    no_keywords(ctx, keywords, "math.log()")
+    x = args[0]
+    if len(args) == 1:
+        return [(0, B.binop(g, ast.Div(), x))]
+    base = args[1]
+    log_base = B.call(B.attr(ctx.module("math"), "log"), base)
+    out = []
+    if active[0]:
+        out.append((0, B.binop(g, ast.Div(), B.binop(x, ast.Mult(), log_base))))
+    if active[1]:
+        term = B.parse_expr("-(g * z) / (b * lb)", g=g, z=B.name(z), b=base, lb=log_base)
+        out.append((1, term))
+    return out
+
+
+# -- the rows written as text ----------------------------------------------------------------
+def _unary(form: str, coef: str, helpers: dict):
+    def unary_adjoint(ctx, g, z, args, keywords, active):
+        if len(args) != 1 or keywords:
+            ctx.refuse("this function with several arguments or keywords")
+        names = {k: ctx.inject(f, k) for k, f in helpers.items()}
+        c = B.parse_expr(coef, x=args[0], z=B.name(z), np=ctx.np_(), **names)
+        if form == "mul":
+            return [(0, times(g, c))]
+        return [(0, B.call(ctx.np_("divide"), g, c))]
+
+    return unary_adjoint
+
+
+def _ordered(func, coef: str, helpers: dict):
+    def ordered_adjoint(ctx, g, z, args, keywords, active):
+        if len(args) != 2 or keywords:
+            ctx.refuse("this function with keywords or an out= argument")
+        if active[0]:
+            ctx.refuse(f"the order of scipy.special.{func.__name__} carrying a derivative")
+        names = {k: ctx.inject(f, k) for k, f in helpers.items()}
+        f = ctx.inject(func, func.__name__)
+        v, x = args
+        c = B.parse_expr(coef, v=v, x=x, z=B.name(z), np=ctx.np_(), f=f, **names)
+        return [(1, unb(ctx, times(g, c), x, v))]
+
+    return ordered_adjoint
+
+
+for _key, (_form, _coef, _helpers) in UNARY.items():
+    ADJOINTS[_key] = _unary(_form, _coef, _helpers)
+for _key, (_coef, _helpers) in ORDERED.items():
+    ADJOINTS[_key] = _ordered(_key, _coef, _helpers)
