@@ -26,7 +26,7 @@ from fmad.runtime_arrays import quantile_tangent
 from fmad.runtime_linalg import adjugate, norm_tangent
 from fmad.runtime_reverse import Refused, unbroadcast
 
-DENSE_LIMIT = 1 << 22  # Jacobian entries dense_adjoint builds at most (32 MB of float64)
+DENSE_LIMIT = 1 << 22  # entries of the identity or Jacobian dense_adjoint builds (32 MB)
 
 
 def _like(out: Any, x: Any) -> Any:
@@ -169,10 +169,10 @@ def dense_adjoint(g: Any, x: Any, tangent: Any, /, *args: Any) -> Any:
     _real(g)
     shape = np.shape(x)
     n = int(np.prod(shape))
-    if n * max(np.size(g), 1) > DENSE_LIMIT:
+    if n * max(np.size(g), n) > DENSE_LIMIT:  # the identity and the Jacobian
         raise Refused(
-            f"an operation whose transpose fmad builds as a dense Jacobian ({np.size(g)} x "
-            f"{n} entries, over its limit)"
+            f"an operation whose transpose fmad builds as a dense Jacobian ({n} x "
+            f"{max(np.size(g), n)} entries, over its limit of {DENSE_LIMIT})"
         )
     identity = np.eye(n).reshape(shape + (n,))
     jac = np.asarray(tangent(identity, *args, n))

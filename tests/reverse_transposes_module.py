@@ -1,0 +1,91 @@
+"""Functions for tests/test_reverse_transposes.py: each transpose of fmad/adjoints_elementwise.py
+and fmad/adjoints_arrays.py with broadcasting, axes and keepdims, and at its kinks."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import scipy.special as special
+
+
+def builtin_abs(w):
+    return abs(w) * 3.0
+
+
+def abs_forms(x, w):
+    return np.sum(np.abs(x * w) + np.fabs(x - w))
+
+
+def clip_bounds(x, lo, hi):
+    return np.sum(np.clip(x, lo, hi) * np.arange(1.0, 5.0))
+
+
+def clip_keywords(x, w):
+    return np.sum(x.clip(min=w, max=1.0) ** 2)
+
+
+def builtin_extremes(a, b, c):
+    return max(a, b) * 2.0 + min(a, b, c) + max([a, b * 1.0, c])
+
+
+def builtin_sum(a, b, xs):
+    return sum([a, b * b, 1.5]) + np.sum(sum(xs * a, 2.0 * b))
+
+
+def ufunc_forms(x, y):
+    u = np.add(x, y) * np.subtract(y, x)
+    v = np.multiply(u, x) + np.divide(y, x) + np.float_power(y, 2.0)
+    return np.sum(v * np.logaddexp(x, y) + np.hypot(x, y) + np.arctan2(y, x))
+
+
+def remainders(x, y):
+    return np.sum((x % y) * 2.0 + np.mod(y, x) + np.fmod(x * 3.0, y))
+
+
+def log_base(x, b):
+    return math.log(x, b) + math.log(x * 2.0)
+
+
+def specials(x):
+    return np.sum(special.expit(x) * special.erf(x) + special.gammaln(x + 2.0) + np.sinc(x))
+
+
+def joins(a, b):
+    c = np.concatenate([a, b * 2.0], axis=0)
+    s = np.stack((a, b), axis=-1)
+    return np.sum(c * c) + np.sum(np.vstack([a, b]) ** 3) + np.sum(s[..., 0] * s[..., 1])
+
+
+def rearranged(x):
+    y = np.pad(np.flip(x, axis=0), 1, constant_values=5.0) * 2.0
+    z = np.tile(np.roll(x, 1, axis=-1), (2, 1)) + np.repeat(x, 2, axis=0)
+    return np.sum(y**2) + np.sum(np.sin(z)) + np.sum(np.triu(x) * np.diag(np.diag(x)))
+
+
+def moments(x, ddof):
+    v = np.var(x, axis=0, ddof=ddof, keepdims=True)
+    return np.sum(v * np.std(x, axis=-1)[:, None]) + x.std()
+
+
+def cumulative(x):
+    return np.sum(np.cumsum(x, axis=1) ** 2) + np.sum(np.cumprod(x, axis=0))
+
+
+def order_statistics(x):
+    return np.median(x) + np.sum(np.percentile(x, [25.0, 90.0], axis=0)) + np.quantile(x, 1.0)
+
+
+def contractions(a, b):
+    t = np.tensordot(a, b, axes=([1], [0]))
+    e = np.einsum("ij,jk->ik", a, b)
+    return np.sum(t * e) + np.sum(np.outer(a[0], b[:, 1]) ** 2) + np.inner(a[1], b[:, 0])
+
+
+def linalg(a, b):
+    s = np.linalg.solve(a, b)
+    return np.sum(s**2) + np.linalg.det(a) + np.sum(np.linalg.inv(a)) + np.trace(a @ a)
+
+
+def norms(x):
+    return np.linalg.norm(x) + np.sum(np.linalg.norm(x, axis=0)) + np.linalg.norm(x, ord=1)
