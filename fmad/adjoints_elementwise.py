@@ -22,6 +22,7 @@ from fmad import build as B
 from fmad import runtime_transpose
 from fmad.adjoints import ADJOINTS, defadjoint, times, unb
 from fmad.rules.base import ORDERED, UNARY, is_none, method
+from fmad.rules.special import special
 
 
 def tr(ctx, attr: str) -> ast.expr:
@@ -203,6 +204,33 @@ def _ordered(func, coef: str, helpers: dict):
 
     return ordered_adjoint
 
+
+def _softmax(log: bool):
+    def softmax_adjoint(ctx, g, z, args, keywords, active):
+        if len(args) > 2 or set(keywords) - {"axis"}:
+            ctx.refuse("softmax with arguments other than x and axis")
+        axis = args[1] if len(args) > 1 else keywords.get("axis", B.const(None))
+        return [(0, B.call(tr(ctx, "softmax_adjoint"), g, B.name(z), axis, B.const(log)))]
+
+    return softmax_adjoint
+
+
+def logsumexp_adjoint(ctx, g, z, args, keywords, active):
+    given = dict(zip(("axis", "b", "keepdims", "return_sign"), args[1:], strict=False))
+    given.update(keywords)
+    if not is_none(given.get("b")) or given.get("return_sign", B.const(False)).value is not False:
+        ctx.refuse("logsumexp with b= or return_sign=")
+    if len(args) > 4 or set(given) - {"axis", "b", "keepdims", "return_sign"}:
+        ctx.refuse("logsumexp with further arguments")
+    axis, keepdims = given.get("axis", B.const(None)), given.get("keepdims", B.const(False))
+    helper = tr(ctx, "logsumexp_adjoint")
+    return [(0, B.call(helper, g, args[0], B.name(z), axis, keepdims))]
+
+
+if special is not None:
+    ADJOINTS[special.softmax] = _softmax(False)
+    ADJOINTS[special.log_softmax] = _softmax(True)
+    ADJOINTS[special.logsumexp] = logsumexp_adjoint
 
 for _key, (_form, _coef, _helpers) in UNARY.items():
     ADJOINTS[_key] = _unary(_form, _coef, _helpers)

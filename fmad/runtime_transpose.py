@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from fmad.runtime_arrays import quantile_tangent
+from fmad.runtime_arrays import average_tangent, quantile_tangent
 from fmad.runtime_linalg import adjugate, norm_tangent
 from fmad.runtime_reverse import Refused, unbroadcast
 
@@ -305,6 +305,104 @@ def norm_adjoint(g: Any, x: Any, ord: Any, axis: Any, keepdims: bool, kind: str)
     return dense_adjoint(g, x, tangent)
 
 
+def average_adjoint(g: Any, a: Any, w: Any, axis: Any, keepdims: bool) -> Any:
+    """The adjoint of ``a`` in ``np.average(a, axis, weights=w, keepdims=keepdims)``
+    (weights that carry no derivative): forward mode's helper's Jacobian."""
+
+    def tangent(da: Any, k: int) -> Any:
+        return average_tangent(da, None, a, w, axis, keepdims, k)
+
+    return dense_adjoint(g, a, tangent)
+
+
+def _stable(x: Any, axis: Any) -> Any:
+    return np.argsort(x, axis=axis, kind="stable")
+
+
+def _scatter(g: Any, x: Any, order: Any, axis: Any) -> Any:
+    """The adjoint of ``x`` in the permutation of ``x`` that puts entry ``order[i]`` at
+    position ``i`` along ``axis`` (None: of the flattened ``x``)."""
+    _real(g)
+    out = np.zeros(np.shape(x))
+    if axis is None:
+        out.reshape(-1)[order] = np.ravel(g)
+    else:
+        np.put_along_axis(out, order, np.asarray(g, dtype=float), axis)
+    return _like(out, x)
+
+
+def sort_adjoint(g: Any, x: Any, axis: Any = -1) -> Any:
+    """The adjoint of ``x`` in ``np.sort(x, axis)``: ``g`` put back where a stable argsort
+    took each entry from (ties keep their order, as in forward mode)."""
+    return _scatter(g, x, _stable(x, axis), axis)
+
+
+def partition_adjoint(g: Any, x: Any, z: Any, axis: Any = -1) -> Any:
+    """The adjoint of ``x`` in ``z = np.partition(x, kth, axis)``: entries matched by value
+    as forward mode matches them."""
+    rank = np.argsort(_stable(z, axis), axis=axis)
+    if axis is None:
+        order = _stable(x, None)[rank]
+    else:
+        order = np.take_along_axis(_stable(x, axis), rank, axis=axis)
+    return _scatter(g, x, order, axis)
+
+
+def diff_adjoint(g: Any, x: Any, n: int, axis: int, prepend: Any, append: Any) -> Any:
+    """The adjoint of ``x`` in ``np.diff(x, n, axis, prepend=..., append=...)`` (``None``:
+    not given): each difference transposed (``g`` to the later entry, ``-g`` to the
+    earlier), then the constants' part dropped."""
+    g = np.asarray(g, dtype=float)
+    axis = axis % max(np.ndim(x), 1)
+    for _ in range(n):
+        ends = [(0, 0)] * g.ndim
+        ends[axis] = (1, 0)
+        later = np.pad(g, ends)
+        ends[axis] = (0, 1)
+        g = later - np.pad(g, ends)
+    start = 0 if prepend is None else (1 if np.ndim(prepend) == 0 else np.shape(prepend)[axis])
+    count = np.shape(x)[axis]
+    return _like(np.take(g, np.arange(start, start + count), axis=axis), x)
+
+
+def ediff1d_adjoint(g: Any, x: Any, to_begin: Any, to_end: Any) -> Any:
+    """The adjoint of ``x`` in ``np.ediff1d(x, to_end, to_begin)``."""
+    start = 0 if to_begin is None else np.size(to_begin)
+    part = np.ravel(g)[start : start + max(np.size(x) - 1, 0)]
+    return _like(diff_adjoint(part, np.ravel(x), 1, 0, None, None), x)
+
+
+def softmax_adjoint(g: Any, z: Any, axis: Any, log: bool) -> Any:
+    """The adjoint of ``x`` in ``z = softmax(x, axis)`` (``log``: ``log_softmax``)."""
+    g = np.asarray(g, dtype=float)
+    if log:
+        return g - np.exp(z) * np.sum(g, axis=axis, keepdims=True)
+    return z * (g - np.sum(g * z, axis=axis, keepdims=True))
+
+
+def logsumexp_adjoint(g: Any, x: Any, z: Any, axis: Any, keepdims: bool) -> Any:
+    """The adjoint of ``x`` in ``z = logsumexp(x, axis, keepdims=keepdims)``: ``g`` times
+    the softmax of ``x`` over the axes."""
+    if axis is not None and not keepdims:
+        z, g = np.expand_dims(z, axis), np.expand_dims(g, axis)
+    elif axis is None and not keepdims:
+        z = np.reshape(z, (1,) * np.ndim(x))
+        g = np.reshape(g, (1,) * np.ndim(x))
+    return _like(g * np.exp(np.asarray(x, dtype=float) - z), x)
+
+
+def real_adjoint(g: Any, x: Any, imag: bool) -> Any:
+    """The adjoint of a real ``x`` in ``x.real`` (``g``) or ``x.imag`` (0); a complex ``x``
+    is refused."""
+    if np.iscomplexobj(x):
+        raise Refused("the real or imaginary part of a complex value")
+    return zeros_like(x) if imag else g
+
+
+def zeros_like(x: Any) -> Any:
+    return np.zeros(np.shape(x)) if np.ndim(x) else 0.0
+
+
 def quantile_adjoint(g: Any, x: Any, q: Any, axis: Any, keepdims: bool, scale: float) -> Any:
     """The adjoint of ``x`` in ``np.quantile(x, q / scale, axis, keepdims=keepdims)``
     (``np.median``, ``np.percentile``): forward mode's helper's Jacobian (ties share)."""
@@ -313,3 +411,21 @@ def quantile_adjoint(g: Any, x: Any, q: Any, axis: Any, keepdims: bool, scale: f
         return quantile_tangent(dx, x, q, axis, keepdims, k, scale)
 
     return dense_adjoint(g, x, tangent)
+
+
+def helper_adjoint(g: Any, slot: int, slots: tuple, kpos: int, helper: Any, /, *args: Any) -> Any:
+    """The adjoint of ``args[slot]`` in ``helper(*args)``, a helper of generated code linear
+    in its tangent arguments at ``slots`` (the others of them read as zero), with its
+    direction count ``k`` at ``kpos``: the helper's Jacobian."""
+    if args[kpos] is not None:
+        raise Refused(f"{helper.__name__}() with several directions (k={args[kpos]})")
+
+    def tangent(dx: Any, k: int) -> Any:
+        new = [None if i in slots else a for i, a in enumerate(args)]
+        new[slot], new[kpos] = dx, k
+        out = helper(*new)
+        if isinstance(out, tuple | list):
+            raise Refused(f"{helper.__name__}() returning several values")
+        return out
+
+    return dense_adjoint(g, args[slot], tangent)

@@ -89,3 +89,37 @@ def linalg(a, b):
 
 def norms(x):
     return np.linalg.norm(x) + np.sum(np.linalg.norm(x, axis=0)) + np.linalg.norm(x, ord=1)
+
+
+def orderings(x):
+    s = np.sort(x, axis=0) * np.arange(1.0, 4.0)[:, None]
+    p = np.partition(x.ravel(), 2) * np.arange(1.0, 1.0 + x.size)
+    return np.sum(s**2) + np.sum(np.sort(x, axis=None) * p)
+
+
+def differences(x):
+    d = np.diff(x, n=2, axis=0, prepend=1.5, append=np.full((1, 3), 2.0))
+    return np.sum(d**2) + np.sum(np.ediff1d(x, to_begin=3.0) ** 2) + np.sum(np.diff(x) ** 3)
+
+
+def products(x):
+    return np.prod(x) + np.sum(np.prod(x, axis=1, keepdims=True) * 2.0) + x.prod(0)[1]
+
+
+def softmaxes(x):
+    s = special.softmax(x, axis=1) * np.arange(1.0, 1.0 + x.size).reshape(x.shape)
+    return np.sum(s) + np.sum(special.log_softmax(x) ** 2) + special.logsumexp(x, axis=0)[0]
+
+
+def averages(x, w):
+    return np.average(x) + np.sum(np.average(x, axis=0, weights=w) ** 2)
+
+
+def decompositions(a):
+    s = a @ a.T + np.eye(3)
+    values = np.linalg.eigvalsh(s) * np.array([1.0, 2.0, 3.0])
+    return np.sum(values) + np.sum(np.linalg.cholesky(s) ** 2) + np.sum(np.linalg.pinv(a) ** 2)
+
+
+def array_api_norms(x):
+    return np.linalg.vector_norm(x, ord=3) + np.linalg.matrix_norm(x) + np.linalg.norm(x, "nuc")

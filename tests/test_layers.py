@@ -44,6 +44,7 @@ LAYERS: dict[str, int] = {
     "adjoints": 3,
     "adjoints_elementwise": 4,
     "adjoints_arrays": 5,
+    "adjoints_helpers": 6,
     "runtime_transpose": 2,
     "spec": 2,
     "activity": 3,

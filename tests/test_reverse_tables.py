@@ -57,13 +57,10 @@ def row_key(module, rule) -> str:
 # only gets shorter (issue 12: every rule row gets a reverse-mode test row).
 REFUSED_LIST = """
 test_rules_fd:array-methods
-test_rules_fd:attribute-real-imag
 test_rules_fd:float
 test_rules_fd:for-header-iteration
-test_rules_fd:method-prod
 test_rules_fd:np.asarray
 test_rules_fd:np.dot
-test_rules_fd:np.prod
 test_rules_fd_elementwise:np.angle-real_if_close
 test_rules_fd_elementwise:np.cross
 test_rules_fd_elementwise:np.ldexp
@@ -72,48 +69,30 @@ test_rules_fd_elementwise:np.polyval
 test_rules_fd_elementwise:np.real-imag-conj
 test_rules_fd_elementwise:scipy.special.betainc
 test_rules_fd_elementwise:scipy.special.digamma
-test_rules_fd_elementwise:scipy.special.log_softmax
-test_rules_fd_elementwise:scipy.special.logsumexp
 test_rules_fd_elementwise:scipy.special.multigammaln
-test_rules_fd_elementwise:scipy.special.softmax
 test_rules_fd_elementwise:ufunc-float-dtype
 test_rules_fd_linalg:fmad_la-helpers
 test_rules_fd_linalg:np.dot-stacks
 test_rules_fd_linalg:np.einsum
 test_rules_fd_linalg:np.kron
-test_rules_fd_linalg:np.linalg.cholesky
 test_rules_fd_linalg:np.linalg.eigh
-test_rules_fd_linalg:np.linalg.eigvalsh
 test_rules_fd_linalg:np.linalg.lstsq
-test_rules_fd_linalg:np.linalg.matrix_norm
-test_rules_fd_linalg:np.linalg.pinv
 test_rules_fd_linalg:np.linalg.qr
 test_rules_fd_linalg:np.linalg.slogdet
 test_rules_fd_linalg:np.linalg.svd
-test_rules_fd_linalg:np.linalg.vector_norm
 test_rules_fd_linalg:np.vdot
 test_rules_fd_shapes:fancy-and-boolean-indexing
 test_rules_fd_shapes:np.cumsum
-test_rules_fd_shapes:np.diff
-test_rules_fd_shapes:np.ediff1d
 test_rules_fd_shapes:np.gradient
 test_rules_fd_shapes:np.hsplit-vsplit-dsplit
 test_rules_fd_shapes:np.pad
-test_rules_fd_shapes:np.partition
-test_rules_fd_shapes:np.sort
 test_rules_fd_shapes:np.split
 test_rules_fd_shapes:np.trapezoid
-test_rules_fd_shapes:runtime_arrays.cumprod_tangent
-test_rules_fd_shapes:runtime_arrays.diag_tangent
-test_rules_fd_shapes:runtime_arrays.padded_diff
-test_rules_fd_shapes:runtime_arrays.tile_tangent
 test_rules_fd_statistics:np.average
 test_rules_fd_statistics:np.std
 test_rules_fd_statistics:np.var
-test_rules_fd_statistics:runtime_arrays.average_tangent
-test_rules_fd_statistics:runtime_arrays.quantile_tangent
 """
-MAX_REFUSED = 56
+MAX_REFUSED = 35
 
 
 REFUSED_RULE_ROWS = set(REFUSED_LIST.split())

@@ -45,6 +45,13 @@ SMOOTH = [
     (m.contractions, None, {"a": values(2, 3), "b": values(3, 2)}),
     (m.linalg, None, {"a": A, "b": values(3, 2)}),
     (m.norms, ["x"], {"x": values(3, 2)}),
+    (m.orderings, ["x"], {"x": values(3, 4)}),
+    (m.differences, ["x"], {"x": values(4, 3)}),
+    (m.products, ["x"], {"x": values(3, 2)}),
+    (m.softmaxes, ["x"], {"x": values(2, 3)}),
+    (m.averages, ["x"], {"x": values(4, 3), "w": np.array([1.0, 2.0, 0.5, 3.0])}),
+    (m.decompositions, ["a"], {"a": A}),
+    (m.array_api_norms, ["x"], {"x": values(3, 2)}),
 ]
 
 
@@ -73,6 +80,8 @@ KINKS = [
     (m.order_statistics, ["x"], {"x": np.array([[1.0, 2.0, 2.0]] * 5)}),  # every tie
     (m.norms, ["x"], {"x": np.zeros((3, 2))}),
     (m.norms, ["x"], {"x": np.array([[1.0, -1.0], [0.0, 1.0], [-1.0, 0.0]])}),
+    (m.orderings, ["x"], {"x": np.array([[1.0, 2.0, 2.0, 0.5]] * 3)}),  # stable order
+    (m.products, ["x"], {"x": np.array([[0.0, 2.0], [0.0, 0.0], [3.0, 1.0]])}),
 ]
 
 

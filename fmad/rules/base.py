@@ -36,6 +36,10 @@ PARTIALS: dict[Any, tuple[tuple[Rule, ...], bool]] = {}
 # (``f(v, x)``): key -> (coef, helpers), for reverse mode too.
 UNARY: dict[Any, tuple[str, str, dict[str, Any]]] = {}
 ORDERED: dict[Any, tuple[str, dict[str, Any]]] = {}
+# The helpers of generated code, linear in their tangent arguments at ``slots``:
+# helper -> (slots, fixed); ``fixed`` the other arguments a derivative must not go through
+# (None: every other one), for reverse mode too.
+HELPER_ROWS: dict[Any, tuple[tuple[int, ...], tuple[int, ...] | None]] = {}
 
 
 def method(name: str) -> tuple[str, str]:
