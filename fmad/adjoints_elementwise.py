@@ -15,13 +15,14 @@ from __future__ import annotations
 import ast
 import builtins
 import math
+from collections import Counter
 
 import numpy as np
 
 from fmad import build as B
 from fmad import runtime_transpose
 from fmad.adjoints import ADJOINTS, defadjoint, times, unb
-from fmad.rules.base import ORDERED, UNARY, is_none, method
+from fmad.rules.base import ORDERED, UNARY, is_none, method, static_value
 from fmad.rules.special import special
 
 
@@ -236,3 +237,89 @@ for _key, (_form, _coef, _helpers) in UNARY.items():
     ADJOINTS[_key] = _unary(_form, _coef, _helpers)
 for _key, (_coef, _helpers) in ORDERED.items():
     ADJOINTS[_key] = _ordered(_key, _coef, _helpers)
+
+
+# -- conversions and dtype= ------------------------------------------------------------------
+class _Statics:
+    """What ``rules.base.static_value`` reads of a rule's context, for reverse mode."""
+
+    def __init__(self, ctx) -> None:
+        self.scope, self.flat = ctx.scope, getattr(ctx, "primal", ctx.flat)
+        self.assign_counts: Counter = Counter()
+        for s in ast.walk(self.flat):
+            if isinstance(s, ast.Assign):
+                self.assign_counts.update(B.stored_names(s.targets[0]))
+
+
+def const_value(node):
+    return node.value if isinstance(node, ast.Constant) else None
+
+
+def dtype_kind(ctx, node) -> str:
+    """The kind of the dtype ``node`` names (``'f'`` for float), known when fmad transforms
+    the function, or a refusal."""
+    if is_none(node):
+        return "f"
+    obj = static_value(_Statics(ctx), node)
+    try:
+        kind = np.dtype(obj).kind if obj is not None else "?"
+    except TypeError:
+        kind = "?"
+    if kind not in "fiub":
+        ctx.refuse(f"a conversion to the dtype '{ast.unparse(node)}' fmad cannot see")
+    return kind
+
+
+def without_float_dtype(rule):
+    """``rule`` for a call whose ``dtype=`` is a floating type (the derivative unchanged),
+    or with ``where=True`` or ``out=None`` written out."""
+
+    def dtype_adjoint(ctx, g, z, args, keywords, active):
+        keywords = {  # the defaults, written out
+            k: v
+            for k, v in keywords.items()
+            if not (k == "where" and const_value(v) is True) and not (k == "out" and is_none(v))
+        }
+        if "dtype" in keywords:
+            if dtype_kind(ctx, keywords["dtype"]) != "f":
+                ctx.refuse("a function with an integer dtype= on a value that carries a derivative")
+            keywords = {k: v for k, v in keywords.items() if k != "dtype"}
+        return rule(ctx, g, z, args, keywords, active)
+
+    return dtype_adjoint
+
+
+for _key, _rule in list(ADJOINTS.items()):
+    if isinstance(_key, np.ufunc):
+        ADJOINTS[_key] = without_float_dtype(_rule)
+
+
+@defadjoint(np.float64)
+def float64_adjoint(ctx, g, z, args, keywords, active):
+    no_keywords(ctx, keywords, "np.float64()")
+    return [(0, unb(ctx, g, args[0]))]
+
+
+@defadjoint(np.asarray, np.asanyarray, method("astype"))
+def conversion_adjoint(ctx, g, z, args, keywords, active):
+    if set(keywords) - {"dtype"} or len(args) > 2:
+        ctx.refuse("a conversion with options other than dtype=")
+    dtype = args[1] if len(args) > 1 else keywords.get("dtype", B.const(None))
+    if dtype_kind(ctx, dtype) != "f":
+        return []  # an integer or boolean conversion is a step: no derivative
+    return [(0, g)]
+
+
+@defadjoint(method("item"))
+def item_adjoint(ctx, g, z, args, keywords, active):
+    if len(args) != 1 or keywords:
+        ctx.refuse("'.item()' with an index (write x[i] instead)")
+    return [(0, unb(ctx, g, args[0]))]
+
+
+def conj_adjoint(ctx, g, z, args, keywords, active):
+    no_keywords(ctx, keywords, "np.conj")
+    return [(0, B.call(tr(ctx, "real_adjoint"), g, args[0], B.const(False)))]
+
+
+ADJOINTS[np.conjugate] = ADJOINTS[method("conj")] = ADJOINTS[method("conjugate")] = conj_adjoint

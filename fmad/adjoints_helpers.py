@@ -16,7 +16,7 @@ from fmad import build as B
 from fmad import runtime, runtime_linalg
 from fmad.adjoints import ADJOINTS, defadjoint
 from fmad.adjoints_arrays import _bind, const, dense, only_first
-from fmad.adjoints_elementwise import no_keywords, tr
+from fmad.adjoints_elementwise import no_keywords, tr, without_float_dtype
 from fmad.rules.base import HELPER_ROWS, attribute, is_none, method
 
 NONE = ast.Constant(None)
@@ -175,3 +175,7 @@ def _helper_row(helper, slots: tuple[int, ...], fixed):
 
 for _helper, (_slots, _fixed) in HELPER_ROWS.items():
     ADJOINTS[_helper] = _helper_row(_helper, _slots, _fixed)
+
+
+for _key in (np.cumsum, method("cumsum"), np.var, np.std, method("var"), method("std")):
+    ADJOINTS[_key] = without_float_dtype(ADJOINTS[_key])

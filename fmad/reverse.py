@@ -105,6 +105,7 @@ class Reverse(ReverseBranches, ReverseLoops):
             self.refuse_at(ret, "returning several values (reverse mode needs one scalar output)")
         tree = copy.copy(self.flat)
         tree.body = primal
+        self.primal = tree  # the primal the adjoints read (helpers inlined, names renamed)
         active = Activity(tree, self.scope).active(set(self.wrt))
         self.active = active
         backward = self.backward(primal, ret)

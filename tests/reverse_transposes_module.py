@@ -123,3 +123,13 @@ def decompositions(a):
 
 def array_api_norms(x):
     return np.linalg.vector_norm(x, ord=3) + np.linalg.matrix_norm(x) + np.linalg.norm(x, "nuc")
+
+
+def conversions(x, p):
+    a = np.cumsum(x * p, axis=-1, dtype=np.float64) + np.exp(p, where=True)
+    b = (x * p).astype(float) + (x * p).astype(int) * p + np.conj(x * p)
+    return np.sum(a * b) + np.float64(np.sum(x * p)) + np.asarray(p[:1], dtype=float).item()
+
+
+def dtype_from_argument(x, kind):
+    return np.sum(np.cumsum(x * 2.0, dtype=kind))

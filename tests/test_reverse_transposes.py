@@ -52,6 +52,7 @@ SMOOTH = [
     (m.averages, ["x"], {"x": values(4, 3), "w": np.array([1.0, 2.0, 0.5, 3.0])}),
     (m.decompositions, ["a"], {"a": A}),
     (m.array_api_norms, ["x"], {"x": values(3, 2)}),
+    (m.conversions, ["p"], {"x": values(2, 3), "p": values(3)}),
 ]
 
 
@@ -122,3 +123,9 @@ def test_dense_transpose_is_refused_beyond_its_limit():
     dfn = fmad.differentiate(median, mode="reverse")
     with pytest.raises(fmad.ReverseModeError, match="dense Jacobian"):
         dfn(np.ones(3000))
+
+
+def test_a_dtype_fmad_cannot_see_is_refused():
+    with pytest.raises(fmad.ReverseModeError, match="dtype 'kind'") as info:
+        fmad.differentiate(m.dtype_from_argument, wrt=["x"], mode="reverse")
+    assert info.value.lineno == m.dtype_from_argument.__code__.co_firstlineno + 1
