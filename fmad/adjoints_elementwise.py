@@ -228,7 +228,49 @@ def logsumexp_adjoint(ctx, g, z, args, keywords, active):
     return [(0, B.call(helper, g, args[0], B.name(z), axis, keepdims))]
 
 
+def polygamma_adjoint(ctx, g, z, args, keywords, active):
+    """d polygamma(n, x) = polygamma(n + 1, x) dx (``n`` an integer: no derivative)."""
+    if len(args) != 2 or keywords or active[0]:
+        ctx.refuse("scipy.special.polygamma with keywords or an order carrying a derivative")
+    n, x = args
+    coef = B.call(ctx.inject(special.polygamma, "polygamma"), B.binop(n, ast.Add(), B.const(1)), x)
+    return [(1, unb(ctx, times(g, coef), x, n))]
+
+
+def betainc_adjoint(ctx, g, z, args, keywords, active):
+    """d betainc(a, b, x) = x^(a-1) (1-x)^(b-1) / B(a, b) dx (in ``x`` only)."""
+    if len(args) != 3 or keywords or active[0] or active[1]:
+        ctx.refuse("scipy.special.betainc with a or b carrying a derivative")
+    a, b, x = args
+    coef = B.parse_expr(
+        "np.exp((a - 1) * np.log(x) + (b - 1) * np.log1p(-x) - betaln(a, b))",
+        a=a,
+        b=b,
+        x=x,
+        np=ctx.np_(),
+        betaln=ctx.inject(special.betaln, "betaln"),
+    )
+    return [(2, B.call(ctx.rev("unbroadcast"), times(g, coef), x))]
+
+
+def multigammaln_adjoint(ctx, g, z, args, keywords, active):
+    """d multigammaln(a, d) = sum over j < d of digamma(a - j / 2) da."""
+    if len(args) != 2 or keywords or active[1]:
+        ctx.refuse("scipy.special.multigammaln other than multigammaln(a, d), d data")
+    coef = B.parse_expr(
+        "np.sum(digamma(np.expand_dims(a, -1) - np.arange(d) / 2), axis=-1)",
+        a=args[0],
+        d=args[1],
+        np=ctx.np_(),
+        digamma=ctx.inject(special.digamma, "digamma"),
+    )
+    return [(0, times(g, coef))]
+
+
 if special is not None:
+    ADJOINTS[special.polygamma] = polygamma_adjoint
+    ADJOINTS[special.betainc] = betainc_adjoint
+    ADJOINTS[special.multigammaln] = multigammaln_adjoint
     ADJOINTS[special.softmax] = _softmax(False)
     ADJOINTS[special.log_softmax] = _softmax(True)
     ADJOINTS[special.logsumexp] = logsumexp_adjoint

@@ -14,7 +14,7 @@ import numpy as np
 
 from fmad import build as B
 from fmad import runtime, runtime_linalg
-from fmad.adjoints import ADJOINTS, defadjoint
+from fmad.adjoints import ADJOINTS, defadjoint, unb
 from fmad.adjoints_arrays import _bind, const, dense, only_first
 from fmad.adjoints_elementwise import no_keywords, tr, without_float_dtype
 from fmad.rules.base import HELPER_ROWS, attribute, is_none, method
@@ -179,3 +179,86 @@ for _helper, (_slots, _fixed) in HELPER_ROWS.items():
 
 for _key in (np.cumsum, method("cumsum"), np.var, np.std, method("var"), method("std")):
     ADJOINTS[_key] = without_float_dtype(ADJOINTS[_key])
+
+
+# -- products through forward mode's helpers, and small elementwise rows ---------------------
+def _through_helper(ctx, g, helper, x, *args) -> ast.expr:
+    """The adjoint of ``x`` by the Jacobian of ``helper(dx, *args)`` (``dx`` of the shape of
+    ``x``; ``k`` found by name among its parameters)."""
+    names = list(inspect.signature(helper).parameters)
+    call = [x, *args]
+    call.insert(names.index("k"), NONE)
+    return B.call(
+        tr(ctx, "helper_adjoint"),
+        g,
+        B.const(0),
+        B.const((0,)),
+        B.const(names.index("k")),
+        ctx.inject(helper, helper.__name__),
+        *call,
+    )
+
+
+@defadjoint(np.kron)
+def kron_adjoint(ctx, g, z, args, keywords, active):
+    no_keywords(ctx, keywords, "np.kron")
+    helper = runtime_linalg.kron_tangent
+    return [
+        (i, _through_helper(ctx, g, helper, args[i], args[i], args[1 - i], B.const(i == 0)))
+        for i in (0, 1)
+        if active[i]
+    ]
+
+
+@defadjoint(np.vdot)
+def vdot_adjoint(ctx, g, z, args, keywords, active):
+    no_keywords(ctx, keywords, "np.vdot")
+    helper = runtime_linalg.vdot_tangent
+    return [(i, _through_helper(ctx, g, helper, args[i], args[1 - i])) for i in (0, 1) if active[i]]
+
+
+@defadjoint(np.ldexp)
+def ldexp_adjoint(ctx, g, z, args, keywords, active):
+    no_keywords(ctx, keywords, "np.ldexp")
+    only_first(ctx, active, "np.ldexp (an integer exponent)")
+    scale = B.call(ctx.np_("ldexp"), B.const(1.0), args[1])
+    return [(0, unb(ctx, B.binop(g, ast.Mult(), scale), args[0], args[1]))]
+
+
+# np.nan_to_num stays refused: where it replaced an infinity, the adjoints upstream would
+# multiply its zero adjoint by that infinity (0 * inf = nan; forward mode's tangent is 0)
+
+
+@defadjoint(np.polyval)
+def polyval_adjoint(ctx, g, z, args, keywords, active):
+    """``p``: the powers of ``x`` summed against ``g``; ``x``: ``g`` times the derivative's
+    polynomial (forward mode's)."""
+    no_keywords(ctx, keywords, "np.polyval")
+    p, x = args
+    out = []
+    if active[0]:
+        out.append((0, B.call(tr(ctx, "polyval_coefficients_adjoint"), g, p, x)))
+    if active[1]:
+        der = B.parse_expr(
+            "np.polyval((np.asarray(p)[:-1].T * np.arange(len(p) - 1, 0, -1)).T, x)",
+            p=p,
+            x=x,
+            np=ctx.np_(),
+        )
+        out.append((1, unb(ctx, B.binop(g, ast.Mult(), der), x)))
+    return out
+
+
+@defadjoint(np.cross)
+def cross_adjoint(ctx, g, z, args, keywords, active):
+    """``<g, a x b>`` is ``<b x g, a>`` and ``<g x a, b>`` (the last axes)."""
+    if keywords or len(args) != 2:
+        ctx.refuse("np.cross with axis options")
+    a, b = args
+    cross = ctx.np_("cross")
+    out = []
+    if active[0]:
+        out.append((0, unb(ctx, B.call(cross, b, g), a)))
+    if active[1]:
+        out.append((1, unb(ctx, B.call(cross, g, a), b)))
+    return out

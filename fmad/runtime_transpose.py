@@ -220,6 +220,15 @@ def einsum_adjoint(g: Any, which: int, subscripts: str, /, *operands: Any) -> An
     return _like(out, operands[which])
 
 
+def polyval_coefficients_adjoint(g: Any, p: Any, x: Any) -> Any:
+    """The adjoint of the coefficients ``p`` in ``np.polyval(p, x)`` (along the first axis
+    of ``p``): ``g`` times each power of ``x``, summed back to a coefficient's shape."""
+    p = np.asarray(p, dtype=float)
+    n = len(p)
+    x = np.asarray(x, dtype=float)
+    return np.stack([unbroadcast(g * x ** (n - 1 - i), p[i]) for i in range(n)])
+
+
 def _letters(n: int, start: int = 0) -> str:
     return string.ascii_letters[start : start + n]
 

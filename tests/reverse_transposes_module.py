@@ -133,3 +133,15 @@ def conversions(x, p):
 
 def dtype_from_argument(x, kind):
     return np.sum(np.cumsum(x * 2.0, dtype=kind))
+
+
+def products_more(a, b, p):
+    k = np.kron(a, b) * np.arange(1.0, 1.0 + a.size * b.size).reshape(4, 9)
+    c = np.cross(a * 2.0, b)
+    return np.sum(k) + np.vdot(a, b) + np.sum(c**2) + np.sum(np.polyval(p, a) ** 2)
+
+
+def special_orders(x, a):
+    return np.sum(special.polygamma(1, x + 1.0) + special.betainc(2.0, 3.0, a)) + np.sum(
+        special.multigammaln(x + 3.0, 2) * np.ldexp(x, 2)
+    )

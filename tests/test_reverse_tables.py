@@ -60,23 +60,16 @@ test_rules_fd:for-header-iteration
 test_rules_fd:np.dot
 test_rules_fd_elementwise:np.angle-real_if_close
 test_rules_fd_elementwise:np.cross
-test_rules_fd_elementwise:np.ldexp
 test_rules_fd_elementwise:np.nan_to_num
-test_rules_fd_elementwise:np.polyval
 test_rules_fd_elementwise:np.real-imag-conj
-test_rules_fd_elementwise:scipy.special.betainc
-test_rules_fd_elementwise:scipy.special.digamma
-test_rules_fd_elementwise:scipy.special.multigammaln
 test_rules_fd_linalg:fmad_la-helpers
 test_rules_fd_linalg:np.dot-stacks
 test_rules_fd_linalg:np.einsum
-test_rules_fd_linalg:np.kron
 test_rules_fd_linalg:np.linalg.eigh
 test_rules_fd_linalg:np.linalg.lstsq
 test_rules_fd_linalg:np.linalg.qr
 test_rules_fd_linalg:np.linalg.slogdet
 test_rules_fd_linalg:np.linalg.svd
-test_rules_fd_linalg:np.vdot
 test_rules_fd_shapes:fancy-and-boolean-indexing
 test_rules_fd_shapes:np.gradient
 test_rules_fd_shapes:np.hsplit-vsplit-dsplit
@@ -86,7 +79,7 @@ test_rules_fd_shapes:np.trapezoid
 test_rules_fd_statistics:np.average
 test_rules_fd_statistics:np.var
 """
-MAX_REFUSED = 29
+MAX_REFUSED = 22
 
 
 REFUSED_RULE_ROWS = set(REFUSED_LIST.split())

@@ -53,6 +53,8 @@ SMOOTH = [
     (m.decompositions, ["a"], {"a": A}),
     (m.array_api_norms, ["x"], {"x": values(3, 2)}),
     (m.conversions, ["p"], {"x": values(2, 3), "p": values(3)}),
+    (m.products_more, None, {"a": values(2, 3), "b": values(2, 3), "p": values(3, 3)}),
+    (m.special_orders, None, {"x": values(2, 3, low=0.5), "a": np.array([0.2, 0.5, 0.7])}),
 ]
 
 
