@@ -13,7 +13,7 @@ import inspect
 import numpy as np
 
 from fmad import build as B
-from fmad import runtime, runtime_linalg
+from fmad import runtime, runtime_linalg, runtime_linear
 from fmad.adjoints import ADJOINTS, defadjoint, unb
 from fmad.adjoints_arrays import _bind, const, dense, only_first
 from fmad.adjoints_elementwise import no_keywords, tr, without_float_dtype
@@ -262,3 +262,43 @@ def cross_adjoint(ctx, g, z, args, keywords, active):
     if active[1]:
         out.append((1, unb(ctx, B.call(cross, g, a), b)))
     return out
+
+
+# -- linear functions, column by column; np.dot in all its forms -----------------------------
+def lin(ctx, attr: str) -> ast.expr:
+    return B.attr(B.name(ctx.unit.inject(runtime_linear, "fmad_lin")), attr)
+
+
+def _linear(func: str):
+    def linear_adjoint(ctx, g, z, args, keywords, active):
+        only_first(ctx, active, f"np.{func}")
+        f = ctx.np_(func)
+        return [(0, B.call(lin(ctx, "linear_adjoint"), g, f, *args, **keywords))]
+
+    return linear_adjoint
+
+
+ADJOINTS[np.gradient] = _linear("gradient")
+if hasattr(np, "trapezoid"):
+    ADJOINTS[np.trapezoid] = _linear("trapezoid")
+_pad_by_labels = ADJOINTS[np.pad]
+
+
+@defadjoint(np.pad)
+def pad_adjoint(ctx, g, z, args, keywords, active):
+    """An odd reflection is linear but not a copy: column by column; the rest by labels."""
+    odd = keywords.get("reflect_type")
+    if odd is not None and const(odd) == "odd":
+        return _linear("pad")(ctx, g, z, args, keywords, active)
+    return _pad_by_labels(ctx, g, z, args, keywords, active)
+
+
+def dot_adjoint(ctx, g, z, args, keywords, active):
+    if len(args) != 2 or keywords:
+        ctx.refuse("np.dot with out=")
+    a, b = args
+    helper = lin(ctx, "dot_adjoint")
+    return [(i, B.call(helper, g, a, b, B.const(i == 0))) for i in (0, 1) if active[i]]
+
+
+ADJOINTS[np.dot] = ADJOINTS[method("dot")] = dot_adjoint

@@ -145,3 +145,11 @@ def special_orders(x, a):
     return np.sum(special.polygamma(1, x + 1.0) + special.betainc(2.0, 3.0, a)) + np.sum(
         special.multigammaln(x + 3.0, 2) * np.ldexp(x, 2)
     )
+
+
+def linear_maps(x, s):
+    t = np.trapezoid(x * s, x=np.array([0.0, 0.3, 1.0]), axis=0) + np.trapezoid(x, dx=0.5)
+    g = np.gradient(x * s, axis=1) + np.gradient(x[0] * 2.0, edge_order=2)
+    p = np.pad(x, 2, mode="reflect", reflect_type="odd")
+    d = np.sum(np.dot(s, x)) + np.dot(np.ones((2, 3, 3)) * s, x[0])
+    return np.sum(t**2) + np.sum(g**2) + np.sum(p**3) + np.sum(d**2) + x[0].dot(x[1])

@@ -46,6 +46,7 @@ LAYERS: dict[str, int] = {
     "adjoints_arrays": 5,
     "adjoints_helpers": 6,
     "runtime_transpose": 2,
+    "runtime_linear": 3,
     "spec": 2,
     "activity": 3,
     "nesting": 3,
