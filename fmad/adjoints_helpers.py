@@ -12,8 +12,8 @@ import inspect
 
 import numpy as np
 
+from fmad import adjoints_arrays, runtime, runtime_linalg, runtime_linear
 from fmad import build as B
-from fmad import runtime, runtime_linalg, runtime_linear
 from fmad.adjoints import ADJOINTS, defadjoint, unb
 from fmad.adjoints_arrays import _bind, const, dense, only_first
 from fmad.adjoints_elementwise import no_keywords, tr, without_float_dtype
@@ -302,3 +302,13 @@ def dot_adjoint(ctx, g, z, args, keywords, active):
 
 
 ADJOINTS[np.dot] = ADJOINTS[method("dot")] = dot_adjoint
+
+
+@defadjoint(np.einsum)
+def einsum_adjoint(ctx, g, z, args, keywords, active):
+    """Subscripts with ``...`` written out when the code runs (``fmad_lin``), then einsums."""
+    rule = adjoints_arrays.einsum_adjoint
+    return [
+        (i, B.call(lin(ctx, "einsum_ellipsis_adjoint"), *call.args[:3], *args[1:]))
+        for i, call in rule(ctx, g, z, args, keywords, active)
+    ]

@@ -5,6 +5,7 @@ forms (a number, vectors, matrices, stacks).
 
 from __future__ import annotations
 
+import string
 from typing import Any
 
 import numpy as np
@@ -55,3 +56,64 @@ def dot_adjoint(g: Any, a: Any, b: Any, left: bool) -> Any:
         return rev.dot_left(g, a, b) if left else rev.dot_right(g, a, b)
     spec = tensordot_subscripts(a, b, ([na - 1], [max(nb - 2, 0)]))
     return einsum_adjoint(g, 0 if left else 1, spec, a, b)
+
+
+def explicit_subscripts(subscripts: str, operands: tuple) -> str:
+    """``subscripts`` with each ``...`` written out as letters it does not use (aligned from
+    the right, as numpy broadcasts them), and its output given."""
+    text = subscripts.replace(" ", "")
+    if "..." not in text:
+        return text
+    inputs, arrow, output = text.partition("->")
+    parts = inputs.split(",")
+    if len(parts) != len(operands):
+        raise Refused("np.einsum with subscripts that do not match its operands")
+    free = [c for c in string.ascii_letters if c not in text]
+    width = max(
+        np.ndim(o) - (len(p) - 3) for p, o in zip(parts, operands, strict=True) if "..." in p
+    )
+    spare = "".join(free[:width])
+    sizes: dict[str, int] = {}
+    for i, (p, o) in enumerate(zip(parts, operands, strict=True)):
+        if "..." in p:
+            n = np.ndim(o) - (len(p) - 3)
+            shape = np.shape(o)[p.index("...") : p.index("...") + n]
+            for c, size in zip(spare[width - n :], shape, strict=True):
+                if sizes.setdefault(c, size) != size:
+                    raise Refused("np.einsum whose '...' axes broadcast")
+            parts[i] = p.replace("...", spare[width - n :])
+    if not arrow:
+        letters = "".join(parts)
+        singles = sorted(c for c in set(letters) if letters.count(c) == 1 and c not in spare)
+        output = spare + "".join(singles)
+    return ",".join(parts) + "->" + output.replace("...", spare)
+
+
+def einsum_ellipsis_adjoint(g: Any, which: int, subscripts: str, /, *operands: Any) -> Any:
+    """``einsum_adjoint`` of subscripts that may hold ``...``, and a differentiated operand
+    with a repeated index (``"ii->i"``: the adjoint of its distinct indices, put on the
+    diagonal it was read from, zeros elsewhere)."""
+    spec = explicit_subscripts(subscripts, operands)
+    inputs, output = spec.split("->") if "->" in spec else (spec, None)
+    parts = inputs.split(",")
+    if output is None:  # numpy's implicit output: the indices read once, sorted
+        letters = "".join(parts)
+        output = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    mine = parts[which]
+    if len(set(mine)) == len(mine):
+        return einsum_adjoint(g, which, spec, *operands)
+    x = np.asarray(operands[which])
+    distinct = "".join(dict.fromkeys(mine))
+    sizes = {c: x.shape[mine.index(c)] for c in distinct}
+    stand_in = np.zeros(
+        tuple(sizes[c] for c in distinct)
+    )  # the operand with its indices made distinct
+    parts[which] = distinct
+    rebuilt = ",".join(parts) + "->" + output
+    reduced = einsum_adjoint(g, which, rebuilt, *operands[:which], stand_in, *operands[which + 1 :])
+    grid = np.indices(x.shape, sparse=True)
+    keep = np.ones(x.shape, dtype=bool)
+    for axis, c in enumerate(mine):
+        keep = keep & (grid[axis] == grid[mine.index(c)])
+    picked = tuple(grid[mine.index(c)] for c in distinct)
+    return np.where(keep, np.asarray(reduced)[picked], 0.0)

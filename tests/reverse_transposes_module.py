@@ -153,3 +153,10 @@ def linear_maps(x, s):
     p = np.pad(x, 2, mode="reflect", reflect_type="odd")
     d = np.sum(np.dot(s, x)) + np.dot(np.ones((2, 3, 3)) * s, x[0])
     return np.sum(t**2) + np.sum(g**2) + np.sum(p**3) + np.sum(d**2) + x[0].dot(x[1])
+
+
+def einsum_forms(a, b, w):
+    e = np.einsum("...ij,...jk", a, b) + np.einsum("...i,i->...", b, w)[..., None]
+    return (
+        np.sum(e**2) + np.sum(np.einsum("i...,i", a, w[:2]) ** 2) + np.einsum("ij,ij", a[0], a[1])
+    )

@@ -54,6 +54,7 @@ SMOOTH = [
     (m.array_api_norms, ["x"], {"x": values(3, 2)}),
     (m.conversions, ["p"], {"x": values(2, 3), "p": values(3)}),
     (m.products_more, None, {"a": values(2, 3), "b": values(2, 3), "p": values(3, 3)}),
+    (m.einsum_forms, None, {"a": values(2, 2, 2), "b": values(2, 2, 2), "w": values(2)}),
     (m.linear_maps, None, {"x": values(3, 3), "s": 1.3}),
     (m.special_orders, None, {"x": values(2, 3, low=0.5), "a": np.array([0.2, 0.5, 0.7])}),
 ]
