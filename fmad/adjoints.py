@@ -180,7 +180,7 @@ def _from_partials(partials, broadcast: bool):
         return [
             (i, unb(ctx, times(g, partials[i](ctx, B.name(z), x, y)), args[i], args[1 - i]))
             for i in (0, 1)
-            if active[i]
+            if active[i] and i < len(partials)  # no partial: no derivative (np.copysign's y)
         ]
 
     return partials_adjoint

@@ -31,7 +31,7 @@ import ast
 import copy
 import types
 
-from fmad import adjoints, effects, rules
+from fmad import adjoints, adjoints_helpers, effects, rules  # noqa: F401 - registers transposes
 from fmad import build as B
 from fmad import runtime_reverse as fmad_rev
 from fmad.activity import Activity, classify
@@ -93,6 +93,9 @@ class Reverse(ReverseBranches, ReverseLoops, ReverseForms):
     def module(self, which: str) -> ast.expr:
         return self.unit.module(which)
 
+    def inject(self, obj, hint: str) -> ast.expr:
+        return B.name(self.unit.inject(obj, hint))
+
     def rev(self, attr: str) -> ast.expr:
         return B.attr(B.name(self.unit.inject(fmad_rev, "fmad_rev")), attr)
 
@@ -111,6 +114,7 @@ class Reverse(ReverseBranches, ReverseLoops, ReverseForms):
             self.refuse_at(ret, "returning several values (reverse mode needs one scalar output)")
         tree = copy.copy(self.flat)
         tree.body = primal
+        self.primal = tree  # the primal the adjoints read (helpers inlined, names renamed)
         active = Activity(tree, self.scope).active(set(self.wrt))
         self.active = active
         backward = self.backward(primal, ret)
@@ -304,7 +308,9 @@ class Reverse(ReverseBranches, ReverseLoops, ReverseForms):
             return ast.Subscript, [value.value, value.slice], {}
         if isinstance(value, ast.Attribute):
             return attribute(value.attr), [value.value], {}
-        if isinstance(value, ast.Tuple | ast.List):
+        if isinstance(value, ast.List | ast.Tuple) and not any(
+            isinstance(e, ast.Starred) for e in value.elts
+        ):  # a list display: its items' adjoints (fmad.adjoints_arrays)
             return type(value), list(value.elts), {}
         if isinstance(value, ast.Call):
             keywords = {k.arg: k.value for k in value.keywords}

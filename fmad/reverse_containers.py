@@ -43,6 +43,13 @@ READERS = {
     np.array,
     np.asarray,
     fmad_forms.appended,
+    # joins: their transposes (fmad.adjoints_arrays) give the list one adjoint per item
+    np.concatenate,
+    np.stack,
+    np.hstack,
+    np.vstack,
+    np.dstack,
+    np.column_stack,
 }
 
 

@@ -29,7 +29,9 @@ import numpy as np
 from fmad import build as B
 from fmad.rules import elementwise  # noqa: F401 - its rows are wrapped below
 from fmad.rules.base import (
+    PARTIALS,
     RULES,
+    UNARY,
     Rule,
     alias,
     argument,
@@ -96,6 +98,8 @@ def refuse_active_keywords(ctx, name: str, keywords, allowed=()) -> None:
 
 def binary(*keys, partials) -> None:
     """``d f(x, y) = p0 * dx + p1 * dy``; each partial ``p(ctx, z, x, y)`` broadcasts."""
+    for key in keys:
+        PARTIALS[key] = (partials, True)
 
     def rule(ctx, z, args, tangents, keywords):
         x, y = args[0], args[1]
@@ -122,6 +126,8 @@ def text(source: str):
 def unary(*keys, coef: str, form: str = "mul") -> None:
     """``d f(x) = coef * dx`` (``mul``) or ``dx / coef`` (``div``), ``coef`` text over
     ``x``, ``z`` and ``np``; a constant ``coef`` scales without changing the shape."""
+    for key in keys:
+        UNARY[key] = (form, coef, {})
 
     def rule(ctx, z, args, tangents, keywords):
         dx = tangents[0]

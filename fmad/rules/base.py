@@ -31,6 +31,15 @@ LIST_RULES: set[Any] = set()
 # The rules written as partial derivatives (defpartials): key -> (partials, broadcast), so
 # reverse mode (fmad.adjoints) transposes them mechanically.
 PARTIALS: dict[Any, tuple[tuple[Rule, ...], bool]] = {}
+# The elementwise functions of one argument written as text (``d f(x) = coef * dx``, or
+# ``dx / coef``): key -> (form, coef, helpers), and those of an order and an argument
+# (``f(v, x)``): key -> (coef, helpers), for reverse mode too.
+UNARY: dict[Any, tuple[str, str, dict[str, Any]]] = {}
+ORDERED: dict[Any, tuple[str, dict[str, Any]]] = {}
+# The helpers of generated code, linear in their tangent arguments at ``slots``:
+# helper -> (slots, fixed); ``fixed`` the other arguments a derivative must not go through
+# (None: every other one), for reverse mode too.
+HELPER_ROWS: dict[Any, tuple[tuple[int, ...], tuple[int, ...] | None]] = {}
 
 
 def method(name: str) -> tuple[str, str]:

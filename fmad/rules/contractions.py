@@ -17,7 +17,7 @@ import numpy as np
 
 from fmad import build as B
 from fmad import runtime_linalg as la
-from fmad.rules.base import RULES, argument, defrule, k_arg, keeps_derivative, method
+from fmad.rules.base import HELPER_ROWS, RULES, argument, defrule, k_arg, keeps_derivative, method
 from fmad.rules.base import static_value as static
 from fmad.tangent import Tangent
 
@@ -36,6 +36,7 @@ def helper_rule(func, slots: tuple[int, ...], container: bool = False) -> None:
     The helpers are not linear in the values, so a second derivative through them (the
     value carrying a derivative too) is refused."""
     name = func.__name__
+    HELPER_ROWS[func] = (slots, None)
 
     def rule(ctx, z, args, tangents, keywords):
         if all(t is None for t in tangents):

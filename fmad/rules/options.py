@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from fmad import build as B
-from fmad.rules.base import RULES, active_slots, is_none, static_value
+from fmad.rules.base import HELPER_ROWS, RULES, active_slots, is_none, static_value
 from fmad.tangent import Tangent
 
 UNKNOWN = object()
@@ -157,6 +157,7 @@ def helper_rule(func, slots: tuple[int, ...], fixed: tuple[int, ...] = ()):
     through them is refused. The others are used for their shapes or for choices constant
     almost everywhere (which entries tie)."""
     name = func.__name__
+    HELPER_ROWS[func] = (slots, fixed)
 
     def rule(ctx, z, args, tangents, keywords):
         for i in fixed:

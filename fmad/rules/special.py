@@ -20,7 +20,7 @@ import ast
 
 from fmad import build as B
 from fmad.rules.arithmetic import binary, checked, refuse_active_keywords
-from fmad.rules.base import RULES, argument, defrule, defzero, is_none
+from fmad.rules.base import ORDERED, RULES, UNARY, argument, defrule, defzero, is_none
 from fmad.rules.reductions import reduce_tangent
 from fmad.tangent import Tangent
 
@@ -33,6 +33,7 @@ except ImportError:  # scipy is optional
 def _unary(func, coef: str, form: str = "mul", **helpers) -> None:
     """``d f(x) = coef * dx`` or ``dx / coef``; ``coef`` text over ``x``, ``z``, ``np`` and
     the scipy functions named in ``helpers`` (injected into the generated code)."""
+    UNARY[func] = (form, coef, helpers)
 
     def rule(ctx, z, args, tangents, keywords):
         dx = tangents[0]
@@ -143,6 +144,7 @@ def _order_rule(func, coef: str, **helpers) -> None:
     """``f(v, x)`` with an order ``v`` that carries no derivative (Bessel functions,
     ``gammainc``): ``d f = coef * dx``, ``coef`` text over ``v``, ``x``, ``z``, ``np`` and
     ``f`` (the function itself) and ``helpers``."""
+    ORDERED[func] = (coef, helpers)
 
     def rule(ctx, z, args, tangents, keywords):
         if tangents[0] is not None:
