@@ -43,13 +43,17 @@ READERS = {
     np.array,
     np.asarray,
     fmad_forms.appended,
-    # joins: their transposes (fmad.adjoints_arrays) give the list one adjoint per item
+    # joins: their transposes (fmad.adjoints_arrays) give a list one adjoint per item
     np.concatenate,
     np.stack,
     np.hstack,
     np.vstack,
     np.dstack,
     np.column_stack,
+    # and these, whose transposes give a list operand a list of adjoints too
+    builtins.max,
+    builtins.min,
+    np.polyval,
 }
 
 

@@ -125,7 +125,7 @@ def item_adjoint(g: Any, x: list | tuple, index: Any) -> Any:
     """The adjoint of the list or tuple ``x`` in ``x[index]`` (an integer or a slice)."""
     if isinstance(index, slice):
         positions = range(len(x))[index]
-        if not isinstance(g, list | Item) or len(g) != len(positions):
+        if not isinstance(g, list | tuple | Item) or len(g) != len(positions):
             raise fmad_rev.Refused("a slice of a list whose adjoint is not a list")
         out = Adjoints([ZERO] * len(x))
         for i, gi in zip(positions, g, strict=True):

@@ -192,9 +192,9 @@ def dot_right(g: Any, a: Any, b: Any) -> Any:
 def index_adjoint(g: Any, x: Any, index: Any) -> Any:
     """The adjoint of ``x`` in ``x[index]``: ``g`` added into zeros of the shape of ``x``
     where the index took it (repeated fancy indices add up)."""
-    out = np.zeros(np.shape(x), dtype=np.result_type(g, float))
-    if isinstance(x, list | tuple):
+    if isinstance(x, list | tuple):  # a function's tuple of results (np.linalg.svd...)
         raise Refused("indexing a list or tuple")
+    out = np.zeros(np.shape(x), dtype=np.result_type(g, float))
     np.add.at(out, index, g)
     return out
 

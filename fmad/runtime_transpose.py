@@ -41,6 +41,9 @@ class Parts(tuple):
     __slots__ = ()
 
     def __add__(self, other: Any) -> Parts:  # type: ignore[override]
+        if not isinstance(other, tuple):
+            # a list's adjoint of reverse_containers (fmad_forms.Adjoints, Item) adds itself
+            return NotImplemented
         return Parts(a + b for a, b in zip(self, other, strict=True))
 
     __radd__ = __add__
