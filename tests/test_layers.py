@@ -41,6 +41,8 @@ LAYERS: dict[str, int] = {
     # 2-3: rules (the table), what is known about tangents, activity
     "rules": 2,
     "known": 2,
+    "fresh": 2,
+    "inplace": 3,
     "adjoints": 3,
     "spec": 2,
     "activity": 3,
