@@ -93,6 +93,8 @@ class _Function(fresh.Analysis):
             self.block(block)
 
     def block(self, block: list[ast.stmt]) -> None:
+        if not any(_shaped(s) for s in block):  # no operation to take: no analysis
+            return
         private, where = self.private(block)
         if not private:
             return
@@ -102,9 +104,11 @@ class _Function(fresh.Analysis):
                 if i > start:
                     runs.append((start, i))
                 start = i + 1
-        for n, (a, b) in enumerate(reversed(runs)):  # the last first: indices stay valid
-            if n:
-                private, where = self.private(block)
+        size = len(block)
+        for a, b in reversed(runs):  # the last first: indices stay valid
+            if len(block) != size or any(type(block[i]) is ast.If for i in range(b, size)):
+                private, where = self.private(block)  # a later run changed
+                size = len(block)
             self.run(block, a, b, private, where)
 
     def run(self, block: list[ast.stmt], a: int, b: int, private, where) -> None:
@@ -263,6 +267,19 @@ def _site(s: ast.stmt, private: set[str], f: _Function) -> tuple[str, ast.expr |
         if isinstance(e, ast.Name) and e.id in private and e.id != s.targets[0].id:
             return e.id, (operands[1 - k] if len(operands) == 2 else None)
     return None
+
+
+def _shaped(s: ast.stmt) -> bool:
+    """``s`` has the form of an operation :func:`_site` may take (before any analysis)."""
+    if type(s) is not ast.Assign:
+        return False
+    v = s.value
+    kind = type(v)
+    if kind is ast.BinOp:
+        return type(v.left) is ast.Name or type(v.right) is ast.Name
+    if kind is ast.UnaryOp:
+        return type(v.operand) is ast.Name
+    return kind is ast.Call and len(v.args) == 1 and type(v.args[0]) is ast.Name
 
 
 def _name(n: str) -> ast.Name:
