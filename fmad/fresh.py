@@ -68,6 +68,7 @@ def _typed_function(f: Any) -> bool:
 
 _NESTED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
 _NESTED += (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+_NESTED_KINDS = frozenset(_NESTED)
 
 
 def assigns(s: ast.stmt) -> bool:
@@ -88,19 +89,17 @@ class Analysis:
         self.stores: Counter[str] = Counter()
         self.mentions: Counter[str] = Counter()  # loads and stores, del lines left out
         hidden: set[str] = set()
-        stack: list[ast.AST] = list(fn.body)
-        while stack:
-            node = stack.pop()
-            if isinstance(node, _NESTED):
-                hidden |= {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
-                continue
-            if isinstance(node, ast.Delete):
-                continue
-            if isinstance(node, ast.Name):
+        todo: list[ast.AST] = list(fn.body)
+        for node in todo:  # grows while it is read
+            kind = type(node)
+            if kind is ast.Name:
                 self.mentions[node.id] += 1
-                if not isinstance(node.ctx, ast.Load):
+                if type(node.ctx) is not ast.Load:
                     self.stores[node.id] += 1
-            stack.extend(ast.iter_child_nodes(node))
+            elif kind in _NESTED_KINDS:
+                hidden.update(B.names(node))
+            elif kind is not ast.Delete:
+                B.add_children(node, todo)
         self.hidden = hidden
         self.roots = params - set(self.stores) - hidden
         self.resolved: dict[int, Any] = {}
@@ -166,16 +165,22 @@ class Analysis:
         function that keeps no reference to it (and ``e`` is not ``r`` itself)."""
         if type(e) is ast.Name:
             return e.id != r
-        for node in ast.walk(e):
-            if type(node) is ast.BinOp or type(node) is ast.Compare or type(node) is ast.UnaryOp:
+        todo: list[ast.AST] = [e]
+        for node in todo:  # grows while it is read
+            kind = type(node)
+            if kind is ast.Name:
+                continue
+            children: list[ast.AST] = []
+            B.add_children(node, children)
+            todo += children
+            if kind is ast.BinOp or kind is ast.Compare or kind is ast.UnaryOp:
                 continue  # its operands are read
-            if type(node) is ast.Call:
+            if kind is ast.Call:
                 f = self.function(node.func)
                 if f in READERS or (isinstance(f, np.ufunc) and not node.keywords):
                     continue
-            for child in ast.iter_child_nodes(node):
-                if type(child) is ast.Name and child.id == r:
-                    return False
+            if any(type(c) is ast.Name and c.id == r for c in children):
+                return False
         return True
 
     def producer(self, e: ast.expr, typed: set[str]) -> bool:

@@ -215,9 +215,11 @@ class _Function(fresh.Analysis):
                         grew = True
         rewritten = []
         for j in sorted(moved):
-            s = copy.deepcopy(block[j])
-            if not self.shape_reads(s.value, z, r):
-                return False
+            s = block[j]
+            if z in (self.names.get(id(s)) or B.names(s)):  # a copy: reading z's shape, r's
+                s = copy.deepcopy(s)
+                if not self.shape_reads(s.value, z, r):
+                    return False
             rewritten.append(s)
         done = copy.deepcopy(site)
         done.value = self.in_place(done.value, r, other, guarded=False)
