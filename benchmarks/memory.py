@@ -39,7 +39,7 @@ from typing import Any
 import problems
 
 import fmad
-from fmad import liveness
+from fmad import inplace, liveness
 
 HERE = Path(__file__).resolve().parent
 FUNCTIONS = ("hand-written", "fmad", "fmad (no del)")
@@ -56,7 +56,7 @@ TARGETS = {"P2": 1.2, "P2s": 1.2, "P3": 1.5}
 def function_for(problem: problems.Problem, which: str) -> Any:
     if which == "hand-written":
         return problem.hand
-    liveness.ENABLED = which == "fmad"
+    liveness.ENABLED = inplace.ENABLED = which == "fmad"
     return fmad.differentiate(problem.fn, wrt=list(problem.wrt))
 
 

@@ -15,8 +15,10 @@ fmad's own line raised it.
 from __future__ import annotations
 
 import ast
+import builtins
 import copy
 import dataclasses
+import functools
 import itertools
 import linecache
 import types
@@ -25,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from fmad import build as B
-from fmad import liveness, trace
+from fmad import inplace, liveness, trace
 from fmad.errors import FmadError
 from fmad.naming import names_in
 from fmad.source import read_function
@@ -55,12 +57,15 @@ def compile_unit(
 
     original = unit.function
     outer = list(original.__code__.co_freevars)
-    factory_args = outer + [n for n in unit.injected if n not in outer]
     if readable:
+        factory_args = outer + [n for n in unit.injected if n not in outer]
         code = compile(factory_module(generated, factory_args), fmad_name, "exec")
         return finish_function(unit, done, code, generated, readable)
     # tracebacks and numpy's warnings name the user's file and line
     relocate(generated, unit.tree, linecache.getlines(unit.filename))
+    if free:  # large arrays computed into buffers no one else sees (fmad.inplace)
+        inplace.apply(generated, functools.partial(free_object, unit), unit.inject)
+    factory_args = outer + [n for n in unit.injected if n not in outer]
     code = compile(factory_module(generated, factory_args), unit.filename, "exec")
     factory_index, factory_code = next(
         (i, c) for i, c in enumerate(code.co_consts) if isinstance(c, types.CodeType)
@@ -77,6 +82,8 @@ def compile_unit(
         # they decide which instructions the compiler fuses (3.13), so the bytecode is equal.
         marked = ast.parse(text).body[0]
         relocate(marked, unit.tree, [], mark=True)
+        if free:
+            inplace.apply(marked, functools.partial(free_object, unit), unit.inject)
         return compile(factory_module(marked, factory_args), fmad_name, "exec")
 
     def source_names() -> set[str]:
@@ -89,6 +96,24 @@ def compile_unit(
 
     trace.register(inner, origin_for)
     return finish_function(unit, done, code, generated, readable)
+
+
+def free_object(unit: Unit, name: str) -> Any:
+    """The object the free name ``name`` of ``unit``'s code refers to (None: unknown)."""
+    while unit.parent is not None:
+        unit = unit.parent
+    if name in unit.injected:
+        return unit.injected[name]
+    original = unit.function
+    cells = dict(zip(original.__code__.co_freevars, original.__closure__ or (), strict=True))
+    if name in cells:
+        try:
+            return cells[name].cell_contents
+        except ValueError:  # an empty cell
+            return None
+    if name in original.__globals__:
+        return original.__globals__[name]
+    return getattr(builtins, name, None)
 
 
 def finish_function(

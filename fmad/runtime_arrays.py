@@ -4,7 +4,8 @@ whose plain-numpy form depends on shapes known only at run time.
 Each is linear in its tangent argument (the first, ``dx``), plain numpy, and takes ``k``: the
 number of directions of a vectorized (array) parameter, carried on a trailing axis of every
 tangent, or ``None`` for a scalar parameter. A tangent may be smaller than its value (it
-broadcasts to it); each helper broadcasts it first.
+broadcasts to it); each helper broadcasts it first. At the end: the run-time tests of the
+operations :mod:`fmad.inplace` computes in place.
 """
 
 from __future__ import annotations
@@ -245,3 +246,43 @@ def row_sums(x: Any, k: int, mean: bool, *pairs: tuple) -> np.ndarray:
         out[i] = out[i] + (value if scale == 1 else scale * value)
     result = np.array(out, dtype=np.result_type(*out))
     return result / max(math.prod(shape), 1) if mean else result
+
+
+# -- computing in place (fmad.inplace) --------------------------------------------------
+
+_F8 = np.dtype(np.float64)
+# arrays with fewer elements than this are computed as written (numpy's own elision of
+# temporaries starts at 256 KiB); read at each call (tests set it to 1)
+LARGE = 32768
+# the types of values typed code may start from: the result of numpy arithmetic on them is
+# a new array or a number
+SAFE = frozenset({np.ndarray, float, int, np.float64, np.float32, np.int64, np.int32})
+_SCALARS = frozenset({float, int, np.float64, np.float32, np.int64, np.int32})
+
+
+def fits(r: Any, other: Any) -> bool:
+    """Whether ``r op other`` may be computed into ``r``: ``r`` is a plain float64 array
+    that owns its buffer, ``other`` (None: no operand) a number or an array that neither
+    widens the result nor grows its shape."""
+    if type(r) is not np.ndarray or r.dtype is not _F8 or r.base is not None or not r.ndim:
+        return False
+    kind = type(other)
+    if other is None:
+        return True
+    if kind is np.ndarray:
+        n = other.ndim
+        return other.dtype is _F8 and n <= r.ndim and other.shape == r.shape[r.ndim - n :]
+    return kind in _SCALARS
+
+
+def large(r: Any, *params: Any) -> bool:
+    """``r`` is a plain array of at least :data:`LARGE` elements and each parameter the
+    typed code reads is a plain array or a number."""
+    if type(r) is not np.ndarray or r.size < LARGE:
+        return False
+    return all(type(p) in SAFE for p in params)
+
+
+def quiet() -> bool:
+    """numpy raises no floating-point error (nor calls a handler for one)."""
+    return not {"raise", "call"} & set(np.geterr().values())

@@ -42,6 +42,8 @@ LAYERS: dict[str, int] = {
     # 2-3: rules (the table), what is known about tangents, activity
     "rules": 2,
     "known": 2,
+    "fresh": 2,
+    "inplace": 3,
     "adjoints": 3,
     "reverse_signs": 1,
     "reverse_kinds": 1,
