@@ -66,9 +66,12 @@ def clip_adjoint(ctx, g, z, args, keywords, active):
     if active[0]:
         cond = inside[0] if len(inside) == 1 else B.binop(inside[0], ast.BitAnd(), inside[1])
         out.append((0, unb(ctx, where(ctx, cond, g) if inside else g, x)))
-    for i, text in ((1, "x < b"), (2, "x > b")):
+    # lo > hi makes the result hi (numpy: minimum(maximum(x, lo), hi)), whatever x
+    below = "(x < lo) & (lo <= hi)" if not is_none(hi) else "x < lo"
+    above = "(x > hi) | (lo > hi)" if not is_none(lo) else "x > hi"
+    for i, text in ((1, below), (2, above)):
         if len(active) > i and active[i]:
-            cond = B.parse_expr(text, x=x, b=args[i])
+            cond = B.parse_expr(text, x=x, lo=lo, hi=hi)
             out.append((i, unb(ctx, where(ctx, cond, g), args[i])))
     return out
 

@@ -95,14 +95,27 @@ def test_kinks_follow_forward_mode(fn, wrt, args):
     assert compare(fn, wrt, args, rtol=1e-12) == "same"
 
 
-def test_clip_with_a_bound_that_broadcasts_x():
-    # hi (2, 1) makes the result bigger than x (4,): reverse mode sums the bound's adjoint
-    # over the result (d/dlo = 2 here: x[0] is clipped to lo in both rows). Forward mode
-    # gives 1 (its tangent of lo keeps x's shape): a forward-mode bug, left to its owner.
-    args = {"x": np.array([-2.0, -0.5, 0.4, 3.0]), "lo": -1.0, "hi": np.array([[2.0], [0.2]])}
-    dfn = fmad.differentiate(m.clip_bounds, wrt=["x", "lo", "hi"], mode="reverse")
-    _, grads = check_gradients(dfn, args, rtol=1e-6, atol=1e-8)
-    assert grads["lo"] == 2.0
+@pytest.mark.parametrize(
+    "bounds",
+    [
+        {"lo": -1.0, "hi": np.array([[2.0], [0.2]])},
+        {"lo": np.array([[-1.0], [0.5]]), "hi": 2.5},
+        {"lo": np.array([[-1.0], [0.5]]), "hi": np.array([2.0, 2.0, 0.3, 2.5])},
+    ],
+)
+def test_clip_with_a_bound_that_broadcasts_x(bounds):
+    # a bound of shape (2, 1) makes the result bigger than x (4,): each bound's derivative
+    # sums over the result (d/dlo = 2 in the first case: x[0] is clipped to lo in both
+    # rows). Forward mode gave 1 there (its mask of x < lo kept x's shape) until its masks
+    # took the result's shape; both modes now agree with central differences
+    args = {"x": np.array([-2.0, -0.5, 0.4, 3.0]), **bounds}
+    for mode in ("forward", "reverse"):
+        for wrt in (["x", "lo", "hi"], ["lo"], ["hi"]):
+            dfn = fmad.differentiate(m.clip_bounds, wrt=wrt, mode=mode)
+            _, grads = check_gradients(dfn, args, rtol=1e-6, atol=1e-8)
+    _, grads = fmad.differentiate(m.clip_bounds, wrt=["lo"])(x=args["x"], lo=-1.0, hi=bounds["hi"])
+    if np.ndim(bounds["hi"]) == 2:
+        assert grads["lo"] == 2.0
 
 
 def test_list_display_adjoint_reads_like_the_computation():

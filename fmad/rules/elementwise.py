@@ -286,18 +286,25 @@ def clip_rule(ctx, z, args, tangents, keywords):
                 "fmad; pass the bounds by position: np.clip(x, lo, hi)"
             )
 
-    def mask(text: str) -> ast.expr:
-        return B.call(
+    def mask(text: str, other: ast.expr | None = None) -> ast.expr:
+        out = B.call(
             ctx.np_("where"), B.parse_expr(text, lo=lo, hi=hi, x=x), B.const(1.0), B.const(0.0)
         )
+        if other is not None and not is_none(other) and not isinstance(other, ast.Constant):
+            # the other bound may broadcast the result beyond x and this bound (hi of shape
+            # (2, 1) for x of shape (4,)): the mask takes the result's shape
+            out = B.call(ctx.np_("broadcast_to"), out, B.call(ctx.np_("shape"), z))
+        return out
 
     terms, inside = [], []
+    both = not is_none(lo) and not is_none(hi)
+    # lo > hi makes the result hi (numpy: minimum(maximum(x, lo), hi)), whatever x
     if not is_none(lo):
         inside.append("(lo <= x)")
-        terms.append(ctx.scale(mask("x < lo"), dlo))
+        terms.append(ctx.scale(mask("(x < lo) & (lo <= hi)" if both else "x < lo", hi), dlo))
     if not is_none(hi):
         inside.append("(x <= hi)")
-        terms.append(ctx.scale(mask("x > hi"), dhi))
+        terms.append(ctx.scale(mask("(x > hi) | (lo > hi)" if both else "x > hi", lo), dhi))
     if inside:
         terms.append(ctx.scale(mask(" & ".join(inside)), dx))
     else:
