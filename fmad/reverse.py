@@ -106,7 +106,8 @@ class Reverse(ReverseBranches, ReverseLoops, ReverseForms):
             self.refuse_at(body[-1] if body else self.flat, "a function without a final 'return'")
         inlined = inline_helpers(self, inline_nested(self, body[:-1]), prepare)
         primal = self.rename(self.forms([self.check(s) for s in inlined]))
-        self.containers = containers(primal)  # lists and tuples (fmad.reverse_containers)
+        # lists and tuples (fmad.reverse_containers), and the lists splits return
+        self.containers = containers(primal, self.function_of)
         self.parameter_parts = parameter_parts(primal, self.wrt)
         ret = copy.deepcopy(body[-1])
         ret.value = self.renamed(ret.value)
@@ -321,6 +322,10 @@ class Reverse(ReverseBranches, ReverseLoops, ReverseForms):
                 self.refuse_at(s, "a call with *args")
             return target.obj, list(value.args), keywords
         return self.refuse_at(s, f"'{ast.unparse(value)}' on a differentiated value")
+
+    def function_of(self, call: ast.Call):
+        """The function object a call calls (None for a method or an unknown name)."""
+        return classify(call, self.scope, self.nested).obj
 
     def refuse(self, what: str):
         """What a transpose rule calls (``ctx.refuse``): refused at the current line."""

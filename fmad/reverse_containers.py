@@ -75,9 +75,24 @@ def parameter_parts(primal: list[ast.stmt], wrt: tuple[str, ...]) -> set[str]:
     return found
 
 
-def containers(primal: list[ast.stmt]) -> set[str]:
-    """The names bound to a list or tuple display, or to a copy of one (see above)."""
+# functions returning a list of arrays (their items' adjoints join back: split_adjoint)
+SPLITS = {np.split: None, np.array_split: None, np.hsplit: "h", np.vsplit: 0, np.dsplit: 2}
+
+
+def containers(primal: list[ast.stmt], function_of=None) -> set[str]:
+    """The names bound to a list or tuple display, or to a copy of one (see above), or to
+    the list a split returns (``function_of(call)``: the function a call calls)."""
     found: set[str] = set()
+    if function_of is not None:
+        for s in B.statements(primal):
+            if (
+                isinstance(s, ast.Assign)
+                and isinstance(s.targets[0], ast.Name)
+                and isinstance(s.value, ast.Call)
+                and rules.hashable(function_of(s.value))
+                and function_of(s.value) in SPLITS
+            ):
+                found.add(s.targets[0].id)
     size = -1
     while size != len(found):  # a loop's copies can come before the display they copy
         size = len(found)
@@ -187,8 +202,25 @@ def appended_adjoint(ctx, g, z, args, keywords, active):
     return out
 
 
+def _split(axis):
+    def split_adjoint(ctx, g, z, args, keywords, active):
+        if not active[0] or any(active[1:]):
+            ctx.refuse("a split whose sections carry a derivative")
+        extra = set(keywords) - ({"axis"} if axis is None else set())
+        if extra or (axis is not None and len(args) > 2) or len(args) > 3:
+            ctx.refuse("this split with other arguments")
+        where = args[2] if len(args) > 2 else keywords.get("axis", B.const(0))
+        if axis is not None:
+            where = B.const(axis)
+        return [(0, B.call(forms(ctx, "split_adjoint"), g, B.name(z), args[0], where))]
+
+    return split_adjoint
+
+
 def register() -> None:
     table = adjoints.ADJOINTS
+    for function, axis in SPLITS.items():
+        table[function] = _split(axis)
     table[ast.Tuple] = table[ast.List] = display_adjoint
     table[ast.Subscript] = _subscript(table[ast.Subscript])
     table[builtins.sum] = _sum(table.get(builtins.sum))

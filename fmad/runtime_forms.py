@@ -276,3 +276,16 @@ def sequence(strict: bool, where: str, *sequences: Any) -> None:
         how = "shorter" if lengths[i] < first else "longer"
         what = "argument 1" if i == 1 else f"arguments 1-{i}"
         raise ShapeError(f"{where}: zip() argument {i + 1} is {how} than {what}")
+
+
+def split_adjoint(g: Any, pieces: list, x: Any, axis: Any) -> Any:
+    """The adjoint of ``x`` in ``pieces = np.split(x, ...)`` (and its kin) from the list
+    adjoint ``g`` of the pieces: each piece's adjoint (zeros where it has none) joined back
+    along the split's axis (``"h"``: ``np.hsplit``'s, the second axis, the first of 1-D)."""
+    if axis == "h":
+        axis = 1 if np.ndim(x) > 1 else 0
+    parts = [part(g, i, piece) for i, piece in enumerate(pieces)]
+    out = np.concatenate(
+        [np.broadcast_to(p, np.shape(q)) for p, q in zip(parts, pieces, strict=True)], axis=axis
+    )
+    return out.reshape(np.shape(x))

@@ -102,12 +102,10 @@ test_rules_fd_linalg:np.linalg.qr
 test_rules_fd_linalg:np.linalg.slogdet
 test_rules_fd_linalg:np.linalg.svd
 test_rules_fd_shapes:np.gradient
-test_rules_fd_shapes:np.hsplit-vsplit-dsplit
-test_rules_fd_shapes:np.split
 test_rules_fd_statistics:np.average
 test_rules_fd_statistics:np.var
 """
-MAX_REFUSED = 15
+MAX_REFUSED = 13
 
 
 REFUSED_RULE_ROWS = set(REFUSED_LIST.split())

@@ -195,3 +195,48 @@ def test_joins_of_lists_the_function_builds(fn):
     args = {"w": np.array([1.0, 2.0]), "b": np.array([3.0, -1.0])}
     assert compare(fn, ["w", "b"], args) == "same"
     check_gradients(fmad.differentiate(fn, wrt=["w", "b"], mode="reverse"), args)
+
+
+# -- splits: the list a split returns is a container; its items' adjoints join back ---------
+def split_unpacked(w):
+    a, b = np.split(w, 2)
+    return np.sum(a * b) + np.sum(a**2)
+
+
+def hsplit_item(W):
+    parts = np.hsplit(W, [1])
+    return np.sum(parts[1] ** 2) * 3.0
+
+
+def vsplit_one_piece_read(W):
+    top, bottom = np.vsplit(W, 2)
+    return np.sum(top * 2.0)
+
+
+def array_split_loop(w):
+    pieces = np.array_split(w, 3)
+    total = 0.0
+    for p in pieces:
+        total = total + np.sum(p) ** 2
+    return total
+
+
+def split_axis(W):
+    a, b = np.split(W, [1], axis=1)
+    return np.sum(a * b)
+
+
+@pytest.mark.parametrize(
+    ("fn", "arg"),
+    [
+        (split_unpacked, np.array([1.0, 2.0, -1.0, 0.5])),
+        (hsplit_item, np.arange(1.0, 7.0).reshape(2, 3) / 3),
+        (vsplit_one_piece_read, np.arange(1.0, 7.0).reshape(2, 3) / 3),
+        (array_split_loop, np.arange(1.0, 8.0)),
+        (split_axis, np.arange(1.0, 7.0).reshape(2, 3) / 3),
+    ],
+)
+def test_splits(fn, arg):
+    name = fn.__code__.co_varnames[0]
+    assert compare(fn, [name], {name: arg}) == "same"
+    check_gradients(fmad.differentiate(fn, wrt=[name], mode="reverse"), {name: arg})
