@@ -31,7 +31,7 @@ import ast
 import copy
 import types
 
-from fmad import adjoints, adjoints_helpers, effects, rules  # noqa: F401 - registers transposes
+from fmad import adjoints, adjoints_helpers, adjoints_linalg, effects, rules  # noqa: F401
 from fmad import build as B
 from fmad import runtime_reverse as fmad_rev
 from fmad.activity import Activity, classify

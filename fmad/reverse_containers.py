@@ -31,8 +31,10 @@ import numpy as np
 from fmad import adjoints, rules
 from fmad import build as B
 from fmad import runtime_forms as fmad_forms
+from fmad import runtime_linalg as la
 from fmad.adjoints import index_value
 from fmad.rules.base import attribute
+from fmad.rules.decompositions import RESULT_FIELDS
 
 # what may read a container with a derivative (the rest is refused)
 READERS = {
@@ -54,6 +56,8 @@ READERS = {
     builtins.max,
     builtins.min,
     np.polyval,
+    # the named fields of np.linalg's results (fmad.adjoints_linalg)
+    *(attribute(name) for name in RESULT_FIELDS),
 }
 
 
@@ -79,9 +83,41 @@ def parameter_parts(primal: list[ast.stmt], wrt: tuple[str, ...]) -> set[str]:
 SPLITS = {np.split: None, np.array_split: None, np.hsplit: "h", np.vsplit: 0, np.dsplit: 2}
 
 
+# functions returning a tuple of arrays (fmad.adjoints_linalg): function -> None, or the
+# (position, keyword, constant values) of the option that makes it return one array
+SEVERAL = {
+    np.linalg.slogdet: None,
+    np.linalg.eigh: None,
+    np.linalg.lstsq: None,
+    np.linalg.qr: (1, "mode", ("r",)),
+    np.linalg.svd: (2, "compute_uv", (False,)),
+    la.eigh_tangent: (5, "vectors", (False,)),
+    la.qr_tangent: (4, "mode", ("r",)),
+    la.svd_tangent: None,
+    la.lstsq_tangent: None,
+}
+
+
+def returns_several(function, call: ast.Call) -> bool:
+    """Whether ``call`` (of ``function``) returns a tuple of arrays: unless an argument
+    written as a constant says it returns one array (``mode='r'``, ``compute_uv=False``)."""
+    if function not in SEVERAL:
+        return False
+    option = SEVERAL[function]
+    if option is None:
+        return True
+    position, keyword, single = option
+    node = call.args[position] if len(call.args) > position else None
+    for k in call.keywords:
+        if k.arg == keyword:
+            node = k.value
+    return not (isinstance(node, ast.Constant) and node.value in single)
+
+
 def containers(primal: list[ast.stmt], function_of=None) -> set[str]:
     """The names bound to a list or tuple display, or to a copy of one (see above), or to
-    the list a split returns (``function_of(call)``: the function a call calls)."""
+    the list a split returns or the tuple of ``np.linalg.eigh``, ``svd``... (``function_of(call)``:
+    the function a call calls)."""
     found: set[str] = set()
     if function_of is not None:
         for s in B.statements(primal):
@@ -90,7 +126,9 @@ def containers(primal: list[ast.stmt], function_of=None) -> set[str]:
                 and isinstance(s.targets[0], ast.Name)
                 and isinstance(s.value, ast.Call)
                 and rules.hashable(function_of(s.value))
-                and function_of(s.value) in SPLITS
+                and (
+                    function_of(s.value) in SPLITS or returns_several(function_of(s.value), s.value)
+                )
             ):
                 found.add(s.targets[0].id)
     size = -1

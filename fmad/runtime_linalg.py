@@ -193,17 +193,21 @@ def eigh_tangent(da: Any, w: Any, v: Any, lower: bool, k: int | None, vectors: b
     dw = _back(np.diagonal(m, axis1=-2, axis2=-1), k)
     if not vectors:
         return dw
+    return dw, _back(v @ (eigh_gaps(w) * m), k)
+
+
+def eigh_gaps(w: Any) -> Any:
+    """``F_ij = 1 / (w_j - w_i)`` off the diagonal, 0 on it; a DerivativeError where two
+    eigenvalues are equal (the eigenvectors have no derivative there)."""
     w = np.asarray(w)
     gap = w[..., None, :] - w[..., :, None]
-    n = np.shape(w)[-1]
-    off = ~np.eye(n, dtype=bool)
+    off = ~np.eye(np.shape(w)[-1], dtype=bool)
     if np.any(gap[..., off] == 0):
         raise no_derivative(
             "the derivative of the eigenvectors of np.linalg.eigh does not exist where two "
             "eigenvalues are equal; use the eigenvalues only (np.linalg.eigvalsh)"
         )
-    f = np.where(off, 1.0 / np.where(off, gap, 1.0), 0.0)
-    return dw, _back(v @ (f * m), k)
+    return np.where(off, 1.0 / np.where(off, gap, 1.0), 0.0)
 
 
 def eigvalsh_tangent(da: Any, a: Any, lower: bool, k: int | None) -> Any:
@@ -252,6 +256,27 @@ def svd_tangent(da: Any, result: Any, k: int | None) -> Any:
     It exists where the singular values are distinct (and nonzero for a non-square ``a``)
     and the singular vectors are unique (``full_matrices=False``, or a square ``a``)."""
     u, s, vh = result
+    m, n = np.shape(u)[-2], np.shape(vh)[-1]
+    f = svd_gaps(u, s, vh)
+    v = _mT(vh)
+    da = _front(da, k)
+    dp = _mT(u) @ da @ v
+    ds = np.diagonal(dp, axis1=-2, axis2=-1)
+    dss = dp * s[..., None, :]  # dP S
+    sds = s[..., :, None] * dp  # S dP
+    du = u @ (f * (dss + _mT(dss)))
+    dv = v @ (f * (sds + _mT(sds)))
+    if m > n:
+        du = du + (da - u @ (_mT(u) @ da)) @ v / s[..., None, :]
+    if n > m:
+        dat = _mT(da)
+        dv = dv + (dat - v @ (vh @ dat)) @ u / s[..., None, :]
+    return _back(du, k), _back(ds, k), _back(_mT(dv), k)
+
+
+def svd_gaps(u: Any, s: Any, vh: Any) -> Any:
+    """``F_ij = 1 / (s_j^2 - s_i^2)`` off the diagonal, 0 on it; a DerivativeError where
+    the singular vectors have no derivative (see :func:`svd_tangent`)."""
     m, n, r = np.shape(u)[-2], np.shape(vh)[-1], np.shape(s)[-1]
     if np.shape(u)[-1] != r or np.shape(vh)[-2] != r:
         raise no_derivative(
@@ -267,21 +292,7 @@ def svd_tangent(da: Any, result: Any, k: int | None) -> Any:
             "singular values are equal (or one is 0); use the singular values only "
             "(compute_uv=False)"
         )
-    f = np.where(off, 1.0 / np.where(off, gap, 1.0), 0.0)
-    v = _mT(vh)
-    da = _front(da, k)
-    dp = _mT(u) @ da @ v
-    ds = np.diagonal(dp, axis1=-2, axis2=-1)
-    dss = dp * s[..., None, :]  # dP S
-    sds = s[..., :, None] * dp  # S dP
-    du = u @ (f * (dss + _mT(dss)))
-    dv = v @ (f * (sds + _mT(sds)))
-    if m > n:
-        du = du + (da - u @ (_mT(u) @ da)) @ v / s[..., None, :]
-    if n > m:
-        dat = _mT(da)
-        dv = dv + (dat - v @ (vh @ dat)) @ u / s[..., None, :]
-    return _back(du, k), _back(ds, k), _back(_mT(dv), k)
+    return np.where(off, 1.0 / np.where(off, gap, 1.0), 0.0)
 
 
 def spectral_tangent(da: Any, a: Any, smallest: bool, k: int | None) -> Any:
