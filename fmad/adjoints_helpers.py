@@ -1,7 +1,7 @@
 """Transposes that reuse forward mode's helpers or a permutation: ``np.prod``, the norms of
 ``np.linalg`` with options, ``eigvalsh``/``cholesky``/``pinv``, ``np.sort``/``np.partition``,
 ``np.diff``/``np.ediff1d``, ``scipy.special``'s ``softmax``/``log_softmax``/``logsumexp``,
-``np.average``, ``.real``/``.imag``, and the rows of the helpers of generated code
+``.real``/``.imag``, and the rows of the helpers of generated code
 (``rules.base.HELPER_ROWS``: linear in their tangents, transposed by their Jacobian).
 """
 
@@ -124,19 +124,6 @@ def ediff1d_adjoint(ctx, g, z, args, keywords, active):
 
 
 # -- statistics, parts -----------------------------------------------------------------------
-@defadjoint(np.average)
-def average_adjoint(ctx, g, z, args, keywords, active):
-    only_first(ctx, active, "np.average (weights that carry a derivative)")
-    given = _bind(ctx, args, keywords, ("axis", "weights", "returned", "keepdims"), "np.average")
-    if const(given.get("returned")):
-        ctx.refuse("np.average with returned=True")
-    axis, weights = given.get("axis", NONE), given.get("weights", NONE)
-    keepdims = given.get("keepdims", B.const(False))
-    if is_none(weights):
-        return [(0, B.call(ctx.rev("mean_adjoint"), g, args[0], axis, keepdims))]
-    return [(0, B.call(tr(ctx, "average_adjoint"), g, args[0], weights, axis, keepdims))]
-
-
 def _part(imag: bool):
     def part_adjoint(ctx, g, z, args, keywords, active):
         no_keywords(ctx, keywords, "np.real/np.imag")
@@ -225,10 +212,6 @@ def ldexp_adjoint(ctx, g, z, args, keywords, active):
     return [(0, unb(ctx, B.binop(g, ast.Mult(), scale), args[0], args[1]))]
 
 
-# np.nan_to_num stays refused: where it replaced an infinity, the adjoints upstream would
-# multiply its zero adjoint by that infinity (0 * inf = nan; forward mode's tangent is 0)
-
-
 @defadjoint(np.polyval)
 def polyval_adjoint(ctx, g, z, args, keywords, active):
     """``p``: the powers of ``x`` summed against ``g``; ``x``: ``g`` times the derivative's
@@ -249,21 +232,6 @@ def polyval_adjoint(ctx, g, z, args, keywords, active):
     return out
 
 
-@defadjoint(np.cross)
-def cross_adjoint(ctx, g, z, args, keywords, active):
-    """``<g, a x b>`` is ``<b x g, a>`` and ``<g x a, b>`` (the last axes)."""
-    if keywords or len(args) != 2:
-        ctx.refuse("np.cross with axis options")
-    a, b = args
-    cross = ctx.np_("cross")
-    out = []
-    if active[0]:
-        out.append((0, unb(ctx, B.call(cross, b, g), a)))
-    if active[1]:
-        out.append((1, unb(ctx, B.call(cross, g, a), b)))
-    return out
-
-
 # -- linear functions, column by column; np.dot in all its forms -----------------------------
 def lin(ctx, attr: str) -> ast.expr:
     return B.attr(B.name(ctx.unit.inject(runtime_linear, "fmad_lin")), attr)
@@ -278,7 +246,6 @@ def _linear(func: str):
     return linear_adjoint
 
 
-ADJOINTS[np.gradient] = _linear("gradient")
 if hasattr(np, "trapezoid"):
     ADJOINTS[np.trapezoid] = _linear("trapezoid")
 _pad_by_labels = ADJOINTS[np.pad]

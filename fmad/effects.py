@@ -17,7 +17,6 @@ import warnings
 
 import numpy as np
 
-from fmad import build as B
 from fmad import rules
 from fmad import runtime as fmad_runtime
 from fmad.resolve import MISSING
@@ -160,7 +159,7 @@ def out_arguments(obj: object, call: ast.Call, method: str | None) -> list[ast.e
     flat: list[ast.expr] = []
     for o in outs:
         flat += o.elts if isinstance(o, ast.Tuple) else [o]
-    return [o for o in flat if not B.is_const(o, None)]
+    return [o for o in flat if not isinstance(o, ast.Constant)]  # out=None writes nothing
 
 
 def source_text(filename: str, node: ast.AST, fallback: ast.AST) -> str:

@@ -35,6 +35,7 @@ from fmad import adjoints, adjoints_helpers, adjoints_linalg, effects, rules  # 
 from fmad import build as B
 from fmad import runtime_reverse as fmad_rev
 from fmad.activity import Activity, classify
+from fmad.adjoints_rows import finite_masks, finite_only
 from fmad.errors import ReverseModeError
 from fmad.naming import names_in
 from fmad.reverse_branches import ReverseBranches
@@ -108,7 +109,7 @@ class Reverse(ReverseBranches, ReverseLoops, ReverseForms):
         primal = self.rename(self.forms([self.check(s) for s in inlined]))
         # lists and tuples (fmad.reverse_containers), and the lists splits return
         self.containers = containers(primal, self.function_of)
-        self.parameter_parts = parameter_parts(primal, self.wrt)
+        self.parameter_parts = parameter_parts(primal, self.wrt, self.function_of)
         ret = copy.deepcopy(body[-1])
         ret.value = self.renamed(ret.value)
         if not isinstance(ret.value, ast.Name | ast.Constant) and B.names(ret.value):
@@ -118,6 +119,7 @@ class Reverse(ReverseBranches, ReverseLoops, ReverseForms):
         self.primal = tree  # the primal the adjoints read (helpers inlined, names renamed)
         active = Activity(tree, self.scope).active(set(self.wrt))
         self.active = active
+        self.finite = finite_masks([*primal, ret], self.function_of, active)  # np.nan_to_num
         backward = self.backward(primal, ret)
         loops = any(isinstance(t, ast.For | ast.While) for t in B.statements(primal))
         if isinstance(ret.value, ast.Name) and loops:
@@ -286,17 +288,23 @@ class Reverse(ReverseBranches, ReverseLoops, ReverseForms):
         active = [isinstance(a, ast.Name) and a.id in self.active for a in args]
         if isinstance(value, ast.Subscript):
             active[1] = any(n in self.active for n in B.names(args[1]))
-        if any(n in self.active for k in keywords.values() for n in B.names(k)):
+        rule = adjoints.adjoint_for(key)
+        # a rule that takes keywords with a derivative (np.average's weights=) gives their
+        # adjoints under the keyword's name
+        by_keyword = getattr(rule, "keyword_adjoints", False)
+        kw_active = any(n in self.active for k in keywords.values() for n in B.names(k))
+        if kw_active and not by_keyword:
             self.refuse_at(s, f"'{ast.unparse(value)}' with a differentiated keyword argument")
         check_operands(self, key, s, args, active)
-        if not any(active):  # its value is active, so something fed it: refuse, never drop it
+        if not (any(active) or kw_active):  # something fed it: refuse, never drop it
             self.refuse_at(s, f"'{ast.unparse(value)}' on a differentiated value")
-        rule = adjoints.adjoint_for(key)
         if rule is None:
             self.refuse_at(s, f"'{ast.unparse(value)}' (no transpose rule yet)")
         self.node = s
         for i, expr in rule(self, g, z, args, keywords, active):
-            self.contribute(args[i].id, expr, out)
+            if z in self.finite:
+                expr = finite_only(self, expr, z, self.finite[z])
+            self.contribute((keywords[i] if isinstance(i, str) else args[i]).id, expr, out)
         return None
 
     def operation(self, value: ast.expr, s: ast.stmt):

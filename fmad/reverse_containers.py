@@ -61,11 +61,21 @@ READERS = {
 }
 
 
-def parameter_parts(primal: list[ast.stmt], wrt: tuple[str, ...]) -> set[str]:
+def parameter_parts(primal: list[ast.stmt], wrt: tuple[str, ...], function_of=None) -> set[str]:
     """The ``wrt`` parameters (a list, tuple or dict of arrays, or an array: known when
-    called), their copies and their items (``W = params[0]``, ``W, b = params``): their
-    items' adjoints are made by ``fmad_forms.index_any``, which looks at the value."""
+    called), the results of ``np.gradient`` (a list for several axes, an array for one),
+    their copies and their items (``W = params[0]``, ``W, b = params``): their items'
+    adjoints are made by ``fmad_forms.index_any``, which looks at the value."""
     found = set(wrt)
+    for s in B.statements(primal):
+        if (
+            function_of is not None
+            and isinstance(s, ast.Assign)
+            and isinstance(s.targets[0], ast.Name)
+            and isinstance(s.value, ast.Call)
+            and function_of(s.value) is np.gradient
+        ):
+            found.add(s.targets[0].id)
     size = -1
     while size != len(found):
         size = len(found)

@@ -1,6 +1,8 @@
 """The transposes of reverse mode for the functions that return several arrays
 (``fmad_multi`` in the printed code): ``np.linalg.slogdet``, ``eigh``, ``qr``, ``svd`` and
-``lstsq``, and forward mode's helpers of generated code that return a tuple of tangents.
+``lstsq``, ``np.gradient`` of several axes, and forward mode's helpers of generated code that
+return a tuple of tangents; and the last rows of the rule table (``np.cross`` with its axes,
+``np.average`` with weights that carry a derivative, ``np.nan_to_num``).
 
 The adjoint ``g`` of such a result is a list, one adjoint per item
 (:class:`fmad.runtime_forms.Adjoints` or ``Item``): ``ZERO`` for an item nothing read. Each
@@ -18,8 +20,10 @@ from typing import Any
 import numpy as np
 
 from fmad import runtime_linalg as la
+from fmad.runtime_arrays import average_tangent
 from fmad.runtime_forms import ZERO
-from fmad.runtime_reverse import Refused
+from fmad.runtime_linear import linear_adjoint
+from fmad.runtime_reverse import Refused, unbroadcast
 from fmad.runtime_transpose import dense_adjoint
 
 
@@ -211,3 +215,89 @@ def helper_parts_adjoint(
 
         total = total + dense_adjoint(gi, args[slot], tangent)
     return total if np.ndim(args[slot]) else float(total)
+
+
+# -- np.gradient of several axes: a list --------------------------------------------------------
+def gradient_adjoint(g: Any, z: Any, f: Any, /, *varargs: Any, **keywords: Any) -> Any:
+    """The adjoint of ``f`` in ``z = np.gradient(f, *varargs, **keywords)``, linear in ``f``:
+    column by column (``fmad_lin.linear_adjoint``), item by item when ``z`` is a list."""
+    if not isinstance(z, list | tuple):
+        return linear_adjoint(g, np.gradient, f, *varargs, **keywords)
+    total = np.zeros(np.shape(f))
+    for i, gi in enumerate(parts(g, len(z))):
+        if gi is not None:
+
+            def item(u: Any, *a: Any, i: int = i, **k: Any) -> Any:
+                return np.gradient(u, *a, **k)[i]
+
+            total = total + linear_adjoint(gi, item, f, *varargs, **keywords)
+    return total if np.ndim(f) else float(total)
+
+
+# -- the last rule rows --------------------------------------------------------------------------
+def cross_adjoint(
+    g: Any, a: Any, b: Any, axisa: int, axisb: int, axisc: int, axis: Any, left: bool
+) -> Any:
+    """The adjoint of ``a`` (``left``) or ``b`` in ``np.cross(a, b, axisa, axisb, axisc,
+    axis)``: with the vectors on the last axis and 2-vectors given a zero third component,
+    ``<g, a x b>`` is ``<b x g, a>`` and ``<g x a, b>``."""
+    if axis is not None:
+        axisa = axisb = axisc = axis
+    a3, b3 = np.moveaxis(np.asarray(a), axisa, -1), np.moveaxis(np.asarray(b), axisb, -1)
+    na, nb = a3.shape[-1], b3.shape[-1]
+
+    def three(v: Any) -> Any:
+        return v if v.shape[-1] == 3 else np.concatenate([v, np.zeros(v.shape[:-1] + (1,))], -1)
+
+    g = np.asarray(g, dtype=float)
+    if na == 2 and nb == 2:  # numpy gives the third component alone
+        g3 = np.stack([np.zeros_like(g), np.zeros_like(g), g], axis=-1)
+    else:
+        g3 = np.moveaxis(g, axisc, -1)
+    if left:
+        out = np.cross(three(b3), g3)[..., :na]
+        return np.moveaxis(unbroadcast(out, a3), -1, axisa)
+    out = np.cross(g3, three(a3))[..., :nb]
+    return np.moveaxis(unbroadcast(out, b3), -1, axisb)
+
+
+def average_weights_adjoint(g: Any, a: Any, w: Any, axis: Any, keepdims: bool) -> Any:
+    """The adjoint of the weights ``w`` in ``np.average(a, axis, weights=w)``
+    (``(a - average) / sum(w)``): forward mode's helper's Jacobian."""
+
+    def tangent(dw: Any, k: int) -> Any:
+        return average_tangent(None, dw, a, w, axis, keepdims, k)
+
+    return dense_adjoint(g, w, tangent)
+
+
+def nan_to_num_adjoint(g: Any, x: Any) -> Any:
+    """The adjoint of ``x`` in ``np.nan_to_num(x)``: ``g`` where ``x`` is finite, 0 where a
+    constant replaced a nan or an infinity (forward mode's)."""
+    return np.where(np.isfinite(x), g, 0.0)
+
+
+def finite_only(contribution: Any, z: Any, *operands: Any) -> Any:
+    """A contribution of the line ``z = f(*operands)`` (elementwise, read only by
+    ``np.nan_to_num``) where ``z`` is finite, 0 where ``nan_to_num`` replaced it: its adjoint
+    is 0 there, and must not meet an infinite partial (0 * inf is nan; forward mode's
+    tangent is 0). An operand computed from a parameter that is itself not finite there
+    would carry the nan further up: refused."""
+    finite = np.isfinite(z)
+    for v in operands:
+        if not np.all(np.isfinite(np.broadcast_to(v, np.shape(finite))) | finite):
+            raise Refused(
+                "np.nan_to_num of a value whose operands are not finite either (reverse mode "
+                "would multiply a zero adjoint by an infinity)"
+            )
+    return np.where(finite, contribution, 0.0)
+
+
+def real_only_adjoint(g: Any, x: Any, what: str, constant: bool) -> Any:
+    """The adjoint of a real ``x`` in ``np.angle(x)`` (``constant``: zeros) or
+    ``np.real_if_close(x)`` (``g``); a complex ``x`` is refused."""
+    if np.iscomplexobj(x):
+        raise Refused(f"{what} of a complex value")
+    if not constant:
+        return g
+    return np.zeros(np.shape(x)) if np.ndim(x) else 0.0

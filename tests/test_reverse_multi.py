@@ -321,3 +321,139 @@ def test_an_option_that_is_not_a_constant_is_refused(fn, tag):
         fmad.differentiate(fn, wrt=["p"], mode="reverse")
     assert info.value.lineno == line_of(fn, f"LINE-{tag}")
     assert "constant" in str(info.value) and "mode='forward'" in str(info.value)
+
+
+# -- the last rule rows: np.var, np.average, np.nan_to_num, np.cross, np.gradient ------------
+def var_positional(p):
+    return np.sum(np.var(p, 0, None, None, 1))
+
+
+def average_weights_keyword(x, p):
+    return np.sum(np.average(x, weights=p * p, axis=-1) ** 2)
+
+
+def average_weights_positional(p, q):
+    return np.sum(np.average(p * q, 0, q * q + 1.0))
+
+
+def average_weights_along_axis(x, p):
+    return np.sum(np.average(x * p[0], axis=0, weights=p * p, keepdims=True) * x[:1])
+
+
+def nan_to_num_product(x, p):
+    return np.sum(np.nan_to_num(x * p, posinf=4.0, neginf=-4.0) * np.array([0.5, -1.0, 2.0]))
+
+
+def nan_to_num_log(p):
+    return np.sum(np.nan_to_num(np.log(p), neginf=-5.0) * p)
+
+
+def nan_to_num_in_loop(x, p):
+    acc = 0.0
+    for i in range(3):
+        acc = acc + np.sum(np.nan_to_num(x * (p + i), nan=1.0, posinf=3.0, neginf=-3.0) * (i + 1.0))
+    return acc
+
+
+def cross_vectors(a, b):
+    return np.sum(np.cross(a, b, axisa=0, axisb=-1, axisc=0) * np.arange(1.0, 7.0).reshape(3, 2))
+
+
+def gradient_list(p):
+    gx, gy = np.gradient(p * p, 2.0, np.array([0.0, 1.0, 3.0]))
+    return np.sum(gx * gy)
+
+
+def gradient_one_read(p):
+    return np.sum(np.gradient(p)[1] ** 2)
+
+
+def gradient_sum_of_list(p):
+    return np.sum(np.gradient(p, axis=(0, 1))) + np.sum(np.gradient(p[0]) ** 2)
+
+
+def angle_of_real(p):
+    return np.sum(np.angle(p) * p) + np.sum(np.real_if_close(p) ** 2)
+
+
+X = np.array([[1.0, np.inf, 2.0], [-np.inf, 0.5, np.nan]])
+ROW_CASES = [
+    (var_positional, {"p": weights(3, 4)}),
+    (average_weights_keyword, {"x": weights(2, 3), "p": weights(2, 3) + 2.0}),
+    (average_weights_keyword, {"x": weights(2, 3), "p": weights(3) + 2.0}),
+    (average_weights_positional, {"p": weights(3, 2), "q": weights(3, 2)}),
+    (average_weights_along_axis, {"x": weights(2, 3), "p": weights(2) + 2.0}),
+    (nan_to_num_product, {"x": np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]), "p": weights(3)}),
+    (cross_vectors, {"a": weights(3, 2), "b": weights(2, 3)}),
+    (gradient_list, {"p": weights(4, 3)}),
+    (gradient_one_read, {"p": weights(3, 4)}),
+    (gradient_sum_of_list, {"p": weights(3, 4)}),
+    (angle_of_real, {"p": weights(5)}),
+]
+
+
+@pytest.mark.parametrize(("fn", "args"), ROW_CASES, ids=[fn.__name__ for fn, _ in ROW_CASES])
+def test_the_last_rule_rows(fn, args):
+    wrt = [n for n in args if n != "x"]
+    assert compare(fn, wrt, args) == "same"
+    check_gradients(fmad.differentiate(fn, wrt=wrt, mode="reverse"), args, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    ("fn", "args"),
+    [
+        (nan_to_num_product, {"x": X, "p": 0.7}),
+        (nan_to_num_product, {"x": X, "p": weights(3)}),
+        (nan_to_num_product, {"x": X, "p": np.array([0.5, 0.0, 2.0])}),
+        (nan_to_num_log, {"p": np.array([0.0, 1.5, 0.0, 2.0])}),
+        (nan_to_num_in_loop, {"x": X, "p": weights(3)}),
+    ],
+    ids=["scalar", "vector", "inf-times-0", "log-of-0", "loop"],
+)
+def test_nan_to_num_masks_what_it_replaced(fn, args):
+    """Where np.nan_to_num replaced a nan or an infinity, the derivative is 0 (forward
+    mode's): the line that made its argument does not multiply that 0 by an infinity."""
+    wrt = [n for n in args if n != "x"]
+    assert compare(fn, wrt, args) == "same"
+    _, grads = fmad.differentiate(fn, wrt=wrt, mode="reverse")(**args)
+    assert all(np.all(np.isfinite(g)) for g in grads.values())
+
+
+def nan_to_num_deeper(x, p):
+    return np.sum(np.nan_to_num(np.log(x * p)))  # LINE-deeper
+
+
+def nan_to_num_twice_read(p):
+    y = np.log(p)
+    return np.sum(np.nan_to_num(y) + y)
+
+
+def test_nan_to_num_of_a_line_whose_operands_are_not_finite_is_refused_at_the_call():
+    args = {"x": np.array([np.inf, 1.0]), "p": np.array([1.0, 2.0])}
+    assert compare(nan_to_num_deeper, ["p"], args) == "refused at call"
+    with pytest.raises(fmad.ReverseModeError) as info:
+        fmad.differentiate(nan_to_num_deeper, wrt=["p"], mode="reverse")(**args)
+    assert info.value.lineno == line_of(nan_to_num_deeper, "LINE-deeper")
+    assert "not finite" in str(info.value)
+    finite = {"x": np.array([3.0, 1.0]), "p": np.array([1.0, 2.0])}
+    assert compare(nan_to_num_deeper, ["p"], finite) == "same"
+
+
+def test_nan_to_num_of_a_value_read_elsewhere_is_not_masked():
+    # y's infinite derivative reaches the output through '+ y': both modes say so (forward
+    # mode's other entry is nan: its direction of p[1] meets 0 / 0 in y's tangent at p[0])
+    p = np.array([0.0, 1.0])
+    forward = fmad.differentiate(nan_to_num_twice_read)(p)[1]["p"]
+    reverse = fmad.differentiate(nan_to_num_twice_read, mode="reverse")(p)[1]["p"]
+    assert np.isposinf(forward[0]) and np.isposinf(reverse[0]) and reverse[1] == 2.0
+
+
+def angle_of(p):
+    return np.sum(np.angle(p + 1.0j))  # LINE-angle
+
+
+def test_angle_of_a_complex_value_is_refused_when_called():
+    with pytest.raises(fmad.ReverseModeError) as info:
+        fmad.differentiate(angle_of, mode="reverse")(np.array([1.0, 2.0]))
+    assert info.value.lineno == line_of(angle_of, "LINE-angle")
+    assert "complex" in str(info.value)
