@@ -131,25 +131,32 @@ def finite_masks(primal: list[ast.stmt], function_of, active: set) -> dict[str, 
         for n in [n for node in own if node is not None for n in B.names(node, ast.Load)]:
             reads[n] = reads.get(n, 0) + 1
         if isinstance(s, ast.Assign) and isinstance(s.targets[0], ast.Name):
-            made[s.targets[0].id] = s.value
+            name = s.targets[0].id
+            made[name] = None if name in made else s.value  # bound once only
     out = {}
     for value in made.values():
         if not (isinstance(value, ast.Call) and _hashable_in(function_of(value), {np.nan_to_num})):
             continue
         x = value.args[0] if value.args else None
-        if not isinstance(x, ast.Name) or reads.get(x.id) != 1 or x.id not in made:
+        if not isinstance(x, ast.Name) or reads.get(x.id) != 1 or made.get(x.id) is None:
             continue
         source = made[x.id]
         if isinstance(source, ast.BinOp) and isinstance(source.op, OPERATORS):
             operands = [source.left, source.right]
         elif isinstance(source, ast.UnaryOp) and isinstance(source.op, ast.USub):
             operands = [source.operand]
-        elif isinstance(source, ast.Call) and _hashable_in(function_of(source), ELEMENTWISE):
+        elif isinstance(source, ast.Call) and _elementwise(function_of(source)):
             operands = list(source.args)
         else:
             continue
         out[x.id] = [o.id for o in operands if isinstance(o, ast.Name) and o.id in active]
     return out
+
+
+def _elementwise(function) -> bool:
+    """An elementwise function: each contribution has the result's shape, or is summed back
+    by ``fmad_rev.unbroadcast`` (``finite_only`` refuses any other when the code runs)."""
+    return _hashable_in(function, ELEMENTWISE)
 
 
 def _hashable_in(obj, table) -> bool:

@@ -284,6 +284,8 @@ def finite_only(contribution: Any, z: Any, *operands: Any) -> Any:
     tangent is 0). An operand computed from a parameter that is itself not finite there
     would carry the nan further up: refused."""
     finite = np.isfinite(z)
+    if np.shape(contribution) != np.shape(finite):  # fmad.adjoints_rows chose the line
+        raise Refused("np.nan_to_num of a value whose line's adjoint is not elementwise")
     for v in operands:
         if not np.all(np.isfinite(np.broadcast_to(v, np.shape(finite))) | finite):
             raise Refused(

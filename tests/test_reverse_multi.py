@@ -457,3 +457,28 @@ def test_angle_of_a_complex_value_is_refused_when_called():
         fmad.differentiate(angle_of, mode="reverse")(np.array([1.0, 2.0]))
     assert info.value.lineno == line_of(angle_of, "LINE-angle")
     assert "complex" in str(info.value)
+
+
+def nan_to_num_of_maximum(p, q):
+    return np.sum(np.nan_to_num(np.maximum(np.log(p), q), neginf=-7.0))
+
+
+def nan_to_num_bound_in_branches(p):
+    if p[0] > 0:
+        y = np.log(p)
+    else:
+        y = np.sum(p) * np.ones(2)
+    return np.sum(np.nan_to_num(y, neginf=-2.0))
+
+
+def test_nan_to_num_after_other_lines():
+    # log(0) is not finite and reaches np.nan_to_num through np.maximum: its adjoint would
+    # divide 0 by 0 one line further up; refused when called
+    p = np.array([0.0, 2.0])
+    assert compare(nan_to_num_of_maximum, ["p"], {"p": p, "q": -np.inf}) == "refused at call"
+    # finite values: nothing to mask, forward mode's gradient (q taken at p[0])
+    finite = {"p": np.array([0.1, 2.0]), "q": -1.0}
+    assert compare(nan_to_num_of_maximum, ["p", "q"], finite) == "same"
+    # y bound in two branches: not masked (its line is not known); both modes agree
+    assert compare(nan_to_num_bound_in_branches, ["p"], {"p": np.array([1.0, 2.0])}) == "same"
+    assert compare(nan_to_num_bound_in_branches, ["p"], {"p": np.array([-1.0, 2.0])}) == "same"
