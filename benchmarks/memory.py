@@ -14,8 +14,9 @@ function twice (warm-up: fmad compiles its array variant on the first call), the
   calls' data was built, a cross-check of the peak from the system's side.
 
 ``fmad (no del)`` is fmad with its freeing pass (fmad/liveness.py) turned off: the code
-before the pass, measured in the same run. ``--time`` adds the time ratio fmad / hand-written
-(interleaved median of repeated runs in one process).
+before the pass, measured in the same run; ``fmad mode='reverse'`` is reverse mode (its
+values stay alive from the forward sweep to the backward pass). ``--time`` adds the time
+ratio fmad / hand-written (interleaved median of repeated runs in one process).
 """
 
 # ruff: noqa: E402  (the thread settings must come before numpy is imported)
@@ -42,7 +43,7 @@ import fmad
 from fmad import inplace, liveness
 
 HERE = Path(__file__).resolve().parent
-FUNCTIONS = ("hand-written", "fmad", "fmad (no del)")
+FUNCTIONS = ("hand-written", "fmad", "fmad (no del)", "fmad mode='reverse'")
 # (problem, size) pairs of the issue's memory targets, and the target for each problem
 CASES = (
     ("P2", {"d": 1}),
@@ -56,8 +57,11 @@ TARGETS = {"P2": 1.2, "P2s": 1.2, "P3": 1.5}
 def function_for(problem: problems.Problem, which: str) -> Any:
     if which == "hand-written":
         return problem.hand
-    liveness.ENABLED = inplace.ENABLED = which == "fmad"
-    return fmad.differentiate(problem.fn, wrt=list(problem.wrt))
+    reverse = which == "fmad mode='reverse'"
+    liveness.ENABLED = inplace.ENABLED = which == "fmad" or reverse
+    return fmad.differentiate(
+        problem.fn, wrt=list(problem.wrt), mode="reverse" if reverse else "forward"
+    )
 
 
 def measure_here(key: str, size: dict[str, int], which: str, timed: bool) -> dict[str, Any]:

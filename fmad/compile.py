@@ -22,12 +22,13 @@ import functools
 import itertools
 import linecache
 import types
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from fmad import build as B
-from fmad import inplace, liveness, trace
+from fmad import columns, inplace, liveness, trace
 from fmad.errors import FmadError
 from fmad.naming import names_in
 from fmad.source import read_function
@@ -37,7 +38,11 @@ _counter = itertools.count(1)
 
 
 def compile_unit(
-    unit: Unit, done: dict[int, types.FunctionType], readable: bool = False, free: bool = True
+    unit: Unit,
+    done: dict[int, types.FunctionType],
+    readable: bool = False,
+    free: bool = True,
+    shapes: Mapping[str, tuple[int, ...]] | None = None,
 ) -> types.FunctionType:
     """Compile ``unit`` (and, first, every helper unit it calls).
 
@@ -46,6 +51,8 @@ def compile_unit(
     function again (second derivatives); its ``__fmad_tangents__`` names its tangents.
     ``free`` (not readable): each value freed after its last use (:mod:`fmad.liveness`);
     False where no large array can reach the code (it saves the analysis).
+    ``shapes``: the shapes of the array parameters the variant was made for, where known
+    (:mod:`fmad.columns` reads them).
     """
     if id(unit) in done:
         return done[id(unit)]
@@ -65,6 +72,7 @@ def compile_unit(
     relocate(generated, unit.tree, linecache.getlines(unit.filename))
     if free:  # large arrays computed into buffers no one else sees (fmad.inplace)
         inplace.apply(generated, functools.partial(free_object, unit), unit.inject)
+    columns.apply(generated, shapes, unit.inject)  # X @ w with w of shape (1,)
     factory_args = outer + [n for n in unit.injected if n not in outer]
     code = compile(factory_module(generated, factory_args), unit.filename, "exec")
     factory_index, factory_code = next(
@@ -84,6 +92,7 @@ def compile_unit(
         relocate(marked, unit.tree, [], mark=True)
         if free:
             inplace.apply(marked, functools.partial(free_object, unit), unit.inject)
+        columns.apply(marked, shapes, unit.inject)
         return compile(factory_module(marked, factory_args), fmad_name, "exec")
 
     def source_names() -> set[str]:

@@ -116,7 +116,10 @@ class ReverseFunction:
         if function is None:
             if len(self.variants) >= reverse_shapes.LIMIT:
                 return self.compiled
-            function = compile_unit(self.variant_unit(args, kwargs), {})
+            params = dict(zip(self.positional, args, strict=False))
+            params.update(kwargs)
+            shapes = {n: v.shape for n, v in params.items() if type(v) is np.ndarray}
+            function = compile_unit(self.variant_unit(args, kwargs), {}, shapes=shapes)
             self.watched = self.unit.scope.watched()  # the rules the variant looked up too
             self.variants[key] = function
             if not kwargs and self.getter is not None:

@@ -286,3 +286,69 @@ def large(r: Any, *params: Any) -> bool:
 def quiet() -> bool:
     """numpy raises no floating-point error (nor calls a handler for one)."""
     return not {"raise", "call"} & set(np.geterr().values())
+
+
+def _column(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    out = a[:, 0] * b[0]
+    # BLAS's matrix-vector product sums each row's products from +0.0: a product of -0.0
+    # gives +0.0 there, and here after this (every other value is unchanged by + 0.0)
+    out += 0.0
+    return out
+
+
+def _column_is_exact() -> bool:
+    """Whether :func:`_column` gives ``a @ b``'s bits on this numpy and BLAS, probed once
+    with signed zeros, infinities, subnormals and extremes, in several memory layouts and
+    lengths (the kernels of a BLAS take other paths for short and long vectors)."""
+    specials = [0.0, -0.0, 1.5, -2.25, np.inf, -np.inf, 5e-324, -1e-310, 1e308, -3.0e-200]
+    with np.errstate(all="ignore"):
+        for n in (1, 7, 37, 1000, 5000):
+            column = np.resize(np.array(specials), n) * np.linspace(1.0, 2.0, n)
+            wide = np.zeros((n, 3))
+            wide[:, 1] = column
+            layouts = [column[:, None], np.asfortranarray(column[:, None]), wide[:, 1:2]]
+            layouts.append(wide[::-1, 1:2])
+            for a in layouts:
+                for w in [*specials, 0.7, -1.3]:
+                    b = np.array([w])
+                    want, got = a @ b, _column(a, b)
+                    same = want.view(np.int64) == got.view(np.int64)
+                    if not np.all(same | (np.isnan(want) & np.isnan(got))):
+                        return False
+    return True
+
+
+_COLUMN_EXACT: list[bool] = []  # probed at the first call
+# below this many rows BLAS is fast enough that the tests below would cost what they save
+COLUMN_ROWS = 4096
+
+
+def column_product(a: Any, b: Any) -> np.ndarray | None:
+    """``a @ b``, or None: the caller then computes ``a @ b`` itself. For a float64 matrix
+    of one column and many rows and a vector of one element (a linear model with one
+    feature, ``X @ w``): one elementwise product, the same bits as BLAS's matrix-vector
+    product (checked on this machine once, else never used) and several times faster,
+    because BLAS handles a matrix of one column poorly. None too where a result is not
+    finite: the caller's ``a @ b`` then raises numpy's own warnings (or errors, under
+    ``np.seterr``) at the user's line, naming the matrix product as they would have."""
+    if (
+        type(a) is not np.ndarray
+        or type(b) is not np.ndarray
+        or a.ndim != 2
+        or a.shape[1] != 1
+        or a.shape[0] < COLUMN_ROWS
+        or b.shape != (1,)
+        or a.dtype is not _F8
+        or b.dtype is not _F8
+    ):
+        return None
+    if not _COLUMN_EXACT:
+        _COLUMN_EXACT.append(_column_is_exact())
+    if not _COLUMN_EXACT[0]:
+        return None
+    with np.errstate(all="ignore"):
+        out = _column(a, b)
+        # one product is not finite exactly when this is not (or it overflows: then the
+        # caller's a @ b merely runs)
+        finite = math.isfinite(out @ out)
+    return out if finite else None

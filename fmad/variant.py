@@ -35,7 +35,8 @@ class Variant:
     def function(self) -> types.FunctionType:
         """The compiled unit, made at its first use (the scalar calls of the variant for
         numbers run the public function, which holds its own copy)."""
-        return compile_unit(self.unit, {}, free=self.free)
+        shapes = {n: s for n, s in zip(self.spec.wrt, self.spec.shapes, strict=True) if s}
+        return compile_unit(self.unit, {}, free=self.free, shapes=shapes)
 
     def current(self) -> bool:
         """False once a function this variant's rules were chosen from has been rebound."""
