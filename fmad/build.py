@@ -11,7 +11,6 @@ built on them: the names a function binds and the names it reads from outside.
 from __future__ import annotations
 
 import ast
-import copy
 from collections.abc import Iterator
 from typing import Any
 
@@ -96,7 +95,7 @@ def parse_expr(text: str, **subs: ast.expr) -> ast.expr:
     class Sub(ast.NodeTransformer):
         def visit_Name(self, node: ast.Name) -> ast.AST:
             if node.id in subs:
-                return copy.deepcopy(subs[node.id])
+                return clone(subs[node.id])
             return node
 
     return Sub().visit(tree)
@@ -245,3 +244,59 @@ def free_reads(
 def free_names(tree: ast.FunctionDef, nested: dict[str, ast.FunctionDef] | None = None) -> set[str]:
     """The names of :func:`free_reads`."""
     return set(free_reads(tree, None, nested))
+
+
+# -- structure -----------------------------------------------------------------------------
+def structure(node: ast.AST, memo: dict[int, tuple] | None = None) -> tuple:
+    """A hashable key of ``node``'s structure: two nodes have equal keys exactly when their
+    ``ast.dump`` texts are equal (locations ignored; a constant by its type and ``repr``), at
+    a fraction of its cost (the passes compare expressions thousands of times). ``memo``
+    (id of a node -> its key) serves walks that ask for a node and then for its parts, while
+    no node changes."""
+    kind = type(node)
+    if kind is ast.Name:
+        return (kind, node.id, type(node.ctx))
+    if kind is ast.Constant:
+        return (kind, type(node.value), repr(node.value), node.kind)
+    if memo is not None:
+        found = memo.get(id(node))
+        if found is not None:
+            return found
+    parts: list = [kind]
+    for field_name in node._fields:
+        value = getattr(node, field_name, None)
+        if isinstance(value, ast.AST):
+            parts.append(structure(value, memo))
+        elif isinstance(value, list):
+            parts.append(tuple(structure(v, memo) if isinstance(v, ast.AST) else v for v in value))
+        else:
+            parts.append(value)
+    key = tuple(parts)
+    if memo is not None:
+        memo[id(node)] = key
+    return key
+
+
+def clone(node: Any, memo: dict[int, Any] | None = None) -> Any:
+    """``copy.deepcopy`` of a tree of ``ast`` nodes (lists, fields, locations and any other
+    attribute a pass set on a node; a node met twice is copied once, as deepcopy does), at a
+    fraction of its cost. Shared, not copied: values that are not nodes or lists (names,
+    constants: nothing changes them) and the nodes without fields or locations (``Load()``,
+    ``Add()``: the parser shares them too)."""
+    if memo is None:
+        memo = {}
+    if type(node) is list:
+        return [clone(item, memo) if isinstance(item, ast.AST) else item for item in node]
+    state = node.__dict__
+    if not state and not node._fields and not node._attributes:
+        return node
+    found = memo.get(id(node))
+    if found is not None:
+        return found
+    new = memo[id(node)] = node.__class__.__new__(node.__class__)
+    copied = new.__dict__
+    for key, value in state.items():
+        if isinstance(value, ast.AST) or type(value) is list:
+            value = clone(value, memo)
+        copied[key] = value
+    return new

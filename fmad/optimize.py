@@ -54,7 +54,8 @@ def share_common_factors(body: list[ast.stmt], tangent_names: set[str], namer: N
 def hoist(
     run: list[ast.stmt], tangent_names: set[str], namer: Namer, primal: ast.stmt | None
 ) -> list[ast.stmt]:
-    counts: dict[str, list[ast.expr]] = {}
+    counts: dict[tuple, list[ast.expr]] = {}
+    memo: dict[int, tuple] = {}  # no node changes while they are counted
     for s in run:
         for node in ast.walk(s.value if isinstance(s, ast.Assign) else s):
             if (
@@ -62,7 +63,7 @@ def hoist(
                 and not (B.read_names(node) & tangent_names)
                 and B.constant_value(node) is None
             ):
-                counts.setdefault(ast.dump(node), []).append(node)
+                counts.setdefault(B.structure(node, memo), []).append(node)
     shared = [nodes for nodes in counts.values() if len(nodes) > 1]
     if not shared:
         return []
@@ -71,8 +72,9 @@ def hoist(
     target = B.stored_names(primal.targets[0])[0] if isinstance(primal, ast.Assign) else "t"
     out: list[ast.stmt] = []
     for nodes in shared:
-        key = ast.dump(nodes[0])
-        present = [n for s in run for n in ast.walk(s) if ast.dump(n) == key]
+        key = B.structure(nodes[0])
+        memo = {}  # the run as it is now (Replace changed it)
+        present = [n for s in run for n in ast.walk(s) if B.structure(n, memo) == key]
         if len(present) < 2:
             continue
         # an assignment of exactly this expression already names it: reuse that name
@@ -82,11 +84,11 @@ def hoist(
                 for s in run
                 if isinstance(s, ast.Assign)
                 and isinstance(s.targets[0], ast.Name)
-                and ast.dump(s.value) == key
+                and B.structure(s.value, memo) == key
             ),
             None,
         )
-        first = next(s for s in run if any(ast.dump(n) == key for n in ast.walk(s)))
+        first = next(s for s in run if any(B.structure(n, memo) == key for n in ast.walk(s)))
         if owner is not None and owner is first:
             replace = Replace(key, owner.targets[0].id)
             replace.visit_all([s for s in run if s is not owner])
@@ -99,16 +101,17 @@ def hoist(
 
 
 class Replace(ast.NodeTransformer):
-    def __init__(self, key: str, name: str) -> None:
+    def __init__(self, key: tuple, name: str) -> None:
         self.key = key
         self.name = name
+        self.memo: dict[int, tuple] = {}  # each node's key is read before any part changes
 
     def visit_all(self, stmts: list[ast.stmt]) -> None:
         for s in stmts:
             self.visit(s)
 
     def generic_visit(self, node: ast.AST) -> ast.AST:
-        if isinstance(node, ast.expr) and ast.dump(node) == self.key:
+        if isinstance(node, ast.expr) and B.structure(node, self.memo) == self.key:
             return B.name(self.name)
         return super().generic_visit(node)
 
@@ -122,7 +125,7 @@ def reuse_values(tree: ast.FunctionDef) -> None:
     bound = B.names(tree, ast.Store)
     once = {n for n in bound if bound.count(n) == 1} - set(B.parameters(tree.args))
     alias: dict[str, str] = {}  # a name bound once to another: the name it copies
-    seen: dict[str, str] = {}  # the dump of a computation (aliases resolved) -> its name
+    seen: dict[tuple, str] = {}  # the structure of a computation (aliases resolved) -> its name
 
     def resolve(node: ast.expr) -> ast.expr:
         if isinstance(node, ast.Name):
@@ -147,7 +150,7 @@ def reuse_values(tree: ast.FunctionDef) -> None:
             continue
         if not (isinstance(value, ast.BinOp | ast.UnaryOp) and pure(value, once)):
             continue
-        key = ast.dump(resolve(value))
+        key = B.structure(resolve(value))
         if key in seen:
             s.value = B.name(seen[key])
             alias[target] = seen[key]
