@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import inspect
 import operator
+import threading
 import types
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, overload, runtime_checkable
@@ -13,8 +14,9 @@ from typing import Any, Protocol, overload, runtime_checkable
 import numpy as np
 
 from fmad import pytree, trace
-from fmad.compile import dispatcher, readable_for_numbers
+from fmad.compile import readable_for_numbers
 from fmad.errors import FmadError, InternalError, UnsupportedError, WrtError
+from fmad.lazy import public_function
 from fmad.source import python_function, read_function
 from fmad.spec import (
     NUMBER_TYPES,
@@ -88,6 +90,7 @@ class Transformed:
                 (w, index, p.default if p is not None else inspect.Parameter.empty, p is not None)
             )
         self._variants: dict[Spec, Variant] = {}
+        self._lock = threading.RLock()
         self._specs: dict[tuple, Spec] = {}
         self._nested: types.FunctionType | None = None
         # bundling needs several parameters, all of them parameters (not intermediates)
@@ -250,8 +253,11 @@ class Transformed:
     def _variant(self, spec: Spec) -> Variant:
         variant = self._variants.get(spec)
         if variant is None:
-            free = not self.bundles or spec.vectorized  # see Variant
-            variant = self._variants[spec] = Variant(self.original, spec, free)
+            with self._lock:  # made once, whatever the threads that call at once
+                variant = self._variants.get(spec)
+                if variant is None:
+                    free = not self.bundles or spec.vectorized  # see Variant
+                    variant = self._variants[spec] = Variant(self.original, spec, free)
         return variant
 
     def nested_function(self) -> types.FunctionType:
@@ -296,7 +302,7 @@ class Transformed:
             fn = functools.wraps(self.original)(lambda *args, **kwargs: self.call(*args, **kwargs))
             fn.source = fn.flat_source = f"# {self.deferred('').args[0]}\n"
         else:
-            fn = dispatcher(self, self._default)
+            fn = public_function(self, self._default)  # compiled at its first use (fmad.lazy)
             functools.update_wrapper(fn, self.original)
             fn.source = self._default.source()
             fn.flat_source = self._default.flat_source()
