@@ -46,6 +46,11 @@ class Variant:
                 compiled = self.compiled
         return compiled
 
+    @function.setter
+    def function(self, compiled: types.FunctionType) -> None:
+        """Code compiled from the unit after a later pass changed it (fmad.higher)."""
+        self.compiled = compiled
+
     def current(self) -> bool:
         """False once a function this variant's rules were chosen from has been rebound."""
         return still_bound(self.watched)

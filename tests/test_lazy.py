@@ -247,3 +247,15 @@ def test_two_threads_at_the_first_array_call_make_the_variant_once(monkeypatch) 
     for value, grads in results[1:]:
         assert np.array_equal(value, results[0][0])
         assert all(np.array_equal(grads[k], results[0][1][k]) for k in grads)
+
+
+def test_reverse_mode_compiles_its_generic_code_at_first_use() -> None:
+    f = fmad.differentiate(three, mode="reverse")
+    reverse = f.__fmad_reverse__
+    x = np.linspace(0.0, 1.0, 7)
+    value, grads = f(x.sum(), 0.1, 0.2, 0.3)  # a variant for these kinds runs, not the generic
+    assert reverse._generic is None
+    generic_value, *generic_grads = reverse.compiled(x.sum(), 0.1, 0.2, 0.3)
+    assert reverse.compiled is reverse.compiled  # compiled once
+    assert generic_value == value
+    assert np.allclose(generic_grads, [grads[w] for w in reverse.wrt], rtol=1e-14, atol=0)
