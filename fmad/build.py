@@ -171,6 +171,16 @@ def add_children(node: ast.AST, todo: list[ast.AST]) -> None:
             todo.append(value)
 
 
+def walk(node: ast.AST) -> list[ast.AST]:
+    """The nodes of ``node`` in ``ast.walk``'s order (``node`` first, breadth first), but
+    for the field-less leaves (contexts and operators), as a list (a fraction of the cost of
+    ``ast.walk``'s generators)."""
+    todo = [node]
+    for n in todo:  # grows while it is read
+        add_children(n, todo)
+    return todo
+
+
 def read_names(node: ast.AST | None) -> set[str]:
     return set(names(node, ast.Load))
 

@@ -67,7 +67,7 @@ class Flattener(ExprFlattener):
             self.stmt(s, out)
             for new in out[before:]:
                 ast.copy_location(new, s)
-                for n in ast.walk(new):
+                for n in B.walk(new):
                     if isinstance(n, ast.stmt | ast.expr) and not hasattr(n, "lineno"):
                         ast.copy_location(n, s)
         return out

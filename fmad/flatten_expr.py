@@ -24,7 +24,7 @@ def is_atom(node: ast.expr) -> bool:
     if isinstance(node, ast.UnaryOp | ast.BinOp):
         return all(
             isinstance(n, ast.Constant | ast.UnaryOp | ast.BinOp | ast.operator | ast.unaryop)
-            for n in ast.walk(node)
+            for n in B.walk(node)
         )
     return False
 

@@ -206,7 +206,7 @@ class Forward(Statements, HelperCalls, Operations, Loops, Trees):
         # a parameter is bound once on entry: reassigning it makes two bindings
         self.params = set(signature_of(self.flat).parameters)
         counts: dict[str, int] = dict.fromkeys(self.params, 1)
-        loops = [n for n in ast.walk(self.flat) if isinstance(n, ast.For)]
+        loops = [n for n in B.walk(self.flat) if isinstance(n, ast.For)]
         # a loop target is bound many times: it counts once more
         bindings = B.names(self.flat, ast.Store) + [n for s in loops for n in B.names(s.target)]
         for name in bindings:

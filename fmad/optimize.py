@@ -57,7 +57,7 @@ def hoist(
     counts: dict[tuple, list[ast.expr]] = {}
     memo: dict[int, tuple] = {}  # no node changes while they are counted
     for s in run:
-        for node in ast.walk(s.value if isinstance(s, ast.Assign) else s):
+        for node in B.walk(s.value if isinstance(s, ast.Assign) else s):
             if (
                 isinstance(node, ast.BinOp | ast.Call | ast.UnaryOp)
                 and not (B.read_names(node) & tangent_names)
@@ -74,7 +74,7 @@ def hoist(
     for nodes in shared:
         key = B.structure(nodes[0])
         memo = {}  # the run as it is now (Replace changed it)
-        present = [n for s in run for n in ast.walk(s) if B.structure(n, memo) == key]
+        present = [n for s in run for n in B.walk(s) if B.structure(n, memo) == key]
         if len(present) < 2:
             continue
         # an assignment of exactly this expression already names it: reuse that name
@@ -88,7 +88,7 @@ def hoist(
             ),
             None,
         )
-        first = next(s for s in run if any(B.structure(n, memo) == key for n in ast.walk(s)))
+        first = next(s for s in run if any(B.structure(n, memo) == key for n in B.walk(s)))
         if owner is not None and owner is first:
             replace = Replace(key, owner.targets[0].id)
             replace.visit_all([s for s in run if s is not owner])
