@@ -251,14 +251,10 @@ class Transformed:
         return argument_shape(value, name, self.original, self._def_line)
 
     def _variant(self, spec: Spec) -> Variant:
-        variant = self._variants.get(spec)
-        if variant is None:
-            with self._lock:  # made once, whatever the threads that call at once
-                variant = self._variants.get(spec)
-                if variant is None:
-                    free = not self.bundles or spec.vectorized  # see Variant
-                    variant = self._variants[spec] = Variant(self.original, spec, free)
-        return variant
+        free = not self.bundles or spec.vectorized  # see Variant
+        return self._variants.get(spec) or made_once(
+            self._lock, self._variants, spec, lambda: Variant(self.original, spec, free)
+        )
 
     def nested_function(self) -> types.FunctionType:
         """The first-order code for numbers, readable (fmad can transform it again), for a
@@ -354,6 +350,15 @@ class Transformed:
         args = tuple(a.value if isinstance(a, Variable) else a for a in args)
         kwargs = {k: v.value if isinstance(v, Variable) else v for k, v in kwargs.items()}
         return self._variant(self._spec(args, kwargs)).source()
+
+
+def made_once(lock: threading.RLock, table: dict, key: Any, make: Callable[[], Any]) -> Any:
+    """``table[key]``, made by ``make()`` if missing, once whatever the threads that ask."""
+    with lock:
+        found = table.get(key)
+        if found is None:
+            found = table[key] = make()
+        return found
 
 
 @overload

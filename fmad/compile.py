@@ -323,7 +323,12 @@ def mentions(names: list[str]) -> ast.stmt:
 
 
 def dispatcher(
-    transformed: Any, variant: Any, prepared: tuple | None = None, every: list[str] = ()
+    transformed: Any,
+    variant: Any,
+    prepared: tuple | None = None,
+    every: list[str] = (),
+    lean: bool = False,
+    numbers: ast.expr | None = None,
 ) -> types.FunctionType:
     """The public function: the all-scalar variant's body behind a type guard.
 
@@ -333,13 +338,16 @@ def dispatcher(
     are shaped, or Variables unwrapped, by ``finish``). An exception is checked by
     :func:`fmad.trace.check` (fmad's own bug, or a shape error at the user's line) before it
     propagates. ``prepared``: the :func:`public_unit` to build on; ``every``: names the
-    code mentions (:func:`mentions`), so that they are all its free variables.
+    code mentions (:func:`mentions`), so that they are all its free variables; ``lean``
+    (code that computes numbers from numbers): no freeing, no computing in place, and the
+    body only where ``numbers`` holds (the other arguments are numbers), else ``full``
+    (see :mod:`fmad.lazy`).
     """
     unit = variant.unit
     public, names = prepared or public_unit(transformed, variant)
     tree: ast.FunctionDef = ast.parse(unit.printed()).body[0]  # a fresh copy, fast
     relocate(tree, unit.tree, [])  # the user's line numbers
-    public.tree = tree
+    public.tree, public.text = tree, None
     positional, keywords = call_arguments(tree.args)
     kw_dict = ast.Dict(
         keys=[ast.Constant(k.arg) if k.arg else None for k in keywords],
@@ -374,11 +382,15 @@ def dispatcher(
     guarded = ast.Try(body=body, handlers=[handler], orelse=[], finalbody=[])
     test = guard(transformed, variant, names, tree.args)
     general = ast.Call(func=B.name(names["general"]), args=positional, keywords=keywords)
-    tree.body = [ast.If(test=test, body=[guarded], orelse=[]), ast.Return(value=general)]
+    fast: list[ast.stmt] = [guarded]
+    if numbers is not None:
+        full = ast.Call(func=B.name(names["full"]), args=positional, keywords=keywords)
+        fast = [ast.If(test=numbers, body=fast, orelse=[]), ast.Return(value=full)]
+    tree.body = [ast.If(test=test, body=fast, orelse=[]), ast.Return(value=general)]
     if every:
         tree.body.append(mentions(every))
     # with bundles, array data never takes this path: no freeing to analyse
-    return compile_unit(public, {}, free=not transformed.bundles)
+    return compile_unit(public, {}, free=not transformed.bundles and not lean)
 
 
 def readable_for_numbers(unit: Unit, params: list[str], original: types.FunctionType):

@@ -19,6 +19,12 @@ may read: the original's closure variables and every injected object, in the sam
 which the swap fills. Should the two ever differ, the stub keeps calling the dispatcher
 (one call more, the same results). A lock makes the dispatcher once when two threads call
 at the same time.
+
+Code that makes numbers from numbers (:func:`arithmetic_only`: the arithmetic of its own
+names, no call, no global), called with numbers, first gets a *lean* dispatcher: no freeing
+and no computing in place (no array can reach its body: its other arguments are tested to
+be numbers too); the first fast call with other data compiles the full one, which the stub
+takes over the same way (``fmad_first``, ``fmad_full``).
 """
 
 from __future__ import annotations
@@ -37,6 +43,48 @@ from fmad.transform import Unit
 ENABLED = True
 
 
+# the nodes of code that computes with numbers only, given numbers (fmad.lazy: no array can
+# reach it, so it needs neither freeing nor computing in place)
+ARITHMETIC = frozenset(
+    {ast.FunctionDef, ast.arguments, ast.arg, ast.Assign, ast.Return, ast.If, ast.Pass}
+    | {ast.Name, ast.Constant, ast.BinOp, ast.UnaryOp, ast.Tuple, ast.Compare, ast.BoolOp}
+)
+
+
+def arithmetic_only(unit: Unit) -> bool:
+    """``unit`` is the arithmetic of its own parameters and local names on constants: no
+    call, no subscript, no loop, no global, no helper (given numbers, it makes numbers)."""
+    if unit.children or unit.injected:
+        return False
+    local = B.bound_names(unit.tree)
+    return all(
+        type(n) in ARITHMETIC and (type(n) is not ast.Name or n.id in local)
+        for n in B.walk(unit.tree)
+    )
+
+
+def data_numbers(names: dict[str, str], transformed: Any, a: ast.arguments) -> ast.expr | None:
+    """``type(X) is float or type(X) is int`` for each parameter not in ``wrt`` (None: there
+    is none)."""
+    params = [p.arg for p in (*a.posonlyargs, *a.args, *a.kwonlyargs)]
+    tests = []
+    for p in params:
+        if p in transformed.wrt:
+            continue
+        kinds = [
+            ast.Compare(
+                left=B.call(B.name(names["type"]), B.name(p)),
+                ops=[ast.Is()],
+                comparators=[B.name(names[kind])],
+            )
+            for kind in ("float", "int")
+        ]
+        tests.append(ast.BoolOp(op=ast.Or(), values=kinds))
+    if not tests:
+        return None
+    return ast.BoolOp(op=ast.And(), values=tests) if len(tests) > 1 else tests[0]
+
+
 class Lazy:
     """The stub of one public function and how it becomes the dispatcher."""
 
@@ -45,12 +93,23 @@ class Lazy:
         self.variant = variant
         self.lock = threading.Lock()
         self.target: types.FunctionType | None = None  # what the stub's fast path runs
+        self.built: str | None = None  # "lean" or "full": the dispatcher the stub became
         self.builds = 0  # dispatchers compiled (tests)
         self.prepared = public_unit(transformed, variant)
         public, names = self.prepared
         names["first"] = public.inject(self.first, "fmad_first")
+        names["full"] = public.inject(self.full, "fmad_full")
+        names["int"] = public.inject(int, "fmad_int")
         if not transformed.bundles:  # the dispatcher computes in place (fmad.inplace)
             public.inject(runtime_arrays, "fmad_ip")
+        args = variant.unit.tree.args
+        # code that makes numbers from numbers needs no freeing, no computing in place
+        self.lean = (
+            not transformed.bundles
+            and args.vararg is None
+            and args.kwarg is None
+            and arithmetic_only(variant.unit)
+        )
         original = variant.unit.function
         self.every = sorted(set(original.__code__.co_freevars) | set(public.injected))
         self.stub = self.make_stub(names)
@@ -66,10 +125,15 @@ class Lazy:
         args.kw_defaults = [None] * len(args.kwonlyargs)
         positional, keywords = call_arguments(args)
         first = ast.Call(func=B.name(names["first"]), args=positional, keywords=keywords)
+        full = ast.Call(func=B.name(names["full"]), args=positional, keywords=keywords)
         general = ast.Call(func=B.name(names["general"]), args=positional, keywords=keywords)
         test = guard(self.transformed, variant, names, args)
+        self.numbers = data_numbers(names, self.transformed, args) if self.lean else None
+        fast: list[ast.stmt] = [ast.Return(value=first if self.lean else full)]
+        if self.numbers is not None:
+            fast = [ast.If(test=self.numbers, body=fast, orelse=[]), ast.Return(value=full)]
         body = [
-            ast.If(test=test, body=[ast.Return(value=first)], orelse=[]),
+            ast.If(test=test, body=fast, orelse=[]),
             ast.Return(value=general),
             mentions(self.every),
         ]
@@ -112,17 +176,27 @@ class Lazy:
         return fn
 
     def first(self, *args: Any, **kwargs: Any) -> Any:
-        """The stub's fast path: compile the dispatcher (once), become it, run it."""
-        target = self.target
-        if target is None:
-            with self.lock:
-                if self.target is None:
-                    self.target = self.build()
-                target = self.target
+        """The stub's fast path where every argument is a number and the code makes numbers
+        from numbers: compile the lean dispatcher (once), become it, run it."""
+        return self.run("lean", args, kwargs)
+
+    def full(self, *args: Any, **kwargs: Any) -> Any:
+        """The fast path of the stub, or of the lean dispatcher, for any other arguments:
+        compile the full dispatcher (once), become it, run it."""
+        return self.run("full", args, kwargs)
+
+    def run(self, kind: str, args: tuple, kwargs: dict) -> Any:
+        with self.lock:
+            if self.built is None or (kind == "full" and self.built == "lean"):
+                self.target = self.build(lean=kind == "lean")
+                self.built = kind
+            target = self.target
         return target(*args, **kwargs)
 
-    def build(self) -> types.FunctionType:
-        real = dispatcher(self.transformed, self.variant, self.prepared, self.every)
+    def build(self, lean: bool) -> types.FunctionType:
+        transformed, variant, prepared = self.transformed, self.variant, self.prepared
+        numbers = B.clone(self.numbers) if lean and self.numbers is not None else None
+        real = dispatcher(transformed, variant, prepared, self.every, lean, numbers)
         self.builds += 1
         stub = self.stub
         if real.__code__.co_freevars != stub.__code__.co_freevars:

@@ -56,6 +56,14 @@ def make_closure():
     return f, set_factor, k
 
 
+def linear(X, y, w, b):
+    return ((w * X + b) - y) ** 2
+
+
+def scaled(x, w):
+    return w * x * SCALE
+
+
 def raises(x, w):
     return w / x
 
@@ -70,6 +78,8 @@ FUNCTIONS = [
     (keywords, (0.3, 1.5)),
     (starred, (0.3, 1.5, 1, 2)),
     (annotated, (0.3, 1.5)),
+    (linear, (3.0, 7.0, 0.5, 0.25)),
+    (scaled, (0.3, 1.5)),
 ]
 
 
@@ -178,10 +188,10 @@ def test_different_free_variables_keep_the_stub_calling(monkeypatch) -> None:
     code: it calls it instead, with the same results."""
     real = lazy.dispatcher
 
-    def with_one_more(transformed, variant, prepared, every):
+    def with_one_more(transformed, variant, prepared, every, *rest):
         public, _ = prepared
         extra = public.inject(object(), "fmad_extra")
-        return real(transformed, variant, prepared, [*every, extra])
+        return real(transformed, variant, prepared, [*every, extra], *rest)
 
     monkeypatch.setattr(lazy, "dispatcher", with_one_more)
     f = fmad.differentiate(with_helper)
@@ -259,3 +269,68 @@ def test_reverse_mode_compiles_its_generic_code_at_first_use() -> None:
     assert reverse.compiled is reverse.compiled  # compiled once
     assert generic_value == value
     assert np.allclose(generic_grads, [grads[w] for w in reverse.wrt], rtol=1e-14, atol=0)
+
+
+def _same(got, want) -> None:
+    value, grads = got
+    expected_value, expected = want
+    assert np.array_equal(value, expected_value) and type(value) is type(expected_value)
+    assert grads.keys() == expected.keys()
+    for name in grads:
+        assert np.array_equal(grads[name], expected[name]) and type(grads[name]) is type(
+            expected[name]
+        )
+
+
+def test_arithmetic_on_numbers_compiles_the_lean_dispatcher_then_the_full_one(eager) -> None:
+    """Code that makes numbers from numbers, called with numbers, needs no freeing and no
+    computing in place; called later with array data, it gets the full dispatcher."""
+    f = fmad.differentiate(linear, wrt=["w", "b"])
+    reference = eager(linear, wrt=["w", "b"])
+    state = f.__fmad_lazy__
+    assert state.lean
+    _same(f(3.0, 7.0, 0.5, 0.25), reference(3.0, 7.0, 0.5, 0.25))
+    assert (state.built, state.builds, state.target is f) == ("lean", 1, True)
+    _same(f(3, 7, 0.5, 0.25), reference(3, 7, 0.5, 0.25))  # ints are numbers too
+    assert state.builds == 1
+    X = np.linspace(0.0, 1.0, 5)
+    _same(f(X, 7.0, 0.5, 0.25), reference(X, 7.0, 0.5, 0.25))
+    assert (state.built, state.builds, state.target is f) == ("full", 2, True)
+    for args in ((3.0, 7.0, 0.5, 0.25), (X, X, 0.5, 0.25), (X, 7.0, 0.5, 0.25)):
+        _same(f(*args), reference(*args))
+    assert state.builds == 2
+
+
+def test_array_data_first_compiles_the_full_dispatcher_only(eager) -> None:
+    f = fmad.differentiate(linear, wrt=["w", "b"])
+    X = np.linspace(0.0, 1.0, 5)
+    _same(f(X, 7.0, 0.5, 0.25), eager(linear, wrt=["w", "b"])(X, 7.0, 0.5, 0.25))
+    _same(f(3.0, 7.0, 0.5, 0.25), eager(linear, wrt=["w", "b"])(3.0, 7.0, 0.5, 0.25))
+    assert (f.__fmad_lazy__.built, f.__fmad_lazy__.builds) == ("full", 1)
+
+
+@pytest.mark.parametrize("fn", [with_helper, scaled, three, starred, annotated])
+def test_only_arithmetic_of_its_own_names_is_lean(fn) -> None:
+    """A call (numpy, a helper), a global (it may be an array), a bundle, ``*args``: the
+    full dispatcher from the start."""
+    assert not fmad.differentiate(fn).__fmad_lazy__.lean
+
+
+def test_a_lean_dispatcher_that_cannot_be_taken_over_still_hands_on(monkeypatch) -> None:
+    real = lazy.dispatcher
+
+    def with_one_more(transformed, variant, prepared, every, *rest):
+        public, _ = prepared
+        extra = public.inject(object(), "fmad_extra")
+        return real(transformed, variant, prepared, [*every, extra], *rest)
+
+    monkeypatch.setattr(lazy, "dispatcher", with_one_more)
+    f = fmad.differentiate(linear, wrt=["w", "b"])
+    X = np.linspace(0.0, 1.0, 5)
+    got = [f(3.0, 7.0, 0.5, 0.25), f(X, 7.0, 0.5, 0.25), f(3.0, 7.0, 0.5, 0.25)]
+    assert (f.__fmad_lazy__.built, f.__fmad_lazy__.builds) == ("full", 2)
+    assert f.__fmad_lazy__.target is not f
+    monkeypatch.undo()
+    plain = fmad.differentiate(linear, wrt=["w", "b"])
+    for result, args in zip(got, [(3.0, 7.0, 0.5, 0.25), (X, 7.0, 0.5, 0.25)] * 2, strict=False):
+        _same(result, plain(*args))
