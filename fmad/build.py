@@ -11,6 +11,7 @@ built on them: the names a function binds and the names it reads from outside.
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Iterator
 from typing import Any
 
@@ -89,16 +90,26 @@ def subscript(value: ast.expr, index: ast.expr) -> ast.Subscript:
 
 
 def parse_expr(text: str, **subs: ast.expr) -> ast.expr:
-    """Parse ``text`` and replace each Name in ``subs`` by a copy of the given node."""
-    tree = ast.parse(text, mode="eval").body
+    """Parse ``text`` and replace each Name in ``subs`` by a copy of the given node (a new
+    tree each time; the text is parsed once)."""
+    return _substitute(clone(_template(text)), subs)
 
-    class Sub(ast.NodeTransformer):
-        def visit_Name(self, node: ast.Name) -> ast.AST:
-            if node.id in subs:
-                return clone(subs[node.id])
-            return node
 
-    return Sub().visit(tree)
+@functools.lru_cache(maxsize=1024)
+def _template(text: str) -> ast.expr:
+    return ast.parse(text, mode="eval").body  # never changed: parse_expr copies it
+
+
+def _substitute(node: ast.AST, subs: dict[str, ast.expr]) -> ast.AST:
+    if type(node) is ast.Name:
+        return clone(subs[node.id]) if node.id in subs else node
+    for field_name in node._fields:
+        value = getattr(node, field_name, None)
+        if type(value) is list:
+            value[:] = [_substitute(v, subs) if isinstance(v, ast.AST) else v for v in value]
+        elif isinstance(value, ast.AST):
+            setattr(node, field_name, _substitute(value, subs))
+    return node
 
 
 # -- walkers -------------------------------------------------------------------------------

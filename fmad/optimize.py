@@ -14,6 +14,7 @@ output, gains from).
 from __future__ import annotations
 
 import ast
+import collections
 import copy
 
 from fmad import build as B
@@ -27,7 +28,11 @@ def optimize(
     ``keep``: never drop these."""
     # ``tree`` is the forward pass's fresh output: simplified in place
     tangent_names = set(tangent_names)
-    Simplify(tangent_names).visit(tree)
+    for node in B.walk(tree):  # each tangent assignment and each return
+        if type(node) is ast.Assign and is_tangent_stmt(node, tangent_names):
+            node.value = simplify_all(node.value)
+        elif type(node) is ast.Return and node.value is not None:
+            node.value = simplify_all(node.value)
     for body, _ in list(blocks(tree.body)):
         share_common_factors(body, tangent_names, namer)
     reuse_values(tree)
@@ -122,8 +127,8 @@ def reuse_values(tree: ast.FunctionDef) -> None:
     This matters when fmad transforms its own output (second derivatives): the second pass
     recomputes the first pass's partials (``p_partial_3 = p * exp_neg_z_partial_1`` is
     ``p_partial``). The copy holds the very same bits, so values stay exact."""
-    bound = B.names(tree, ast.Store)
-    once = {n for n in bound if bound.count(n) == 1} - set(B.parameters(tree.args))
+    bound = collections.Counter(B.names(tree, ast.Store))
+    once = {n for n, count in bound.items() if count == 1} - set(B.parameters(tree.args))
     alias: dict[str, str] = {}  # a name bound once to another: the name it copies
     seen: dict[tuple, str] = {}  # the structure of a computation (aliases resolved) -> its name
 
@@ -222,29 +227,17 @@ def simplify(node: ast.expr) -> ast.expr:
     return node
 
 
-class Simplify(ast.NodeTransformer):
-    def __init__(self, tangent_names: set[str]) -> None:
-        self.tangent_names = tangent_names
-
-    def visit_Assign(self, node: ast.Assign) -> ast.Assign:
-        if is_tangent_stmt(node, self.tangent_names):
-            node.value = SimplifyAll().visit(node.value)
-        return node
-
-    def visit_Return(self, node: ast.Return) -> ast.Return:
-        if node.value is not None:
-            node.value = SimplifyAll().visit(node.value)
-        return node
-
-
-class SimplifyAll(ast.NodeTransformer):
-    def visit_BinOp(self, node: ast.BinOp) -> ast.expr:
-        self.generic_visit(node)
+def simplify_all(node: ast.AST) -> ast.AST:
+    """:func:`simplify` at every operation of ``node``, its parts first."""
+    for field_name in node._fields:
+        value = getattr(node, field_name, None)
+        if type(value) is list:
+            value[:] = [simplify_all(v) if isinstance(v, ast.AST) else v for v in value]
+        elif isinstance(value, ast.AST):
+            setattr(node, field_name, simplify_all(value))
+    if type(node) is ast.BinOp or type(node) is ast.UnaryOp:
         return simplify(node)
-
-    def visit_UnaryOp(self, node: ast.UnaryOp) -> ast.expr:
-        self.generic_visit(node)
-        return simplify(node)
+    return node
 
 
 def blocks(body: list[ast.stmt], required: bool = True):
