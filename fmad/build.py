@@ -198,6 +198,8 @@ def read_names(node: ast.AST | None) -> set[str]:
 
 def stored_names(target: ast.AST) -> list[str]:
     """The names an assignment or loop target binds."""
+    if type(target) is ast.Name:  # the common target, without a walk
+        return [target.id]
     return names(target)
 
 
