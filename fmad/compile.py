@@ -75,7 +75,10 @@ def compile_unit(
         for i, c in enumerate(factory_code.co_consts)
         if isinstance(c, types.CodeType) and c.co_name == generated.name
     )
-    user_names = trace.user_names_of(unit.flat_trees())
+
+    @functools.cache  # read only when an exception escapes the code
+    def user_names() -> set[str]:
+        return trace.user_names_of(unit.flat_trees())
 
     def twin() -> types.CodeType:
         # The same code, its columns holding the generated lines. The lines stay the user's:
@@ -87,7 +90,7 @@ def compile_unit(
         return compile(factory_module(marked, factory_args), fmad_name, "exec")
 
     def source_names() -> set[str]:
-        return names_in(read_function(original).tree) if unit.parent is None else user_names
+        return names_in(read_function(original).tree) if unit.parent is None else user_names()
 
     def origin_for(path: tuple[int, ...]) -> trace.Origin:
         return trace.Origin(
