@@ -113,7 +113,9 @@ def called_parameters(tree: ast.FunctionDef) -> dict[str, frozenset[str]]:
                 methods = found.setdefault(func.value.id, set())
                 if methods is not None:
                     methods.add(func.attr)
-        todo.extend((child, visible) for child in ast.iter_child_nodes(node))
+        children: list[ast.AST] = []
+        B.add_children(node, children)
+        todo.extend([(child, visible) for child in children])
     return {
         p: frozenset(m)
         for p, m in found.items()
