@@ -33,12 +33,12 @@ import memory
 import numpy as np
 import peers
 import problems
+import transform_time
 from peers import Peer, Result
 from problems import Case, Problem
 from timing import THREAD_VARIABLES, CallTimer
 
 HERE = Path(__file__).resolve().parent
-TRANSFORM_TARGET_S = 0.010  # P4: fmad.differentiate plus the first call
 TRAIN_TARGET = 0.10  # fmad.train per-epoch overhead over a minimal loop
 
 
@@ -174,36 +174,6 @@ def differentiate(problem: Problem) -> Any:
     import fmad
 
     return fmad.differentiate(problem.fn, wrt=list(problem.wrt))
-
-
-def transform_times(selected: Sequence[Problem], settings: Settings) -> list[tuple]:
-    """Per problem: (problem, cold total, median differentiate, median first call, median
-    total), or (problem, error text) when fmad cannot transform it."""
-    rows: list[tuple] = []
-    for problem in selected:
-        args = problem.make_args(**problem.quick_sizes[0])
-        samples = []
-        try:
-            for _ in range(settings.transform_repeats):
-                start = perf_counter()
-                differentiated = differentiate(problem)
-                made = perf_counter()
-                differentiated(*args)
-                samples.append((made - start, perf_counter() - made))
-        except Exception as exc:
-            rows.append((problem, f"failed: {type(exc).__name__}: {one_line(exc)}"))
-            continue
-        warm = samples[1:] or samples
-        rows.append(
-            (
-                problem,
-                sum(samples[0]),
-                statistics.median(a for a, _ in warm),
-                statistics.median(b for _, b in warm),
-                statistics.median(a + b for a, b in warm),
-            )
-        )
-    return rows
 
 
 def minimal_loop(fn: Callable[..., Any], args: tuple, problem: Problem, lr: float, epochs: int):
@@ -403,10 +373,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     emit()
 
     targets: list[Target] = []
-    transforms = []
+    transform_lines: list[str] = []
     if not fmad_missing:
         # Before the case tables: the first transform of each function is then a cold one.
-        transforms = transform_times(selected_problems, settings)
+        transform_lines, transform_rows = transform_time.report(
+            selected_problems, settings.transform_repeats
+        )
+        targets += [Target(*t) for t in transform_time.targets(transform_rows)]
 
     reports = []
     for case in problems.cases(selected_problems, settings.quick):
@@ -448,32 +421,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if fmad_missing:
         emit(f"skipped: fmad {fmad_missing}")
     else:
-        emit(
-            f"`fmad.differentiate(fn, wrt=...)` plus the first call (smallest size), "
-            f"median of {max(1, settings.transform_repeats - 1)} fresh transforms after a "
-            "cold first one."
-        )
-        emit()
-        emit("| problem | cold total | differentiate | first call | total | target |")
-        emit("|---|---:|---:|---:|---:|---|")
-        for problem, *times in transforms:
-            if len(times) == 1:
-                emit(f"| {problem.key} | {times[0]} | | | | |")
-                if problem.key == "P4":
-                    targets.append(Target("P4 transform + first call", "failed", "<= 10 ms", None))
-                continue
-            cold, made, first, total = times
-            target = ""
-            if problem.key == "P4":
-                met = total <= TRANSFORM_TARGET_S
-                target = f"<= {TRANSFORM_TARGET_S * 1e3:.0f} ms: {met_text(met)}"
-                targets.append(
-                    Target("P4 transform + first call", fmt_time(total), "<= 10 ms", met)
-                )
-            emit(
-                f"| {problem.key} | {fmt_time(cold)} | {fmt_time(made)} | {fmt_time(first)} "
-                f"| {fmt_time(total)} | {target} |"
-            )
+        for line in transform_lines:
+            emit(line)
     emit()
 
     memory_keys = {p.key for p in selected_problems} & {key for key, _ in memory.CASES}

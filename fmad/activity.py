@@ -19,7 +19,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from fmad import rules
-from fmad.build import free_names, names, nested_functions, parameters, statements, stored_names
+from fmad.build import (
+    free_names,
+    names,
+    nested_functions,
+    parameters,
+    statements,
+    stored_names,
+    walk,
+)
 from fmad.resolve import MISSING, Scope
 
 MUTATING_METHODS = {"append", "extend", "insert"}
@@ -112,7 +120,7 @@ def may_be_lists(flat: ast.FunctionDef, params: set[str]) -> set[str]:
     display (comprehensions start as ``[]``), to ``list(...)``/``tuple(...)``, or to such a
     name."""
     found = set(params)
-    for s in ast.walk(flat):  # 'first, *rest = xs': rest is a list
+    for s in walk(flat):  # 'first, *rest = xs': rest is a list
         if isinstance(s, ast.Assign) and isinstance(s.targets[0], ast.Tuple | ast.List):
             found |= {
                 e.value.id
@@ -121,7 +129,7 @@ def may_be_lists(flat: ast.FunctionDef, params: set[str]) -> set[str]:
             }
     assigns = [
         s
-        for s in ast.walk(flat)
+        for s in walk(flat)
         if isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], ast.Name)
     ]
     changed = True

@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import inspect
 import operator
+import threading
 import types
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, overload, runtime_checkable
@@ -13,8 +14,9 @@ from typing import Any, Protocol, overload, runtime_checkable
 import numpy as np
 
 from fmad import pytree, trace
-from fmad.compile import dispatcher, readable_for_numbers
+from fmad.compile import readable_for_numbers
 from fmad.errors import FmadError, InternalError, UnsupportedError, WrtError
+from fmad.lazy import public_function
 from fmad.source import python_function, read_function
 from fmad.spec import (
     NUMBER_TYPES,
@@ -88,6 +90,7 @@ class Transformed:
                 (w, index, p.default if p is not None else inspect.Parameter.empty, p is not None)
             )
         self._variants: dict[Spec, Variant] = {}
+        self._lock = threading.RLock()
         self._specs: dict[tuple, Spec] = {}
         self._nested: types.FunctionType | None = None
         # bundling needs several parameters, all of them parameters (not intermediates)
@@ -248,11 +251,10 @@ class Transformed:
         return argument_shape(value, name, self.original, self._def_line)
 
     def _variant(self, spec: Spec) -> Variant:
-        variant = self._variants.get(spec)
-        if variant is None:
-            free = not self.bundles or spec.vectorized  # see Variant
-            variant = self._variants[spec] = Variant(self.original, spec, free)
-        return variant
+        free = not self.bundles or spec.vectorized  # see Variant
+        return self._variants.get(spec) or made_once(
+            self._lock, self._variants, spec, lambda: Variant(self.original, spec, free)
+        )
 
     def nested_function(self) -> types.FunctionType:
         """The first-order code for numbers, readable (fmad can transform it again), for a
@@ -296,7 +298,7 @@ class Transformed:
             fn = functools.wraps(self.original)(lambda *args, **kwargs: self.call(*args, **kwargs))
             fn.source = fn.flat_source = f"# {self.deferred('').args[0]}\n"
         else:
-            fn = dispatcher(self, self._default)
+            fn = public_function(self, self._default)  # compiled at its first use (fmad.lazy)
             functools.update_wrapper(fn, self.original)
             fn.source = self._default.source()
             fn.flat_source = self._default.flat_source()
@@ -348,6 +350,15 @@ class Transformed:
         args = tuple(a.value if isinstance(a, Variable) else a for a in args)
         kwargs = {k: v.value if isinstance(v, Variable) else v for k, v in kwargs.items()}
         return self._variant(self._spec(args, kwargs)).source()
+
+
+def made_once(lock: threading.RLock, table: dict, key: Any, make: Callable[[], Any]) -> Any:
+    """``table[key]``, made by ``make()`` if missing, once whatever the threads that ask."""
+    with lock:
+        found = table.get(key)
+        if found is None:
+            found = table[key] = make()
+        return found
 
 
 @overload

@@ -11,7 +11,7 @@ built on them: the names a function binds and the names it reads from outside.
 from __future__ import annotations
 
 import ast
-import copy
+import functools
 from collections.abc import Iterator
 from typing import Any
 
@@ -90,16 +90,26 @@ def subscript(value: ast.expr, index: ast.expr) -> ast.Subscript:
 
 
 def parse_expr(text: str, **subs: ast.expr) -> ast.expr:
-    """Parse ``text`` and replace each Name in ``subs`` by a copy of the given node."""
-    tree = ast.parse(text, mode="eval").body
+    """Parse ``text`` and replace each Name in ``subs`` by a copy of the given node (a new
+    tree each time; the text is parsed once)."""
+    return _substitute(clone(_template(text)), subs)
 
-    class Sub(ast.NodeTransformer):
-        def visit_Name(self, node: ast.Name) -> ast.AST:
-            if node.id in subs:
-                return copy.deepcopy(subs[node.id])
-            return node
 
-    return Sub().visit(tree)
+@functools.lru_cache(maxsize=1024)
+def _template(text: str) -> ast.expr:
+    return ast.parse(text, mode="eval").body  # never changed: parse_expr copies it
+
+
+def _substitute(node: ast.AST, subs: dict[str, ast.expr]) -> ast.AST:
+    if type(node) is ast.Name:
+        return clone(subs[node.id]) if node.id in subs else node
+    for field_name in node._fields:
+        value = getattr(node, field_name, None)
+        if type(value) is list:
+            value[:] = [_substitute(v, subs) if isinstance(v, ast.AST) else v for v in value]
+        elif isinstance(value, ast.AST):
+            setattr(node, field_name, _substitute(value, subs))
+    return node
 
 
 # -- walkers -------------------------------------------------------------------------------
@@ -150,15 +160,36 @@ def names(node: ast.AST | None, *contexts: type[ast.expr_context]) -> list[str]:
     return found
 
 
+# the fields that hold no node but leaves without fields (``Load()``, ``Add()``): no walker
+# here needs those, and skipping them saves a third of the nodes
+_LEAF_FIELDS = frozenset({"ctx", "op", "ops"})
+_CHILD_FIELDS: dict[type, tuple[str, ...]] = {ast.Constant: ()}
+
+
 def add_children(node: ast.AST, todo: list[ast.AST]) -> None:
-    """Append the child nodes of ``node`` to ``todo``, in ``ast.iter_child_nodes``' order
-    (without its generator: the walkers here run thousands of times per transform)."""
-    for field_name in node._fields:
+    """Append the child nodes of ``node`` to ``todo``, in ``ast.iter_child_nodes``' order,
+    but for the field-less leaves (contexts and operators) (without its generator: the
+    walkers here run thousands of times per transform)."""
+    fields = _CHILD_FIELDS.get(type(node))
+    if fields is None:
+        fields = tuple(f for f in node._fields if f not in _LEAF_FIELDS)
+        _CHILD_FIELDS[type(node)] = fields
+    for field_name in fields:
         value = getattr(node, field_name, None)
-        if isinstance(value, list):
-            todo.extend(v for v in value if isinstance(v, ast.AST))
+        if type(value) is list:
+            todo.extend([v for v in value if isinstance(v, ast.AST)])
         elif isinstance(value, ast.AST):
             todo.append(value)
+
+
+def walk(node: ast.AST) -> list[ast.AST]:
+    """The nodes of ``node`` in ``ast.walk``'s order (``node`` first, breadth first), but
+    for the field-less leaves (contexts and operators), as a list (a fraction of the cost of
+    ``ast.walk``'s generators)."""
+    todo = [node]
+    for n in todo:  # grows while it is read
+        add_children(n, todo)
+    return todo
 
 
 def read_names(node: ast.AST | None) -> set[str]:
@@ -167,6 +198,8 @@ def read_names(node: ast.AST | None) -> set[str]:
 
 def stored_names(target: ast.AST) -> list[str]:
     """The names an assignment or loop target binds."""
+    if type(target) is ast.Name:  # the common target, without a walk
+        return [target.id]
     return names(target)
 
 
@@ -245,3 +278,59 @@ def free_reads(
 def free_names(tree: ast.FunctionDef, nested: dict[str, ast.FunctionDef] | None = None) -> set[str]:
     """The names of :func:`free_reads`."""
     return set(free_reads(tree, None, nested))
+
+
+# -- structure -----------------------------------------------------------------------------
+def structure(node: ast.AST, memo: dict[int, tuple] | None = None) -> tuple:
+    """A hashable key of ``node``'s structure: two nodes have equal keys exactly when their
+    ``ast.dump`` texts are equal (locations ignored; a constant by its type and ``repr``), at
+    a fraction of its cost (the passes compare expressions thousands of times). ``memo``
+    (id of a node -> its key) serves walks that ask for a node and then for its parts, while
+    no node changes."""
+    kind = type(node)
+    if kind is ast.Name:
+        return (kind, node.id, type(node.ctx))
+    if kind is ast.Constant:
+        return (kind, type(node.value), repr(node.value), node.kind)
+    if memo is not None:
+        found = memo.get(id(node))
+        if found is not None:
+            return found
+    parts: list = [kind]
+    for field_name in node._fields:
+        value = getattr(node, field_name, None)
+        if isinstance(value, ast.AST):
+            parts.append(structure(value, memo))
+        elif isinstance(value, list):
+            parts.append(tuple(structure(v, memo) if isinstance(v, ast.AST) else v for v in value))
+        else:
+            parts.append(value)
+    key = tuple(parts)
+    if memo is not None:
+        memo[id(node)] = key
+    return key
+
+
+def clone(node: Any, memo: dict[int, Any] | None = None) -> Any:
+    """``copy.deepcopy`` of a tree of ``ast`` nodes (lists, fields, locations and any other
+    attribute a pass set on a node; a node met twice is copied once, as deepcopy does), at a
+    fraction of its cost. Shared, not copied: values that are not nodes or lists (names,
+    constants: nothing changes them) and the nodes without fields or locations (``Load()``,
+    ``Add()``: the parser shares them too)."""
+    if memo is None:
+        memo = {}
+    if type(node) is list:
+        return [clone(item, memo) if isinstance(item, ast.AST) else item for item in node]
+    state = node.__dict__
+    if not state and not node._fields and not node._attributes:
+        return node
+    found = memo.get(id(node))
+    if found is not None:
+        return found
+    new = memo[id(node)] = node.__class__.__new__(node.__class__)
+    copied = new.__dict__
+    for key, value in state.items():
+        if isinstance(value, ast.AST) or type(value) is list:
+            value = clone(value, memo)
+        copied[key] = value
+    return new

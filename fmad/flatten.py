@@ -56,7 +56,7 @@ class Flattener(ExprFlattener):
     def function(self, tree: ast.FunctionDef) -> ast.FunctionDef:
         fence.check(self.filename, tree)  # from here on, the grammar is closed
         new = copy.copy(tree)  # the body is rebuilt below; the rest is shared, never mutated
-        new.args = copy.deepcopy(tree.args)
+        new.args = B.clone(tree.args)
         new.body = self.block(tree.body)
         return new
 
@@ -67,7 +67,7 @@ class Flattener(ExprFlattener):
             self.stmt(s, out)
             for new in out[before:]:
                 ast.copy_location(new, s)
-                for n in ast.walk(new):
+                for n in B.walk(new):
                     if isinstance(n, ast.stmt | ast.expr) and not hasattr(n, "lineno"):
                         ast.copy_location(n, s)
         return out

@@ -24,7 +24,7 @@ def is_atom(node: ast.expr) -> bool:
     if isinstance(node, ast.UnaryOp | ast.BinOp):
         return all(
             isinstance(n, ast.Constant | ast.UnaryOp | ast.BinOp | ast.operator | ast.unaryop)
-            for n in ast.walk(node)
+            for n in B.walk(node)
         )
     return False
 
@@ -111,7 +111,7 @@ class ExprFlattener:
     def value(self, node: ast.expr, out: list[ast.stmt]) -> ast.expr:
         """Flatten ``node``'s operands; return one operation on atoms (or an atom)."""
         if is_atom(node):
-            return copy.deepcopy(node)
+            return B.clone(node)
         if isinstance(node, ast.BinOp):
             return B.binop(self.atom(node.left, out), node.op, self.atom(node.right, out))
         if isinstance(node, ast.UnaryOp):
@@ -122,7 +122,7 @@ class ExprFlattener:
                 # a method of a value: flatten the receiver
                 func = B.attr(self.atom(func.value, out), func.attr)
             elif isinstance(func, ast.Attribute | ast.Name):
-                func = copy.deepcopy(func)
+                func = B.clone(func)
             else:
                 func = self.atom(func, out)
             args = [self.atom(a, out) for a in node.args]

@@ -117,7 +117,7 @@ class Forward(Statements, HelperCalls, Operations, Loops, Trees):
         # primal factors of the statement being differentiated, computed once for every
         # direction: ``pow_1_partial = 2.0 * r`` (the local partial derivative)
         self.target = "t"
-        self.partials: dict[str, str] = {}
+        self.partials: dict[tuple, str] = {}
         self.pending: list[ast.stmt] = []
         self.partial_names: set[str] = set()
         if lexical is not None:
@@ -172,7 +172,7 @@ class Forward(Statements, HelperCalls, Operations, Loops, Trees):
             or isinstance(coef, ast.Compare | ast.BoolOp)
         ):
             return coef
-        key = ast.dump(coef)
+        key = B.structure(coef)
         if key not in self.partials:
             name = self.namer.fresh(f"{self.target}_partial", limit=MAX_NAME_LENGTH + 8)
             self.partials[key] = name
@@ -186,10 +186,7 @@ class Forward(Statements, HelperCalls, Operations, Loops, Trees):
 
     def stable(self, name: str) -> bool:
         """Assigned at most once (so a later read sees the value an earlier rule saw)."""
-        for (var, _), tname in self.known.names.items():
-            if tname == name:
-                return self.assign_counts.get(var, 0) <= 1
-        return self.assign_counts.get(name, 0) <= 1
+        return self.assign_counts.get(self.known.owners.get(name, name), 0) <= 1
 
     def tangent_names(self) -> set[str]:
         """Every name this pass created for derivative code (for the optimizer)."""
@@ -209,7 +206,7 @@ class Forward(Statements, HelperCalls, Operations, Loops, Trees):
         # a parameter is bound once on entry: reassigning it makes two bindings
         self.params = set(signature_of(self.flat).parameters)
         counts: dict[str, int] = dict.fromkeys(self.params, 1)
-        loops = [n for n in ast.walk(self.flat) if isinstance(n, ast.For)]
+        loops = [n for n in B.walk(self.flat) if isinstance(n, ast.For)]
         # a loop target is bound many times: it counts once more
         bindings = B.names(self.flat, ast.Store) + [n for s in loops for n in B.names(s.target)]
         for name in bindings:
@@ -254,7 +251,7 @@ class Forward(Statements, HelperCalls, Operations, Loops, Trees):
     # -- the function ----------------------------------------------------------------------
     def function(self) -> ast.FunctionDef:
         out = copy.copy(self.flat)  # a new body below; arguments copied, the rest shared
-        out.args = copy.deepcopy(self.flat.args)
+        out.args = B.clone(self.flat.args)
         entry: list[ast.stmt] = list(self.prelude)
         params = set(signature_of(self.flat).parameters)
         for d in self.directions:

@@ -175,7 +175,7 @@ class _Function(fresh.Analysis):
                 ufunc, args = np.square, [_name(r)]
             else:
                 ufunc = _BINARY[type(value.op)]
-                args = [copy.deepcopy(value.left), copy.deepcopy(value.right)]
+                args = [B.clone(value.left), B.clone(value.right)]
         elif isinstance(value, ast.UnaryOp):
             ufunc, args = np.negative, [_name(r)]
         else:
@@ -217,11 +217,11 @@ class _Function(fresh.Analysis):
         for j in sorted(moved):
             s = block[j]
             if z in (self.names.get(id(s)) or B.names(s)):  # a copy: reading z's shape, r's
-                s = copy.deepcopy(s)
+                s = B.clone(s)
                 if not self.shape_reads(s.value, z, r):
                     return False
             rewritten.append(s)
-        done = copy.deepcopy(site)
+        done = B.clone(site)
         done.value = self.in_place(done.value, r, other, guarded=False)
         # the other statements are the same nodes in both branches (they are not changed)
         rest = [block[q] for q in range(i + 1, last + 1) if q not in moved]

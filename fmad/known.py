@@ -34,12 +34,14 @@ class Known:
         self.stable = stable
         self.bound = bound
         self.names: dict[tuple[str, str], str] = {}
+        self.owners: dict[str, str] = {}  # tangent name -> the first variable named so
         self.facts: dict[tuple[str, str], Tangent | None] = {}
 
     def name(self, var: str, d: str) -> str:
         key = (var, d)
         if key not in self.names:
-            self.names[key] = self.namer.tangent(var, d)
+            self.names[key] = found = self.namer.tangent(var, d)
+            self.owners.setdefault(found, var)
         return self.names[key]
 
     def record(self, var: str, d: str, t: Tangent | None, single: bool) -> None:
@@ -61,7 +63,7 @@ class Known:
             single
             and isinstance(t.expr, ast.Name)
             and self.stable(t.expr.id)
-            and (self.bound(t.expr.id) or t.expr.id in self.names.values())
+            and (self.bound(t.expr.id) or t.expr.id in self.owners)
             and not (t.seed or container)
         )
         self.facts[key] = Tangent(

@@ -122,7 +122,7 @@ class Mutation(SiteWalk):
 
     def unfollowed(self, s: ast.stmt) -> None:
         """What the walk does not follow must change nothing that carries a derivative."""
-        if isinstance(s, ast.Expr) and any(isinstance(n, ast.Call) for n in ast.walk(s.value)):
+        if isinstance(s, ast.Expr) and any(isinstance(n, ast.Call) for n in B.walk(s.value)):
             what = source_text(self.filename, s, s)
             self.problem(s, REFUSALS["dropped expression"].format(what=what))
         if isinstance(s, ast.If | ast.While | ast.Assert):
@@ -211,7 +211,7 @@ class Mutation(SiteWalk):
     def test_calls(self, s: ast.If | ast.While | ast.Assert) -> None:
         """The test of an ``if``, ``while`` or ``assert`` is left as written (a boolean has
         no derivative): it must change nothing that carries a derivative."""
-        for call in ast.walk(s.test):
+        for call in B.walk(s.test):
             if not isinstance(call, ast.Call):
                 continue
             func = call.func
@@ -363,7 +363,7 @@ def read_by_derivative(m: Mutation, s: ast.Assign, state: State) -> None:
     if not m.active(s.value):
         return
     read = Sites()
-    for node in ast.walk(s.value):
+    for node in B.walk(s.value):
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
             if m.scope.is_local(node.id) and not m.active(node):
                 sites = with_parts(m.lookup(node.id, state))

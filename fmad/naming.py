@@ -54,7 +54,14 @@ MAX_NAME_LENGTH = 24
 def names_in(tree: ast.AST) -> set[str]:
     """Every identifier that appears in ``tree``: bound, read, attribute or argument."""
     found: set[str] = set()
-    for node in ast.walk(tree):
+    nodes = [tree]
+    for node in nodes:  # ast.walk's nodes, without its generators (it grows while read)
+        for field_name in node._fields:
+            value = getattr(node, field_name, None)
+            if type(value) is list:
+                nodes.extend([v for v in value if isinstance(v, ast.AST)])
+            elif isinstance(value, ast.AST):
+                nodes.append(value)
         if isinstance(node, ast.Name):
             found.add(node.id)
         elif isinstance(node, ast.arg):

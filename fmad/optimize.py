@@ -14,6 +14,7 @@ output, gains from).
 from __future__ import annotations
 
 import ast
+import collections
 import copy
 
 from fmad import build as B
@@ -27,7 +28,11 @@ def optimize(
     ``keep``: never drop these."""
     # ``tree`` is the forward pass's fresh output: simplified in place
     tangent_names = set(tangent_names)
-    Simplify(tangent_names).visit(tree)
+    for node in B.walk(tree):  # each tangent assignment and each return
+        if type(node) is ast.Assign and is_tangent_stmt(node, tangent_names):
+            node.value = simplify_all(node.value)
+        elif type(node) is ast.Return and node.value is not None:
+            node.value = simplify_all(node.value)
     for body, _ in list(blocks(tree.body)):
         share_common_factors(body, tangent_names, namer)
     reuse_values(tree)
@@ -54,15 +59,16 @@ def share_common_factors(body: list[ast.stmt], tangent_names: set[str], namer: N
 def hoist(
     run: list[ast.stmt], tangent_names: set[str], namer: Namer, primal: ast.stmt | None
 ) -> list[ast.stmt]:
-    counts: dict[str, list[ast.expr]] = {}
+    counts: dict[tuple, list[ast.expr]] = {}
+    memo: dict[int, tuple] = {}  # no node changes while they are counted
     for s in run:
-        for node in ast.walk(s.value if isinstance(s, ast.Assign) else s):
+        for node in B.walk(s.value if isinstance(s, ast.Assign) else s):
             if (
                 isinstance(node, ast.BinOp | ast.Call | ast.UnaryOp)
                 and not (B.read_names(node) & tangent_names)
                 and B.constant_value(node) is None
             ):
-                counts.setdefault(ast.dump(node), []).append(node)
+                counts.setdefault(B.structure(node, memo), []).append(node)
     shared = [nodes for nodes in counts.values() if len(nodes) > 1]
     if not shared:
         return []
@@ -71,8 +77,9 @@ def hoist(
     target = B.stored_names(primal.targets[0])[0] if isinstance(primal, ast.Assign) else "t"
     out: list[ast.stmt] = []
     for nodes in shared:
-        key = ast.dump(nodes[0])
-        present = [n for s in run for n in ast.walk(s) if ast.dump(n) == key]
+        key = B.structure(nodes[0])
+        memo = {}  # the run as it is now (Replace changed it)
+        present = [n for s in run for n in B.walk(s) if B.structure(n, memo) == key]
         if len(present) < 2:
             continue
         # an assignment of exactly this expression already names it: reuse that name
@@ -82,11 +89,11 @@ def hoist(
                 for s in run
                 if isinstance(s, ast.Assign)
                 and isinstance(s.targets[0], ast.Name)
-                and ast.dump(s.value) == key
+                and B.structure(s.value, memo) == key
             ),
             None,
         )
-        first = next(s for s in run if any(ast.dump(n) == key for n in ast.walk(s)))
+        first = next(s for s in run if any(B.structure(n, memo) == key for n in B.walk(s)))
         if owner is not None and owner is first:
             replace = Replace(key, owner.targets[0].id)
             replace.visit_all([s for s in run if s is not owner])
@@ -99,16 +106,17 @@ def hoist(
 
 
 class Replace(ast.NodeTransformer):
-    def __init__(self, key: str, name: str) -> None:
+    def __init__(self, key: tuple, name: str) -> None:
         self.key = key
         self.name = name
+        self.memo: dict[int, tuple] = {}  # each node's key is read before any part changes
 
     def visit_all(self, stmts: list[ast.stmt]) -> None:
         for s in stmts:
             self.visit(s)
 
     def generic_visit(self, node: ast.AST) -> ast.AST:
-        if isinstance(node, ast.expr) and ast.dump(node) == self.key:
+        if isinstance(node, ast.expr) and B.structure(node, self.memo) == self.key:
             return B.name(self.name)
         return super().generic_visit(node)
 
@@ -119,10 +127,10 @@ def reuse_values(tree: ast.FunctionDef) -> None:
     This matters when fmad transforms its own output (second derivatives): the second pass
     recomputes the first pass's partials (``p_partial_3 = p * exp_neg_z_partial_1`` is
     ``p_partial``). The copy holds the very same bits, so values stay exact."""
-    bound = B.names(tree, ast.Store)
-    once = {n for n in bound if bound.count(n) == 1} - set(B.parameters(tree.args))
+    bound = collections.Counter(B.names(tree, ast.Store))
+    once = {n for n, count in bound.items() if count == 1} - set(B.parameters(tree.args))
     alias: dict[str, str] = {}  # a name bound once to another: the name it copies
-    seen: dict[str, str] = {}  # the dump of a computation (aliases resolved) -> its name
+    seen: dict[tuple, str] = {}  # the structure of a computation (aliases resolved) -> its name
 
     def resolve(node: ast.expr) -> ast.expr:
         if isinstance(node, ast.Name):
@@ -147,7 +155,7 @@ def reuse_values(tree: ast.FunctionDef) -> None:
             continue
         if not (isinstance(value, ast.BinOp | ast.UnaryOp) and pure(value, once)):
             continue
-        key = ast.dump(resolve(value))
+        key = B.structure(resolve(value))
         if key in seen:
             s.value = B.name(seen[key])
             alias[target] = seen[key]
@@ -219,29 +227,17 @@ def simplify(node: ast.expr) -> ast.expr:
     return node
 
 
-class Simplify(ast.NodeTransformer):
-    def __init__(self, tangent_names: set[str]) -> None:
-        self.tangent_names = tangent_names
-
-    def visit_Assign(self, node: ast.Assign) -> ast.Assign:
-        if is_tangent_stmt(node, self.tangent_names):
-            node.value = SimplifyAll().visit(node.value)
-        return node
-
-    def visit_Return(self, node: ast.Return) -> ast.Return:
-        if node.value is not None:
-            node.value = SimplifyAll().visit(node.value)
-        return node
-
-
-class SimplifyAll(ast.NodeTransformer):
-    def visit_BinOp(self, node: ast.BinOp) -> ast.expr:
-        self.generic_visit(node)
+def simplify_all(node: ast.AST) -> ast.AST:
+    """:func:`simplify` at every operation of ``node``, its parts first."""
+    for field_name in node._fields:
+        value = getattr(node, field_name, None)
+        if type(value) is list:
+            value[:] = [simplify_all(v) if isinstance(v, ast.AST) else v for v in value]
+        elif isinstance(value, ast.AST):
+            setattr(node, field_name, simplify_all(value))
+    if type(node) is ast.BinOp or type(node) is ast.UnaryOp:
         return simplify(node)
-
-    def visit_UnaryOp(self, node: ast.UnaryOp) -> ast.expr:
-        self.generic_visit(node)
-        return simplify(node)
+    return node
 
 
 def blocks(body: list[ast.stmt], required: bool = True):

@@ -110,7 +110,7 @@ class Reverse(ReverseBranches, ReverseLoops, ReverseForms):
         # lists and tuples (fmad.reverse_containers), and the lists splits return
         self.containers = containers(primal, self.function_of)
         self.parameter_parts = parameter_parts(primal, self.wrt, self.function_of)
-        ret = copy.deepcopy(body[-1])
+        ret = B.clone(body[-1])
         ret.value = self.renamed(ret.value)
         if not isinstance(ret.value, ast.Name | ast.Constant) and B.names(ret.value):
             self.refuse_at(ret, "returning several values (reverse mode needs one scalar output)")
@@ -210,7 +210,7 @@ class Reverse(ReverseBranches, ReverseLoops, ReverseForms):
     def rename_block(self, body: list[ast.stmt], bound: set[str]) -> list[ast.stmt]:
         out = []
         for s in body:
-            s = copy.deepcopy(s)
+            s = B.clone(s)
             if isinstance(s, ast.Assign):
                 s.value = self.renamed(s.value)
                 name = s.targets[0].id

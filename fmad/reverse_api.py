@@ -19,6 +19,7 @@ import inspect
 import linecache
 import numbers
 import operator
+import threading
 import types
 from collections.abc import Sequence
 from typing import Any
@@ -43,6 +44,7 @@ FLOAT64 = np.dtype(np.float64)
 TREES = (list, tuple, dict)
 NDARRAY = np.ndarray
 NUMPY_FLOAT = np.float64
+LOCK = threading.Lock()  # the generic unit of each function compiled once
 
 
 def default_wrt(fn: types.FunctionType, wrt: Sequence[str] | str | None) -> tuple[str, ...]:
@@ -85,7 +87,7 @@ class ReverseFunction:
 
     def build(self) -> None:
         self.unit = reverse_unit(self.original, self.wrt)
-        self.compiled = compile_unit(self.unit, {})
+        self._generic = None  # the generic unit compiled: see compiled
         # key (reverse_kinds.key_of each argument) -> the variant's compiled function; a
         # call that passes every wrt argument by position finds it in `fast`
         self.variants: dict[Any, Any] = {}
@@ -93,6 +95,16 @@ class ReverseFunction:
         # the globals a call was matched through (a helper inlined, a rule chosen): if one is
         # rebound later, the code is stale and is built again (as forward mode does)
         self.watched = self.unit.scope.watched()
+
+    @property
+    def compiled(self) -> Any:
+        """The generic unit compiled, at its first use (what runs once a function has
+        ``reverse_shapes.LIMIT`` variants), once."""
+        if self._generic is None:
+            with LOCK:
+                if self._generic is None:
+                    self._generic = compile_unit(self.unit, {})
+        return self._generic
 
     def key(self, args: tuple, kwargs: dict) -> Any:
         key = tuple([reverse_kinds.key_of(a) for a in args])

@@ -102,7 +102,7 @@ class Specializer:
 
     # -- the walk --------------------------------------------------------------------------
     def function(self) -> ast.FunctionDef:
-        tree = copy.deepcopy(self.unit.tree)
+        tree = B.clone(self.unit.tree)
         tree.body = [new for s in tree.body for new in self.statement(s)]
         return tree
 

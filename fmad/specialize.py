@@ -113,7 +113,9 @@ def called_parameters(tree: ast.FunctionDef) -> dict[str, frozenset[str]]:
                 methods = found.setdefault(func.value.id, set())
                 if methods is not None:
                     methods.add(func.attr)
-        todo.extend((child, visible) for child in ast.iter_child_nodes(node))
+        children: list[ast.AST] = []
+        B.add_children(node, children)
+        todo.extend([(child, visible) for child in children])
     return {
         p: frozenset(m)
         for p, m in found.items()
@@ -232,7 +234,7 @@ def rewrite_methods(
 ) -> None:
     """``v = p.m(a)`` on a parameter ``p`` pinned by its type becomes ``v = C_m(p, a)``,
     ``C_m`` the function ``m`` of ``p``'s class (reached under a name of its own)."""
-    for node in ast.walk(flat):
+    for node in B.walk(flat):
         if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
             continue
         base = node.func.value
@@ -282,7 +284,7 @@ def passed_on(fn: types.FunctionType, tree: ast.FunctionDef, depth: int = 3) -> 
     params = set(B.parameters(tree.args)) - set(B.names(tree, ast.Store, ast.Del))
     scope = Scope(fn, B.bound_names(tree))
     found: dict[str, frozenset[str]] = {}
-    for node in ast.walk(tree):
+    for node in B.walk(tree):
         if depth == 0 or not isinstance(node, ast.Call):
             continue
         callee = scope.lookup(node.func)

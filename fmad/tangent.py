@@ -295,7 +295,7 @@ class Context:
             return present[0]
         full = all(t.full for t in present)
         parts = [self.split(t) for t in present]
-        if len({ast.dump(base) for _, base in parts}) == 1 and (
+        if len({B.structure(base) for _, base in parts}) == 1 and (
             self.vectorized or all(t.factors for t in present)
         ):
             # c1 * T + c2 * T = (c1 + c2) * T: still one base

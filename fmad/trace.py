@@ -46,7 +46,7 @@ class Origin:
     text: str  # the printed function (generated line numbers)
     build: Any  # () -> the module code again, each column holding its generated line
     path: tuple[int, ...]  # where this code object sits among the module's nested code
-    user_names: set[str]  # names of the user's code and of the flattened primal
+    user_names: Any  # () -> names of the user's code and of the flattened primal
     source_names: Any  # () -> names written in the user's own source
     cache: dict[str, Any] = field(default_factory=dict)
 
@@ -126,7 +126,7 @@ def locate(exc: BaseException) -> Where | None:
         else:
             # fmad's runtime helpers called from this line, or the line itself
             below_fmad = any(f.startswith(FMAD_DIR) for f in below)
-            own = below_fmad or stmt is None or not is_primal(stmt, origin.user_names)
+            own = below_fmad or stmt is None or not is_primal(stmt, origin.user_names())
         if not own and isinstance(exc, NameError) and exc.name is not None:
             # a name the user never wrote (a flattened temporary) is fmad's
             own = exc.name not in origin.source_names()

@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-import functools
 import linecache
+import threading
 import types
 
 from fmad import liveness
@@ -27,16 +27,32 @@ class Variant:
         self.unit = session.top(fn, spec)
         self.units = session.units
         self.free = free
+        self.compiled: types.FunctionType | None = None  # see function
+        self.lock = threading.Lock()
         self.watched = session.watched()
         for unit in self.units:
             unit.printed()  # printing completes the trees' locations, which export reads
 
-    @functools.cached_property
+    @property
     def function(self) -> types.FunctionType:
-        """The compiled unit, made at its first use (the scalar calls of the variant for
-        numbers run the public function, which holds its own copy)."""
-        shapes = {n: s for n, s in zip(self.spec.wrt, self.spec.shapes, strict=True) if s}
-        return compile_unit(self.unit, {}, free=self.free, shapes=shapes)
+        """The compiled unit, made at its first use, once (a lock: two threads may call
+        first at the same time) (the scalar calls of the variant for numbers run the public
+        function, which holds its own copy)."""
+        compiled = self.compiled
+        if compiled is None:
+            with self.lock:
+                if self.compiled is None:
+                    shapes = {
+                        n: s for n, s in zip(self.spec.wrt, self.spec.shapes, strict=True) if s
+                    }
+                    self.compiled = compile_unit(self.unit, {}, free=self.free, shapes=shapes)
+                compiled = self.compiled
+        return compiled
+
+    @function.setter
+    def function(self, compiled: types.FunctionType) -> None:
+        """Code compiled from the unit after a later pass changed it (fmad.higher)."""
+        self.compiled = compiled
 
     def current(self) -> bool:
         """False once a function this variant's rules were chosen from has been rebound."""

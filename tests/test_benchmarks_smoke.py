@@ -123,3 +123,19 @@ def test_the_hessian_benchmark_runs_and_its_references_agree() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "| fmad |" in done.stdout
+
+
+def test_the_transform_time_table_has_both_modes_and_the_load() -> None:
+    import transform_time  # noqa: PLC0415
+
+    lines, rows = transform_time.report([problems.P1, problems.P6], repeats=2)
+    assert [(r.problem.key, r.mode) for r in rows] == [
+        ("P1", "forward"),
+        ("P1", "reverse"),
+        ("P6", "forward"),
+        ("P6", "reverse"),
+    ]
+    assert all(r.error is None and len(r.made) == 1 for r in rows)
+    assert "Load average" in lines[0]
+    assert lines[-4].startswith("| P1 | forward |") and "<= 2 ms" in lines[-4]
+    assert [t[0] for t in transform_time.targets(rows)] == ["P1 transform + first call (forward)"]

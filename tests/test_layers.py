@@ -95,6 +95,7 @@ LAYERS: dict[str, int] = {
     "c_scalarize": 10,
     "c_lower": 11,
     "variant": 9,
+    "lazy": 9,
     "hessian_blocks": 9,
     "api": 10,
     "modes": 11,
