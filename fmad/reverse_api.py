@@ -33,6 +33,7 @@ from fmad.errors import InternalError, ReverseModeError
 from fmad.printer import to_source
 from fmad.resolve import still_bound
 from fmad.reverse import ADVICE, reverse_unit
+from fmad.reverse_calls import watched
 from fmad.reverse_numbers import numbers_function
 from fmad.source import python_function, read_function
 from fmad.spec import normalize_wrt, refuse_variadic
@@ -85,6 +86,14 @@ class ReverseFunction:
 
     def build(self) -> None:
         self.unit = reverse_unit(self.original, self.wrt)
+        # the variants for the arguments' kinds and shapes are made from the code with every
+        # helper inlined: reverse_shapes follows values through it, not through a call
+        self.inlined = self.unit
+        if self.unit.helpers:
+            try:
+                self.inlined = reverse_unit(self.original, self.wrt, everything=True)
+            except ReverseModeError:  # inlining refuses what the helpers' functions do
+                pass
         self.compiled = compile_unit(self.unit, {})
         # key (reverse_kinds.key_of each argument) -> the variant's compiled function; a
         # call that passes every wrt argument by position finds it in `fast`
@@ -92,7 +101,10 @@ class ReverseFunction:
         self.fast: dict[tuple, Any] = {}
         # the globals a call was matched through (a helper inlined, a rule chosen): if one is
         # rebound later, the code is stale and is built again (as forward mode does)
-        self.watched = self.unit.scope.watched()
+        self.watched = self.watched_now()
+
+    def watched_now(self) -> list:
+        return [*watched(self.unit), *self.inlined.scope.watched()]
 
     def key(self, args: tuple, kwargs: dict) -> Any:
         key = tuple([reverse_kinds.key_of(a) for a in args])
@@ -107,7 +119,7 @@ class ReverseFunction:
         infos = {
             name: reverse_kinds.info_of_key(reverse_kinds.key_of(v)) for name, v in params.items()
         }
-        return reverse_shapes.specialize(self.unit, infos)
+        return reverse_shapes.specialize(self.inlined, infos)
 
     def variant(self, args: tuple, kwargs: dict) -> Any:
         """The compiled variant for these (checked, unwrapped) arguments, made at first use."""
@@ -117,7 +129,7 @@ class ReverseFunction:
             if len(self.variants) >= reverse_shapes.LIMIT:
                 return self.compiled
             function = compile_unit(self.variant_unit(args, kwargs), {})
-            self.watched = self.unit.scope.watched()  # the rules the variant looked up too
+            self.watched = self.watched_now()  # the rules the variant looked up too
             self.variants[key] = function
             if not kwargs and self.getter is not None:
                 try:
@@ -131,7 +143,10 @@ class ReverseFunction:
 
     @property
     def source(self) -> str:
-        return self.unit.printed()
+        """The helpers' forward and adjoint functions (fmad.reverse_calls), then the
+        function's."""
+        texts = [u.printed() for u in [*self.unit.helpers, self.unit]]
+        return "\n\n".join(t.rstrip("\n") for t in texts) + "\n"
 
     def source_for(self, *args: Any, **kwargs: Any) -> str:
         """The code that runs for these arguments: the variant for their kinds and shapes."""
@@ -140,9 +155,16 @@ class ReverseFunction:
         return self.variant_unit(args, kwargs).printed()
 
     def show(self, stage: str = "reverse", printer: str = "ast", *, comments: bool = True, **_):
-        lines = linecache.getlines(self.filename) if comments else None
-        tree = self.unit.flat if stage == "flat" else self.unit.tree
-        return to_source(tree, printer, lines)
+        units = [self.unit] if stage == "flat" else [*self.unit.helpers, self.unit]
+        texts = [
+            to_source(
+                u.flat if stage == "flat" else u.tree,
+                printer,
+                linecache.getlines(u.filename) if comments else None,
+            )
+            for u in units
+        ]
+        return "\n\n".join(t.rstrip("\n") for t in texts) + "\n"
 
     def arguments(self, args: tuple, kwargs: dict) -> list[Any]:
         """The ``wrt`` arguments of a call, each checked."""

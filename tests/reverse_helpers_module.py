@@ -159,3 +159,95 @@ unreadable = UNREADABLE["unreadable"]
 
 def calls_unreadable(w):
     return unreadable(w) + 1.0  # LINE-unreadable
+
+
+# ------------------------------------------- the boundary of the function form (issue 12)
+
+
+def clipped(x):
+    # a branch, a loop and early returns inside the helper
+    if x > 2.0:
+        return 2.0 + 0.0 * x
+    total = x
+    for k in range(3):
+        total = total * 0.5 + np.sin(total)
+        if total < -k:
+            return total - k
+    return total
+
+
+def calls_clipped(w, b):
+    return clipped(w * b) + clipped(w) * b
+
+
+def double_sigmoid(z):
+    # a helper that calls a helper
+    return sigmoid(z) * sigmoid(2.0 * z)
+
+
+def calls_double(X, w):
+    return np.sum(double_sigmoid(X @ w))
+
+
+def scaled(x, k):
+    return np.tanh(x * k) + x
+
+
+def some_active(X, w, c):
+    # scaled's x active and k data, then x data and k active: two adjoint functions
+    return np.sum(scaled(X @ w, 2.0)) + np.sum(scaled(X[:, 0], w[0])) + np.sum(scaled(X, c))
+
+
+def both(a, b):
+    return a * b + np.sin(a)
+
+
+def same_argument_twice(w):
+    return both(w, w) + both(w * 2.0, 3.0)
+
+
+def pair(x):
+    return np.sin(x), np.cos(x)
+
+
+def calls_pair(w):
+    s, c = pair(w)  # a tuple result: inlined
+    return s * c + w
+
+
+def in_loop(w, xs):
+    acc = 0.0
+    for x in xs:
+        acc = acc + sigmoid(acc * w + x)
+    return acc
+
+
+def inactive_call(X, w):
+    # sigmoid of data only: its forward function, returning the value alone
+    s = sigmoid(X[:, 0])
+    return np.sum(sigmoid(X @ w) * s)
+
+
+def constant_result(x, y):
+    return 3.0 + 0.0 * y
+
+
+def ignores_argument(w, b):
+    return np.sum(both(w, 2.0)) + constant_result(w, b) * 0.0 + b
+
+
+def helper_in_branch(w):
+    if w > 0.0:
+        v = sigmoid(w)
+    else:
+        v = sigmoid(-w) * 2.0
+    return v * w
+
+
+def nested_early(w):
+    def inner(z):
+        if z > 1.0:
+            return z * z
+        return np.sin(z)
+
+    return inner(w) + inner(w * 0.5)
