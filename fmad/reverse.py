@@ -18,8 +18,10 @@ comments). After this pass, for a straight-line function with one scalar output:
 Everything else is refused with a :class:`~fmad.errors.ReverseModeError` at the user's line
 that says to use ``mode='forward'``: the control flow :mod:`fmad.reverse_branches` and
 :mod:`fmad.reverse_loops` do not handle (after :mod:`fmad.reverse_jumps` made ``break``,
-``continue`` and early returns flags and guards), helper calls :mod:`fmad.reverse_inline` (and
-nested functions, :mod:`fmad.reverse_nested`) do not inline, in-place changes other than
+``continue`` and early returns flags and guards), helper calls that neither
+:mod:`fmad.reverse_calls` (a forward and an adjoint function per helper) nor
+:mod:`fmad.reverse_inline` (and for nested functions :mod:`fmad.reverse_nested`) handle,
+in-place changes other than
 the forms of :mod:`fmad.reverse_forms` (``x += e``, appends), operations on lists and
 tuples other than those of :mod:`fmad.reverse_containers`, and operations without a
 transpose rule.

@@ -104,7 +104,10 @@ class ReverseFunction:
         self.watched = self.watched_now()
 
     def watched_now(self) -> list:
-        return [*watched(self.unit), *self.inlined.scope.watched()]
+        """The globals the code was made through (the helpers' functions' and the inlined
+        code's too), each once: the wrapper checks them at every call."""
+        every = [*watched(self.unit), *self.inlined.scope.watched()]
+        return list({(id(ns), name, id(obj)): (ns, name, obj) for ns, name, obj in every}.values())
 
     def key(self, args: tuple, kwargs: dict) -> Any:
         key = tuple([reverse_kinds.key_of(a) for a in args])

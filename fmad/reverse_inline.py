@@ -1,4 +1,6 @@
-"""Reverse mode: a call to a helper of the user's module, inlined before the reverse pass.
+"""Reverse mode: a call to a helper of the user's module, inlined before the reverse pass
+where the helper's own forward and adjoint functions (:mod:`fmad.reverse_calls`) cannot
+serve, and everywhere in the code the per-shape variants are made from.
 
 ``z = helper(a, b)`` (after flattening its arguments are names or constants) becomes the
 helper's own flattened body, each name it binds renamed to a fresh name of the caller, each

@@ -251,3 +251,56 @@ def nested_early(w):
         return np.sin(z)
 
     return inner(w) + inner(w * 0.5)
+
+
+def ident(x):
+    return x
+
+
+def const(x):
+    return 2.0
+
+
+def kwonly(x, *, k=2.0):
+    return x * k
+
+
+def odd_signatures(w):
+    # a parameter returned as it is, a constant result, a keyword-only parameter
+    return ident(w) * const(w) + kwonly(w, k=w) + kwonly(w)
+
+
+def product_of_items(ps):
+    return ps[0] * ps[1]
+
+
+def list_parameter(params):
+    # a wrt list of arrays passed on to a helper
+    return np.sum(product_of_items(params)) + np.sum(params[0])
+
+
+def make_list(x):
+    out = [x, 2.0 * x]
+    return out
+
+
+def returns_list(w):
+    a = make_list(w)  # a list: inlined
+    return a[0] * a[1]
+
+
+def total(v):
+    return v[0] + v[1]
+
+
+def passes_list(w, b):
+    xs = [w, b]
+    return total(xs) * w  # a list with a derivative as the argument: inlined
+
+
+def reciprocal(x):
+    return 1.0 / x  # LINE-reciprocal
+
+
+def calls_reciprocal(w):
+    return reciprocal(w) + 1.0

@@ -71,6 +71,9 @@ PROGRAMS = [
     (rh.helper_in_branch, ["w"], {"w": -0.3}),
     (rh.nested_early, ["w"], {"w": 0.3}),
     (rh.nested_early, ["w"], {"w": 1.5}),
+    (rh.odd_signatures, ["w"], {"w": 0.7}),
+    (rh.returns_list, ["w"], {"w": 0.7}),
+    (rh.passes_list, ["w", "b"], {"w": 0.7, "b": 0.2}),
 ]
 
 
@@ -188,6 +191,39 @@ def test_the_boundary_of_the_function_form():
     assert helper_functions(rh.calls_pair, ["w"]) == []
     # nested defs are inlined (they read the enclosing function's variables where called)
     assert helper_functions(rh.nested_early, ["w"]) == []
+    # a list returned, or a list with a derivative passed: inlined
+    assert helper_functions(rh.returns_list, ["w"]) == []
+    assert helper_functions(rh.passes_list, ["w", "b"]) == []
+    # a wrt list parameter passed on: the helper's adjoint of it is a list too
+    assert helper_functions(rh.list_parameter, ["params"]) == [
+        "product_of_items_fwd",
+        "product_of_items_bwd",
+    ]
+    text = fmad.differentiate(rh.odd_signatures, wrt=["w"], mode="reverse").source
+    assert "def kwonly_fwd(x, *, k=2.0):" in text and "def const_bwd(saved, dout_dconst):" in text
+
+
+def test_an_error_in_a_helper_names_the_helpers_line():
+    run, _ = printed_form(rh.calls_reciprocal, ["w"])
+    for call in (
+        lambda: run(w=0.0),
+        lambda: fmad.differentiate(rh.calls_reciprocal, wrt=["w"], mode="reverse")(0.0),
+    ):
+        with pytest.raises(ZeroDivisionError) as info:
+            call()
+        last = info.traceback[-1]
+        assert os.path.basename(str(last.path)) == os.path.basename(rh.__file__)
+        assert last.lineno + 1 == marker_line("reciprocal")
+
+
+def test_show_prints_each_helpers_functions_once(capsys):
+    from fmad.cli import main
+
+    main(["show", "examples/tiny_network.py:loss_matrix_params", "--mode", "reverse"])
+    text = capsys.readouterr().out
+    assert text.count("def sigmoid_fwd(z):") == 1 and text.count("def sigmoid_bwd(") == 1
+    assert text.count("sigmoid_fwd(") == 3 and text.count("sigmoid_bwd(") == 3
+    assert "# line 27: return 1 / (1 + np.exp(-z))" in text
 
 
 def test_a_call_in_a_loop_keeps_its_saved_values_on_the_tape():
@@ -282,3 +318,24 @@ def test_a_rebound_inner_helper_is_seen_through_the_outer_one(monkeypatch):
     forward = fmad.differentiate(rh.calls_double, wrt=["w"])(**args)[1]
     np.testing.assert_allclose(grads["w"], forward["w"], rtol=1e-10)
     np.testing.assert_allclose(run(**args)[1]["w"], forward["w"], rtol=1e-10)
+
+
+def test_a_list_parameter_passed_to_a_helper():
+    args = {"params": [np.array([1.0, 2.0]), np.array([3.0, 0.5])]}
+    forward = fmad.differentiate(rh.list_parameter, wrt=["params"])(**args)[1]["params"]
+    run, _ = printed_form(rh.list_parameter, ["params"])
+    reverse = fmad.differentiate(rh.list_parameter, wrt=["params"], mode="reverse")
+    for value, grads in (run(**args), reverse(**args)):
+        assert same_value(value, rh.list_parameter(**copy.deepcopy(args)))
+        assert isinstance(grads["params"], list) and len(grads["params"]) == 2
+        for got, want in zip(grads["params"], forward, strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-12)
+    # central differences, item by item
+    h = 1e-6
+    for i in range(2):
+        for j in range(2):
+            up, down = copy.deepcopy(args), copy.deepcopy(args)
+            up["params"][i][j] += h
+            down["params"][i][j] -= h
+            fd = (rh.list_parameter(**up) - rh.list_parameter(**down)) / (2 * h)
+            assert abs(run(**args)[1]["params"][i][j] - fd) < 1e-6
