@@ -339,3 +339,32 @@ def test_a_list_parameter_passed_to_a_helper():
             down["params"][i][j] -= h
             fd = (rh.list_parameter(**up) - rh.list_parameter(**down)) / (2 * h)
             assert abs(run(**args)[1]["params"][i][j] - fd) < 1e-6
+
+
+def test_calls_beyond_the_variants_run_the_printed_code():
+    # after 16 variants (fmad/reverse_shapes.py LIMIT) a call runs the generic code: the
+    # helpers' forward and adjoint functions
+    reverse = fmad.differentiate(rh.logistic, wrt=["w", "b"], mode="reverse")
+    forward = fmad.differentiate(rh.logistic, wrt=["w", "b"])
+    for n in range(1, 21):
+        args = {"X": X[:n], "y": Y[:n], "w": np.array([0.1, -0.2, 0.3]), "b": 0.05}
+        value, grads = reverse(**args)
+        assert same_value(value, rh.logistic(**args))
+        expected = forward(**args)[1]
+        for name in ("w", "b"):
+            np.testing.assert_allclose(grads[name], expected[name], rtol=1e-10, atol=1e-14)
+    assert len(reverse.__fmad_reverse__.variants) == 16
+
+
+def test_large_arrays_computed_in_place_keep_the_saved_values():
+    # fmad/inplace.py reuses the buffers of private arrays: a value a helper's forward
+    # function returns (and saves) is never one
+    rng = np.random.default_rng(5)
+    big = rng.normal(size=(100_000, 3))
+    args = {"X": big, "y": (big[:, 0] > 0.0) * 1.0, "w": np.array([0.1, -0.2, 0.3]), "b": 0.05}
+    run, _ = printed_form(rh.logistic, ["w", "b"])
+    value, grads = run(**args)
+    inlined_value, inlined = fmad.differentiate(rh.logistic, wrt=["w", "b"], mode="reverse")(**args)
+    assert same_value(value, inlined_value) and same_value(value, rh.logistic(**args))
+    for name in ("w", "b"):
+        assert np.array_equal(grads[name], inlined[name])
