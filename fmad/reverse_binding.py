@@ -83,9 +83,8 @@ class Rename(ast.NodeTransformer):
         return n
 
 
-def keep_call(s: ast.Assign, helper, arguments: dict[str, ast.expr]) -> list[ast.stmt]:
-    """``s`` (``z = helper(...)``) kept as a call, marked for
-    :func:`fmad.reverse_calls.rewrite_calls` (``arguments``: each parameter's argument)."""
+def keep_call(s: ast.Assign, helper) -> list[ast.stmt]:
+    """``s`` (``z = helper(...)``, whose arguments bind to the helper's signature) kept as a
+    call, marked for :func:`fmad.reverse_calls.rewrite_calls`."""
     s.value.fmad_helper = helper
-    s.value.fmad_bound = arguments
     return [s]

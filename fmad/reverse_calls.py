@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import inspect
 import types
 from typing import Any
 
@@ -102,7 +103,10 @@ def rewrite_calls(rev: Any, primal: list[ast.stmt]) -> None:
 
 def rewrite(rev: Any, s: ast.Assign) -> None:
     call = s.value
-    helper, bound = call.fmad_helper, call.fmad_bound
+    helper = call.fmad_helper
+    # each parameter's argument, as the call reads it now (renamed since it was kept)
+    keywords = {k.arg: k.value for k in call.keywords}
+    bound = inspect.signature(helper).bind(*call.args, **keywords).arguments
     z = s.targets[0].id
     lists = getattr(rev, "containers", {}) or {}
     read = [a.id for a in bound.values() if isinstance(a, ast.Name)]

@@ -104,7 +104,7 @@ class Inliner:
         returning_body(body, flat, rev.refuse_at, what, s)
         if rev.calls.keeps(helper) and isinstance(body[-1].value, ast.Name | ast.Constant):
             # its own forward and adjoint functions (fmad.reverse_calls)
-            return keep_call(s, helper, dict(bound.arguments))
+            return keep_call(s, helper)
         bound_here = bound_names(flat)
         free = free_names(flat) - bound_here
         closure = set(self.fn.__code__.co_freevars)

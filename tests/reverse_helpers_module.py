@@ -304,3 +304,22 @@ def reciprocal(x):
 
 def calls_reciprocal(w):
     return reciprocal(w) + 1.0
+
+
+def square(x):
+    return x * x
+
+
+def reassigned_argument(w):
+    # the argument is a name the renaming changes (w, then w_1...)
+    w = square(w)
+    w = square(w) + w
+    return w
+
+
+def carried_argument(w, b):
+    # a loop-carried name passed to the helper, and rebound by its result
+    x = w
+    for k in range(3):
+        x = square(x) * 0.5 + b * k
+    return x

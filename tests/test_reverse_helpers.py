@@ -72,6 +72,8 @@ PROGRAMS = [
     (rh.nested_early, ["w"], {"w": 0.3}),
     (rh.nested_early, ["w"], {"w": 1.5}),
     (rh.odd_signatures, ["w"], {"w": 0.7}),
+    (rh.reassigned_argument, ["w"], {"w": 0.7}),
+    (rh.carried_argument, ["w", "b"], {"w": 0.7, "b": -0.3}),
     (rh.returns_list, ["w"], {"w": 0.7}),
     (rh.passes_list, ["w", "b"], {"w": 0.7, "b": 0.2}),
 ]
