@@ -323,3 +323,17 @@ def carried_argument(w, b):
     for k in range(3):
         x = square(x) * 0.5 + b * k
     return x
+
+
+def ping(x):
+    if x > 10.0:
+        return x
+    return pong(x * 2.0)
+
+
+def pong(x):
+    return ping(x + 1.0)  # LINE-mutual
+
+
+def calls_mutual(w):
+    return ping(w) * 2.0

@@ -273,6 +273,7 @@ def marker_line(tag: str) -> int:
     ("fn", "tag", "what"),
     [
         (rh.calls_recursive, "recursive", "recursion"),
+        (rh.calls_mutual, "mutual", "recursion"),
         (rh.calls_star, "star", "*args or **kwargs"),
         (rh.calls_kwargs, "kwargs", "*args or **kwargs"),
         (rh.calls_closure, "closure", "enclosing function"),
@@ -290,7 +291,7 @@ def test_refused_at_the_line_with_what_to_do(fn, tag, what):
     assert message.startswith(f"{error.filename}:{error.lineno}: "), message
     assert what in message and "mode='forward'" in message, message
     # forward mode still differentiates what it supports (mode='auto' falls back to it)
-    if tag not in ("star", "kwargs", "recursive", "nested", "closure", "mutable"):
+    if tag not in ("star", "kwargs", "recursive", "mutual", "nested", "closure", "mutable"):
         compare(fn, ["w"], {"w": 0.7})
 
 
