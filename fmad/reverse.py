@@ -18,8 +18,10 @@ comments). After this pass, for a straight-line function with one scalar output:
 Everything else is refused with a :class:`~fmad.errors.ReverseModeError` at the user's line
 that says to use ``mode='forward'``: the control flow :mod:`fmad.reverse_branches` and
 :mod:`fmad.reverse_loops` do not handle (after :mod:`fmad.reverse_jumps` made ``break``,
-``continue`` and early returns flags and guards), helper calls :mod:`fmad.reverse_inline` (and
-nested functions, :mod:`fmad.reverse_nested`) do not inline, in-place changes other than
+``continue`` and early returns flags and guards), helper calls that neither
+:mod:`fmad.reverse_calls` (a forward and an adjoint function per helper) nor
+:mod:`fmad.reverse_inline` (and for nested functions :mod:`fmad.reverse_nested`) handle,
+in-place changes other than
 the forms of :mod:`fmad.reverse_forms` (``x += e``, appends), operations on lists and
 tuples other than those of :mod:`fmad.reverse_containers`, and operations without a
 transpose rule.
@@ -39,6 +41,7 @@ from fmad.adjoints_rows import finite_masks, finite_only
 from fmad.errors import ReverseModeError
 from fmad.naming import names_in
 from fmad.reverse_branches import ReverseBranches
+from fmad.reverse_calls import Calls, Fallback, backward_call, gradients, rewrite_calls
 from fmad.reverse_containers import check_operands, containers, parameter_parts
 from fmad.reverse_forms import ReverseForms, appends_to
 from fmad.reverse_inline import inline_helpers
@@ -61,7 +64,13 @@ STATEMENTS = {
 class Reverse(ReverseBranches, ReverseLoops, ReverseForms):
     """Builds the reverse-mode unit of ``fn`` with respect to the parameters ``wrt``."""
 
-    def __init__(self, fn: types.FunctionType, wrt: tuple[str, ...]) -> None:
+    def __init__(
+        self, fn: types.FunctionType, wrt: tuple[str, ...], calls=None, output=None
+    ) -> None:
+        # calls: shared with the helpers' passes (fmad.reverse_calls); output: set for a
+        # helper's pass, whose adjoint function receives the adjoint of its result (dout)
+        self.calls = calls if calls is not None else Calls()
+        self.dout: str | None = None
         src, scope, namer, flat = prepare(fn)
         self.filename = src.filename
         self.scope = scope
@@ -77,7 +86,8 @@ class Reverse(ReverseBranches, ReverseLoops, ReverseForms):
                 self.refuse_at(flat, f"differentiating with respect to '{w}', not a parameter")
         self.params = params
         self.adjoint: dict[str, str] = {}  # primal name -> its adjoint's name
-        self.output = "out"
+        self.output = output or "out"
+        self.helper = output is not None
         self.user_names = names_in(src.tree)  # an output named by flatten is called 'out'
 
     # -- helpers the rules use ---------------------------------------------------------------
@@ -102,6 +112,26 @@ class Reverse(ReverseBranches, ReverseLoops, ReverseForms):
 
     # -- the passes ------------------------------------------------------------------------
     def function(self) -> Unit:
+        tree, primal, backward, ret = self.parts()
+        loops = any(isinstance(t, ast.For | ast.While) for t in B.statements(primal))
+        if isinstance(ret.value, ast.Name) and loops:
+            # the adjoints of a loop restore its names from the tape: keep the value first
+            kept = self.namer.fresh("result")
+            backward.insert(0, ast.copy_location(B.assign(kept, ret.value), ret))
+            ret.value = B.name(kept)
+        out = ast.Return(value=B.tuple_([ret.value, *gradients(self)]))
+        ast.copy_location(out, ret)
+        tree.body = primal + backward + [out]
+        tree.name = self.namer.fresh(f"{self.flat.name}_rev")
+        tree.decorator_list = []
+        tree.returns = None
+        ast.fix_missing_locations(tree)
+        self.unit.tree = tree
+        self.unit.tangents = frozenset(self.adjoint.values())
+        return self.unit
+
+    def parts(self):
+        """The primal tree, its statements, the adjoint statements and the final return."""
         body = without_jumps(self.flat.body, self.namer.fresh, self.refuse_at)
         if not body or not isinstance(body[-1], ast.Return):
             self.refuse_at(body[-1] if body else self.flat, "a function without a final 'return'")
@@ -120,29 +150,11 @@ class Reverse(ReverseBranches, ReverseLoops, ReverseForms):
         active = Activity(tree, self.scope).active(set(self.wrt))
         self.active = active
         self.finite = finite_masks([*primal, ret], self.function_of, active)  # np.nan_to_num
-        backward = self.backward(primal, ret)
-        loops = any(isinstance(t, ast.For | ast.While) for t in B.statements(primal))
-        if isinstance(ret.value, ast.Name) and loops:
-            # the adjoints of a loop restore its names from the tape: keep the value first
-            kept = self.namer.fresh("result")
-            backward.insert(0, ast.copy_location(B.assign(kept, ret.value), ret))
-            ret.value = B.name(kept)
-        grads = []
-        for w in self.wrt:
-            if w in self.adjoint:
-                grads.append(B.name(self.adjoint[w]))
-            else:
-                grads.append(B.call(self.rev("zeros"), B.name(w)))
-        out = ast.Return(value=B.tuple_([ret.value, *grads]))
-        ast.copy_location(out, ret)
-        tree.body = primal + backward + [out]
-        tree.name = self.namer.fresh(f"{self.flat.name}_rev")
-        tree.decorator_list = []
-        tree.returns = None
-        ast.fix_missing_locations(tree)
-        self.unit.tree = tree
-        self.unit.tangents = frozenset(self.adjoint.values())
-        return self.unit
+        value = ret.value
+        if not self.helper and isinstance(value, ast.Name) and value.id in active:
+            self.output = value.id if value.id in self.user_names else "out"
+        rewrite_calls(self, primal)  # helper calls: their forward functions
+        return tree, primal, self.backward(primal, ret), ret
 
     def check(self, s: ast.stmt) -> ast.stmt:
         """``s`` if reverse mode handles its kind, else the refusal."""
@@ -179,8 +191,8 @@ class Reverse(ReverseBranches, ReverseLoops, ReverseForms):
     def check_calls(self, value: ast.expr, s: ast.stmt) -> None:
         """Every call reverse mode lets through leaves its arguments as they were: the
         adjoint statements read the primal values after the whole primal has run."""
-        if not isinstance(value, ast.Call):
-            return
+        if not isinstance(value, ast.Call) or getattr(value, "fmad_helper", None) is not None:
+            return  # a helper kept as a call: its own pass checks it (fmad.reverse_calls)
         if any(k.arg is None or k.arg == "out" for k in value.keywords):
             self.refuse_at(s, "a call with 'out=' or '**kwargs'")
         target = classify(value, self.scope, self.nested)
@@ -249,8 +261,13 @@ class Reverse(ReverseBranches, ReverseLoops, ReverseForms):
     def backward(self, primal: list[ast.stmt], ret: ast.Return) -> list[ast.stmt]:
         out: list[ast.stmt] = []
         value = ret.value
+        if self.helper:  # a helper's adjoint function: its result's adjoint is passed in
+            self.dout = self.namer.fresh(f"d{self.output}_d{self.unit.function.__name__}")
+            if isinstance(value, ast.Name) and value.id in self.active:
+                self.adjoint[value.id] = self.dout
+            self.backward_block(primal, out)
+            return out
         if isinstance(value, ast.Name) and value.id in self.active:
-            self.output = value.id if value.id in self.user_names else "out"
             seed = self.namer.fresh(f"d{self.output}_d{value.id}", limit=80)
             self.adjoint[value.id] = seed
             out.append(B.assign(seed, B.call(self.rev("seed"), value)))
@@ -263,7 +280,9 @@ class Reverse(ReverseBranches, ReverseLoops, ReverseForms):
     def backward_block(self, stmts: list[ast.stmt], out: list[ast.stmt]) -> None:
         for s in reversed(stmts):
             before = len(out)
-            if isinstance(s, ast.If):
+            if getattr(s, "fmad_pair", None) is not None:  # z, saved = helper_fwd(...)
+                backward_call(self, s, out)
+            elif isinstance(s, ast.If):
                 self.backward_if(s, out)
             elif isinstance(s, ast.For | ast.While):
                 self.backward_for(s, out)
@@ -349,6 +368,19 @@ class Reverse(ReverseBranches, ReverseLoops, ReverseForms):
             out.append(B.assign(existing, B.binop(B.name(existing), ast.Add(), expr)))
 
 
-def reverse_unit(fn: types.FunctionType, wrt: tuple[str, ...]) -> Unit:
-    """The reverse-mode unit of ``fn`` (see the module's docstring)."""
-    return Reverse(fn, wrt).function()
+def reverse_unit(fn: types.FunctionType, wrt: tuple[str, ...], everything=False) -> Unit:
+    """The reverse-mode unit of ``fn`` (see the module's docstring); each helper it calls
+    gets a forward and an adjoint function (:mod:`fmad.reverse_calls`) where that serves,
+    else (or with ``everything``) is inlined. ``unit.helpers``: the helpers' units."""
+    inline: set = set()
+    while True:
+        calls = Calls(inline, everything)
+        try:
+            unit = Reverse(fn, wrt, calls).function()
+        except Fallback as fallback:  # this helper's function form cannot serve: inline it
+            if fallback.helper in inline:
+                everything = True
+            inline.add(fallback.helper)
+            continue
+        unit.helpers = calls.units
+        return unit

@@ -34,6 +34,7 @@ from fmad.errors import InternalError, ReverseModeError
 from fmad.printer import to_source
 from fmad.resolve import still_bound
 from fmad.reverse import ADVICE, reverse_unit
+from fmad.reverse_calls import watched
 from fmad.reverse_numbers import numbers_function
 from fmad.source import python_function, read_function
 from fmad.spec import normalize_wrt, refuse_variadic
@@ -88,13 +89,27 @@ class ReverseFunction:
     def build(self) -> None:
         self.unit = reverse_unit(self.original, self.wrt)
         self._generic = None  # the generic unit compiled: see compiled
+        # the variants for the arguments' kinds and shapes are made from the code with every
+        # helper inlined: reverse_shapes follows values through it, not through a call
+        self.inlined = self.unit
+        if self.unit.helpers:
+            try:
+                self.inlined = reverse_unit(self.original, self.wrt, everything=True)
+            except ReverseModeError:  # inlining refuses what the helpers' functions do
+                pass
         # key (reverse_kinds.key_of each argument) -> the variant's compiled function; a
         # call that passes every wrt argument by position finds it in `fast`
         self.variants: dict[Any, Any] = {}
         self.fast: dict[tuple, Any] = {}
         # the globals a call was matched through (a helper inlined, a rule chosen): if one is
         # rebound later, the code is stale and is built again (as forward mode does)
-        self.watched = self.unit.scope.watched()
+        self.watched = self.watched_now()
+
+    def watched_now(self) -> list:
+        """The globals the code was made through (the helpers' functions' and the inlined
+        code's too), each once: the wrapper checks them at every call."""
+        every = [*watched(self.unit), *self.inlined.scope.watched()]
+        return list({(id(ns), name, id(obj)): (ns, name, obj) for ns, name, obj in every}.values())
 
     @property
     def compiled(self) -> Any:
@@ -119,7 +134,7 @@ class ReverseFunction:
         infos = {
             name: reverse_kinds.info_of_key(reverse_kinds.key_of(v)) for name, v in params.items()
         }
-        return reverse_shapes.specialize(self.unit, infos)
+        return reverse_shapes.specialize(self.inlined, infos)
 
     def variant(self, args: tuple, kwargs: dict) -> Any:
         """The compiled variant for these (checked, unwrapped) arguments, made at first use."""
@@ -132,7 +147,7 @@ class ReverseFunction:
             params.update(kwargs)
             shapes = {n: v.shape for n, v in params.items() if type(v) is np.ndarray}
             function = compile_unit(self.variant_unit(args, kwargs), {}, shapes=shapes)
-            self.watched = self.unit.scope.watched()  # the rules the variant looked up too
+            self.watched = self.watched_now()  # the rules the variant looked up too
             self.variants[key] = function
             if not kwargs and self.getter is not None:
                 try:
@@ -146,7 +161,10 @@ class ReverseFunction:
 
     @property
     def source(self) -> str:
-        return self.unit.printed()
+        """The helpers' forward and adjoint functions (fmad.reverse_calls), then the
+        function's."""
+        texts = [u.printed() for u in [*self.unit.helpers, self.unit]]
+        return "\n\n".join(t.rstrip("\n") for t in texts) + "\n"
 
     def source_for(self, *args: Any, **kwargs: Any) -> str:
         """The code that runs for these arguments: the variant for their kinds and shapes."""
@@ -155,9 +173,16 @@ class ReverseFunction:
         return self.variant_unit(args, kwargs).printed()
 
     def show(self, stage: str = "reverse", printer: str = "ast", *, comments: bool = True, **_):
-        lines = linecache.getlines(self.filename) if comments else None
-        tree = self.unit.flat if stage == "flat" else self.unit.tree
-        return to_source(tree, printer, lines)
+        units = [self.unit] if stage == "flat" else [*self.unit.helpers, self.unit]
+        texts = [
+            to_source(
+                u.flat if stage == "flat" else u.tree,
+                printer,
+                linecache.getlines(u.filename) if comments else None,
+            )
+            for u in units
+        ]
+        return "\n\n".join(t.rstrip("\n") for t in texts) + "\n"
 
     def arguments(self, args: tuple, kwargs: dict) -> list[Any]:
         """The ``wrt`` arguments of a call, each checked."""

@@ -61,7 +61,10 @@ class ReverseBranches:
         self.backward_block(s.orelse, else_out)
         after_else, self.adjoint = self.adjoint, dict(before)
         inside = {
-            t.targets[0].id for t in B.statements([*s.body, *s.orelse]) if isinstance(t, ast.Assign)
+            n
+            for t in B.statements([*s.body, *s.orelse])
+            if isinstance(t, ast.Assign)
+            for n in B.names(t.targets[0])  # z, saved = helper_fwd(...): both
         }
         for name in sorted((set(after_then) | set(after_else)) - set(before) - inside):
             then_name, else_name = after_then.get(name), after_else.get(name)

@@ -1,4 +1,6 @@
-"""Reverse mode: a call to a helper of the user's module, inlined before the reverse pass.
+"""Reverse mode: a call to a helper of the user's module, inlined before the reverse pass
+where the helper's own forward and adjoint functions (:mod:`fmad.reverse_calls`) cannot
+serve, and everywhere in the code the per-shape variants are made from.
 
 ``z = helper(a, b)`` (after flattening its arguments are names or constants) becomes the
 helper's own flattened body, each name it binds renamed to a fresh name of the caller, each
@@ -28,16 +30,8 @@ from fmad import build as B
 from fmad.activity import classify
 from fmad.build import bound_names, free_names
 from fmad.errors import FmadError, ReverseModeError
+from fmad.reverse_binding import bind, constant, keep_call, returning_body
 from fmad.reverse_jumps import without_jumps
-
-CONSTANTS = (bool, int, float, complex, str, type(None))
-SCOPED = (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
-
-
-def constant(value: object) -> bool:
-    if isinstance(value, tuple):
-        return all(constant(v) for v in value)
-    return type(value) in CONSTANTS
 
 
 class Inliner:
@@ -107,11 +101,10 @@ class Inliner:
             return name
 
         body = without_jumps(flat.body, fresh, rev.refuse_at)
-        if not body or not isinstance(body[-1], ast.Return) or body[-1].value is None:
-            rev.refuse_at(s, f"{what}, which does not end with 'return value'")
-        for node in ast.walk(flat):
-            if isinstance(node, SCOPED):
-                rev.refuse_at(node, f"{what}: a lambda or comprehension in the helper")
+        returning_body(body, flat, rev.refuse_at, what, s)
+        if rev.calls.keeps(helper) and isinstance(body[-1].value, ast.Name | ast.Constant):
+            # its own forward and adjoint functions (fmad.reverse_calls)
+            return keep_call(s, helper)
         bound_here = bound_names(flat)
         free = free_names(flat) - bound_here
         closure = set(self.fn.__code__.co_freevars)
@@ -120,31 +113,17 @@ class Inliner:
                 rev.refuse_at(s, f"{what}, which reads the global '{name}' the caller binds")
             rev.namer.reserve(name)
         params = B.parameters(flat.args)
-        stored = {
-            n.id
-            for t in body
-            for n in ast.walk(t)
-            if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)
-        }
-        mapping: dict[str, str] = {}
-        out: list[ast.stmt] = []
+        arguments = {}
         for p in params:
             if p in bound.arguments:
-                arg = bound.arguments[p]
+                arguments[p] = bound.arguments[p]
             else:
                 default = signature.parameters[p].default
                 if not constant(default):
                     rev.refuse_at(s, f"{what}: the default of '{p}' is not a constant")
-                arg = ast.Constant(value=default)
-            if isinstance(arg, ast.Name) and p not in stored:
-                mapping[p] = arg.id
-            else:
-                mapping[p] = rev.namer.fresh(p)
-                out.append(ast.copy_location(B.assign(mapping[p], copy.deepcopy(arg)), s))
-        for name in sorted(bound_here - set(params)):
-            mapping[name] = rev.namer.fresh(name)
+                arguments[p] = ast.Constant(value=default)
+        out, renamed, mapping = bind(s, params, arguments, body, bound_here, rev.namer.fresh)
         rev.scope.local_names |= set(mapping.values())
-        renamed = [Rename(mapping).visit(copy.deepcopy(t)) for t in body]
         self.inlined.append(label)
         inner = self.body(renamed[:-1], (*stack, helper))
         value = renamed[-1].value
@@ -164,16 +143,6 @@ class Inliner:
         result = copy.copy(s)  # keeps what flatten marked on it (an augmented assignment)
         result.value = value
         return out + inner + [result]
-
-
-class Rename(ast.NodeTransformer):
-    def __init__(self, mapping: dict[str, str]) -> None:
-        self.mapping = mapping
-
-    def visit_Name(self, n: ast.Name) -> ast.Name:
-        if n.id in self.mapping:
-            return ast.copy_location(ast.Name(id=self.mapping[n.id], ctx=n.ctx), n)
-        return n
 
 
 def inline_helpers(rev, body: list[ast.stmt], prepare) -> list[ast.stmt]:

@@ -12,8 +12,10 @@ nested functions are inlined in turn.
 Refused (a :class:`~fmad.errors.ReverseModeError` at its line, with ``mode='forward'``):
 a nested function used otherwise than called, decorated, defined in a block, recursive,
 with ``*args``/``**kwargs``/keyword-only or positional-only parameters, a default that is
-not a number or a string, a call with ``*``/``**``, a ``return`` before its end,
-``nonlocal``/``global``, and a lambda or comprehension inside it.
+not a number or a string, a call with ``*``/``**``, ``nonlocal``/``global``, and a lambda or
+comprehension inside it. Its early returns, ``break`` and ``continue`` are made flags and
+guards (:mod:`fmad.reverse_jumps`), and its parameters bound to the arguments as
+:mod:`fmad.reverse_binding` binds a module helper's.
 """
 
 from __future__ import annotations
@@ -25,23 +27,8 @@ from fmad import build as B
 from fmad.activity import classify
 from fmad.build import bound_names
 from fmad.flatten import Flattener
-
-SCOPED = (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
-
-
-def constant(value: object) -> bool:
-    """A number, a string, None or a tuple of those (a default the call may share)."""
-    if isinstance(value, tuple):
-        return all(constant(v) for v in value)
-    return type(value) in (bool, int, float, complex, str, type(None))
-
-
-def renamed(node: ast.AST, mapping: dict[str, str]) -> ast.AST:
-    node = copy.deepcopy(node)
-    for n in ast.walk(node):
-        if isinstance(n, ast.Name) and n.id in mapping:
-            n.id = mapping[n.id]
-    return node
+from fmad.reverse_binding import SCOPED, bind, constant, returning_body
+from fmad.reverse_jumps import without_jumps
 
 
 class NestedInliner:
@@ -140,31 +127,13 @@ class NestedInliner:
                     rev.refuse_at(s, f"{what}: no argument for '{p}'")
                 bound[p] = copy.deepcopy(defaults[p])
         flat = Flattener(rev.filename, rev.namer, rev.scope).function(copy.deepcopy(fdef))
-        body = flat.body
-        if not body or not isinstance(body[-1], ast.Return) or body[-1].value is None:
-            rev.refuse_at(fdef, f"{what}, which does not end with 'return value'")
-        for inner in B.statements(body[:-1]):
-            if isinstance(inner, ast.Return):
-                rev.refuse_at(inner, f"{what}: a 'return' before the end of it")
-        stored = {
-            n.id
-            for t in body
-            for n in ast.walk(t)
-            if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)
-        }
-        mapping: dict[str, str] = {}
-        out: list[ast.stmt] = []
-        for p in params:
-            arg = bound[p]
-            if isinstance(arg, ast.Name) and p not in stored:
-                mapping[p] = arg.id
-            else:
-                mapping[p] = rev.namer.fresh(p)
-                out.append(ast.copy_location(B.assign(mapping[p], copy.deepcopy(arg)), s))
-        for name in sorted(bound_names(flat) - set(params)):
-            mapping[name] = rev.namer.fresh(name)
+        # its early returns, breaks and continues made flags and guards (one final return)
+        body = without_jumps(flat.body, rev.namer.fresh, rev.refuse_at)
+        returning_body(body, flat, rev.refuse_at, what, fdef)
+        out, renamed_body, mapping = bind(
+            s, params, bound, body, bound_names(flat), rev.namer.fresh
+        )
         rev.scope.local_names |= set(mapping.values())
-        renamed_body = [renamed(t, mapping) for t in body]
         inner = self.block(renamed_body[:-1], (*stack, fdef.name))
         result = copy.copy(s)
         result.value = renamed_body[-1].value

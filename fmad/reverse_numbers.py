@@ -46,7 +46,7 @@ def numbers_function(reverse: Any, general: Callable[..., Any]) -> types.Functio
         return None
     names = [p.name for p in parameters]
     floats = dict.fromkeys(names, ("float", ()))
-    unit, walker = reverse_shapes.specialized(reverse.unit, floats)
+    unit, walker = reverse_shapes.specialized(reverse.inlined, floats)
     body = unit.tree.body
     ret = body[-1]
     # fmad's runtime helpers (fmad_rev, fmad_forms...) may refuse when the code runs
@@ -81,7 +81,7 @@ def numbers_function(reverse: Any, general: Callable[..., Any]) -> types.Functio
         ast.Compare(left=B.call(type_, B.name(n)), ops=[ast.Is()], comparators=[float_])
         for n in names
     ]
-    watched = reverse.unit.scope.watched()
+    watched = reverse.watched_now()
     if watched:  # a global rebound since: the slow path, which builds the code again
         tests.append(B.call(inject(lambda: still_bound(watched), "fmad_current")))
     guard = ast.BoolOp(op=ast.And(), values=tests) if len(tests) > 1 else tests[0]
