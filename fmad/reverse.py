@@ -189,27 +189,9 @@ class Reverse(ReverseBranches, ReverseLoops, ReverseForms):
         self.refuse_at(s, f"the statement '{ast.unparse(s).splitlines()[0]}'")
 
     def check_calls(self, value: ast.expr, s: ast.stmt) -> None:
-        """Every call reverse mode lets through leaves its arguments as they were: the
-        adjoint statements read the primal values after the whole primal has run."""
-        if not isinstance(value, ast.Call) or getattr(value, "fmad_helper", None) is not None:
-            return  # a helper kept as a call: its own pass checks it (fmad.reverse_calls)
-        if any(k.arg is None or k.arg == "out" for k in value.keywords):
-            self.refuse_at(s, "a call with 'out=' or '**kwargs'")
-        target = classify(value, self.scope, self.nested)
-        if target.kind == "method":
-            name = target.name
-            if effects.mutating_method(name) or not (
-                name in rules.METHOD_RULES or name in rules.ZERO_METHODS
-            ):
-                self.refuse_at(s, f"the method call '.{name}()'")
-            return
-        if target.kind in ("rule", "zero"):
-            mutates = rules.hashable(target.obj) and target.obj in effects.MUTATING_FUNCTIONS
-            if mutates or effects.out_arguments(target.obj, value, None):
-                self.refuse_at(s, "a call that writes into an argument")
-            return
-        what = "a call to the helper" if target.kind in ("user", "nested") else "a call to"
-        self.refuse_at(s, f"{what} '{target.name}'")
+        why = refused_call(value, self.scope, self.nested)
+        if why is not None:
+            self.refuse_at(s, why)
 
     def rename(self, body: list[ast.stmt]) -> list[ast.stmt]:
         """A fresh name for each second assignment to a name (and the reads after it); each
@@ -366,6 +348,31 @@ class Reverse(ReverseBranches, ReverseLoops, ReverseForms):
             out.append(B.assign(self.adjoint[name], expr))
         else:
             out.append(B.assign(existing, B.binop(B.name(existing), ast.Add(), expr)))
+
+
+def refused_call(value: ast.expr, scope, nested) -> str | None:
+    """Why reverse mode refuses the call ``value`` (None: it lets it through). Every call it
+    lets through leaves its arguments as they were: the adjoint statements read the primal
+    values after the whole primal has run."""
+    if not isinstance(value, ast.Call) or getattr(value, "fmad_helper", None) is not None:
+        return None  # a helper kept as a call: its own pass checks it (fmad.reverse_calls)
+    if any(k.arg is None or k.arg == "out" for k in value.keywords):
+        return "a call with 'out=' or '**kwargs'"
+    target = classify(value, scope, nested)
+    if target.kind == "method":
+        name = target.name
+        if effects.mutating_method(name) or not (
+            name in rules.METHOD_RULES or name in rules.ZERO_METHODS
+        ):
+            return f"the method call '.{name}()'"
+        return None
+    if target.kind in ("rule", "zero"):
+        mutates = rules.hashable(target.obj) and target.obj in effects.MUTATING_FUNCTIONS
+        if mutates or effects.out_arguments(target.obj, value, None):
+            return "a call that writes into an argument"
+        return None
+    what = "a call to the helper" if target.kind in ("user", "nested") else "a call to"
+    return f"{what} '{target.name}'"
 
 
 def reverse_unit(fn: types.FunctionType, wrt: tuple[str, ...], everything=False) -> Unit:

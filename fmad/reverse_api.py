@@ -59,6 +59,21 @@ def default_wrt(fn: types.FunctionType, wrt: Sequence[str] | str | None) -> tupl
     return normalize_wrt(fn.__name__, params, wrt)
 
 
+def bound_arguments(names: Sequence[str], args: tuple, kwargs: dict) -> dict[str, Any]:
+    """A call's arguments by parameter name (the positional ones by ``names``)."""
+    params = dict(zip(names, args, strict=False))
+    params.update(kwargs)
+    return params
+
+
+def internal(f: Any, name: str, g: Any, value: Any) -> InternalError:
+    return InternalError(
+        f"{f.filename}:{f.def_line}: internal error in fmad: the reverse-mode "
+        f"gradient of {name!r} has shape {np.shape(g)}, its argument {np.shape(value)}. "
+        "This is a bug in fmad; please report it (mode='forward' avoids it)"
+    )
+
+
 class ReverseFunction:
     """``fn`` differentiated in reverse mode with respect to ``wrt``."""
 
@@ -129,8 +144,7 @@ class ReverseFunction:
 
     def variant_unit(self, args: tuple, kwargs: dict):
         """The generic unit specialised to what the arguments' kinds tell (reverse_shapes)."""
-        params = dict(zip(self.positional, args, strict=False))
-        params.update(kwargs)
+        params = bound_arguments(self.positional, args, kwargs)
         infos = {
             name: reverse_kinds.info_of_key(reverse_kinds.key_of(v)) for name, v in params.items()
         }
@@ -143,8 +157,7 @@ class ReverseFunction:
         if function is None:
             if len(self.variants) >= reverse_shapes.LIMIT:
                 return self.compiled
-            params = dict(zip(self.positional, args, strict=False))
-            params.update(kwargs)
+            params = bound_arguments(self.positional, args, kwargs)
             shapes = {n: v.shape for n, v in params.items() if type(v) is np.ndarray}
             function = compile_unit(self.variant_unit(args, kwargs), {}, shapes=shapes)
             self.watched = self.watched_now()  # the rules the variant looked up too
@@ -329,7 +342,7 @@ class ReverseFunction:
                 f"differentiates real code only; {ADVICE}",
             )
         if np.shape(g) != np.shape(value):
-            raise self.internal(name, g, value)
+            raise internal(self, name, g, value)
         if not array and not isinstance(value, np.ndarray):
             return float(g)
         g = np.asarray(g, dtype=np.result_type(g, float))
@@ -338,13 +351,6 @@ class ReverseFunction:
         if not (g.flags.owndata and g.flags.writeable):
             g = g.copy()  # a view (broadcast, reshape) of another array: the user's own copy
         return g
-
-    def internal(self, name: str, g: Any, value: Any) -> InternalError:
-        return InternalError(
-            f"{self.filename}:{self.def_line}: internal error in fmad: the reverse-mode "
-            f"gradient of {name!r} has shape {np.shape(g)}, its argument {np.shape(value)}. "
-            "This is a bug in fmad; please report it (mode='forward' avoids it)"
-        )
 
     def public(self) -> Any:
         """The function ``differentiate`` returns: for numbers, the variant for floats behind
