@@ -48,6 +48,7 @@ from fmad.reverse_inline import inline_helpers
 from fmad.reverse_jumps import without_jumps
 from fmad.reverse_loops import ReverseLoops
 from fmad.reverse_nested import inline_nested
+from fmad.reverse_select import select_masks, selected_only
 from fmad.rules.base import attribute, method
 from fmad.transform import Unit, prepare
 
@@ -150,6 +151,7 @@ class Reverse(ReverseBranches, ReverseLoops, ReverseForms):
         active = Activity(tree, self.scope).active(set(self.wrt))
         self.active = active
         self.finite = finite_masks([*primal, ret], self.function_of, active)  # np.nan_to_num
+        self.selected = select_masks(self, [*primal, ret], active)  # np.where's branches
         value = ret.value
         if not self.helper and isinstance(value, ast.Name) and value.id in active:
             self.output = value.id if value.id in self.user_names else "out"
@@ -302,9 +304,12 @@ class Reverse(ReverseBranches, ReverseLoops, ReverseForms):
         if rule is None:
             self.refuse_at(s, f"'{ast.unparse(value)}' (no transpose rule yet)")
         self.node = s
+        out += self.selected.statements(z)  # masks of np.where's branches (reverse_select)
         for i, expr in rule(self, g, z, args, keywords, active):
             if z in self.finite:
                 expr = finite_only(self, expr, z, self.finite[z])
+            if z in self.selected.wrapped or z in self.selected.checked:
+                expr = selected_only(self, expr, z)
             self.contribute((keywords[i] if isinstance(i, str) else args[i]).id, expr, out)
         return None
 
