@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from fmad import runtime_reverse as fmad_rev
-from fmad.errors import ShapeError
+from fmad.errors import ShapeError, UnboundError
 
 
 class Zero:
@@ -289,3 +289,28 @@ def split_adjoint(g: Any, pieces: list, x: Any, axis: Any) -> Any:
         [np.broadcast_to(p, np.shape(q)) for p, q in zip(parts, pieces, strict=True)], axis=axis
     )
     return out.reshape(np.shape(x))
+
+
+class Unbound:
+    """What reverse mode's renamed name holds where the original's name is not bound yet
+    (before a loop that first binds it, in the branch of an ``if`` that does not): only
+    copied (a carried value, a branch's merge) until :func:`bound` checks a read of it."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "UNBOUND"
+
+
+UNBOUND = Unbound()
+
+
+def bound(value: Any, name: str, where: str) -> None:
+    """Python's check of a read of the local ``name`` (at ``where``: ``file:line``), whose
+    renamed value is ``value``: ``UnboundLocalError`` (an :class:`~fmad.errors.UnboundError`)
+    where the original has not bound it."""
+    if value is UNBOUND:
+        raise UnboundError(
+            f"{where}: cannot access local variable '{name}' where it is not associated with "
+            "a value"
+        )
