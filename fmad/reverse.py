@@ -102,6 +102,11 @@ class Reverse(ReverseBranches, ReverseLoops, ReverseForms):
     # -- the passes ------------------------------------------------------------------------
     def function(self) -> Unit:
         body = without_jumps(self.flat.body, self.namer.fresh, self.refuse_at)
+        returns = [t for t in B.statements(self.flat.body) if isinstance(t, ast.Return)]
+        if returns and returns != [self.flat.body[-1]]:  # `result = v` for each return
+            for t in B.statements(body[2:-1]):  # (after `returned = False; result = None`)
+                if isinstance(t, ast.Assign) and B.names(t.targets[0]) == B.names(body[-1]):
+                    t.fmad_return = True
         if not body or not isinstance(body[-1], ast.Return):
             self.refuse_at(body[-1] if body else self.flat, "a function without a final 'return'")
         inlined = inline_helpers(self, inline_nested(self, body[:-1]), prepare)
@@ -118,6 +123,7 @@ class Reverse(ReverseBranches, ReverseLoops, ReverseForms):
         tree = copy.copy(self.flat)
         tree.body = primal
         self.primal = tree  # the primal the adjoints read (helpers inlined, names renamed)
+        self.unit.primal = tree  # (its names are the user's: fmad.trace)
         active = Activity(tree, self.scope).active(set(self.wrt))
         self.active = active
         backward = self.backward(primal, ret)
@@ -218,6 +224,8 @@ class Reverse(ReverseBranches, ReverseLoops, ReverseForms):
             if isinstance(s, ast.Assign):
                 s.value = self.renamed(s.value)
                 out.extend(self.read_checks(s.value, s))
+                if getattr(s, "fmad_return", False):  # a wrong output: at its return's line
+                    out.append(ast.copy_location(ast.Expr(B.call(self.rev("seed"), s.value)), s))
                 name = s.targets[0].id
                 self.current[name] = self.namer.fresh(name) if name in bound else name
                 s.targets[0] = ast.copy_location(B.store(self.current[name]), s)

@@ -60,6 +60,9 @@ class ReverseLoops:
         # fmad_forms.UNBOUND (Python's UnboundLocalError where a read finds it)
         later = getattr(s, "fmad_later", set()) | exposed(s.body, frozenset(targets))
         outs = [n for n in dict.fromkeys([*targets, *assigned]) if n in first and n in later]
+        # a target bound before the loop and read after it: its last item, or the value
+        # before the loop where no iteration ran
+        carried += [n for n in targets if n in bound and n in later and n not in carried]
         pre: list[ast.stmt] = []
         loopvars = {}
         for n in carried:

@@ -262,7 +262,7 @@ class DictAdjoints(dict):
     __array_ufunc__ = None
 
     def __add__(self, other: Any) -> Any:
-        if other is ZERO:
+        if other is ZERO or (type(other) is float and other == 0.0):  # fmad_rev.zeros(dict)
             return self
         if not isinstance(other, dict):
             raise fmad_rev.Refused("adding the adjoint of a dict to something else")

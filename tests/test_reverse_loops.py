@@ -12,8 +12,10 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
 
 import fmad
+from tests import loop_hunt
 from tests.fdcheck import check_gradients
 from tests.reverse_check import compare
 
@@ -339,3 +341,190 @@ def test_an_older_version_of_a_list_adjoint_stays_exact():
     assert len(v2) == 3 and list(v1[0:2]) == [5.0, 1.0]
     total = v3 + v1  # two versions added item by item
     assert list(total)[:2] == [11.0, 2.0] and list(total[2]) == [3.0, 5.0]
+
+
+# ------------------------------------------- a wrong output: the line of its return
+def final_if_returns(x, w):
+    if x > 0:
+        return w * np.ones(3)
+    else:
+        return w * 2.0
+
+
+def early_return_of_an_array(x, w):
+    if x > 0:
+        return w * np.ones(3)
+    return w
+
+
+def returns_in_a_loop(xs, w):
+    for x in xs:
+        if x > 1.0:
+            return w * np.array(xs)
+    return w * x
+
+
+def returns_nothing(x, w):
+    if x > 0:
+        return
+    return w * x
+
+
+@pytest.mark.parametrize(
+    ("fn", "args", "text"),
+    [
+        (final_if_returns, {"x": 1.0, "w": 2.0}, "return w * np.ones(3)"),
+        (early_return_of_an_array, {"x": 1.0, "w": 2.0}, "return w * np.ones(3)"),
+        (returns_in_a_loop, {"xs": [0.5, 2.0], "w": 2.0}, "return w * np.array(xs)"),
+        (returns_nothing, {"x": 1.0, "w": 2.0}, "return\n"),
+    ],
+)
+def test_a_wrong_output_is_reported_at_the_return_that_ran(fn, args, text):
+    dfn = fmad.differentiate(fn, wrt=["w"], mode="reverse")
+    with pytest.raises(fmad.ReverseModeError) as info:
+        dfn(**args)
+    message = str(info.value)
+    assert message.startswith(f"{__file__}:{line_of(fn, text)}: reverse mode needs one real"), (
+        message
+    )
+
+
+def test_the_other_returns_still_work():
+    both(final_if_returns, ["w"], {"x": -1.0, "w": 2.0})
+    both(early_return_of_an_array, ["w"], {"x": -1.0, "w": 2.0})
+    both(returns_in_a_loop, ["w"], {"xs": [0.5, 0.7], "w": 2.0})
+    both(returns_nothing, ["w"], {"x": -1.0, "w": 2.0})
+
+
+# ---------------------------------------------- found by the hunt (tests/loop_hunt.py)
+def target_bound_before(xs, b, w):
+    s = 0.0
+    for c in b:
+        x = c * w
+        for x in xs:  # no iteration: x keeps c * w
+            s = s + x * w
+        s = s + x * w
+    return s
+
+
+def test_a_target_bound_before_the_loop_keeps_its_value_where_no_iteration_ran():
+    b = np.array([0.2, -0.5, 0.7])
+    for xs in (np.array([]), np.array([0.3, 0.9])):
+        both(target_bound_before, ["w", "b"], {"xs": xs, "b": b, "w": 0.8})
+
+
+def reads_an_undefined_global(xs, w):
+    acc = 0.0
+    for x in xs:
+        acc = acc + w * x
+    return acc + undefined_name * w  # noqa: F821
+
+
+def reads_an_empty_list(xs, w):
+    ys = []
+    for x in xs:
+        ys.append(w * x)
+    return ys[-1] * w
+
+
+def test_the_originals_errors_keep_their_type():
+    # NameError and IndexError raised by a renamed primal line are the user's, not fmad's
+    for fn, kind in ((reads_an_undefined_global, NameError), (reads_an_empty_list, IndexError)):
+        dfn = fmad.differentiate(fn, wrt=["w"], mode="reverse")
+        with pytest.raises(kind) as info:
+            dfn(np.array([]), 0.5)
+        assert not isinstance(info.value, fmad.InternalError), info.value
+
+
+def array_of_an_empty_list(xs, w):
+    ys = []
+    for x in xs:
+        ys.append(w * x)
+    return np.sum(np.array(ys)) + w
+
+
+def test_np_array_of_an_empty_list_in_both_modes():
+    both(array_of_an_empty_list, ["w"], {"xs": np.array([]), "w": 0.5})
+    both(array_of_an_empty_list, ["w"], {"xs": np.array([0.5, 1.0]), "w": 0.5})
+
+
+@settings(max_examples=40, deadline=None, derandomize=True, database=None)
+@given(source=loop_hunt.loop_programs(), args=loop_hunt.loop_arguments())
+def test_generated_loop_programs(source, args):
+    # the value bit for bit, gradients as forward mode's and central differences', the
+    # original's exception where it raises, or a clear refusal (python -m tests.loop_hunt N)
+    assert loop_hunt.judge(source, args) in ("same", "raised", "refused", "skipped")
+
+
+def comprehensions(xs, w):
+    zs = [x * w for x in xs]
+    return sum(zs) + np.sum(np.array([z * z for z in zs if z > 0.1]))
+
+
+def test_list_comprehensions_are_loops_that_append():
+    both(comprehensions, ["w"], {"xs": np.array([0.5, -1.0, 2.0]), "w": 0.3})
+    both(comprehensions, ["w"], {"xs": np.array([]), "w": 0.3})
+
+
+# ---------------------------------------------- dicts with a derivative in a loop
+def loop_over_keys(params, x):
+    s = 0.0
+    for k in params:
+        s = s + np.sum(params[k] * x)
+    return s
+
+
+def loop_over_items(params, x):
+    s = 0.0
+    for _k, v in params.items():
+        s = s + np.sum(v * x)
+    return s
+
+
+def loop_over_values(params, x):
+    s = 0.0
+    for v in params.values():
+        s = s + np.sum(v * x)
+    return s
+
+
+def indexed_by_constant_keys(params, x):
+    s = 0.0
+    for _ in range(2):
+        s = s + np.sum(params["a"] * x) * np.sum(params["b"])
+    return s
+
+
+@pytest.mark.parametrize(
+    ("fn", "text"),
+    [
+        (loop_over_keys, "s = s + np.sum(params[k] * x)"),
+        (loop_over_items, "for _k, v in params.items()"),
+        (loop_over_values, "for v in params.values()"),
+    ],
+)
+def test_a_loop_over_a_dict_with_a_derivative_is_refused_as_in_forward_mode(fn, text):
+    # forward mode refuses these too (a dict with a derivative is read by constant keys)
+    with pytest.raises(fmad.UnsupportedError):
+        fmad.differentiate(fn, wrt=["params"])(P, np.array([0.3, 0.4]))
+    with pytest.raises(fmad.ReverseModeError) as info:
+        fmad.differentiate(fn, wrt=["params"], mode="reverse")(P, np.array([0.3, 0.4]))
+    message = str(info.value)
+    assert message.startswith(f"{__file__}:{line_of(fn, text)}: "), message
+    assert "mode='forward'" in message
+
+
+P = {"a": np.array([1.0, 2.0]), "b": np.array([0.5, -1.0])}
+
+
+def test_a_dict_parameter_read_by_constant_keys_in_a_loop():
+    value, grads = fmad.differentiate(indexed_by_constant_keys, wrt=["params"], mode="reverse")(
+        P, np.array([0.3, 0.4])
+    )
+    fvalue, fgrads = fmad.differentiate(indexed_by_constant_keys, wrt=["params"])(
+        P, np.array([0.3, 0.4])
+    )
+    assert value == fvalue == indexed_by_constant_keys(P, np.array([0.3, 0.4]))
+    assert set(grads["params"]) == {"a", "b"}
+    for key in P:
+        np.testing.assert_allclose(grads["params"][key], fgrads["params"][key], rtol=1e-12)
