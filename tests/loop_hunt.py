@@ -4,7 +4,7 @@
 accumulators, a helper called in the loop, lists appended to and read after the loop,
 list comprehensions, ``break``/``continue``, names first bound in the loop or in one branch
 and read after it), and ``judge`` compares reverse mode with the original, forward mode
-and central differences. ``python -m tests.loop_hunt N`` runs N programs and counts them.
+and central differences. ``python -m tests.loop_hunt N [SEED]`` runs N programs and counts them.
 """
 
 from __future__ import annotations
@@ -114,6 +114,65 @@ def loop_arguments(draw) -> dict:
     return {"xs": np.array(xs), "w": w, "b": b, "n": n}
 
 
+ARRAY_HEADERS = [
+    ("for i in range(n):", "r = W[i]"),
+    ("for r in W:", None),
+    ("for i, r in enumerate(W):", None),
+    ("for r, q in zip(W, X):", None),
+    ("for i in range(n - 1, -1, -1):", "r = W[i] * X[i]"),
+    ("for q in X:", "r = q * v"),
+]
+ARRAY_TERMS = [
+    "np.tanh(h * r + v)",
+    "h * 0.5 + r * v",
+    "np.sin(r) * h",
+    "r * np.sum(h * v)",
+    "g(r, h)",
+]
+ARRAY_HELPER = (
+    "def g(a, c):\n    s = 0.0\n    for e in a:\n        s = s + e * e\n    return c * s\n\n\n"
+)
+
+
+@st.composite
+def array_loop_programs(draw) -> str:
+    """The source of ``program(W, X, v, n)``: a recurrence ``h`` over the rows of the
+    parameter ``W`` (shape (3, 2)) or the data ``X``, with arrays appended, stacked and
+    read after the loop, and a helper ``g`` that loops over an array."""
+
+    def pick(options):
+        return draw(st.sampled_from(options))
+
+    header, first = pick(ARRAY_HEADERS)
+    lines = ["def program(W, X, v, n):", "    h = v * 1.0", "    hs = []", f"    {header}"]
+    if first:
+        lines.append(f"        {first}")
+    for _ in range(draw(st.integers(1, 3))):
+        kind = pick(["h", "t", "append", "nested"])
+        term = pick(ARRAY_TERMS)
+        if kind == "h":
+            lines.append(f"        h = {term}")
+        elif kind == "t":
+            lines.append(f"        t = {term}")
+        elif kind == "append":
+            lines.append(f"        hs.append({pick(['h', term])})")
+        else:
+            other = pick(["v", "h"])
+            lines += ["        for j in range(2):", f"            h = h + r[j] * {other}"]
+    tails = ["np.sum(h)", "np.sum(h * t)", "np.sum(np.stack(hs)) + np.sum(h)"]
+    tails += ["np.sum(hs[-1] * hs[0])", "sum(np.sum(e) for e in hs)", "np.sum(r * h)"]
+    lines.append(f"    return {pick(tails)}")
+    return ARRAY_HELPER + "\n".join(lines) + "\n"
+
+
+@st.composite
+def array_loop_arguments(draw) -> dict:
+    W = np.array(draw(st.lists(st.sampled_from([-0.6, 0.2, 0.5, 0.9]), min_size=6, max_size=6)))
+    X = np.array(draw(st.lists(st.sampled_from([-0.4, 0.3, 0.8]), min_size=6, max_size=6)))
+    v = np.array(draw(st.lists(st.sampled_from([0.1, -0.7, 0.4]), min_size=2, max_size=2)))
+    return {"W": W.reshape(3, 2), "X": X.reshape(3, 2), "v": v, "n": draw(st.integers(0, 3))}
+
+
 _LOADED: dict[str, object] = {}
 _DIR = Path(tempfile.mkdtemp(prefix="fmad_loop_hunt_"))
 
@@ -131,11 +190,11 @@ def load(source: str):
     return _LOADED[source]
 
 
-def judge(source: str, args: dict) -> str:
+def judge(source: str, args: dict, wrt: tuple[str, ...] = ("w", "b")) -> str:
     """What reverse mode did with this program: ``"same"``, ``"refused"``, ``"raised"``
     (as the original did) or ``"skipped"`` (not finite); raises AssertionError otherwise."""
     fn = load(source)
-    wrt = ["w", "b"]
+    wrt = list(wrt)
     try:
         with np.errstate(all="ignore"):
             expected = fn(**args)
@@ -160,6 +219,7 @@ def judge(source: str, args: dict) -> str:
         value, grads = dfn(**args)
     except fmad.ReverseModeError as refusal:
         check_refusal(refusal, fn)
+        REFUSALS[str(refusal).split(": ", 1)[1][:70]] += 1
         return "refused"
     assert value == expected or (np.shape(value) == () and math.isnan(expected)), (source, args)
     try:
@@ -177,20 +237,27 @@ def judge(source: str, args: dict) -> str:
 
 def main(count: int, seed: int = 0) -> Counter:
     from hypothesis import HealthCheck, given, settings
+    from hypothesis import seed as seeded
 
     counts: Counter = Counter()
 
+    @seeded(seed)
     @settings(
         max_examples=count,
         database=None,
         deadline=None,
-        derandomize=True,
+        derandomize=seed == 0,
         suppress_health_check=list(HealthCheck),
     )
-    @given(source=loop_programs(), args=loop_arguments())
-    def run(source, args):
+    @given(st.data())
+    def run(data):
+        if data.draw(st.booleans()):
+            source, args, wrt = data.draw(loop_programs()), data.draw(loop_arguments()), "wb"
+        else:
+            source, args = data.draw(array_loop_programs()), data.draw(array_loop_arguments())
+            wrt = "Wv"
         try:
-            counts[judge(source, args)] += 1
+            counts[judge(source, args, tuple(wrt))] += 1
         except Exception as error:  # noqa: BLE001 - counted and shown
             counts["FAILED"] += 1
             FAILURES.append((source, args, error))
@@ -200,10 +267,14 @@ def main(count: int, seed: int = 0) -> Counter:
 
 
 FAILURES: list = []
+REFUSALS: Counter = Counter()
 
 
 if __name__ == "__main__":
-    print(main(int(sys.argv[1]) if len(sys.argv) > 1 else 100))
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 100
+    seed = int(sys.argv[2]) if len(sys.argv) > 2 else 0
+    print(main(count, seed))
+    print(REFUSALS)
     seen = set()
     for source, args, error in FAILURES:
         key = str(error)[:120]

@@ -528,3 +528,22 @@ def test_a_dict_parameter_read_by_constant_keys_in_a_loop():
     assert set(grads["params"]) == {"a", "b"}
     for key in P:
         np.testing.assert_allclose(grads["params"][key], fgrads["params"][key], rtol=1e-12)
+
+
+def break_in_a_loop_over_a_parameter(b, w):
+    acc = 0.0
+    for c in b:
+        x = c * 0.5  # before the break: runs in every iteration the original runs
+        if x > 0.1:
+            break
+        acc = acc + w * c
+    return acc * w + x * w
+
+
+def test_a_break_ends_a_loop_over_a_value_with_a_derivative():
+    # the loop made a loop over indices kept its break (it ran on: a silent wrong value)
+    b = np.array([-0.7, 0.3, 0.7, -0.5])
+    assert compare(break_in_a_loop_over_a_parameter, ["w", "b"], {"b": b, "w": 0.4}) == "same"
+    both(break_in_a_loop_over_a_parameter, ["w", "b"], {"b": b, "w": 0.4})
+    dfn = fmad.differentiate(break_in_a_loop_over_a_parameter, wrt=["w"], mode="reverse")
+    check_gradients(dfn, {"b": list(b), "w": 0.4})
