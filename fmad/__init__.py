@@ -18,6 +18,7 @@ from fmad.errors import (
     ShapeError,
     SourceError,
     TrainingError,
+    UnboundError,
     UnsupportedError,
     WrtError,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "SourceError",
     "TrainResult",
     "TrainingError",
+    "UnboundError",
     "UnsupportedError",
     "Variable",
     "WrtError",

@@ -52,6 +52,11 @@ class ShapeError(FmadError, ValueError):
     original function's shape errors catches fmad's too."""
 
 
+class UnboundError(FmadError, UnboundLocalError):
+    """A name read where the original function has not bound it (a name first bound in a
+    loop that ran no iteration): Python's ``UnboundLocalError``, at the user's line."""
+
+
 class DerivativeError(FmadError, ArithmeticError):
     """The derivative is not finite where the function is (``math.sqrt`` at 0): Python's
     float arithmetic in the derivative code raised, where numpy would give ``inf``."""

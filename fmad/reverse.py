@@ -46,7 +46,7 @@ from fmad.reverse_containers import check_operands, containers, parameter_parts
 from fmad.reverse_forms import ReverseForms, appends_to
 from fmad.reverse_inline import inline_helpers
 from fmad.reverse_jumps import without_jumps
-from fmad.reverse_loops import ReverseLoops
+from fmad.reverse_loops import ReverseLoops, later_reads
 from fmad.reverse_nested import inline_nested
 from fmad.reverse_select import select_masks, selected_only
 from fmad.rules.base import attribute, method
@@ -134,20 +134,28 @@ class Reverse(ReverseBranches, ReverseLoops, ReverseForms):
     def parts(self):
         """The primal tree, its statements, the adjoint statements and the final return."""
         body = without_jumps(self.flat.body, self.namer.fresh, self.refuse_at)
+        returns = [t for t in B.statements(self.flat.body) if isinstance(t, ast.Return)]
+        if returns and returns != [self.flat.body[-1]]:  # `result = v` for each return
+            for t in B.statements(body[2:-1]):  # (after `returned = False; result = None`)
+                if isinstance(t, ast.Assign) and B.names(t.targets[0]) == B.names(body[-1]):
+                    t.fmad_return = True
         if not body or not isinstance(body[-1], ast.Return):
             self.refuse_at(body[-1] if body else self.flat, "a function without a final 'return'")
         inlined = inline_helpers(self, inline_nested(self, body[:-1]), prepare)
-        primal = self.rename(self.forms([self.check(s) for s in inlined]))
+        checked = self.forms([self.check(s) for s in inlined])
+        primal = self.rename(checked, B.names(body[-1], ast.Load))
         # lists and tuples (fmad.reverse_containers), and the lists splits return
         self.containers = containers(primal, self.function_of)
         self.parameter_parts = parameter_parts(primal, self.wrt, self.function_of)
         ret = B.clone(body[-1])
         ret.value = self.renamed(ret.value)
+        primal.extend(self.read_checks(ret.value, ret))
         if not isinstance(ret.value, ast.Name | ast.Constant) and B.names(ret.value):
             self.refuse_at(ret, "returning several values (reverse mode needs one scalar output)")
         tree = copy.copy(self.flat)
         tree.body = primal
         self.primal = tree  # the primal the adjoints read (helpers inlined, names renamed)
+        self.unit.primal = tree  # (its names are the user's: fmad.trace)
         active = Activity(tree, self.scope).active(set(self.wrt))
         self.active = active
         self.finite = finite_masks([*primal, ret], self.function_of, active)  # np.nan_to_num
@@ -195,20 +203,27 @@ class Reverse(ReverseBranches, ReverseLoops, ReverseForms):
         if why is not None:
             self.refuse_at(s, why)
 
-    def rename(self, body: list[ast.stmt]) -> list[ast.stmt]:
+    def rename(self, body: list[ast.stmt], final_reads: list[str]) -> list[ast.stmt]:
         """A fresh name for each second assignment to a name (and the reads after it); each
         ``if`` records the branch it took in a flag and merges what its branches assign."""
         self.current: dict[str, str] = {p: p for p in self.params}
         self.branch_local: set[str] = set()  # bound in one branch only: not read after it
         self.loop_local: set[str] = set()  # of those, first bound inside a loop
+        self.maybe: dict[str, str] = {}  # renamed name -> the user's, maybe still unbound
+        self.checked: set[str] = set()  # of those, the ones a read checked already
+        later_reads(body, set(final_reads))
         return self.rename_block(body, set(self.params))
 
     def rename_block(self, body: list[ast.stmt], bound: set[str]) -> list[ast.stmt]:
-        out = []
+        out: list[ast.stmt] = []
+        checked = set(self.checked)
         for s in body:
             s = B.clone(s)
             if isinstance(s, ast.Assign):
                 s.value = self.renamed(s.value)
+                out.extend(self.read_checks(s.value, s))
+                if getattr(s, "fmad_return", False):  # a wrong output: at its return's line
+                    out.append(ast.copy_location(ast.Expr(B.call(self.rev("seed"), s.value)), s))
                 name = s.targets[0].id
                 self.current[name] = self.namer.fresh(name) if name in bound else name
                 s.targets[0] = ast.copy_location(B.store(self.current[name]), s)
@@ -216,6 +231,7 @@ class Reverse(ReverseBranches, ReverseLoops, ReverseForms):
                 self.branch_local.discard(name)
             elif isinstance(s, ast.If):
                 s = self.rename_if(s, bound)
+                out.extend(self.read_checks(s.test, s))
             elif isinstance(s, ast.For | ast.While):
                 out.extend(self.rename_for(s, bound))
                 continue
@@ -223,7 +239,9 @@ class Reverse(ReverseBranches, ReverseLoops, ReverseForms):
                 for field in ("value", "test", "msg"):
                     if getattr(s, field, None) is not None:
                         setattr(s, field, self.renamed(getattr(s, field)))
+                out.extend(self.read_checks(s, s))
             out.append(s)
+        self.checked = checked
         return out
 
     def renamed(self, node: ast.expr | None) -> ast.expr | None:

@@ -14,6 +14,7 @@ parameter's shape (a float for a number), a new array for each.
 
 from __future__ import annotations
 
+import ast
 import functools
 import inspect
 import linecache
@@ -29,6 +30,7 @@ import numpy as np
 from fmad import reverse_kinds, reverse_shapes, trace
 from fmad import runtime_forms as fmad_forms
 from fmad import runtime_reverse as fmad_rev
+from fmad.build import statements
 from fmad.compile import compile_unit
 from fmad.errors import InternalError, ReverseModeError
 from fmad.printer import to_source
@@ -85,7 +87,7 @@ class ReverseFunction:
         self.build()
         self.filename = self.unit.filename
         self.def_line = read_function(fn).tree.lineno
-        self.return_line = self.unit.flat.body[-1].lineno
+        self.return_line = return_line(self.unit.flat)
         signature = inspect.signature(fn)
         names = list(signature.parameters)
         self.slots = []
@@ -267,7 +269,7 @@ class ReverseFunction:
         if isinstance(exc, fmad_rev.NotScalar):
             raise ReverseModeError(
                 self.filename,
-                self.return_line,
+                self.returned_at(exc),
                 f"reverse mode needs one real scalar output; '{self.original.__name__}' "
                 f"returned {fmad_rev.describe(exc.value)}: use mode='forward' (it gives the "
                 "whole Jacobian), or reduce the output to a scalar",
@@ -280,6 +282,12 @@ class ReverseFunction:
             ) from None
         if exc.__traceback__.tb_next is not None:
             trace.check(exc)
+
+    def returned_at(self, exc: fmad_rev.NotScalar) -> int:
+        """The line of the ``return`` that returned ``exc.value`` (each checks its value
+        where the function has several), else the last ``return``'s."""
+        where = trace.locate(exc)
+        return where.line if where is not None else self.return_line
 
     def gradients(self, value: Any, grads: list, values: Sequence[Any]) -> dict[str, Any]:
         """Each gradient in its parameter's shape (:meth:`shaped`), each array a new one
@@ -371,3 +379,10 @@ class ReverseFunction:
         function.show = self.show
         function.source_for = self.source_for
         return function
+
+
+def return_line(flat: ast.FunctionDef) -> int:
+    """The line of the function's last ``return`` (a final ``if`` returns in its
+    branches): where a wrong output is reported when it cannot tell which one ran."""
+    returns = [s for s in statements(flat.body) if isinstance(s, ast.Return)]
+    return (returns[-1] if returns else flat.body[-1]).lineno

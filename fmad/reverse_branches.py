@@ -11,8 +11,10 @@ A name bound in one branch only may not be read after the ``if`` (refused).
 from __future__ import annotations
 
 import ast
+import copy
 
 from fmad import build as B
+from fmad import runtime_forms as fmad_forms
 
 
 class ReverseBranches:
@@ -37,10 +39,16 @@ class ReverseBranches:
                     self.current[name] = then_name  # first bound in both, the same name
                     bound.add(name)
                 continue
-            if name in bound_then and name in bound_else:  # bound whichever branch ran
+            both = name in bound_then and name in bound_else  # bound whichever branch ran
+            if both or name in getattr(s, "fmad_later", ()):  # else UNBOUND where it did not
                 merged = self.namer.fresh(name)
-                s.body.append(ast.copy_location(B.assign(merged, B.name(then_name)), s))
-                s.orelse.append(ast.copy_location(B.assign(merged, B.name(else_name)), s))
+                unbound = self.inject(fmad_forms.UNBOUND, "UNBOUND")
+                then_value = B.name(then_name) if name in bound_then else unbound
+                else_value = B.name(else_name) if name in bound_else else copy.copy(unbound)
+                s.body.append(ast.copy_location(B.assign(merged, then_value), s))
+                s.orelse.append(ast.copy_location(B.assign(merged, else_value), s))
+                if not both or then_name in self.maybe or else_name in self.maybe:
+                    self.maybe[merged] = name
                 self.current[name] = merged
                 bound.add(name)
             else:

@@ -257,6 +257,8 @@ class ReverseForms:
             body=self.forms_block(first, active) + s.body,
             orelse=s.orelse,
         )
+        if hasattr(s, "fmad_stop"):  # a break ends it (fmad.reverse_jumps)
+            loop.fmad_stop = s.fmad_stop
         lengths = [B.call(B.name("len"), x) for x in seqs]
         size = B.assign(count, lengths[0] if len(seqs) == 1 else B.call(B.name("min"), *lengths))
         strict = parts_strict(s.iter)

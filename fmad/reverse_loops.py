@@ -30,6 +30,7 @@ from __future__ import annotations
 import ast
 
 from fmad import build as B
+from fmad import runtime_forms as fmad_forms
 
 
 class ReverseLoops:
@@ -54,30 +55,40 @@ class ReverseLoops:
             targets = []
         assigned = stored(s.body)
         carried = [n for n in dict.fromkeys(assigned) if n in bound and n not in targets]
+        first = {n for n in [*assigned, *targets] if n not in bound}
+        # first bound here and read after the loop or by a later iteration: carried from
+        # fmad_forms.UNBOUND (Python's UnboundLocalError where a read finds it)
+        later = getattr(s, "fmad_later", set()) | exposed(s.body, frozenset(targets))
+        outs = [n for n in dict.fromkeys([*targets, *assigned]) if n in first and n in later]
+        # a target bound before the loop and read after it: its last item, or the value
+        # before the loop where no iteration ran
+        carried += [n for n in targets if n in bound and n in later and n not in carried]
         pre: list[ast.stmt] = []
         loopvars = {}
         for n in carried:
             loopvars[n] = self.namer.fresh(n)
             pre.append(ast.copy_location(B.assign(loopvars[n], B.name(self.current[n])), s))
+            if self.current[n] in self.maybe:
+                self.maybe[loopvars[n]] = n
+        for n in outs:
+            loopvars[n] = self.namer.fresh(n)
+            unbound = self.inject(fmad_forms.UNBOUND, "UNBOUND")
+            pre.append(ast.copy_location(B.assign(loopvars[n], unbound), s))
+            self.maybe[loopvars[n]] = n
         for n in targets:  # a target bound before gets a name of its own
             self.current[n] = self.namer.fresh(n) if n in bound else n
+            self.branch_local.discard(n)
         if isinstance(s, ast.For):
             for node in ast.walk(s.target):
                 if isinstance(node, ast.Name):
                     node.id = self.current[node.id]
-        self.current.update(loopvars)
+        self.current.update({n: v for n, v in loopvars.items() if n not in targets})
         if isinstance(s, ast.While):  # evaluated at the top of each iteration
             s.test = self.renamed(s.test)
-        first = {n for n in [*assigned, *targets] if n not in bound}
-        early = sorted(exposed(s.body, frozenset(targets)) & first)
-        if early:  # in the original: an earlier iteration's value (or a NameError)
-            self.refuse_at(
-                s,
-                f"reading '{early[0]}' in a loop before the loop binds it (a value of an "
-                "earlier iteration; bind it before the loop)",
-            )
-        inner_bound = set(bound) | set(targets)
+        checks = self.read_checks(s.test if isinstance(s, ast.While) else s.iter, s)
+        inner_bound = set(bound) | set(targets) | set(outs)
         body = self.rename_block(s.body, inner_bound)
+        carried += outs
         s.fmad_final = {loopvars[n]: self.current[n] for n in carried}
         for n in carried:
             body.append(ast.copy_location(B.assign(loopvars[n], B.name(self.current[n])), s))
@@ -91,11 +102,24 @@ class ReverseLoops:
         s.body = body
         s.fmad_tape = self.namer.fresh("tape")
         pre.append(ast.copy_location(B.assign(s.fmad_tape, ast.List(elts=[], ctx=ast.Load())), s))
-        for n in first:  # bound by the loop: not read after it
+        for n in first - set(outs):  # bound by the loop: not read after it
             self.current.pop(n, None)
             self.branch_local.add(n)
             self.loop_local.add(n)
-        return [*pre, s]
+        bound |= set(outs)
+        return [*pre, *checks, s]
+
+    def read_checks(self, node: ast.AST | None, at: ast.stmt) -> list[ast.stmt]:
+        """Before a statement whose part ``node`` reads a name that may hold
+        ``fmad_forms.UNBOUND``: ``fmad_forms.bound(t_1, 't', 'file:line')`` (once per block)."""
+        out = []
+        for n in dict.fromkeys(B.names(node, ast.Load) if node is not None else []):
+            if n in self.maybe and n not in self.checked:
+                self.checked.add(n)
+                where = B.const(f"{self.filename}:{at.lineno}")
+                call = B.call(self.forms_("bound"), B.name(n), B.const(self.maybe[n]), where)
+                out.append(ast.copy_location(ast.Expr(call), at))
+        return out
 
     def backward_for(self, s: ast.For, out: list[ast.stmt]) -> None:
         # carried name -> its value at the end of the body (those with a derivative)
@@ -206,3 +230,35 @@ def exposed(stmts: list[ast.stmt], defined: frozenset[str] = frozenset()) -> set
         else:
             need |= set(B.names(s, ast.Load)) - done
     return need
+
+
+def later_reads(body: list[ast.stmt], later: set[str]) -> set[str]:
+    """The names ``body`` may read before it binds them, when what runs after it reads
+    ``later``; each loop and ``if`` in it gets ``fmad_later``: the names that may be read
+    after it before they are bound again (by the rest of its block, after the block, or by
+    a later iteration of a loop around it)."""
+    live = set(later)
+    for s in reversed(body):
+        if isinstance(s, ast.If):
+            s.fmad_later = set(live)
+            live = later_reads(s.body, live) | later_reads(s.orelse, live) | reads(s.test)
+        elif isinstance(s, ast.For | ast.While):
+            s.fmad_later = set(live)
+            head = reads(s.iter if isinstance(s, ast.For) else s.test)
+            targets = set(B.names(s.target)) if isinstance(s, ast.For) else set()
+            top = live | (head if isinstance(s, ast.While) else set())  # an iteration's start
+            while True:
+                new = top | (later_reads(s.body, top) - targets)
+                if new == top:
+                    break
+                top = new
+            live = top | head
+        elif isinstance(s, ast.Assign):
+            live = (live - set(B.names(s.targets[0], ast.Store))) | reads(s.value)
+        else:
+            live = live | reads(s)
+    return live
+
+
+def reads(node: ast.AST) -> set[str]:
+    return set(B.names(node, ast.Load))

@@ -324,6 +324,8 @@ def array_tangent(tangents: Any, values: Any, k: int | None) -> Any:
     """Tangent of ``np.array(list_of_values)``."""
     if not isinstance(values, list | tuple):
         return tangents
+    if not values:  # np.array([]): shape (0,)
+        return np.zeros((0,) if k is None else (0, k))
     return join_tangent(np.stack, tangents, values, 0, k)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from fmad import runtime_reverse as fmad_rev
-from fmad.errors import ShapeError
+from fmad.errors import ShapeError, UnboundError
 
 
 class Zero:
@@ -44,7 +44,7 @@ class Adjoints(list):
     def __add__(self, other: Any) -> Any:
         if other is ZERO:
             return self
-        if isinstance(other, Item):
+        if isinstance(other, Item | Acc):
             return other + self
         if not isinstance(other, list | tuple | np.ndarray) or len(other) != len(self):
             raise fmad_rev.Refused("adding the adjoints of containers of different lengths")
@@ -54,9 +54,9 @@ class Adjoints(list):
 
 
 class Item:
-    """The adjoint of ``xs`` in ``xs[k]``: ``value`` at ``index``, nothing elsewhere (so
-    that adding it to a list's adjoint copies that list once, at C speed, and adds one
-    item)."""
+    """The adjoint of ``xs`` in ``xs[k]``: ``value`` at ``index``, nothing elsewhere (added
+    to a list's adjoint: an :class:`Acc`, a copy of the list made once, to which the next
+    items add in O(1))."""
 
     __slots__ = ("size", "index", "value")
     __array_ufunc__ = None
@@ -80,15 +80,85 @@ class Item:
     def __add__(self, other: Any) -> Any:
         if other is ZERO:
             return self
+        if isinstance(other, Acc):
+            return other + self
         if isinstance(other, Item):
             other = other.dense()
         if not isinstance(other, list | tuple | np.ndarray) or len(other) != self.size:
             raise fmad_rev.Refused("adding the adjoints of containers of different lengths")
+        if isinstance(other, list | tuple):  # copied once; the next items add in O(1)
+            return Acc(list(other)).add_item(self.index, self.value)
         out = Adjoints(other)
         out[self.index] = out[self.index] + self.value
         return out
 
     __radd__ = __add__
+
+
+class Acc:
+    """The adjoint of a list built by adding items one by one (``d = d + Item``, a loop
+    reading ``xs[i]``): a persistent array (Baker's version trees). The newest version holds
+    the list; each older version holds the one change that leads to its successor, so
+    adding an item to the newest version costs O(1), not a copy of the list, and reading an
+    older version (still exact) first moves the list back to it."""
+
+    __slots__ = ("data", "diff")
+    __array_ufunc__ = None
+
+    def __init__(self, data: list) -> None:
+        self.data: list | None = data
+        self.diff: tuple | None = None  # (successor, index, this version's item)
+
+    def root(self) -> list:
+        """The list of this version (moved here from the newest one)."""
+        path = []
+        node = self
+        while node.data is None:
+            path.append(node)
+            node = node.diff[0]
+        for older in reversed(path):  # node holds the list; older changes one item of it
+            newer, index, item = older.diff
+            data = newer.data
+            newer.diff = (older, index, data[index])
+            newer.data = None
+            data[index] = item
+            older.data, older.diff = data, None
+        return self.data
+
+    def add_item(self, index: int, value: Any) -> Acc:
+        data = self.root()
+        old = data[index]
+        data[index] = value if old is ZERO else old + value
+        new = Acc(data)
+        self.data, self.diff = None, (new, index, old)
+        return new
+
+    def dense(self) -> Adjoints:
+        return Adjoints(self.root())
+
+    def __len__(self) -> int:
+        return len(self.root())
+
+    def __getitem__(self, i: Any) -> Any:
+        data = self.root()
+        return Adjoints(data[i]) if isinstance(i, slice) else data[i]
+
+    def __iter__(self):
+        return iter(list(self.root()))
+
+    def __add__(self, other: Any) -> Any:
+        if other is ZERO:
+            return self
+        if isinstance(other, Item):
+            if len(other) != len(self):
+                raise fmad_rev.Refused("adding the adjoints of containers of different lengths")
+            return self.add_item(other.index, other.value)
+        return self.dense() + other
+
+    __radd__ = __add__
+
+    def __repr__(self) -> str:
+        return f"Acc({self.root()!r})"
 
 
 def part(g: Any, i: int, x: Any) -> Any:
@@ -125,7 +195,7 @@ def item_adjoint(g: Any, x: list | tuple, index: Any) -> Any:
     """The adjoint of the list or tuple ``x`` in ``x[index]`` (an integer or a slice)."""
     if isinstance(index, slice):
         positions = range(len(x))[index]
-        if not isinstance(g, list | tuple | Item) or len(g) != len(positions):
+        if not isinstance(g, list | tuple | Item | Acc) or len(g) != len(positions):
             raise fmad_rev.Refused("a slice of a list whose adjoint is not a list")
         out = Adjoints([ZERO] * len(x))
         for i, gi in zip(positions, g, strict=True):
@@ -192,7 +262,7 @@ class DictAdjoints(dict):
     __array_ufunc__ = None
 
     def __add__(self, other: Any) -> Any:
-        if other is ZERO:
+        if other is ZERO or (type(other) is float and other == 0.0):  # fmad_rev.zeros(dict)
             return self
         if not isinstance(other, dict):
             raise fmad_rev.Refused("adding the adjoint of a dict to something else")
@@ -245,7 +315,7 @@ def structured(g: Any, value: Any, leaf: Any) -> Any:
         return out
     if g is ZERO:
         g = [ZERO] * len(value)
-    if isinstance(g, Item):
+    if isinstance(g, Item | Acc):
         g = g.dense()
     if not isinstance(g, list | tuple) or len(g) != len(value):
         return None
@@ -289,3 +359,28 @@ def split_adjoint(g: Any, pieces: list, x: Any, axis: Any) -> Any:
         [np.broadcast_to(p, np.shape(q)) for p, q in zip(parts, pieces, strict=True)], axis=axis
     )
     return out.reshape(np.shape(x))
+
+
+class Unbound:
+    """What reverse mode's renamed name holds where the original's name is not bound yet
+    (before a loop that first binds it, in the branch of an ``if`` that does not): only
+    copied (a carried value, a branch's merge) until :func:`bound` checks a read of it."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "UNBOUND"
+
+
+UNBOUND = Unbound()
+
+
+def bound(value: Any, name: str, where: str) -> None:
+    """Python's check of a read of the local ``name`` (at ``where``: ``file:line``), whose
+    renamed value is ``value``: ``UnboundLocalError`` (an :class:`~fmad.errors.UnboundError`)
+    where the original has not bound it."""
+    if value is UNBOUND:
+        raise UnboundError(
+            f"{where}: cannot access local variable '{name}' where it is not associated with "
+            "a value"
+        )

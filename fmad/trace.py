@@ -130,6 +130,8 @@ def locate(exc: BaseException) -> Where | None:
         if not own and isinstance(exc, NameError) and exc.name is not None:
             # a name the user never wrote (a flattened temporary) is fmad's
             own = exc.name not in origin.source_names()
+        elif type(exc) is NameError and not below and exc.name in origin.source_names():
+            own = False  # a global the user's code reads and no one defined (never a local)
         return Where(tb.tb_frame, tb.tb_lineno, stmt, own)
     return None
 

@@ -51,11 +51,13 @@ class Unit:
     children: list[Unit] = field(default_factory=list)  # nested helpers compiled inside it
     text: str | None = None  # the printed tree, once printed
     tangents: frozenset[str] = frozenset()  # the names of its tangent variables
+    primal: ast.FunctionDef | None = None  # reverse mode's renamed primal (the user's names)
 
     def flat_trees(self) -> list[ast.FunctionDef]:
         """The flattened primal of this unit and of the nested helpers compiled inside it:
         the names they use are the user's (see :mod:`fmad.trace`)."""
         found = [self.flat] if self.flat is not None else []
+        found += [self.primal] if self.primal is not None else []
         for child in self.children:
             found += child.flat_trees()
         return found

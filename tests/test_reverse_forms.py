@@ -81,10 +81,15 @@ def one_branch_then_read(x, w):
     return t
 
 
-def test_a_name_bound_in_one_branch_stays_refused():
-    with pytest.raises(fmad.ReverseModeError, match="bound in only one branch") as info:
-        fmad.differentiate(one_branch_then_read, wrt=["w"], mode="reverse")
-    assert info.value.lineno == line_of(one_branch_then_read, "return t")
+def test_a_name_bound_in_one_branch_is_read_where_it_was_bound():
+    # the branch that did not bind it: Python's UnboundLocalError (tests/test_reverse_loops.py)
+    both(one_branch_then_read, ["w"], {"x": 1.0, "w": 1.5})
+    dfn = fmad.differentiate(one_branch_then_read, wrt=["w"], mode="reverse")
+    with pytest.raises(UnboundLocalError) as info:
+        dfn(-1.0, 1.5)
+    assert isinstance(info.value, fmad.FmadError)
+    line = line_of(one_branch_then_read, "return t")
+    assert str(info.value).startswith(f"{__file__}:{line}: cannot access local variable 't'")
 
 
 # -- augmented assignments -------------------------------------------------------------------
