@@ -43,6 +43,7 @@ LAYERS: dict[str, int] = {
     "rules": 2,
     "known": 2,
     "fresh": 2,
+    "composites": 2,
     "inplace": 3,
     "adjoints": 3,
     "reverse_signs": 1,
