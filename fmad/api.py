@@ -49,9 +49,12 @@ class Differentiated(Protocol):
     def source_for(self, *args: Any, **kwargs: Any) -> str: ...
 
 
-def kind(a: Any) -> Any:
-    """What the spec of a call reads of an argument: an array's shape and dtype, a type."""
-    return (a.shape, a.dtype.num) if type(a) is np.ndarray else type(a)
+ARRAY = np.ndarray
+
+
+def kind(a: np.ndarray) -> tuple:
+    """What the spec of a call reads of an array argument (of a number: its type)."""
+    return (a.shape, a.dtype.num)
 
 
 def fast_kind(k: Any) -> bool:
@@ -135,7 +138,7 @@ class Transformed:
     def call(self, /, *args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
         """The general path: unwrap Variables, pick the variant for these shapes, run it
         (a positional call of arrays and numbers finds it by their kinds alone)."""
-        key = None if kwargs else tuple([kind(a) for a in args])
+        key = None if kwargs else tuple([kind(a) if type(a) is ARRAY else type(a) for a in args])
         variant = self._fast.get(key)
         if variant is None or (variant.watched and not variant.current()):
             if Variable in map(type, args):
