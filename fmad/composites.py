@@ -216,7 +216,27 @@ class Composites:
         if self.counts.get(name, 0) > 1:
             return False
         stmts = self.blocks[block][start:end]
+        if not all(self.harmless(s) for s in stmts):
+            return False
         return not any(name in B.names(s, ast.Store) for s in stmts)
+
+    def harmless(self, s: ast.stmt) -> bool:
+        """``s`` binds a name to arithmetic or to a numpy ufunc's (or math's) new value: it
+        changes nothing in place (no ``out=``, no method, no helper but a sigmoid)."""
+        if not (isinstance(s, ast.Assign) and isinstance(s.targets[0], ast.Name)):
+            return False
+        value = s.value
+        if not isinstance(value, ast.Call):
+            return isinstance(value, ast.Name | ast.Constant | ast.BinOp | ast.UnaryOp)
+        fn = self.resolve(value)
+        if value.keywords or any(isinstance(a, ast.Starred) for a in value.args):
+            return False
+        return (
+            isinstance(fn, np.ufunc)
+            or getattr(fn, "__module__", None) == "math"
+            or fn in (np.mean, np.sum)
+            or helper_is_sigmoid(fn)
+        )
 
     # -- the derivatives -----------------------------------------------------------------
     def partial(self, value: ast.expr, inactive: Callable[[str], bool]) -> Partial | None:

@@ -263,3 +263,20 @@ def test_switch_off_gives_the_chain(restore):
     composites.ENABLED = False
     text = fmad.differentiate(bce_inline, wrt=["w", "b"]).source_for(**data())
     assert "y - p" not in text and "/ p" in text
+
+
+def label_changed_in_place(X, y, w, b):
+    p = 1.0 / (1.0 + np.exp(-(X @ w + b)))
+    t = y * 1.0
+    first = t * np.log(p)
+    np.multiply(t, 0.0, out=t)  # t changes after the product read it
+    return -np.mean(first + (1.0 - t) * np.log(1.0 - p))
+
+
+def test_an_in_place_change_of_the_label_is_refused(restore):
+    # the short form would read t after the change: the mutation pass refuses the change
+    # (composites.harmless also keeps any window with such a statement out)
+    with pytest.raises(fmad.UnsupportedError) as info:
+        transformed(label_changed_in_place, data(), "forward")(**data())
+    assert info.value.filename.endswith("test_composites.py")
+    assert info.value.lineno == label_changed_in_place.__code__.co_firstlineno + 4
