@@ -315,6 +315,9 @@ class Reverse(ReverseBranches, ReverseLoops, ReverseForms):
         if short is None or short.base not in self.active:
             return False
         k, rest = split_constant(short.coef)
+        if isinstance(rest, ast.BinOp) and isinstance(rest.op, ast.Sub) and B.names(rest.left):
+            # y - p is -(p - y): the negation folds into the loss's (fmad.reverse_signs)
+            k, rest = -k, B.binop(rest.right, ast.Sub(), rest.left)
         term = times(g, rest) if k == 1 else B.neg(times(g, rest))
         self.contribute(short.base, term, out)
         return True

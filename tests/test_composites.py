@@ -212,6 +212,9 @@ def both_ways(fn, args, mode, wrt=None):
 @pytest.mark.parametrize(("fn", "make", "short"), FIRES, ids=[f[0].__name__ for f in FIRES])
 def test_short_form_where_it_applies(fn, make, short, mode, restore):
     text, text_off = both_ways(fn, make(), mode)
+    if mode == "reverse" and short[0] in "yp" and " - " in short:
+        # reverse mode writes -(p - y): the negation folds into the loss's
+        short = " - ".join(reversed(short.split(" - ")))
     assert short in text
     assert text != text_off
     if "y" in short:
@@ -226,7 +229,8 @@ def test_cross_entropy_is_one_product(mode, restore):
     if mode == "forward":
         assert "_partial = y - p" in text
     else:
-        assert "dout_dz = dout_dy_mult_log_p_add_mult_1 * (y - p)" in text
+        assert "dout_dz = dout_dy_mult_log_p_add_mult_1 * (p - y)" in text
+        assert "return (neg_mean_1, dout_dw, dout_db)" in text  # no negation left
 
 
 @pytest.mark.parametrize("mode", MODES)
