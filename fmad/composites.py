@@ -39,6 +39,7 @@ import numpy as np
 from fmad import build as B
 from fmad.errors import FmadError
 from fmad.source import read_function
+from fmad.tangent import split_constant
 
 ENABLED = True
 
@@ -349,6 +350,16 @@ class Composites:
         if sig.sign < 0:
             coef = B.binop(B.name(sig.p), ast.Sub(), B.name(y))
         return Partial(sig.base, coef, frozenset(members)), sig
+
+
+def adjoint(short: Partial, g: ast.expr) -> ast.expr:
+    """Reverse mode's contribution ``g * coef`` to the adjoint of ``short.base``; ``y - p``
+    written ``-(g * (p - y))``, so the negation folds into the loss's (fmad.reverse_signs)."""
+    k, rest = split_constant(short.coef)
+    if isinstance(rest, ast.BinOp) and isinstance(rest.op, ast.Sub) and B.names(rest.left):
+        k, rest = -k, B.binop(rest.right, ast.Sub(), rest.left)
+    term = B.binop(g, ast.Mult(), rest)
+    return term if k == 1 else B.neg(term)
 
 
 def signed(sign: int, e: ast.expr) -> ast.expr:

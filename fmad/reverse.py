@@ -35,7 +35,6 @@ from fmad import adjoints, adjoints_helpers, composites, effects, rules  # noqa:
 from fmad import build as B
 from fmad import runtime_reverse as fmad_rev
 from fmad.activity import Activity, classify
-from fmad.adjoints import times
 from fmad.composites import Composites
 from fmad.errors import ReverseModeError
 from fmad.naming import names_in
@@ -47,7 +46,6 @@ from fmad.reverse_jumps import without_jumps
 from fmad.reverse_loops import ReverseLoops
 from fmad.reverse_nested import inline_nested
 from fmad.rules.base import attribute, method
-from fmad.tangent import split_constant
 from fmad.transform import Unit, prepare
 
 ADVICE = "use mode='forward' (or mode='auto', which falls back to it)"
@@ -314,12 +312,7 @@ class Reverse(ReverseBranches, ReverseLoops, ReverseForms):
         short = self.composites.partial(value, lambda n: n not in self.active)
         if short is None or short.base not in self.active:
             return False
-        k, rest = split_constant(short.coef)
-        if isinstance(rest, ast.BinOp) and isinstance(rest.op, ast.Sub) and B.names(rest.left):
-            # y - p is -(p - y): the negation folds into the loss's (fmad.reverse_signs)
-            k, rest = -k, B.binop(rest.right, ast.Sub(), rest.left)
-        term = times(g, rest) if k == 1 else B.neg(times(g, rest))
-        self.contribute(short.base, term, out)
+        self.contribute(short.base, composites.adjoint(short, g), out)
         return True
 
     def operation(self, value: ast.expr, s: ast.stmt):
