@@ -249,9 +249,10 @@ class Composites:
         if place is None or place[2] is not value:
             return None
         block, at, _ = place
-        found = self.bce_partial(value, block, at, inactive)
-        if found is None and (self.primal_first or not self.only_in_bce(at, block, inactive)):
-            found = self.log_partial(value, block, at)
+        found = self.bce_partial(value, block, at, inactive) or self.log_partial(value, block, at)
+        if found is not None and not self.primal_first:
+            if isinstance(value, ast.Call) and self.only_in_bce(at, block, inactive):
+                return None  # forward mode: nothing reads this log's tangent
         if found is None:
             return None
         partial, sig = found
