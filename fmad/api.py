@@ -51,6 +51,32 @@ class Differentiated(Protocol):
     def source_for(self, *args: Any, **kwargs: Any) -> str: ...
 
 
+ARRAY = np.ndarray
+
+
+def kind(a: np.ndarray) -> tuple:
+    """What the spec of a call reads of an array argument (of a number: its type)."""
+    return (a.shape, a.dtype.num)
+
+
+def fast_kind(k: Any) -> bool:
+    """The kind of a plain array or of a number (not a Variable, list, object...)."""
+    return type(k) is tuple or k in NUMBER_TYPES
+
+
+def shaping_error(fn: Any, value: Any, exc: Exception) -> InternalError:
+    try:
+        shape = f"of shape {np.shape(value)}"
+    except ValueError:  # a ragged list
+        shape = f"a {type(value).__name__} of uneven items"
+    return InternalError(
+        f"{fn.__code__.co_filename}:{fn.__code__.co_firstlineno}: internal error in "
+        f"fmad while shaping the gradients of '{fn.__name__}' (value {shape}): "
+        f"{type(exc).__name__}: {exc}. This is a bug in fmad; please report it with "
+        "the function and the arguments' shapes."
+    )
+
+
 class Transformed:
     """Everything fmad knows about one differentiated function: its variants (one per
     combination of scalar and array parameter shapes), and the public function."""
@@ -92,6 +118,7 @@ class Transformed:
         self._variants: dict[Spec, Variant] = {}
         self._lock = threading.RLock()
         self._specs: dict[tuple, Spec] = {}
+        self._fast: dict[tuple, Variant] = {}  # the kinds of positional arguments -> variant
         self._nested: types.FunctionType | None = None
         # bundling needs several parameters, all of them parameters (not intermediates)
         # (with two parameters it gains little, and would cost the scalar fast path a check)
@@ -112,18 +139,24 @@ class Transformed:
 
     # -- calling -------------------------------------------------------------------------
     def call(self, /, *args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
-        """The general path: unwrap Variables, pick the variant for these shapes, run it."""
-        if Variable in map(type, args):
-            args = tuple(a.value if isinstance(a, Variable) else a for a in args)
-        if kwargs and Variable in map(type, kwargs.values()):
-            kwargs = {k: v.value if isinstance(v, Variable) else v for k, v in kwargs.items()}
-        variant = self._variant(self._spec(args, kwargs))
-        if variant.watched and not variant.current():
-            # a called function was rebound after the transform: transform again
-            self._variants.clear()
-            if self._default is not None:
-                self._default = self._variant(self.numbers)
+        """The general path: unwrap Variables, pick the variant for these shapes, run it
+        (a positional call of arrays and numbers finds it by their kinds alone)."""
+        key = None if kwargs else tuple([kind(a) if type(a) is ARRAY else type(a) for a in args])
+        variant = self._fast.get(key)
+        if variant is None or (variant.watched and not variant.current()):
+            if Variable in map(type, args):
+                args = tuple(a.value if isinstance(a, Variable) else a for a in args)
+            if kwargs and Variable in map(type, kwargs.values()):
+                kwargs = {k: v.value if isinstance(v, Variable) else v for k, v in kwargs.items()}
             variant = self._variant(self._spec(args, kwargs))
+            if variant.watched and not variant.current():
+                # a called function was rebound after the transform: transform again
+                self._variants.clear()
+                if self._default is not None:
+                    self._default = self._variant(self.numbers)
+                variant = self._variant(self._spec(args, kwargs))
+            if key is not None and not self._called and all(map(fast_kind, key)):
+                self._fast[key] = variant  # the same spec for the same kinds
         try:
             value, *tangents = variant.function(*args, **kwargs)
         except Exception as exc:
@@ -141,17 +174,7 @@ class Transformed:
         except FmadError:
             raise
         except Exception as exc:
-            fn = self.original
-            try:
-                shape = f"of shape {np.shape(value)}"
-            except ValueError:  # a ragged list
-                shape = f"a {type(value).__name__} of uneven items"
-            raise InternalError(
-                f"{fn.__code__.co_filename}:{fn.__code__.co_firstlineno}: internal error in "
-                f"fmad while shaping the gradients of '{fn.__name__}' (value {shape}): "
-                f"{type(exc).__name__}: {exc}. This is a bug in fmad; please report it with "
-                "the function and the arguments' shapes."
-            ) from exc
+            raise shaping_error(self.original, value, exc) from exc
 
     def finish(
         self, value: Any, tangents: tuple, args: tuple, kwargs: dict

@@ -12,8 +12,9 @@ from __future__ import annotations
 import ast
 
 from fmad import build as B
-from fmad import rules
+from fmad import composites, rules
 from fmad.activity import classify
+from fmad.composites import Composites, Partial
 from fmad.effects import source_text
 from fmad.tangent import Context, Tangent, zero
 
@@ -44,6 +45,9 @@ class Operations:
             return Tangent(node, full=True, container=True)
         if not self.is_active(value, d):
             return None
+        short = self.composite(value, d)
+        if short is not None:  # log(sigmoid(z)) and friends: the exact short form
+            return ctx.scale(short.coef, self.tangent(B.name(short.base), d), full=True)
         if isinstance(value, ast.BinOp):
             rule = rules.rule_for(type(value.op))
             if rule is None:
@@ -75,6 +79,20 @@ class Operations:
             )
         self.refuse(f"'{ast.unparse(value)}' cannot be differentiated by fmad")
         return None
+
+    def composite(self, value: ast.expr, d: str) -> Partial | None:
+        """The short derivative of a known composite (:mod:`fmad.composites`), if any."""
+        if not composites.ENABLED or not isinstance(value, ast.BinOp | ast.Call):
+            return None
+        if getattr(self, "composites", None) is None:
+            self.composites = Composites(self.flat, self.called_object)
+        short = self.composites.partial(value, lambda n: not self.is_active(B.name(n), d))
+        if short is None or d in short.members:  # a member seeds this direction itself
+            return None
+        return short
+
+    def called_object(self, call: ast.Call) -> object:
+        return classify(call, self.scope, self.nested).obj
 
     def call_tangent(self, call: ast.Call, z: ast.Name, d: str) -> Tangent | None:
         ctx = self.contexts[d]

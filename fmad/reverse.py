@@ -33,11 +33,12 @@ import ast
 import copy
 import types
 
-from fmad import adjoints, adjoints_helpers, adjoints_linalg, effects, rules  # noqa: F401
+from fmad import adjoints, adjoints_helpers, adjoints_linalg, composites, effects, rules  # noqa: F401
 from fmad import build as B
 from fmad import runtime_reverse as fmad_rev
 from fmad.activity import Activity, classify
 from fmad.adjoints_rows import finite_masks, finite_only
+from fmad.composites import Composites
 from fmad.errors import ReverseModeError
 from fmad.naming import names_in
 from fmad.reverse_branches import ReverseBranches
@@ -305,6 +306,8 @@ class Reverse(ReverseBranches, ReverseLoops, ReverseForms):
             return None
         if isinstance(value, ast.Constant):  # one branch binds a number: no operand
             return None
+        if self.composite(value, g, out):  # log(sigmoid(z)) and friends: fmad.composites
+            return None
         key, args, keywords = self.operation(value, s)
         active = [isinstance(a, ast.Name) and a.id in self.active for a in args]
         if isinstance(value, ast.Subscript):
@@ -330,6 +333,19 @@ class Reverse(ReverseBranches, ReverseLoops, ReverseForms):
                 expr = selected_only(self, expr, z)
             self.contribute((keywords[i] if isinstance(i, str) else args[i]).id, expr, out)
         return None
+
+    def composite(self, value: ast.expr, g: ast.expr, out: list[ast.stmt]) -> bool:
+        """The adjoint of a known composite's value, straight to the name it is a function
+        of (``dout_dz = dout_dS * (y - p)``), when :mod:`fmad.composites` knows one."""
+        if not composites.ENABLED or not isinstance(value, ast.BinOp | ast.Call):
+            return False
+        if getattr(self, "composites", None) is None:
+            self.composites = Composites(self.primal, self.function_of, True, top_only=True)
+        short = self.composites.partial(value, lambda n: n not in self.active)
+        if short is None or short.base not in self.active:
+            return False
+        self.contribute(short.base, composites.adjoint(short, g), out)
+        return True
 
     def operation(self, value: ast.expr, s: ast.stmt):
         """The rule key, operands and keywords of the operation ``value``."""

@@ -346,6 +346,9 @@ def mean_product(c: Any, t: Any, x: Any, k: int | None) -> Any:
 def sum_product(c: Any, t: Any, x: Any, k: int | None) -> Any:
     """``np.sum(c[..., None] * t)`` over the axes of the value ``x`` (see mean_product);
     ``k=None`` (a scalar parameter): ``np.sum(c * t)``."""
+    if type(c) is type(t) is type(x) is np.ndarray and c.ndim == 1 and c.shape == x.shape:
+        if k is not None and t.shape == (*x.shape, k):  # the common case, checked fast
+            return c @ t  # the same product as the reshaped one below, on the same memory
     c = np.asarray(c)
     shape = np.shape(x)
     if k is None:

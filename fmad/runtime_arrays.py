@@ -229,7 +229,7 @@ def row_sums(x: Any, k: int, mean: bool, *pairs: tuple) -> np.ndarray:
     """The derivatives of ``np.sum(x)`` (``np.mean``) in ``k`` bundled scalar parameters, from
     ``(scale, c, coef, i)``: parameter ``i`` gets ``scale * sum(c * coef)`` over ``x``'s
     elements (``c`` or ``coef`` None: 1), each a dot product when both have ``x``'s shape."""
-    shape = np.shape(x)
+    shape = x.shape if type(x) is np.ndarray else np.shape(x)
     out: list[Any] = [0.0] * k
     for scale, c, coef, i in pairs:
         if c is None:
@@ -237,14 +237,20 @@ def row_sums(x: Any, k: int, mean: bool, *pairs: tuple) -> np.ndarray:
         if c is None:
             value: Any = float(math.prod(shape))
         elif coef is None:
-            value = np.sum(c if np.shape(c) == shape else _full(c, x, None))
+            if type(c) is np.ndarray and c.shape == shape:
+                value = c.sum()  # np.sum's own reduction, without its dispatch
+            else:
+                value = np.sum(c if np.shape(c) == shape else _full(c, x, None))
         elif type(c) is np.ndarray and type(coef) is np.ndarray and c.ndim == 1:
             same = c.shape == shape and coef.shape == shape
             value = c @ coef if same else np.sum(_full(c * coef, x, None))
         else:
             value = np.sum(_full(np.asarray(c) * coef, x, None))
         out[i] = out[i] + (value if scale == 1 else scale * value)
-    result = np.array(out, dtype=np.result_type(*out))
+    if all(type(v) is np.float64 or type(v) is float for v in out):
+        result = np.array(out)  # float64, as result_type gives (checked fast)
+    else:
+        result = np.array(out, dtype=np.result_type(*out))
     return result / max(math.prod(shape), 1) if mean else result
 
 

@@ -272,3 +272,45 @@ def test_different_shapes_get_different_variants() -> None:
     f(np.ones((4, 3)), y, np.ones(3), 0.1)
     shapes = sorted(spec.shapes for spec in tr._variants if spec.shapes[0] is not None)
     assert shapes == [((2,), None), ((3,), None)]
+
+
+ARRAY_HELPERS = """
+import numpy as np
+
+def helper(x):
+    return x * x
+
+def f(X, w):
+    return np.sum(helper(X @ w))
+"""
+
+
+def test_array_calls_find_their_variant_by_kinds(tmp_path: Path) -> None:
+    """A positional call of arrays and numbers finds its variant by the arrays' shapes and
+    dtypes and the numbers' types (``Transformed._fast``); anything else takes the general
+    path, and a helper rebound after the transform is still seen."""
+    module = load(tmp_path, "fast_kinds_a", ARRAY_HELPERS)
+    d = fmad.differentiate(module.f, wrt=["w"])
+    fast = d.__fmad__._fast
+    X = np.arange(6.0).reshape(3, 2)
+    for w in (np.array([1.0, -1.0]), np.array([0.5, 2.0])):
+        value, grads = d(X, w)
+        assert value == module.f(X, w)
+        np.testing.assert_allclose(grads["w"], 2 * (X @ w) @ X)
+    assert len(fast) == 1
+    value, grads = d(X.astype(np.float32), np.array([1.0, -1.0]))  # another dtype
+    assert len(fast) == 2
+    X3 = np.ones((2, 3))
+    value, grads = d(X3, np.ones(3))  # another shape: another variant
+    np.testing.assert_allclose(grads["w"], 2 * (X3 @ np.ones(3)) @ X3)
+    assert len(fast) == 3
+    d(X.tolist(), np.array([1.0, -1.0]))  # a list: the general path, not remembered
+    d(X, fmad.Variable("w", np.array([1.0, -1.0])))  # a Variable: not remembered
+    d(X, w=np.array([1.0, -1.0]))  # by keyword: not remembered
+    assert len(fast) == 3
+    other = load(tmp_path, "fast_kinds_b", ARRAY_HELPERS.replace("x * x", "x * x * x"))
+    module.helper = other.helper
+    w = np.array([1.0, -1.0])
+    value, grads = d(X, w)  # the remembered variant is stale: transformed again
+    assert value == np.sum((X @ w) ** 3)
+    np.testing.assert_allclose(grads["w"], 3 * (X @ w) ** 2 @ X)

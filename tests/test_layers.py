@@ -44,6 +44,7 @@ LAYERS: dict[str, int] = {
     "known": 2,
     "fresh": 2,
     "columns": 2,
+    "composites": 2,
     "inplace": 3,
     "adjoints": 3,
     "reverse_signs": 1,

@@ -145,3 +145,9 @@ def test_row_sums_meets_each_row_with_its_coefficient() -> None:
     v = np.array([1.0, 2.0, 3.0])
     got = row_sums(v, 2, True, (1, v, v + 1j, 1), (-1, 0.5, None, 1))
     assert np.allclose(got, [0.0, (v @ (v + 1j) - 1.5) / 3]) and got.dtype == complex
+    # the sums of float32 arrays stay float32; of float64 ones, a float64 array (checked fast)
+    v32 = v.astype(np.float32)
+    got = row_sums(v32, 3, False, (1, v32, None, 0), (1, v32, v32, 2))
+    assert got.dtype == np.float32 and got.tolist() == [6.0, 0.0, 14.0]
+    got = row_sums(v, 3, True, (1, v, None, 0), (1, v, v, 2))
+    assert got.dtype == np.float64 and got.tolist() == [2.0, 0.0, 14.0 / 3]
