@@ -22,7 +22,7 @@ import numpy as np
 
 from fmad import api
 from fmad.errors import FmadError, ReverseModeError
-from fmad.reverse_api import ReverseFunction
+from fmad.reverse_api import ReverseFunction, public
 
 MODES = ("forward", "reverse", "auto")
 # From benchmarks/bench_reverse.py (the MLP, N = 256, d = 8): reverse mode is ahead of forward
@@ -56,7 +56,7 @@ def differentiate(fn=None, *, wrt=None, mode: str = "forward"):
                 "a bound method is not supported by reverse mode yet; differentiate the "
                 "function and pass the object, or use mode='forward'",
             )
-        return ReverseFunction(fn, wrt).public()
+        return public(ReverseFunction(fn, wrt))
     return auto(fn, wrt)
 
 

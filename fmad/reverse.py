@@ -47,8 +47,9 @@ from fmad.reverse_containers import check_operands, containers, parameter_parts
 from fmad.reverse_forms import ReverseForms, appends_to
 from fmad.reverse_inline import inline_helpers
 from fmad.reverse_jumps import without_jumps
-from fmad.reverse_loops import ReverseLoops, later_reads
+from fmad.reverse_loops import ReverseLoops
 from fmad.reverse_nested import inline_nested
+from fmad.reverse_rename import ReverseRename
 from fmad.reverse_select import select_masks, selected_only
 from fmad.rules.base import attribute, method
 from fmad.transform import Unit, prepare
@@ -63,7 +64,7 @@ STATEMENTS = {
 }
 
 
-class Reverse(ReverseBranches, ReverseLoops, ReverseForms):
+class Reverse(ReverseRename, ReverseBranches, ReverseLoops, ReverseForms):
     """Builds the reverse-mode unit of ``fn`` with respect to the parameters ``wrt``."""
 
     def __init__(
@@ -164,6 +165,10 @@ class Reverse(ReverseBranches, ReverseLoops, ReverseForms):
         value = ret.value
         if not self.helper and isinstance(value, ast.Name) and value.id in active:
             self.output = value.id if value.id in self.user_names else "out"
+        # known composites (fmad.composites) read the helper calls before they are rewritten
+        snapshot = copy.copy(tree)
+        snapshot.body = [copy.copy(s) for s in primal]
+        self.composites = Composites(snapshot, self.function_of, True, top_only=True)
         rewrite_calls(self, primal)  # helper calls: their forward functions
         return tree, primal, self.backward(primal, ret), ret
 
@@ -203,62 +208,6 @@ class Reverse(ReverseBranches, ReverseLoops, ReverseForms):
         why = refused_call(value, self.scope, self.nested)
         if why is not None:
             self.refuse_at(s, why)
-
-    def rename(self, body: list[ast.stmt], final_reads: list[str]) -> list[ast.stmt]:
-        """A fresh name for each second assignment to a name (and the reads after it); each
-        ``if`` records the branch it took in a flag and merges what its branches assign."""
-        self.current: dict[str, str] = {p: p for p in self.params}
-        self.branch_local: set[str] = set()  # bound in one branch only: not read after it
-        self.loop_local: set[str] = set()  # of those, first bound inside a loop
-        self.maybe: dict[str, str] = {}  # renamed name -> the user's, maybe still unbound
-        self.checked: set[str] = set()  # of those, the ones a read checked already
-        later_reads(body, set(final_reads))
-        return self.rename_block(body, set(self.params))
-
-    def rename_block(self, body: list[ast.stmt], bound: set[str]) -> list[ast.stmt]:
-        out: list[ast.stmt] = []
-        checked = set(self.checked)
-        for s in body:
-            s = B.clone(s)
-            if isinstance(s, ast.Assign):
-                s.value = self.renamed(s.value)
-                out.extend(self.read_checks(s.value, s))
-                if getattr(s, "fmad_return", False):  # a wrong output: at its return's line
-                    out.append(ast.copy_location(ast.Expr(B.call(self.rev("seed"), s.value)), s))
-                name = s.targets[0].id
-                self.current[name] = self.namer.fresh(name) if name in bound else name
-                s.targets[0] = ast.copy_location(B.store(self.current[name]), s)
-                bound.add(name)
-                self.branch_local.discard(name)
-            elif isinstance(s, ast.If):
-                s = self.rename_if(s, bound)
-                out.extend(self.read_checks(s.test, s))
-            elif isinstance(s, ast.For | ast.While):
-                out.extend(self.rename_for(s, bound))
-                continue
-            elif isinstance(s, ast.Expr | ast.Assert):
-                for field in ("value", "test", "msg"):
-                    if getattr(s, field, None) is not None:
-                        setattr(s, field, self.renamed(getattr(s, field)))
-                out.extend(self.read_checks(s, s))
-            out.append(s)
-        self.checked = checked
-        return out
-
-    def renamed(self, node: ast.expr | None) -> ast.expr | None:
-        current = self.current
-        for n in B.names(node, ast.Load):
-            if n in self.branch_local:
-                where = "inside a loop" if n in self.loop_local else "in only one branch of an 'if'"
-                self.refuse_at(node, f"reading '{n}', bound {where}")
-
-        class Rename(ast.NodeTransformer):
-            def visit_Name(self, n: ast.Name) -> ast.Name:
-                if isinstance(n.ctx, ast.Load) and n.id in current:
-                    return ast.copy_location(B.name(current[n.id]), n)
-                return n
-
-        return Rename().visit(node) if node is not None else None
 
     # -- the adjoint statements ------------------------------------------------------------
     def backward(self, primal: list[ast.stmt], ret: ast.Return) -> list[ast.stmt]:

@@ -360,29 +360,30 @@ class ReverseFunction:
             g = g.copy()  # a view (broadcast, reshape) of another array: the user's own copy
         return g
 
-    def public(self) -> Any:
-        """The function ``differentiate`` returns: for numbers, the variant for floats behind
-        a type guard (:mod:`fmad.reverse_numbers`), else (and for every other call) this."""
-        function = numbers_function(self, self.__call__)
-        if function is None:
-
-            def function(*args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
-                return self(*args, **kwargs)
-
-        functools.update_wrapper(function, self.original)
-        function.__fmad_reverse__ = self
-        function.__wrapped__ = self.original
-        function.wrt = self.wrt
-        function.mode = "reverse"
-        function.source = self.source
-        function.flat_source = self.show("flat")
-        function.show = self.show
-        function.source_for = self.source_for
-        return function
-
 
 def return_line(flat: ast.FunctionDef) -> int:
     """The line of the function's last ``return`` (a final ``if`` returns in its
     branches): where a wrong output is reported when it cannot tell which one ran."""
     returns = [s for s in statements(flat.body) if isinstance(s, ast.Return)]
     return (returns[-1] if returns else flat.body[-1]).lineno
+
+
+def public(self: ReverseFunction) -> Any:
+    """The function ``differentiate`` returns: for numbers, the variant for floats behind
+    a type guard (:mod:`fmad.reverse_numbers`), else (and for every other call) this."""
+    function = numbers_function(self, self.__call__)
+    if function is None:
+
+        def function(*args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+            return self(*args, **kwargs)
+
+    functools.update_wrapper(function, self.original)
+    function.__fmad_reverse__ = self
+    function.__wrapped__ = self.original
+    function.wrt = self.wrt
+    function.mode = "reverse"
+    function.source = self.source
+    function.flat_source = self.show("flat")
+    function.show = self.show
+    function.source_for = self.source_for
+    return function

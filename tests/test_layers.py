@@ -87,6 +87,7 @@ LAYERS: dict[str, int] = {
     "reverse_nested": 7,
     "reverse_select": 7,
     "reverse_calls": 8,
+    "reverse_rename": 8,
     "reverse": 9,
     "compile": 8,
     "reverse_numbers": 9,

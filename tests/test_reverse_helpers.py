@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import fmad
+from fmad import composites
 from tests import helpers_module as hm
 from tests import reverse_helpers_module as rh
 from tests import test_programs
@@ -143,7 +144,9 @@ def test_one_adjoint_function_per_helper_quoting_its_lines():
     assert reverse.__fmad_reverse__.show() == text
 
 
-def test_the_functions_say_what_they_save_and_return():
+def test_the_functions_say_what_they_save_and_return(monkeypatch):
+    # the chain as written (the cross-entropy's short form, fmad.composites, skips it)
+    monkeypatch.setattr(composites, "ENABLED", False)
     text = fmad.differentiate(rh.logistic, wrt=["w", "b"], mode="reverse").source
     assert "def sigmoid_fwd(z):" in text
     assert "return (div_1, (exp_neg_z, c1p0_add_exp_neg_z, div_1))" in text
@@ -152,6 +155,20 @@ def test_the_functions_say_what_they_save_and_return():
     assert "    return dout_dz\n" in text
     assert "p, sigmoid_saved = sigmoid_fwd(X_matmul_w_add_b)" in text
     assert "dout_dX_matmul_w_add_b = sigmoid_bwd(sigmoid_saved, dout_dp)" in text
+
+
+def test_the_cross_entropy_of_a_sigmoid_helper_goes_straight_to_its_input():
+    text = fmad.differentiate(rh.logistic, wrt=["w", "b"], mode="reverse").source
+    assert "dout_dX_matmul_w_add_b = -(dout_dy_mult_log_p_add_mult_1 * (p - y))" in text
+    assert "sigmoid_bwd(sigmoid_saved" not in text
+    args = {"X": np.random.default_rng(2).normal(size=(30, 3)), "w": np.array([0.1, -0.2, 0.3])}
+    args.update(y=(args["X"][:, 0] > 0) * 1.0, b=0.05)
+    run, _ = printed_form(rh.logistic, ["w", "b"])
+    value, grads = run(**args)
+    assert same_value(value, rh.logistic(**args))
+    _, expected = check_gradients(fmad.differentiate(rh.logistic, wrt=["w", "b"]), args)
+    for name in ("w", "b"):
+        np.testing.assert_allclose(grads[name], expected[name], rtol=1e-12, atol=1e-15)
 
 
 def helper_functions(fn, wrt):
@@ -224,7 +241,9 @@ def test_show_prints_each_helpers_functions_once(capsys):
     main(["show", "examples/tiny_network.py:loss_matrix_params", "--mode", "reverse"])
     text = capsys.readouterr().out
     assert text.count("def sigmoid_fwd(z):") == 1 and text.count("def sigmoid_bwd(") == 1
-    assert text.count("sigmoid_fwd(") == 3 and text.count("sigmoid_bwd(") == 3
+    # two calls; the output's adjoint is the cross-entropy's short form (fmad.composites),
+    # straight to the output layer's input: only the hidden layer's call takes sigmoid_bwd
+    assert text.count("sigmoid_fwd(") == 3 and text.count("sigmoid_bwd(") == 2
     assert "# line 27: return 1 / (1 + np.exp(-z))" in text
 
 
