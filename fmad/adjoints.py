@@ -55,6 +55,19 @@ def unb(ctx, expr: ast.expr, x: ast.expr, other: ast.expr | None = None) -> ast.
     return B.call(ctx.rev("unbroadcast"), expr, x)
 
 
+def before_unbroadcast(expr: ast.expr, wrap) -> ast.expr:
+    """``wrap(expr)``, or inside ``fmad_rev.unbroadcast(e, x)`` ``wrap(e)``: a contribution
+    changed before its sum over broadcast axes."""
+    if (
+        isinstance(expr, ast.Call)
+        and isinstance(expr.func, ast.Attribute)
+        and expr.func.attr == "unbroadcast"
+        and len(expr.args) == 2
+    ):
+        return B.call(expr.func, wrap(expr.args[0]), expr.args[1])
+    return wrap(expr)
+
+
 def times(g: ast.expr, coef: ast.expr) -> ast.expr:
     if B.is_const(coef, 1):
         return g

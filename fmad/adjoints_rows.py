@@ -21,7 +21,7 @@ from fmad import (
     runtime_multi,
 )
 from fmad import build as B
-from fmad.adjoints import ADJOINTS, defadjoint
+from fmad.adjoints import ADJOINTS, before_unbroadcast, defadjoint
 from fmad.adjoints_arrays import _bind, const, only_first
 from fmad.adjoints_elementwise import tr
 from fmad.rules.base import PARTIALS, is_none
@@ -174,11 +174,4 @@ def finite_only(ctx, expr: ast.expr, z: str, operands: list[str]) -> ast.expr:
     def wrap(e: ast.expr) -> ast.expr:
         return B.call(multi(ctx, "finite_only"), e, B.name(z), *reads)
 
-    if (
-        isinstance(expr, ast.Call)
-        and isinstance(expr.func, ast.Attribute)
-        and expr.func.attr == "unbroadcast"
-        and len(expr.args) == 2
-    ):
-        return B.call(expr.func, wrap(expr.args[0]), expr.args[1])
-    return wrap(expr)
+    return before_unbroadcast(expr, wrap)

@@ -21,6 +21,7 @@ import numpy as np
 
 from fmad import build as B
 from fmad import runtime_select
+from fmad.adjoints import before_unbroadcast
 from fmad.rules.base import PARTIALS
 from fmad.rules.elementwise import elementwise_functions
 
@@ -215,11 +216,4 @@ def selected_only(ctx, expr: ast.expr, z: str) -> ast.expr:
     def wrap(e: ast.expr) -> ast.expr:
         return B.call(B.attr(sel, attr), e, other)
 
-    if (
-        isinstance(expr, ast.Call)
-        and isinstance(expr.func, ast.Attribute)
-        and expr.func.attr == "unbroadcast"
-        and len(expr.args) == 2
-    ):
-        return B.call(expr.func, wrap(expr.args[0]), expr.args[1])
-    return wrap(expr)
+    return before_unbroadcast(expr, wrap)
