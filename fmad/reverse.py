@@ -166,9 +166,10 @@ class Reverse(ReverseRename, ReverseBranches, ReverseLoops, ReverseForms):
         if not self.helper and isinstance(value, ast.Name) and value.id in active:
             self.output = value.id if value.id in self.user_names else "out"
         # known composites (fmad.composites) read the helper calls before they are rewritten
-        snapshot = copy.copy(tree)
-        snapshot.body = [copy.copy(s) for s in primal]
-        self.composites = Composites(snapshot, self.function_of, True, top_only=True)
+        if composites.ENABLED:
+            snapshot = copy.copy(tree)
+            snapshot.body = [copy.copy(s) for s in primal]
+            self.composites = Composites(snapshot, self.function_of, True, top_only=True)
         rewrite_calls(self, primal)  # helper calls: their forward functions
         return tree, primal, self.backward(primal, ret), ret
 
