@@ -25,12 +25,14 @@ from typing import Any
 
 import numpy as np
 
-from fmad import errors, runtime, runtime_arrays, runtime_linalg, runtime_user
+from fmad import errors, runtime, runtime_arrays, runtime_linalg, runtime_seed, runtime_user
 from fmad.errors import UnsupportedError
 from fmad.transform import Unit
 
 # modules whose attributes generated code reads (``fmad_rt.full``): each becomes a function
-RUNTIME_MODULES = {m.__name__ for m in (runtime, runtime_arrays, runtime_linalg, runtime_user)}
+RUNTIME_MODULES = {
+    m.__name__ for m in (runtime, runtime_arrays, runtime_linalg, runtime_seed, runtime_user)
+}
 # fmad's objects an export may inline from source
 INLINABLE = RUNTIME_MODULES | {errors.__name__}
 MAX_ARRAY = 10_000  # elements of a global array written out as a literal

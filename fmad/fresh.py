@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from fmad import build as B
-from fmad import runtime
+from fmad import runtime, runtime_seed
 
 ARITH = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow, ast.MatMult)
 # elementwise functions of one array: each returns a new array, and computes the same bits
@@ -42,6 +42,7 @@ UNARY = frozenset(
 # functions that keep no reference to their arguments (and return a new array or a number)
 READERS = frozenset(
     {np.sum, np.mean, np.size, np.shape, np.ndim, runtime.mean_product, runtime.sum_product}
+    | {runtime_seed.seed_sum, runtime_seed.seed_mean, runtime_seed.on_seed}
 )
 # attributes and methods of a plain array (or number) that give one, and run no other code
 _ATTRIBUTES = frozenset({"T", "shape", "ndim", "size", "dtype", "real", "imag"})

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from fmad import build as B
-from fmad import fresh, runtime, runtime_arrays
+from fmad import fresh, runtime, runtime_arrays, runtime_seed
 
 # False: the code that runs computes every value into a new buffer (tests compare the two)
 ENABLED = True
@@ -45,7 +45,8 @@ ENABLED = True
 _BINARY = {ast.Add: np.add, ast.Sub: np.subtract, ast.Mult: np.multiply, ast.Div: np.true_divide}
 # the argument positions that each of these reads only for its shape
 _SHAPE_ONLY = {np.size: 0, np.shape: 0, np.ndim: 0, runtime.mean_product: 2}
-_SHAPE_ONLY[runtime.sum_product] = 2
+_SHAPE_ONLY[runtime.sum_product] = _SHAPE_ONLY[runtime_seed.seed_sum] = 2
+_SHAPE_ONLY[runtime_seed.seed_mean] = 2
 _COMPOUND = frozenset(
     {ast.If, ast.For, ast.While, ast.Try, ast.With, ast.FunctionDef, ast.ClassDef, ast.Match}
     | {ast.AsyncFor, ast.AsyncWith, ast.AsyncFunctionDef, ast.TryStar}

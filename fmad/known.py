@@ -70,6 +70,10 @@ class Known:
             t.expr if copied else B.name(self.name(var, d)),
             full=t.full and single,
             factors=t.factors if single and self.stable_parts(t.factors) else None,
+            diagonal=t.diagonal and single and self.stable_parts(t.factors),
+            seed_zeros=t.seed_zeros
+            and single
+            and (t.factors is None or self.stable_parts(t.factors)),
             container=container,
             product=t.product if single and self.stable_parts(t.product) else None,
             inner=t.inner if single and t.factors and self.stable_rows(t) else None,

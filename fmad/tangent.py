@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn, Protocol
 
 from fmad import build as B
+from fmad import runtime_seed as rs
 from fmad.resolve import Scope
 
 
@@ -46,6 +47,13 @@ class Tangent:
     row: int | None = None
     inner: Tangent | None = None
     terms: tuple[Tangent, ...] | None = None
+    # ``factors`` is ``(coef, seed)``, the identity seed of an array parameter: the tangent
+    # is ``coef`` on the diagonal, and exactly zero off it. ``coef[..., None] * seed`` would
+    # turn one element's inf into ``inf * 0 = nan`` in every other element's direction.
+    diagonal: bool = False
+    # the base (``factors[1]``, or this tangent when it has none) is the identity seed or a
+    # part of it (``dp_dp[0]``): its zeros are structural, and stay zero when scaled
+    seed_zeros: bool = False
 
     @property
     def of_rows(self) -> bool:
@@ -229,16 +237,28 @@ class Context:
             expr = product(named, base)
             parts = (coef, base) if isinstance(expr, ast.BinOp) else None
             return Tangent(expr, full=full, product=parts)
+        # ``of`` is the seed itself, or a multiple of it: the new tangent is one too
+        diagonal = of is not None and (of.seed or of.diagonal)
+        seed_zeros = of is not None and (of.seed or of.seed_zeros)
         if B.is_const(coef, 1):
             expr = base
         elif B.is_const(coef, -1):
             expr = B.neg(base)
+        elif seed_zeros:
+            expr = B.call(self.inject(rs.on_seed, "on_seed"), named, base)
         else:
             expr = B.binop(self.expand(named), ast.Mult(), base)
         inner = of.inner if of is not None and of.factors is not None else of
         if inner is not None and not inner.of_rows:
             inner = None
-        return Tangent(expr, full=full, factors=(coef, base), inner=inner)
+        return Tangent(
+            expr,
+            full=full,
+            factors=(coef, base),
+            inner=inner,
+            diagonal=diagonal,
+            seed_zeros=seed_zeros,
+        )
 
     def scale(self, coef: ast.expr, t: Tangent | None, full: bool = False) -> Tangent | None:
         """``coef * t``, where ``coef`` is a primal value broadcasting to the result.
@@ -399,6 +419,8 @@ class Context:
             full=t.full and keeps_shape,
             seed=t.seed and keeps_shape,
             factors=t.factors,
+            diagonal=t.diagonal,
+            seed_zeros=t.seed_zeros,
             row=t.row,
             inner=t.inner,
             terms=t.terms,

@@ -21,6 +21,7 @@ LAYERS: dict[str, int] = {
     "printer": 0,
     "c_support": 0,
     "c_flow": 0,
+    "runtime_seed": 0,
     # 1: reading source, the fence (every syntactic refusal), flattening, tangents, the
     # runtime of generated code
     "source": 1,

@@ -16,6 +16,7 @@ import pytest
 import fmad
 from fmad import runtime as fmad_rt
 from fmad import runtime_arrays as ra
+from fmad import runtime_seed as rs
 from tests.fdcheck import central_fd
 from tests.test_rules_fd import FLOAT, Rule, check_rule, data_param, param_only
 
@@ -150,6 +151,21 @@ def rt_mean_product(x, p):
     return fmad_rt.mean_product(p * x, p * x, x, None)
 
 
+def rt_seed_sum(x, p):
+    k = np.size(x)
+    return rs.seed_sum(p * x, np.eye(k).reshape(np.shape(x) + (k,)), x, k)
+
+
+def rt_seed_mean(x, p):
+    k = np.size(x)
+    return rs.seed_mean(p * x * x, np.eye(k).reshape(np.shape(x) + (k,)), x, k)
+
+
+def rt_on_seed(x, p):
+    k = np.size(x)
+    return rs.on_seed(p * x, np.eye(k).reshape(np.shape(x) + (k,)))
+
+
 def rt_concat_tangent(x, p):
     return fmad_rt.concat_tangent(p * x, x, None, x)
 
@@ -179,6 +195,9 @@ RUNTIME_ROWS = [
         "fmad_rt.seed_dot",
         data_param(rt_seed_dot, [((3,), FLOAT)]) + param_only(rt_seed_dot_scalar, [FLOAT]),
     ),
+    Rule("runtime_seed.seed_sum", data_param(rt_seed_sum, ARRAYS)),
+    Rule("runtime_seed.seed_mean", data_param(rt_seed_mean, ARRAYS)),
+    Rule("runtime_seed.on_seed", data_param(rt_on_seed, ARRAYS)),
     Rule("fmad_rt.inner_left", data_param(rt_inner_left, ARRAYS)),
     Rule("fmad_rt.inner_right", data_param(rt_inner_right, ARRAYS)),
     Rule(

@@ -15,6 +15,7 @@ import numpy as np
 
 from fmad import build as B
 from fmad import runtime_arrays as ra
+from fmad import runtime_seed as rs
 from fmad.rules.base import (
     LIST_RULES,
     RULES,
@@ -165,7 +166,9 @@ def reduce_tangent(ctx, how: str, x, dx, axis, keepdims, where=None):
             # sum(c[..., None] * t) over the value's axes is the product c @ t: no
             # (N, k) temporary (this is where X.T @ r of a hand-written gradient appears)
             coef, t = dx.factors
-            product = ctx.rt(f"{how}_product")
+            # on the identity seed, the product is coef itself: no inf * 0 off the diagonal
+            seed = getattr(rs, f"seed_{how}")
+            product = ctx.inject(seed, seed.__name__) if dx.diagonal else ctx.rt(f"{how}_product")
             return tangent_of(ctx.contracted(coef, lambda c: B.call(product, c, t, x, B.const(k))))
         flat = B.call(B.attr(f, "reshape"), B.const(-1), B.const(k))
         return tangent_of(B.call(func, flat, axis=B.const(0)))

@@ -19,6 +19,7 @@ import ast
 from fmad import build as B
 from fmad import runtime as rt
 from fmad import runtime_arrays as ra
+from fmad import runtime_seed as rs
 from fmad.rules.base import LIST_RULES, RULES, Rule, active_slots, defzero, static_value
 from fmad.tangent import Tangent
 
@@ -32,6 +33,10 @@ def defhelper(func, slots: tuple[int, ...], *, joint: bool = False, full=(), con
     shape (``dy`` may be ``1.0`` where ``y`` is an array). ``container``: the result is a
     list of tangents."""
     name = func.__name__
+
+    def helper(ctx) -> ast.expr:
+        # fmad_rt.name, or the helper injected by name where it lives in runtime_arrays
+        return ctx.rt(name) if getattr(rt, name, None) is func else ctx.inject(func, name)
 
     def rule(ctx, z, args, tangents, keywords):
         if container or func in LIST_RULES:  # lists of tangents: one direction only
@@ -59,9 +64,9 @@ def defhelper(func, slots: tuple[int, ...], *, joint: bool = False, full=(), con
                 # parameter's second pass) and stack the results on a trailing axis
                 k, which = B.const(ctx.direction.k), B.tuple_([B.const(i) for i in group])
                 per = ctx.inject(ra.per_direction, "per_direction")
-                calls.append(B.call(per, ctx.rt(name), k, which, *new, **keywords))
+                calls.append(B.call(per, helper(ctx), k, which, *new, **keywords))
             else:
-                calls.append(B.call(ctx.rt(name), *new, **keywords))
+                calls.append(B.call(helper(ctx), *new, **keywords))
         expr = calls[0]
         for call in calls[1:]:
             expr = B.binop(expr, ast.Add(), call)
@@ -114,6 +119,9 @@ defhelper(rt.inner_right, (0, 2), full=(0,))
 defhelper(rt.outer_tangent, (0, 2), full=(2,))
 defhelper(rt.sum_product, (0, 1), full=(0,))
 defhelper(rt.mean_product, (0, 1), full=(0,))
+# on the identity seed (a constant): linear in the coefficient
+for _func in (rs.seed_sum, rs.seed_mean, rs.on_seed):
+    defhelper(_func, (0,), full=(0,))
 # their tangent arguments are lists of tangents (items of different shapes: 0.0 and arrays)
 LIST_RULES.update(
     {

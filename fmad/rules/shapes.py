@@ -95,7 +95,10 @@ def index_rule(ctx, z, args, tangents, keywords):
     # an item of a list's tangent may be the 0.0 standing for an item with no derivative:
     # not full (the rules that need its full shape broadcast it first)
     full = not t.container
-    return Tangent(B.subscript(ctx.full(t, x), _tangent_index(ctx, index)), full=full)
+    # a part of the identity seed (``dp_dp[0]``) has its zeros where the seed has them
+    part = ctx.vectorized and (t.seed or (t.seed_zeros and t.factors is None))
+    expr = B.subscript(ctx.full(t, x), _tangent_index(ctx, index))
+    return Tangent(expr, full=full, seed_zeros=part)
 
 
 @defrule(attribute("T"))
