@@ -237,6 +237,7 @@ class Analysis:
         self.used = sorted(used)
         self.typed_names = typed
         self.ok = ok
+        self.fresh_names = fresh
         private = {
             name
             for name in fresh
