@@ -7,8 +7,9 @@ rewrites the tree of the code that runs of a reverse-mode unit (after :mod:`fmad
 before :mod:`fmad.inplace`; never what ``show``, ``.source`` or the golden files print) so
 that such a line computes into the buffer of an operand ``r`` when
 
-- ``r`` is *private* (:mod:`fmad.fresh`: a local array numpy made in this block, every
-  mention of it a plain read in a typed statement of the block: never a parameter, a
+- ``r`` is *private* (:mod:`fmad.fresh`: a local array numpy made in this block, or handed
+  on by a copy that is its source's last use, every other mention of it a plain read
+  (``r.sum()`` too) in a typed statement of the block: never a parameter, a
   closure value or a global, never returned, stored, saved on a loop's tape, copied to
   another name, indexed, viewed (``r[1:]``, ``r.T``, ``r.reshape``) or passed to a function
   that may keep it), with reverse mode's own helpers that give plain arrays or numbers
@@ -31,7 +32,9 @@ was, and a floating-point warning or error comes from the same operation.
 
 The flattened primal is one operation per line, which :mod:`fmad.inplace` takes; this pass
 takes the lines with nested operations (the adjoints) and the one-operation lines whose
-operand one of its own lines computed (which :mod:`fmad.inplace` cannot see as fresh).
+operand one of its own lines computed or a copy handed on (which :mod:`fmad.inplace` cannot
+see as fresh). Last, :mod:`fmad.reverse_remat` computes again, in such an adjoint line's
+block, a value it reads that the primal could then have computed over in place.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from fmad import build as B
-from fmad import fresh, runtime_arrays, runtime_reverse
+from fmad import fresh, reverse_remat, runtime_arrays, runtime_reverse
 
 # False: reverse mode's adjoint lines make new arrays (tests compare the two)
 ENABLED = True
@@ -92,11 +95,25 @@ def _nested(s: ast.Assign) -> bool:
     if type(v) is ast.UnaryOp:
         return type(v.operand) in _OPERATION_KINDS
     if type(v) is ast.Call:
+        if _reader(v):
+            return type(v.func.value) in _OPERATION_KINDS
         return any(type(a) in _OPERATION_KINDS for a in v.args)
     return False
 
 
+def _reader(v: ast.expr) -> bool:
+    """``e.sum(...)`` (keywords of constants only): it reads ``e`` and keeps nothing."""
+    return (
+        type(v) is ast.Call
+        and type(v.func) is ast.Attribute
+        and v.func.attr in _READ_METHODS
+        and not v.args
+        and all(k.arg is not None and type(k.value) is ast.Constant for k in v.keywords)
+    )
+
+
 _OPERATION_KINDS = frozenset({ast.BinOp, ast.UnaryOp, ast.Call})
+_READ_METHODS = frozenset({"sum"})
 
 
 class _Adjoints(fresh.Analysis):
@@ -154,6 +171,12 @@ class _Adjoints(fresh.Analysis):
         self.fresh_names = self.fresh_names - several
         return found
 
+    def reads_only(self, e: ast.expr, r: str) -> bool:
+        """As :meth:`fmad.fresh.Analysis.reads_only`, and ``r.sum(...)`` reads ``r``."""
+        if _reader(e) and type(e.func.value) is ast.Name and e.func.value.id == r:
+            return True
+        return super().reads_only(e, r)
+
     def _float64(self, func: ast.expr) -> bool:
         """``np.float64``: given a typed argument, a number or a plain array."""
         if type(func) is ast.Attribute and type(func.value) is ast.Name:
@@ -194,6 +217,7 @@ class _Adjoints(fresh.Analysis):
             return
         _, where = self.private(block)  # the typed, fresh and ok statements of the block
         ours: set[str] = set()  # the names this pass's lines computed in place
+        written: dict[int, str] = {}  # and the lines, with the buffer each writes
         for i, s in enumerate(block):
             if not fresh.assigns(s):
                 continue
@@ -207,6 +231,8 @@ class _Adjoints(fresh.Analysis):
             self.origin[id(new)] = s
             block[i] = new
             ours.add(s.targets[0].id)
+            written[i] = r
+        reverse_remat.apply(self, block, where, written)  # inserts lines: the last step
 
     def site(self, block, i, where, ours) -> tuple[str, list[ast.expr]] | None:
         """The operand whose buffer ``block[i]`` computes into, and the operations from it
@@ -216,13 +242,13 @@ class _Adjoints(fresh.Analysis):
         best = None
         for leaf, path in _leaves(s.value):
             r = leaf.id
-            if r == target or not self.buffer(block, r, i, where):
+            if not path or r == target or not self.holds(block, r, where, i):
                 continue
             if sum(type(n) is ast.Name and n.id == r for n in ast.walk(s.value)) != 1:
                 continue
             if not all(self.known(op, child) for op, child in path):
                 continue
-            if len(path) == 1 and not _nested(s) and r not in ours:
+            if len(path) == 1 and not _nested(s) and r not in ours and r in self.fresh_names:
                 continue  # one operation on an operand fmad.inplace sees: its to take
             if best is None or len(path) > len(best[1]):  # the deepest: most likely an array
                 best = (r, path)
@@ -230,29 +256,39 @@ class _Adjoints(fresh.Analysis):
             return None
         return best[0], [op for op, _ in best[1]]
 
-    def buffer(self, block, r: str, i: int, where) -> bool:
-        """``r`` is a fresh array of this block that no one else can see and no statement
-        after ``block[i]`` mentions: every other statement that mentions it is in the block
-        and assigns a typed expression that only reads it (:mod:`fmad.fresh`); in
-        ``block[i]`` it is an operand of operations whose other operands :meth:`rewrite`
-        checks when the code runs."""
-        if r not in self.fresh_names or r in self.roots:
+    def holds(self, block, r: str, where, last: int, exempt: bool = True) -> bool:
+        """``r`` holds an array no one else can see, and ``block[last]`` is the last
+        statement that mentions it: ``r`` is bound once, in the block, to a fresh array
+        (:mod:`fmad.fresh`) or to a name holding one whose last mention this is (a copy,
+        ``dout_dx = dout_dz``: the adjoint of ``+``); every other statement that mentions
+        it is in the block and assigns a typed expression that only reads it. ``exempt``:
+        ``block[last]`` need not (it reads ``r`` through operations whose other operands the
+        code checks when it runs)."""
+        if r in self.roots or r in self.hidden or self.stores[r] != 1:
             return False
         lines = where.get(r, [])
-        if not lines or max(lines) != i:
+        if not lines or lines[-1] != last:
             return False
         statements = [self.origin.get(id(block[j]), block[j]) for j in lines]
         if sum(B.names(t).count(r) for t in statements) != self.mentions[r]:
             return False  # mentioned outside the block
-        return all(
-            j == i or (j in self.ok and self.reads_only(t.value, r))
-            for j, t in zip(lines, statements, strict=True)
-        )
+        first = statements[0]
+        if not (fresh.assigns(first) and first.targets[0].id == r and lines[0] in self.ok):
+            return False
+        for j, t in zip(lines[1:], statements[1:], strict=True):
+            if not ((j == last and exempt) or (j in self.ok and self.reads_only(t.value, r))):
+                return False
+        if r in self.fresh_names:
+            return True
+        source = first.value
+        return type(source) is ast.Name and self.holds(block, source.id, where, lines[0], True)
 
     def known(self, op: ast.expr, child: ast.expr) -> bool:
         """``op`` is an elementwise operation the pass writes in place, and its operands
         other than ``child`` (the one on the way from the buffer) are names or numbers."""
         kind = type(op)
+        if _reader(op):
+            return op.func.value is child  # reads the buffer, writes nothing
         if kind is ast.BinOp:
             if type(op.op) is ast.Pow:
                 right = op.right
@@ -283,6 +319,9 @@ class _Adjoints(fresh.Analysis):
                     others.append(e.id)
                 return B.clone(e)
             kind = type(e)
+            if _reader(e):
+                method = ast.Attribute(value=fast(e.func.value), attr=e.func.attr, ctx=ast.Load())
+                return ast.Call(method, [], [B.clone(k) for k in e.keywords])
             if kind is ast.BinOp and type(e.op) is ast.Pow:
                 ufunc, args = np.square, [fast(e.left)]
             elif kind is ast.BinOp:
@@ -324,6 +363,8 @@ def _leaves(e: ast.expr) -> list[tuple[ast.Name, list[tuple[ast.expr, ast.expr]]
             visit(node.right, [(node, node.right), *path])
         elif kind is ast.UnaryOp:
             visit(node.operand, [(node, node.operand), *path])
+        elif not path and _reader(node):  # the value only: the sum of what is written
+            visit(node.func.value, [(node, node.func.value)])
         elif kind is ast.Call and not node.keywords:
             for a in node.args:
                 visit(a, [(node, a), *path])
