@@ -22,7 +22,8 @@ into ``z = op(r, other, out=r); r = None`` behind the test of :mod:`fmad.inplace
 plain float64 array, operands that fit, the parameters plain arrays or numbers), the line as
 it was otherwise; and, before the line that reads ``r``, ``if r is None:`` the chain
 again into one new buffer (under ``np.errstate(all='ignore')``: its warnings were given by
-the first run). The same numpy operations on the same numbers give the same bits (a test
+the first run; a first ``x @ p`` as :mod:`fmad.columns` writes it). The same numpy
+operations on the same numbers give the same bits (a test
 compares the passes on and off); the primal values are untouched.
 """
 
@@ -208,6 +209,15 @@ def _in_place(a: Any, s: ast.Assign, r: str) -> ast.If:
 def _again(a: Any, r: str, chain: list[tuple[ast.expr, str | None]], like: ast.stmt) -> ast.If:
     """``if r is None:`` the chain again, into one new buffer where it fits."""
     first = B.clone(chain[0][0])
+    if type(first) is ast.BinOp and type(first.op) is ast.MatMult:
+        # as fmad.columns writes it where it knows the shapes (the same bits as ``@``, or
+        # None: then ``@`` itself)
+        column = ast.NamedExpr(
+            target=ast.Name(r, ast.Store()),
+            value=ast.Call(a.helper("column_product"), [first.left, first.right], []),
+        )
+        test = ast.Compare(left=column, ops=[ast.IsNot()], comparators=[ast.Constant(None)])
+        first = ast.IfExp(test=test, body=_name(r), orelse=B.clone(first))
     steps: list[ast.stmt] = [ast.Assign(targets=[ast.Name(r, ast.Store())], value=first)]
     for v, inner in chain[1:]:
         again = _swap(v, inner, r)
