@@ -120,6 +120,8 @@ def _chain(a: Any, block, r: str, where) -> list[tuple[ast.expr, str | None]] | 
     if any(type(v) is ast.BinOp and type(v.op) is ast.MatMult for v, _ in chain[:-1]):
         return None
     for p in leaves:  # read only by typed assignments (and return): the same numbers
+        if p in a.hidden:  # a nested function or lambda reads it
+            return None
         lines = where.get(p, [])
         statements = [a.origin.get(id(block[j]), block[j]) for j in lines]
         if sum(B.names(t).count(p) for t in statements) != a.mentions[p]:
