@@ -14,17 +14,19 @@ line ``z = op(r, other)`` of a block when
   consumed there, and ``z`` needs no buffer of its own);
 - ``r`` was computed by a chain of at most :data:`LIMIT` elementwise operations (``+ - * /``,
   ``** 2``, unary ``-``, the functions of one array of :data:`fmad.fresh.UNARY`; the first
-  may be ``@``), each of the one before and a parameter or a number written in the code, its
-  names bound once in the block; each parameter it reads is read only by assignments of
-  typed expressions (and ``return``), so it holds the same numbers when the chain runs again;
+  may be ``x @ p``, taken when the code runs only where ``x`` is a matrix of one column or
+  of at most :data:`SMALL` elements), each of the one before and a parameter or a number
+  written in the code, its names bound once in the block; each parameter it reads is read
+  only by assignments of typed expressions (and ``return``), so it holds the same numbers
+  when the chain runs again;
 
 into ``z = op(r, other, out=r); r = None`` behind the test of :mod:`fmad.inplace` (a large
 plain float64 array, operands that fit, the parameters plain arrays or numbers), the line as
 it was otherwise; and, before the line that reads ``r``, ``if r is None:`` the chain
 again into one new buffer (under ``np.errstate(all='ignore')``: its warnings were given by
 the first run; a first ``x @ p`` as :mod:`fmad.columns` writes it). The same numpy
-operations on the same numbers give the same bits (a test
-compares the passes on and off); the primal values are untouched.
+operations on the same numbers give the same bits (a test compares the passes on and off);
+the primal values are untouched.
 """
 
 from __future__ import annotations
@@ -41,6 +43,12 @@ from fmad import fresh
 ENABLED = True
 # the most operations a value is computed again with
 LIMIT = 4
+# a product x @ p is computed again only where x has at most WIDEST times r's elements or
+# at most SMALL elements (8 MiB of float64): measured (P2, d = 10), reading a larger matrix
+# again costs more than the page faults it saves (N = 1e6: 1.25x slower), a smaller one less
+# (N = 1e5: 0.56x)
+WIDEST = 1
+SMALL = 2**20
 
 _OPERATORS = {ast.Add: np.add, ast.Sub: np.subtract, ast.Mult: np.multiply, ast.Div: np.divide}
 
@@ -72,7 +80,7 @@ def apply(
                 break
     for i, k, r, chain in sorted(plans, key=lambda p: -p[1]):
         block.insert(k, _again(a, r, chain, block[k]))
-        block[i] = _in_place(a, block[i], r)
+        block[i] = _in_place(a, block[i], r, chain)
 
 
 def _sites(a: Any, s: ast.Assign) -> list[str]:
@@ -194,8 +202,11 @@ def _into(a: Any, v: ast.expr, r: str) -> tuple[ast.expr, ast.expr]:
     return call, (others[0] if others else ast.Constant(None))
 
 
-def _in_place(a: Any, s: ast.Assign, r: str) -> ast.If:
-    """``z = op(..., out=r); r = None`` behind the test, else ``s``."""
+def _in_place(a: Any, s: ast.Assign, r: str, chain) -> ast.If:
+    """``z = op(..., out=r); r = None`` behind the test, else ``s``. A product ``x @ p`` of
+    the chain is computed again only where ``x`` has at most :data:`WIDEST` times the
+    elements of ``r`` (by default a matrix of one column) or at most :data:`SMALL`: a
+    larger one costs more than the memory it saves."""
     call, other = _into(a, s.value, r)
     fast = [
         ast.Assign(targets=[ast.Name(s.targets[0].id, ast.Store())], value=call),
@@ -203,7 +214,26 @@ def _in_place(a: Any, s: ast.Assign, r: str) -> ast.If:
     ]
     large = ast.Call(a.helper("large"), [_name(r), *[_name(p) for p in a.used]], [])
     fits = ast.Call(a.helper("fits"), [_name(r), other], [])
-    node = ast.If(test=ast.BoolOp(ast.And(), [large, fits]), body=fast, orelse=[s])
+    tests = [large, fits]
+    for v, _ in chain:
+        if type(v) is ast.BinOp and type(v.op) is ast.MatMult:
+            size = ast.Call(a.helper("np", "size"), [B.clone(v.left)], [])
+            bound = ast.BinOp(
+                left=ast.Call(a.helper("np", "size"), [_name(r)], []),
+                op=ast.Mult(),
+                right=ast.Constant(WIDEST),
+            )
+            narrow = ast.BoolOp(
+                op=ast.Or(),
+                values=[
+                    ast.Compare(left=size, ops=[ast.LtE()], comparators=[bound]),
+                    ast.Compare(
+                        left=B.clone(size), ops=[ast.LtE()], comparators=[ast.Constant(SMALL)]
+                    ),
+                ],
+            )
+            tests.append(narrow)
+    node = ast.If(test=ast.BoolOp(ast.And(), tests), body=fast, orelse=[s])
     _fill(node, s)
     return node
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import sys
+import tracemalloc
 import warnings
 from pathlib import Path
 from typing import Any
@@ -159,3 +160,24 @@ def test_a_chain_that_overflows_warns_as_often_as_without(monkeypatch, texts) ->
         counts.append(len([w for w in caught if issubclass(w.category, RuntimeWarning)]))
     assert counts[0] == counts[1] > 0
     assert any(" is None:" in t for t in texts)
+
+
+def test_a_large_wide_product_is_not_computed_again(monkeypatch) -> None:
+    """``X @ w`` with ten columns is computed again only up to ``SMALL`` elements of ``X``
+    (reading a larger matrix again costs more than the memory saved); the bits either way."""
+    args = problems.P2.make_args(N=40000, d=10)
+    peaks, results = {}, {}
+    for small in (2**20, 1000):
+        monkeypatch.setattr(reverse_remat, "SMALL", small)
+        f = fmad.differentiate(problems.p2_fn, wrt=["w", "b"], mode="reverse")
+        f(*args)
+        tracemalloc.start()
+        try:
+            start = tracemalloc.get_traced_memory()[0]
+            results[small] = bits(f(*args))
+            peaks[small] = tracemalloc.get_traced_memory()[1] - start
+        finally:
+            tracemalloc.stop()
+    one = 8 * 40000
+    assert peaks[2**20] < 1.2 * one < 1.9 * one < peaks[1000], peaks
+    assert results[2**20] == results[1000]
