@@ -14,8 +14,9 @@ function twice (warm-up: fmad compiles its array variant on the first call), the
   calls' data was built, a cross-check of the peak from the system's side.
 
 ``fmad (no del)`` is fmad with its freeing pass (fmad/liveness.py) turned off: the code
-before the pass, measured in the same run; ``fmad mode='reverse'`` is reverse mode (its
-values stay alive from the forward sweep to the backward pass). ``--time`` adds the time
+before the pass, measured in the same run; ``fmad mode='reverse'`` is reverse mode (the
+values its adjoint reads stay alive to the backward pass, or are computed again there:
+fmad/reverse_inplace.py, fmad/reverse_remat.py). ``--time`` adds the time
 ratio fmad / hand-written (interleaved median of repeated runs in one process).
 """
 

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from fmad import build as B
-from fmad import columns, inplace, liveness, trace
+from fmad import columns, inplace, liveness, reverse_inplace, trace
 from fmad.errors import FmadError
 from fmad.naming import names_in
 from fmad.source import read_function
@@ -71,7 +71,7 @@ def compile_unit(
     # tracebacks and numpy's warnings name the user's file and line
     relocate(generated, unit.tree, linecache.getlines(unit.filename))
     if free:  # large arrays computed into buffers no one else sees (fmad.inplace)
-        inplace.apply(generated, functools.partial(free_object, unit), unit.inject)
+        in_place(generated, unit)
     columns.apply(generated, shapes, unit.inject)  # X @ w with w of shape (1,)
     factory_args = outer + [n for n in unit.injected if n not in outer]
     code = compile(factory_module(generated, factory_args), unit.filename, "exec")
@@ -94,7 +94,7 @@ def compile_unit(
         marked = ast.parse(text).body[0]
         relocate(marked, unit.tree, [], mark=True)
         if free:
-            inplace.apply(marked, functools.partial(free_object, unit), unit.inject)
+            in_place(marked, unit)
         columns.apply(marked, shapes, unit.inject)
         return compile(factory_module(marked, factory_args), fmad_name, "exec")
 
@@ -108,6 +108,15 @@ def compile_unit(
 
     trace.register(inner, origin_for)
     return finish_function(unit, done, code, generated, readable)
+
+
+def in_place(tree: ast.FunctionDef, unit: Unit) -> None:
+    """Large arrays computed into buffers no one else sees: reverse mode's adjoint lines
+    (:mod:`fmad.reverse_inplace`), then the one-operation lines (:mod:`fmad.inplace`)."""
+    lookup = functools.partial(free_object, unit)
+    if unit.primal is not None:  # a reverse-mode unit
+        reverse_inplace.apply(tree, lookup, unit.inject)
+    inplace.apply(tree, lookup, unit.inject)
 
 
 def free_object(unit: Unit, name: str) -> Any:

@@ -238,6 +238,7 @@ class Analysis:
         self.used = sorted(used)
         self.typed_names = typed
         self.ok = ok
+        self.fresh_names = fresh
         private = {
             name
             for name in fresh

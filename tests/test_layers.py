@@ -47,6 +47,8 @@ LAYERS: dict[str, int] = {
     "columns": 2,
     "composites": 2,
     "inplace": 3,
+    "reverse_inplace": 4,
+    "reverse_remat": 3,
     "adjoints": 3,
     "reverse_signs": 1,
     "reverse_kinds": 1,
