@@ -28,9 +28,10 @@ from typing import Any
 import numpy as np
 
 from fmad import build as B
-from fmad import columns, inplace, liveness, trace
+from fmad import coalesce, columns, inplace, liveness, trace
 from fmad.errors import FmadError
 from fmad.naming import names_in
+from fmad.printer import to_source
 from fmad.source import read_function
 from fmad.transform import Unit
 
@@ -56,8 +57,13 @@ def compile_unit(
     """
     if id(unit) in done:
         return done[id(unit)]
-    # the code that runs frees each value after its last use; the readable code does not
-    text = liveness.freed(unit.printed()) if free and not readable else unit.printed()
+    # the code that runs has its copies coalesced and frees each value after its last use;
+    # the readable code does neither
+    text, twin_tree = unit.printed(), unit.tree
+    if not readable:
+        text, twin_tree = running_source(unit)
+        if free:
+            text = liveness.freed(text)
     generated = ast.parse(text).body[0]
     fmad_name = f"<fmad:{unit.tree.name}#{next(_counter)}>"
     linecache.cache[fmad_name] = (len(text), None, text.splitlines(True), fmad_name)
@@ -69,7 +75,7 @@ def compile_unit(
         code = compile(factory_module(generated, factory_args), fmad_name, "exec")
         return finish_function(unit, done, code, generated, readable)
     # tracebacks and numpy's warnings name the user's file and line
-    relocate(generated, unit.tree, linecache.getlines(unit.filename))
+    relocate(generated, twin_tree, linecache.getlines(unit.filename))
     if free:  # large arrays computed into buffers no one else sees (fmad.inplace)
         inplace.apply(generated, functools.partial(free_object, unit), unit.inject)
     columns.apply(generated, shapes, unit.inject)  # X @ w with w of shape (1,)
@@ -92,7 +98,7 @@ def compile_unit(
         # The same code, its columns holding the generated lines. The lines stay the user's:
         # they decide which instructions the compiler fuses (3.13), so the bytecode is equal.
         marked = ast.parse(text).body[0]
-        relocate(marked, unit.tree, [], mark=True)
+        relocate(marked, twin_tree, [], mark=True)
         if free:
             inplace.apply(marked, functools.partial(free_object, unit), unit.inject)
         columns.apply(marked, shapes, unit.inject)
@@ -108,6 +114,18 @@ def compile_unit(
 
     trace.register(inner, origin_for)
     return finish_function(unit, done, code, generated, readable)
+
+
+def running_source(
+    unit: Unit, printer: str = "ast", comments: bool = True
+) -> tuple[str, ast.FunctionDef]:
+    """The source of the code that runs for ``unit`` before its ``del`` lines (its copies
+    coalesced, :mod:`fmad.coalesce`), and the tree it prints."""
+    tree = coalesce.coalesced(unit.tree, lambda: trace.user_names_of(unit.flat_trees()))
+    if tree is None and printer == "ast" and comments:
+        return unit.printed(), unit.tree
+    tree = unit.tree if tree is None else tree
+    return to_source(tree, printer, linecache.getlines(unit.filename) if comments else None), tree
 
 
 def free_object(unit: Unit, name: str) -> Any:
