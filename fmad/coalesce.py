@@ -1,4 +1,5 @@
-"""Copies coalesced: ``t = e ... a = t`` becomes ``a = e``, in the code that runs.
+"""Copies coalesced (``t = e ... a = t`` becomes ``a = e``) and single-use temporaries of
+loops folded, in the code that runs.
 
 Flattening ``loss += e`` in a loop makes a new name for the sum and a copy back
 (``loss_add = loss + e_1`` ... ``loss = loss_add``), and each tangent follows it
@@ -27,8 +28,16 @@ A copy ``a = t`` (both plain names, ``a`` not ``t``) is removed, and the one ass
   ``try``/``finally``, ``global``/``nonlocal`` of either name, or a call of
   ``locals``/``vars``/``eval``/``exec``/``dir``.
 
-Expressions are not changed or moved: each operation runs in the same order on the same
-operands, so values are the same bits.
+In a loop's body (where values are typically numbers, each name a cost per iteration), a
+temporary ``t = e`` read once, by the statement right after it, is also folded into it:
+``u = w * x_i`` then ``v = u + b`` runs as ``v = w * x_i + b``. Only where both come from the
+same user line, ``e`` and the reading value are operators, subscripts and slices of names and
+constants (not ``@``, which :mod:`fmad.columns` rewrites; outside loops the flat statements
+stay for :mod:`fmad.inplace`), both are the user's or both fmad's, and Python evaluates
+nothing but loads of the function's own locals before it reaches ``t`` (so ``e`` still runs
+first, and nothing it does can change them).
+
+Each operation runs in the same order on the same operands, so values are the same bits.
 """
 
 from __future__ import annotations
@@ -38,8 +47,10 @@ from collections.abc import Callable
 
 from fmad import build as B
 
-# False: the code that runs keeps its copies (tests compare the two)
+# False: the code that runs keeps its copies and temporaries (tests compare the two)
 ENABLED = True
+# False: single-use temporaries in loops stay (only copies go)
+FOLD = True
 
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
 _NESTED = _SCOPES + (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
@@ -64,7 +75,11 @@ def coalesced(tree: ast.FunctionDef, user_names: Callable[[], set[str]]) -> ast.
     """A copy of ``tree`` (a generated function, nested functions included) with its copies
     coalesced (see the module docstring); None where there is none to coalesce.
     ``user_names()``: the names of the user's code and of the flattened primal."""
-    if not ENABLED or not any(is_copy(n) for n in B.walk(tree) if isinstance(n, ast.stmt)):
+    if not ENABLED:
+        return None
+    statements = [n for n in B.walk(tree) if isinstance(n, ast.stmt)]
+    loops = FOLD and any(type(n) is ast.For or type(n) is ast.While for n in statements)
+    if not loops and not any(is_copy(n) for n in statements):
         return None
     new = B.clone(tree)
     changed = False
@@ -73,11 +88,13 @@ def coalesced(tree: ast.FunctionDef, user_names: Callable[[], set[str]]) -> ast.
     while todo:
         scope = _Scope(todo.pop())
         todo += scope.functions
-        if scope.bail or not scope.copies:
+        if scope.bail or not (scope.copies or scope.loops):
             continue
         if users is None:
             users = user_names()
         changed |= scope.coalesce(users)
+        if FOLD:
+            changed |= scope.fold(users)
     return new if changed else None
 
 
@@ -98,20 +115,28 @@ class _Scope:
         # (block, the try statements around it whose handlers only re-raise, or None: some
         # handler around it does more)
         self.blocks: list[tuple[list[ast.stmt], list[ast.Try] | None]] = []
+        self.loops: set[int] = set()  # the blocks in a loop's body (by id)
+        self.in_loop = False
         self.block(fn.body, [])
 
     def block(self, body: list[ast.stmt], tries: list[ast.Try] | None) -> None:
         self.blocks.append((body, tries))
+        if self.in_loop:
+            self.loops.add(id(body))
         for s in body:
             kind = type(s)
-            if kind in (ast.If, ast.While):
+            if kind is ast.If:
                 self.expr(s.test)
                 self.block(s.body, tries)
+                self.block(s.orelse, tries)
+            elif kind is ast.While:
+                self.expr(s.test)
+                self.loop(s.body, tries)
                 self.block(s.orelse, tries)
             elif kind is ast.For:
                 self.expr(s.iter)
                 self.expr(s.target)
-                self.block(s.body, tries)
+                self.loop(s.body, tries)
                 self.block(s.orelse, tries)
             elif kind is ast.Try and not s.finalbody:
                 reraise = all(h.body and type(h.body[-1]) is ast.Raise for h in s.handlers)
@@ -136,6 +161,11 @@ class _Scope:
                 self.expr(s)
             else:  # try/finally, with, match, del, async...
                 self.bail = True
+
+    def loop(self, body: list[ast.stmt], tries: list[ast.Try] | None) -> None:
+        outer, self.in_loop = self.in_loop, True
+        self.block(body, tries)
+        self.in_loop = outer
 
     def nested(self, node: ast.AST) -> None:
         """A nested scope: every name it mentions is kept; its functions are scopes."""
@@ -187,6 +217,56 @@ class _Scope:
                 i += 1
         return changed
 
+    def fold(self, users: set[str]) -> bool:
+        """Fold each single-use temporary of a loop's body into the statement right after
+        it, which reads it (see the module docstring)."""
+        changed = False
+        for body, _ in self.blocks:
+            if id(body) not in self.loops:
+                continue
+            i = 1
+            while i < len(body):
+                if self.folds(body[i - 1], body[i], users):
+                    del body[i - 1]
+                    changed = True
+                    i = max(i - 1, 1)
+                    continue
+                i += 1
+        return changed
+
+    def folds(self, before: ast.stmt, s: ast.stmt, users: set[str]) -> bool:
+        """Put the value of ``before`` (``t = e``) in place of ``t`` in ``s``, if that
+        evaluates the same operations in the same order, at the same user line."""
+        if not (_single(before) and _single(s)):
+            return False
+        if getattr(before, "lineno", None) != getattr(s, "lineno", None):
+            return False
+        t = before.targets[0].id
+        if t in self.params or t in self.kept:
+            return False
+        if self.stores.get(t) != 1 or self.loads.get(t) != 1:
+            return False
+        if not (_foldable(before.value) and _foldable(s.value)):
+            return False
+        primal = all(n in users for n in B.names(before))
+        if primal != all(n in users for n in B.names(s)):
+            return False  # fmad.trace tells the user's lines from fmad's by their names
+        order = _order(s.value, [])
+        at = next((k for k, n in enumerate(order) if type(n) is ast.Name and n.id == t), None)
+        if at is None:
+            return False
+        # only loads of the function's own locals before it: nothing e does changes them
+        for n in order[:at]:
+            if type(n) is ast.Constant:
+                continue
+            if type(n) is not ast.Name or n.id in self.kept:
+                return False
+            if n.id not in self.params and not self.stores.get(n.id):
+                return False  # a global or free variable: a call in e might rebind it
+        _replace(s, order[at], before.value)
+        self.stores[t] = self.loads[t] = 0
+        return True
+
     def merge(self, body: list[ast.stmt], i: int, tries: list[ast.Try], users: set[str]) -> bool:
         """Bind the value ``body[i]`` copies to its target where it is computed, if that
         keeps every value (see the module docstring)."""
@@ -212,6 +292,65 @@ class _Scope:
             if not isinstance(s, _SIMPLE) or a in B.names(s):
                 return False
         return False
+
+
+# what a temporary folded into the next statement, and that statement's value, may hold
+_FOLDABLE = frozenset(
+    {ast.BinOp, ast.UnaryOp, ast.Subscript, ast.Slice, ast.Tuple, ast.Name, ast.Constant}
+)
+
+
+def _foldable(node: ast.expr) -> bool:
+    """Operators, subscripts and slices of names and constants, not ``@`` (whose statements
+    fmad.columns rewrites)."""
+    for n in B.walk(node):
+        kind = type(n)
+        if kind not in _FOLDABLE or (kind is ast.BinOp and type(n.op) is ast.MatMult):
+            return False
+    return True
+
+
+def _order(node: ast.AST, out: list[ast.AST]) -> list[ast.AST]:
+    """The nodes of a :func:`_foldable` expression in the order Python evaluates them."""
+    kind = type(node)
+    if kind is ast.BinOp:
+        _order(node.left, out)
+        _order(node.right, out)
+    elif kind is ast.UnaryOp:
+        _order(node.operand, out)
+    elif kind is ast.Subscript:
+        _order(node.value, out)
+        _order(node.slice, out)
+    elif kind is ast.Slice:
+        for part in (node.lower, node.upper, node.step):
+            if part is not None:
+                _order(part, out)
+    elif kind is ast.Tuple:
+        for e in node.elts:
+            _order(e, out)
+    out.append(node)
+    return out
+
+
+def _single(s: ast.stmt) -> bool:
+    """``name = value``."""
+    return type(s) is ast.Assign and len(s.targets) == 1 and type(s.targets[0]) is ast.Name
+
+
+def _replace(s: ast.Assign, old: ast.Name, new: ast.expr) -> None:
+    """Put ``new`` where ``old`` stands in ``s``'s value."""
+    if s.value is old:
+        s.value = new
+        return
+    for node in B.walk(s.value):
+        for field_name in node._fields:
+            value = getattr(node, field_name, None)
+            if value is old:
+                setattr(node, field_name, new)
+                return
+            if type(value) is list and any(v is old for v in value):
+                value[[v is old for v in value].index(True)] = new
+                return
 
 
 def _location(node: ast.AST) -> dict[str, int]:

@@ -59,8 +59,9 @@ def compile_unit(
         return done[id(unit)]
     # the code that runs has its copies coalesced and frees each value after its last use;
     # the readable code does neither
-    text, twin_tree = unit.printed(), unit.tree
-    if not readable:
+    if readable:
+        text, twin_tree = unit.printed(), unit.tree
+    else:
         text, twin_tree = running_source(unit)
         if free:
             text = liveness.freed(text)

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import ast
+import math
 import random
 import sys
 import textwrap
@@ -314,7 +315,16 @@ class Generator:
             lines.append(f"{indent}{v} = {t}")
             return lines
         if r < 0.5:
-            return self.simple(indent)
+            if not loop or self.rng.random() < 0.4:
+                return self.simple(indent)
+            # a temporary read once by the next statement, on the same line: folded in loops
+            self.temps += 1
+            t = f"t{self.temps}"
+            op, op2 = self.rng.choice(["+", "-", "*", "//"]), self.rng.choice(["+", "*", "//"])
+            first = f"{t} = ({self.operand()} {op} {self.operand()}) % 97"
+            use = self.rng.choice([f"({t} {op2} {{0}})", f"({{0}} {op2} {t})", f"-{t}"])
+            use = use.format(self.operand())
+            return [f"{indent}{first}; {v} = {use} % 97"]
         if r < 0.62:
             lines = [f"{indent}if {self.operand()} % 3 == {self.rng.randint(0, 2)}:"]
             lines += self.block(depth + 1, loop, inner)
@@ -348,19 +358,25 @@ class Generator:
         return "def f(log, n, m):\n" + "\n".join(body) + "\n"
 
 
+def temporaries(text: str) -> int:
+    return sum(1 for n in ast.walk(ast.parse(text)) if isinstance(n, ast.Name) and n.id[0] == "t")
+
+
 def test_random_programs_coalesced_and_freed_behave_as_the_original() -> None:
-    merged = 0
+    merged = folded = 0
     for seed in range(400):
         text = Generator(seed).program()
         new = run_text(text)
         if new is None:
             continue
         merged += len(copies(text)) - len(copies(new))
+        folded += temporaries(text) - temporaries(new) - 2 * (len(copies(text)) - len(copies(new)))
         freed = liveness.freed(new)
         original, changed = compiled(text), compiled(freed)
         for n, m in [(0, 0), (1, 2), (2, 5), (3, 1), (5, 3), (4, 0)]:
             assert outcome(changed, n, m) == outcome(original, n, m), (seed, n, m, freed)
     assert merged > 300  # the programs do coalesce copies
+    assert folded > 100  # and fold temporaries
 
 
 def both_ways(fn: Any, wrt: list[str], args: tuple) -> tuple:
@@ -494,3 +510,139 @@ def test_an_error_in_a_coalesced_line_is_the_users_at_the_users_line() -> None:
         f([1.0, 2.0], 0.5)
     frame = info.traceback[-1]
     assert frame.path == Path(__file__) and frame.lineno + 1 == failing.__code__.co_firstlineno + 3
+
+
+# -- single-use temporaries folded in loops ---------------------------------------------
+
+
+SCALE = 3
+
+
+def test_temporaries_in_a_loop_fold_into_the_statement_that_reads_them() -> None:
+    source = """
+        def f(log, n, m):
+            acc = 0
+            for i in range(n):
+                u = i * m; v = u + 1; w = v - n
+                acc = acc + w
+            return acc
+    """
+    freed = same_everywhere(source)
+    assert "w = i * m + 1 - n" in freed
+
+
+NOT_FOLDED = {
+    "outside a loop": """
+        def f(log, n, m):
+            u = n * m; v = u + 1
+            return v
+    """,
+    "another line": """
+        def f(log, n, m):
+            for i in range(n):
+                u = i * m
+                v = u + 1
+                log.append(v)
+            return n
+    """,
+    "an operation before it": """
+        def f(log, n, m):
+            for i in range(n):
+                u = i // m; v = n // (m - 1) + u
+                log.append(v)
+            return n
+    """,
+    "a global read before it": """
+        def f(log, n, m):
+            for i in range(n):
+                u = i * m; v = SCALE + u
+                log.append(v)
+            return n
+    """,
+    "read twice": """
+        def f(log, n, m):
+            for i in range(n):
+                u = i * m; v = u + u
+                log.append(v)
+            return n
+    """,
+    "into a matrix product": """
+        def f(log, n, m):
+            for i in range(n):
+                u = M * i; v = u @ M
+                log.append(float(v[0, 0]))
+            return n
+    """,
+    "a matrix product": """
+        def f(log, n, m):
+            for i in range(n):
+                u = M @ M; v = u * i
+                log.append(float(v[0, 0]))
+            return n
+    """,
+}
+
+
+@pytest.mark.parametrize("case", list(NOT_FOLDED))
+def test_temporaries_that_must_stay_stay(case: str) -> None:
+    text = textwrap.dedent(NOT_FOLDED[case])
+    new = run_text(text)
+    assert new is None or "u = " in new, new
+    namespace: dict[str, Any] = {"np": np, "SCALE": SCALE, "M": np.eye(2) * 2.0}
+    exec(compile(text, "<test>", "exec"), namespace)
+    original = namespace["f"]
+    exec(compile(new or text, "<test>", "exec"), namespace)
+    for args in INTS:
+        assert outcome(namespace["f"], *args) == outcome(original, *args)
+
+
+def test_the_fold_switch_keeps_temporaries(monkeypatch) -> None:
+    source = (
+        "def f(log, n, m):\n    for i in range(n):\n        u = i * m; v = u + 1\n    return v\n"
+    )
+    assert "u = " not in run_text(source)
+    monkeypatch.setattr(coalesce, "FOLD", False)
+    assert run_text(source) is None
+
+
+def sqrt_sum(xs, w):
+    acc = 0.0
+    for x in xs:
+        acc += math.sqrt(w * x) * x
+    return acc
+
+
+def test_a_derivative_error_in_a_loop_is_still_the_derivatives() -> None:
+    f = fmad.differentiate(sqrt_sum, wrt=["w"])
+    assert f([1.0, 2.0], 0.5)[0] == sqrt_sum([1.0, 2.0], 0.5)
+    with pytest.raises(fmad.DerivativeError, match=r"test_coalesce\.py:\d+:"):
+        f([1.0, 0.0], 0.5)
+
+
+def running_total(xs, w):
+    total = 0.0
+    for x in xs:
+        total += (w * x - 1.0) ** 2
+        if total > 50.0:
+            return total * 0.5
+    return total
+
+
+def uses_a_helper(xs, w, b):
+    first = running_total(xs, w)
+    second = running_total(xs, b)
+    return first * second + first
+
+
+def test_helpers_with_loops_and_early_returns_same_with_and_without() -> None:
+    for xs in ([0.5, 1.5, -2.0], [3.0, 4.0, 5.0, 6.0], []):
+        value, grads = both_ways(uses_a_helper, ["w", "b"], (xs, 0.7, 1.3))
+        assert value == uses_a_helper(xs, 0.7, 1.3)
+        h = 1e-6
+        fd_w = (uses_a_helper(xs, 0.7 + h, 1.3) - uses_a_helper(xs, 0.7 - h, 1.3)) / (2 * h)
+        fd_b = (uses_a_helper(xs, 0.7, 1.3 + h) - uses_a_helper(xs, 0.7, 1.3 - h)) / (2 * h)
+        assert grads["w"] == pytest.approx(fd_w, rel=1e-6, abs=1e-9)
+        assert grads["b"] == pytest.approx(fd_b, rel=1e-6, abs=1e-9)
+    free = fmad.differentiate(uses_a_helper, wrt=["w", "b"]).show(free=True)
+    helper = free.split("def uses_a_helper")[0]
+    assert "total = total + " in helper and copies(helper) == []
