@@ -28,9 +28,10 @@ from typing import Any
 import numpy as np
 
 from fmad import build as B
-from fmad import columns, inplace, liveness, reverse_inplace, trace
+from fmad import coalesce, columns, liveness, reverse_inplace, trace
 from fmad.errors import FmadError
 from fmad.naming import names_in
+from fmad.printer import to_source
 from fmad.source import read_function
 from fmad.transform import Unit
 
@@ -56,8 +57,14 @@ def compile_unit(
     """
     if id(unit) in done:
         return done[id(unit)]
-    # the code that runs frees each value after its last use; the readable code does not
-    text = liveness.freed(unit.printed()) if free and not readable else unit.printed()
+    # the code that runs has its copies coalesced and frees each value after its last use;
+    # the readable code does neither
+    if readable:
+        text, twin_tree = unit.printed(), unit.tree
+    else:
+        text, twin_tree = running_source(unit)
+        if free:
+            text = liveness.freed(text)
     generated = ast.parse(text).body[0]
     fmad_name = f"<fmad:{unit.tree.name}#{next(_counter)}>"
     linecache.cache[fmad_name] = (len(text), None, text.splitlines(True), fmad_name)
@@ -68,10 +75,15 @@ def compile_unit(
         factory_args = outer + [n for n in unit.injected if n not in outer]
         code = compile(factory_module(generated, factory_args), fmad_name, "exec")
         return finish_function(unit, done, code, generated, readable)
+
+    def in_place(tree: ast.FunctionDef) -> None:  # a reverse unit's adjoint lines too
+        lookup, reverse = functools.partial(free_object, unit), unit.primal is not None
+        reverse_inplace.both(tree, lookup, unit.inject, reverse)
+
     # tracebacks and numpy's warnings name the user's file and line
-    relocate(generated, unit.tree, linecache.getlines(unit.filename))
+    relocate(generated, twin_tree, linecache.getlines(unit.filename))
     if free:  # large arrays computed into buffers no one else sees (fmad.inplace)
-        in_place(generated, unit)
+        in_place(generated)
     columns.apply(generated, shapes, unit.inject)  # X @ w with w of shape (1,)
     factory_args = outer + [n for n in unit.injected if n not in outer]
     code = compile(factory_module(generated, factory_args), unit.filename, "exec")
@@ -92,9 +104,9 @@ def compile_unit(
         # The same code, its columns holding the generated lines. The lines stay the user's:
         # they decide which instructions the compiler fuses (3.13), so the bytecode is equal.
         marked = ast.parse(text).body[0]
-        relocate(marked, unit.tree, [], mark=True)
+        relocate(marked, twin_tree, [], mark=True)
         if free:
-            in_place(marked, unit)
+            in_place(marked)
         columns.apply(marked, shapes, unit.inject)
         return compile(factory_module(marked, factory_args), fmad_name, "exec")
 
@@ -110,13 +122,16 @@ def compile_unit(
     return finish_function(unit, done, code, generated, readable)
 
 
-def in_place(tree: ast.FunctionDef, unit: Unit) -> None:
-    """Large arrays computed into buffers no one else sees: reverse mode's adjoint lines
-    (:mod:`fmad.reverse_inplace`), then the one-operation lines (:mod:`fmad.inplace`)."""
-    lookup = functools.partial(free_object, unit)
-    if unit.primal is not None:  # a reverse-mode unit
-        reverse_inplace.apply(tree, lookup, unit.inject)
-    inplace.apply(tree, lookup, unit.inject)
+def running_source(
+    unit: Unit, printer: str = "ast", comments: bool = True
+) -> tuple[str, ast.FunctionDef]:
+    """The source of the code that runs for ``unit`` before its ``del`` lines (its copies
+    coalesced, :mod:`fmad.coalesce`), and the tree it prints."""
+    tree = coalesce.coalesced(unit.tree, lambda: trace.user_names_of(unit.flat_trees()))
+    if tree is None and printer == "ast" and comments:
+        return unit.printed(), unit.tree
+    tree = unit.tree if tree is None else tree
+    return to_source(tree, printer, linecache.getlines(unit.filename) if comments else None), tree
 
 
 def free_object(unit: Unit, name: str) -> Any:

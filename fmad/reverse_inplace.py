@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from fmad import build as B
-from fmad import fresh, reverse_remat, runtime_arrays, runtime_reverse
+from fmad import fresh, inplace, reverse_remat, runtime_arrays, runtime_reverse
 
 # False: reverse mode's adjoint lines make new arrays (tests compare the two)
 ENABLED = True
@@ -397,3 +397,16 @@ def _fill(node: ast.AST, like: ast.AST) -> None:
             if "lineno" in n._attributes:
                 ast.copy_location(n, like)
             B.add_children(n, todo)
+
+
+def both(
+    fn: ast.FunctionDef,
+    lookup: Callable[[str], Any],
+    inject: Callable[[Any, str], str],
+    reverse: bool,
+) -> None:
+    """Large arrays computed into buffers no one else sees: reverse mode's adjoint lines
+    (this module, for a ``reverse`` unit), then the one-operation lines (fmad.inplace)."""
+    if reverse:
+        apply(fn, lookup, inject)
+    inplace.apply(fn, lookup, inject)

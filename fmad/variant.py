@@ -8,7 +8,7 @@ import threading
 import types
 
 from fmad import liveness
-from fmad.compile import compile_unit
+from fmad.compile import compile_unit, running_source
 from fmad.printer import to_source
 from fmad.resolve import still_bound
 from fmad.spec import Spec
@@ -68,8 +68,8 @@ class Variant:
             else to_source(u.tree, printer, linecache.getlines(u.filename) if comments else None)
             for u in self.units
         ]
-        if free:
-            texts = [liveness.freed(t) for t in texts]
+        if free:  # the code that runs: copies coalesced, del lines
+            texts = [liveness.freed(running_source(u, printer, comments)[0]) for u in self.units]
         return "\n\n".join(t.rstrip("\n") for t in texts) + "\n"
 
     def flat_source(self, printer: str = "ast", comments: bool = True) -> str:
