@@ -76,14 +76,10 @@ def compile_unit(
         code = compile(factory_module(generated, factory_args), fmad_name, "exec")
         return finish_function(unit, done, code, generated, readable)
 
-    def in_place(tree: ast.FunctionDef) -> None:  # a reverse unit's adjoint lines too
-        lookup, reverse = functools.partial(free_object, unit), unit.primal is not None
-        reverse_inplace.both(tree, lookup, unit.inject, reverse)
-
     # tracebacks and numpy's warnings name the user's file and line
     relocate(generated, twin_tree, linecache.getlines(unit.filename))
     if free:  # large arrays computed into buffers no one else sees (fmad.inplace)
-        in_place(generated)
+        reverse_inplace.both(generated, unit, free_object)
     columns.apply(generated, shapes, unit.inject)  # X @ w with w of shape (1,)
     factory_args = outer + [n for n in unit.injected if n not in outer]
     code = compile(factory_module(generated, factory_args), unit.filename, "exec")
@@ -106,7 +102,7 @@ def compile_unit(
         marked = ast.parse(text).body[0]
         relocate(marked, twin_tree, [], mark=True)
         if free:
-            in_place(marked)
+            reverse_inplace.both(marked, unit, free_object)
         columns.apply(marked, shapes, unit.inject)
         return compile(factory_module(marked, factory_args), fmad_name, "exec")
 

@@ -40,6 +40,7 @@ block, a value it reads that the primal could then have computed over in place.
 from __future__ import annotations
 
 import ast
+import functools
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -399,14 +400,11 @@ def _fill(node: ast.AST, like: ast.AST) -> None:
             B.add_children(n, todo)
 
 
-def both(
-    fn: ast.FunctionDef,
-    lookup: Callable[[str], Any],
-    inject: Callable[[Any, str], str],
-    reverse: bool,
-) -> None:
-    """Large arrays computed into buffers no one else sees: reverse mode's adjoint lines
-    (this module, for a ``reverse`` unit), then the one-operation lines (fmad.inplace)."""
-    if reverse:
-        apply(fn, lookup, inject)
-    inplace.apply(fn, lookup, inject)
+def both(fn: ast.FunctionDef, unit: Any, free_object: Callable[[Any, str], Any]) -> None:
+    """Large arrays computed into buffers no one else sees: a reverse-mode unit's adjoint
+    lines (this module), then the one-operation lines (fmad.inplace). ``free_object(unit,
+    name)``: the object a free name of the unit's code refers to."""
+    lookup = functools.partial(free_object, unit)
+    if unit.primal is not None:  # a reverse-mode unit
+        apply(fn, lookup, unit.inject)
+    inplace.apply(fn, lookup, unit.inject)

@@ -31,7 +31,6 @@ import pytest
 from hypothesis import given, settings
 
 import fmad
-from fmad import compile as fcompile
 from fmad import reverse_inplace, runtime_arrays
 from tests import test_arrays, test_helpers_soundness, test_rules_fd, test_rules_fd_elementwise
 from tests.randoracle import load
@@ -47,13 +46,13 @@ def every_size(monkeypatch):
     """Arrays of any size are taken in place; the code that runs is kept (its text)."""
     monkeypatch.setattr(runtime_arrays, "LARGE", 1)
     texts: list[str] = []
-    in_place = fcompile.in_place
+    both = reverse_inplace.both
 
-    def keeping(tree: ast.FunctionDef, unit: Any) -> None:
-        in_place(tree, unit)
+    def keeping(tree: ast.FunctionDef, unit: Any, free_object: Any) -> None:
+        both(tree, unit, free_object)
         texts.append(ast.unparse(tree))
 
-    monkeypatch.setattr(fcompile, "in_place", keeping)
+    monkeypatch.setattr(reverse_inplace, "both", keeping)
     return texts
 
 

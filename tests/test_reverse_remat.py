@@ -25,8 +25,7 @@ import numpy as np
 import pytest
 
 import fmad
-from fmad import compile as fcompile
-from fmad import reverse_remat, runtime_arrays
+from fmad import reverse_inplace, reverse_remat, runtime_arrays
 from tests.test_reverse_inplace import bits
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,13 +37,13 @@ import problems  # noqa: E402
 def texts(monkeypatch):
     """The text of the code that runs, of each unit compiled."""
     kept: list[str] = []
-    in_place = fcompile.in_place
+    both = reverse_inplace.both
 
-    def keeping(tree: ast.FunctionDef, unit: Any) -> None:
-        in_place(tree, unit)
+    def keeping(tree: ast.FunctionDef, unit: Any, free_object: Any) -> None:
+        both(tree, unit, free_object)
         kept.append(ast.unparse(tree))
 
-    monkeypatch.setattr(fcompile, "in_place", keeping)
+    monkeypatch.setattr(reverse_inplace, "both", keeping)
     return kept
 
 
