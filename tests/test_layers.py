@@ -39,6 +39,7 @@ LAYERS: dict[str, int] = {
     "liveness": 1,
     "variable": 1,
     "pytree": 1,
+    "reuse": 2,
     # 2-3: rules (the table), what is known about tangents, activity
     "rules": 2,
     "known": 2,
