@@ -366,10 +366,30 @@ def clone(node: Any, memo: dict[int, Any] | None = None) -> Any:
     found = memo.get(id(node))
     if found is not None:
         return found
-    new = memo[id(node)] = node.__class__.__new__(node.__class__)
+    kind = type(node)
+    new = memo[id(node)] = kind.__new__(kind)
     copied = new.__dict__
+    standard = _STANDARD.get(kind)
+    if standard is None:
+        standard = _STANDARD[kind] = frozenset(kind._fields + kind._attributes)
+    fields = _CHILD_FIELDS.get(kind) or child_fields(kind)
+    if state.keys() <= standard and all(how < 3 for _, how in fields):
+        # the grammar's fields and locations only: copy them, then the fields with nodes
+        copied.update(state)
+        for key, how in fields:
+            value = state.get(key)
+            if value is None:
+                continue
+            if how == 0:
+                copied[key] = clone(value, memo)
+            elif type(value) is list:
+                copied[key] = [clone(v, memo) if isinstance(v, ast.AST) else v for v in value]
+        return new
     for key, value in state.items():
         if isinstance(value, ast.AST) or type(value) is list:
             value = clone(value, memo)
         copied[key] = value
     return new
+
+
+_STANDARD: dict[type, frozenset[str]] = {}  # node class -> its fields and location attributes

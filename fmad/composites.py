@@ -90,7 +90,7 @@ class Composites:
         counts: dict[str, int] = dict.fromkeys(B.parameters(tree.args), 1)
         for n in B.names(tree, ast.Store):
             counts[n] = counts.get(n, 0) + 1
-        for loop in (n for n in ast.walk(tree) if isinstance(n, ast.For)):
+        for loop in (n for n in B.walk(tree) if type(n) is ast.For):
             for n in B.names(loop.target):
                 counts[n] = counts.get(n, 0) + 1
         self.counts = counts

@@ -44,24 +44,16 @@ def shared(fn: types.FunctionType, key: Any, make: Callable[[], Prepared]) -> Pr
     kept = table.get(key) if table is not None else None
     if kept is not None and still_bound(kept[1].watched()):
         return duplicate(kept)
-    made = make()
-    CACHE.setdefault(fn, {})[key] = duplicate(made)
-    return made
+    made = CACHE.setdefault(fn, {})[key] = make()  # kept as made: only copies go out
+    return duplicate(made)
 
 
 def duplicate(prepared: Prepared) -> Prepared:
-    """A copy no pass of one variant can change for another: the trees (the flat tree shares
-    nodes with the source's, and so do their copies), the namer's names and the scope's
-    tables."""
+    """A copy no pass of one variant can change for another: the flat tree (the passes
+    change it in place; its copy shares no node with the source's tree, which they only
+    read), the namer's names and the scope's tables."""
     src, scope, namer, flat = prepared
-    memo: dict[int, Any] = {}
-    tree = B.clone(src.tree, memo)
-    return (
-        FunctionSource(tree, src.filename, src.function),
-        copy_scope(scope),
-        copy_namer(namer),
-        B.clone(flat, memo),
-    )
+    return src, copy_scope(scope), copy_namer(namer), B.clone(flat)
 
 
 def copy_namer(namer: Namer) -> Namer:

@@ -6,6 +6,7 @@ where the activity it asked about is the same."""
 
 from __future__ import annotations
 
+import ast
 import sys
 
 import numpy as np
@@ -93,7 +94,10 @@ def test_each_variant_gets_its_own_copy() -> None:
 
     first = prepare(with_helpers)
     second = prepare(with_helpers)
-    assert first[3] is not second[3] and first[0].tree is not second[0].tree
+    assert first[3] is not second[3]
+    flat_nodes = {id(n) for n in ast.walk(second[3])}
+    assert not flat_nodes & {id(n) for n in ast.walk(first[3]) if n._fields or n._attributes}
+    assert not flat_nodes & {id(n) for n in ast.walk(second[0].tree) if n._fields or n._attributes}
     assert first[1] is not second[1] and first[2] is not second[2]
     first[3].body.clear()  # a pass changing its tree in place
     first[1].local_names.add("changed")
