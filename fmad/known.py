@@ -66,14 +66,15 @@ class Known:
             and (self.bound(t.expr.id) or t.expr.id in self.owners)
             and not (t.seed or container)
         )
+        rows = single and self.stable_rows(t)  # asked once: it walks every factor
         self.facts[key] = Tangent(
             t.expr if copied else B.name(self.name(var, d)),
             full=t.full and single,
             factors=t.factors if single and self.stable_parts(t.factors) else None,
             container=container,
             product=t.product if single and self.stable_parts(t.product) else None,
-            inner=t.inner if single and t.factors and self.stable_rows(t) else None,
-            terms=t.terms if single and self.stable_rows(t) else None,
+            inner=t.inner if t.factors and rows else None,
+            terms=t.terms if rows else None,
         )
 
     def stable_rows(self, t: Tangent) -> bool:
