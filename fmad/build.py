@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -160,23 +161,61 @@ def names(node: ast.AST | None, *contexts: type[ast.expr_context]) -> list[str]:
     return found
 
 
-# the fields that hold no node but leaves without fields (``Load()``, ``Add()``): no walker
-# here needs those, and skipping them saves a third of the nodes
-_LEAF_FIELDS = frozenset({"ctx", "op", "ops"})
-_CHILD_FIELDS: dict[type, tuple[str, ...]] = {ast.Constant: ()}
+# The child fields of each node class, in ``_fields`` order, read from the class's grammar
+# line (``Call(expr func, expr* args, keyword* keywords)``): 0 a node or None, 1 a list of
+# nodes, 2 a list that may hold None (``Dict.keys``, ``arguments.kw_defaults``). Fields of
+# the field-less leaves (``ctx``, ``op``, ``ops``: contexts and operators) and of plain
+# values (names, constants, numbers) are left out: no walker here needs them, and skipping
+# them saves a third of the nodes.
+_LEAF_TYPES = frozenset({"expr_context", "operator", "unaryop", "cmpop", "boolop"})
+_VALUE_TYPES = frozenset({"identifier", "string", "constant", "int", "object", "bytes"})
+_MAY_HOLD_NONE = frozenset({("Dict", "keys"), ("arguments", "kw_defaults")})
+_CHILD_FIELDS: dict[type, tuple[tuple[str, int], ...]] = {ast.Constant: ()}
+
+
+def _child_fields(kind: type) -> tuple[tuple[str, int], ...]:
+    grammar = re.fullmatch(r"\w+\((.*)\)", (kind.__doc__ or "").strip())
+    declared = {}
+    for part in grammar.group(1).split(", ") if grammar else ():
+        typ, _, field = part.partition(" ")
+        declared[field] = typ
+    fields = []
+    for field in kind._fields:
+        typ = declared.get(field)
+        if typ is None:  # no grammar line: not a node class of the ast module
+            return tuple((f, 3) for f in kind._fields if f not in ("ctx", "op", "ops"))
+        base = typ.rstrip("*?")
+        if base in _LEAF_TYPES or base in _VALUE_TYPES:
+            continue
+        if typ.endswith("*"):
+            fields.append((field, 2 if (kind.__name__, field) in _MAY_HOLD_NONE else 1))
+        else:
+            fields.append((field, 0))
+    return tuple(fields)
+
+
+def child_fields(kind: type) -> tuple[tuple[str, int], ...]:
+    """The fields of ``kind`` that may hold nodes other than contexts and operators, each
+    with how (0 a node or None, 1 a list of nodes, 2 a list that may hold other values)."""
+    fields = _CHILD_FIELDS.get(kind)
+    if fields is None:
+        fields = _CHILD_FIELDS[kind] = _child_fields(kind)
+    return fields
 
 
 def add_children(node: ast.AST, todo: list[ast.AST]) -> None:
     """Append the child nodes of ``node`` to ``todo``, in ``ast.iter_child_nodes``' order,
     but for the field-less leaves (contexts and operators) (without its generator: the
     walkers here run thousands of times per transform)."""
-    fields = _CHILD_FIELDS.get(type(node))
-    if fields is None:
-        fields = tuple(f for f in node._fields if f not in _LEAF_FIELDS)
-        _CHILD_FIELDS[type(node)] = fields
-    for field_name in fields:
+    for field_name, how in _CHILD_FIELDS.get(type(node)) or child_fields(type(node)):
         value = getattr(node, field_name, None)
-        if type(value) is list:
+        if value is None:
+            continue
+        if how == 0:
+            todo.append(value)
+        elif how == 1:
+            todo.extend(value)
+        elif type(value) is list:  # 2, or 3: a class the grammar does not describe
             todo.extend([v for v in value if isinstance(v, ast.AST)])
         elif isinstance(value, ast.AST):
             todo.append(value)
@@ -327,10 +366,30 @@ def clone(node: Any, memo: dict[int, Any] | None = None) -> Any:
     found = memo.get(id(node))
     if found is not None:
         return found
-    new = memo[id(node)] = node.__class__.__new__(node.__class__)
+    kind = type(node)
+    new = memo[id(node)] = kind.__new__(kind)
     copied = new.__dict__
+    standard = _STANDARD.get(kind)
+    if standard is None:
+        standard = _STANDARD[kind] = frozenset(kind._fields + kind._attributes)
+    fields = _CHILD_FIELDS.get(kind) or child_fields(kind)
+    if state.keys() <= standard and all(how < 3 for _, how in fields):
+        # the grammar's fields and locations only: copy them, then the fields with nodes
+        copied.update(state)
+        for key, how in fields:
+            value = state.get(key)
+            if value is None:
+                continue
+            if how == 0:
+                copied[key] = clone(value, memo)
+            elif type(value) is list:
+                copied[key] = [clone(v, memo) if isinstance(v, ast.AST) else v for v in value]
+        return new
     for key, value in state.items():
         if isinstance(value, ast.AST) or type(value) is list:
             value = clone(value, memo)
         copied[key] = value
     return new
+
+
+_STANDARD: dict[type, frozenset[str]] = {}  # node class -> its fields and location attributes

@@ -214,6 +214,9 @@ def factory_module(generated: ast.FunctionDef, args: list[str]) -> ast.Module:
     return ast.Module(body=[factory], type_ignores=[])
 
 
+STATEMENTS: dict[type, bool] = {}  # node class -> a statement (or an except clause)
+
+
 def relocate(
     generated: ast.AST,
     tree: ast.AST | None,
@@ -229,7 +232,11 @@ def relocate(
     columns: dict[int, tuple[int, int]] = {}  # line -> its span, computed once
 
     def visit(node: ast.AST, twin: ast.AST | None, line: int) -> None:
-        if isinstance(node, ast.stmt | ast.excepthandler):
+        kind = type(node)
+        statement = STATEMENTS.get(kind)
+        if statement is None:
+            statement = STATEMENTS[kind] = issubclass(kind, ast.stmt | ast.excepthandler)
+        if statement:
             line = getattr(twin, "lineno", None) or line
         if node._attributes:  # parsed: it has a location
             if mark:
@@ -241,8 +248,8 @@ def relocate(
                     span = columns[line] = (len(text) - len(text.lstrip()), len(text.rstrip()))
                 node.col_offset, node.end_col_offset = span
             node.lineno = node.end_lineno = line
-        same = twin is not None and type(twin) is type(node)
-        for field_name in node._fields:
+        same = twin is not None and type(twin) is kind
+        for field_name, _ in B.child_fields(kind):  # contexts and operators have no location
             value = getattr(node, field_name, None)
             other = getattr(twin, field_name, None) if same else None
             if isinstance(value, list):

@@ -90,7 +90,7 @@ class Composites:
         counts: dict[str, int] = dict.fromkeys(B.parameters(tree.args), 1)
         for n in B.names(tree, ast.Store):
             counts[n] = counts.get(n, 0) + 1
-        for loop in (n for n in ast.walk(tree) if isinstance(n, ast.For)):
+        for loop in (n for n in B.walk(tree) if type(n) is ast.For):
             for n in B.names(loop.target):
                 counts[n] = counts.get(n, 0) + 1
         self.counts = counts
@@ -104,6 +104,7 @@ class Composites:
         self.where: dict[int, tuple[int, int, ast.AST]] = {}
         self.blocks: list[list[ast.stmt]] = []
         self.index_block(tree.body, top_only)
+        self.memo: dict[int, tuple] = {}  # see partial
 
     def index_block(self, body: list[ast.stmt], top_only: bool) -> None:
         block = len(self.blocks)
@@ -242,9 +243,20 @@ class Composites:
     # -- the derivatives -----------------------------------------------------------------
     def partial(self, value: ast.expr, inactive: Callable[[str], bool]) -> Partial | None:
         """The short derivative of the statement whose right side is ``value``, if it is a
-        known composite (``inactive(name)``: the name carries no derivative)."""
+        known composite (``inactive(name)``: the name carries no derivative). Asked once per
+        direction: the answer is found once and given again (a fresh ``coef``) while
+        ``inactive`` answers the questions it asked alike (nothing else it reads changes)."""
         if not ENABLED:
             return None
+        kept = self.memo.get(id(value))  # (value: kept alive, so its id is its; asked; found)
+        if kept is None or kept[0] is not value or any(inactive(n) != a for n, a in kept[1]):
+            asked: list[tuple[str, bool]] = []
+            record = lambda n: asked.append((n, inactive(n))) or asked[-1][1]  # noqa: E731
+            kept = self.memo[id(value)] = (value, asked, self.find_partial(value, record))
+        return kept[2] and dataclasses.replace(kept[2], coef=B.clone(kept[2].coef))
+
+    def find_partial(self, value: ast.expr, inactive: Callable[[str], bool]) -> Partial | None:
+        """:meth:`partial`, found."""
         place = self.where.get(id(value))
         if place is None or place[2] is not value:
             return None

@@ -293,12 +293,18 @@ def _call(f: str, args: list[ast.expr]) -> ast.Call:
     return ast.Call(func=_name(f), args=args, keywords=[])
 
 
+_LOCATION = ("lineno", "col_offset", "end_lineno", "end_col_offset")
+
+
 def _fill(node: ast.AST, like: ast.AST) -> None:
     """Give the nodes fmad made in ``node`` (those without a location) ``like``'s; a node
     with one is a part of the code, located with all it holds."""
+    where = [(a, getattr(like, a)) for a in _LOCATION if hasattr(like, a)]
+    where = [(a, v) for a, v in where if v is not None or a.startswith("end_")]
     todo = [node]
     for n in todo:
         if getattr(n, "lineno", None) is None:
-            if "lineno" in n._attributes:
-                ast.copy_location(n, like)
+            if "lineno" in n._attributes:  # ast.copy_location(n, like), once for all
+                for a, v in where:
+                    setattr(n, a, v)
             B.add_children(n, todo)

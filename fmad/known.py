@@ -66,6 +66,7 @@ class Known:
             and (self.bound(t.expr.id) or t.expr.id in self.owners)
             and not (t.seed or container)
         )
+        rows = single and self.stable_rows(t)  # asked once: it walks every factor
         self.facts[key] = Tangent(
             t.expr if copied else B.name(self.name(var, d)),
             full=t.full and single,
@@ -76,8 +77,8 @@ class Known:
             and (t.factors is None or self.stable_parts(t.factors)),
             container=container,
             product=t.product if single and self.stable_parts(t.product) else None,
-            inner=t.inner if single and t.factors and self.stable_rows(t) else None,
-            terms=t.terms if single and self.stable_rows(t) else None,
+            inner=t.inner if t.factors and rows else None,
+            terms=t.terms if rows else None,
         )
 
     def stable_rows(self, t: Tangent) -> bool:

@@ -62,10 +62,12 @@ def hoist(
     counts: dict[tuple, list[ast.expr]] = {}
     memo: dict[int, tuple] = {}  # no node changes while they are counted
     for s in run:
-        for node in B.walk(s.value if isinstance(s, ast.Assign) else s):
+        nodes = B.walk(s.value if isinstance(s, ast.Assign) else s)
+        tangent = reads_tangents(nodes, tangent_names)
+        for node in nodes:
             if (
                 isinstance(node, ast.BinOp | ast.Call | ast.UnaryOp)
-                and not (B.read_names(node) & tangent_names)
+                and not tangent[id(node)]
                 and B.constant_value(node) is None
             ):
                 counts.setdefault(B.structure(node, memo), []).append(node)
@@ -103,6 +105,21 @@ def hoist(
         out.append(ast.copy_location(B.assign(name, copy.deepcopy(nodes[0])), first))
         Replace(key, name).visit_all(run)
     return out
+
+
+def reads_tangents(nodes: list[ast.AST], tangent_names: set[str]) -> dict[int, bool]:
+    """For each node of ``nodes`` (a :func:`fmad.build.walk`), whether it reads a name of
+    ``tangent_names``: its parts first, each node once."""
+    found: dict[int, bool] = {}
+    children: list[ast.AST] = []
+    for node in reversed(nodes):  # a node's parts come after it in a walk
+        if type(node) is ast.Name:
+            found[id(node)] = node.id in tangent_names and type(node.ctx) is ast.Load
+            continue
+        children.clear()
+        B.add_children(node, children)
+        found[id(node)] = any(found[id(c)] for c in children)
+    return found
 
 
 class Replace(ast.NodeTransformer):

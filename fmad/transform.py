@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from fmad import build as B
-from fmad import mutation, nesting, optimize, specialize
+from fmad import mutation, nesting, optimize, reuse, specialize
 from fmad import runtime as fmad_runtime
 from fmad.activity import CallTarget
 from fmad.build import bound_names
@@ -88,6 +88,13 @@ class Unit:
 
 
 def prepare(fn: types.FunctionType, reserved: set[str] = frozenset(), pins: tuple = ()):
+    """``fn`` read, fenced, flattened and rewritten: its source, scope, namer and flat tree
+    (once per function, reserved names and pins; each caller gets a copy: fmad.reuse)."""
+    key = (frozenset(reserved), pins)
+    return reuse.shared(fn, key, lambda: prepare_afresh(fn, reserved, pins))
+
+
+def prepare_afresh(fn: types.FunctionType, reserved: set[str], pins: tuple):
     src = read_function(fn)
     scope = Scope(src.function, bound_names(src.tree))
     scope.pinned = {name: pin.obj for name, pin in pins if pin.kind == "is"}

@@ -41,6 +41,7 @@ LAYERS: dict[str, int] = {
     "coalesce": 1,
     "variable": 1,
     "pytree": 1,
+    "reuse": 2,
     # 2-3: rules (the table), what is known about tangents, activity
     "rules": 2,
     "known": 2,
