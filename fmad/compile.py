@@ -28,11 +28,12 @@ from typing import Any
 import numpy as np
 
 from fmad import build as B
-from fmad import columns, inplace, liveness, trace
+from fmad import columns, floats, inplace, liveness, trace
 from fmad.errors import FmadError
 from fmad.naming import names_in
 from fmad.source import read_function
 from fmad.transform import Unit
+from fmad.variable import Variable
 
 _counter = itertools.count(1)
 
@@ -247,6 +248,16 @@ def relocate(
     visit(generated, tree, line)
 
 
+def failed(exc: Exception, args: tuple, kwargs: dict) -> bool:
+    """The public function's fast path raised ``exc``: True when Variables were passed as
+    data (the general path unwraps them: take it), else False once :func:`fmad.trace.check`
+    has looked at it (re-raise it)."""
+    if any(isinstance(a, Variable) for a in (*args, *kwargs.values())):
+        return True
+    trace.check(exc)
+    return False
+
+
 def public_unit(transformed: Any, variant: Any) -> tuple[Unit, dict[str, str]]:
     """The unit of the public function (see :func:`dispatcher`) before its tree: the
     variant's, with the objects the dispatcher reads injected, and their names by role
@@ -264,7 +275,7 @@ def public_unit(transformed: Any, variant: Any) -> tuple[Unit, dict[str, str]]:
     names = {
         "general": public.inject(transformed.call, "fmad_general"),
         "finish": public.inject(transformed.finish, "fmad_finish"),
-        "check": public.inject(trace.check, "fmad_check"),
+        "check": public.inject(failed, "fmad_check"),
         "exception": public.inject(Exception, "fmad_exception"),
         "type": public.inject(type, "fmad_type"),
         "float": public.inject(float, "fmad_float"),
@@ -340,7 +351,7 @@ def dispatcher(
     prepared: tuple | None = None,
     every: list[str] = (),
     lean: bool = False,
-    numbers: ast.expr | None = None,
+    finish: str = "finish",
 ) -> types.FunctionType:
     """The public function: the all-scalar variant's body behind a type guard.
 
@@ -349,11 +360,12 @@ def dispatcher(
     ``return v, {"w": dv_dw, "b": dv_db}`` when ``v`` is a plain float (else the gradients
     are shaped, or Variables unwrapped, by ``finish``). An exception is checked by
     :func:`fmad.trace.check` (fmad's own bug, or a shape error at the user's line) before it
-    propagates. ``prepared``: the :func:`public_unit` to build on; ``every``: names the
-    code mentions (:func:`mentions`), so that they are all its free variables; ``lean``
-    (code that computes numbers from numbers): no freeing, no computing in place, and the
-    body only where ``numbers`` holds (the other arguments are numbers), else ``full``
-    (see :mod:`fmad.lazy`).
+    propagates, unless Variables were passed as data: the general path unwraps them.
+    ``prepared``: the :func:`public_unit` to build on; ``every``: names the code mentions
+    (:func:`mentions`), so that they are all its free variables; ``lean`` (code that
+    computes numbers from numbers): no freeing, no computing in place (see
+    :mod:`fmad.lazy`); ``finish``: the role of the function a result that is not a plain
+    float goes to (``upgrade`` from the lean dispatcher).
     """
     unit = variant.unit
     public, names = prepared or public_unit(transformed, variant)
@@ -365,6 +377,7 @@ def dispatcher(
         keys=[ast.Constant(k.arg) if k.arg else None for k in keywords],
         values=[k.value for k in keywords],
     )
+    sure = floats.float_returns(tree, set(transformed.wrt))  # no test of their type
 
     class Returns(ast.NodeTransformer):
         def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.FunctionDef:
@@ -375,8 +388,11 @@ def dispatcher(
             keys = [ast.Constant(name) for name in transformed.wrt]
             grads = ast.Dict(keys=keys, values=tangents)
             fast = ast.Return(value=B.tuple_([value, grads]))
-            finish = B.name(names["finish"])
-            slow = B.call(finish, value, B.tuple_(tangents), B.tuple_(positional), kw_dict)
+            if id(node) in sure:
+                return [fast]
+            slow = B.call(
+                B.name(names[finish]), value, B.tuple_(tangents), B.tuple_(positional), kw_dict
+            )
             is_float = ast.Compare(
                 left=B.call(B.name(names["type"]), value),
                 ops=[ast.Is()],
@@ -386,19 +402,16 @@ def dispatcher(
 
     body = [Returns().visit(s) for s in tree.body]
     body = [s for item in body for s in (item if isinstance(item, list) else [item])]
+    failed = B.call(B.name(names["check"]), B.name("fmad_error"), B.tuple_(positional), kw_dict)
+    general = ast.Call(func=B.name(names["general"]), args=positional, keywords=keywords)
     handler = ast.ExceptHandler(
         type=B.name(names["exception"]),
         name="fmad_error",
-        body=[ast.Expr(value=B.call(B.name(names["check"]), B.name("fmad_error"))), ast.Raise()],
+        body=[ast.If(test=failed, body=[ast.Return(value=general)], orelse=[]), ast.Raise()],
     )
     guarded = ast.Try(body=body, handlers=[handler], orelse=[], finalbody=[])
     test = guard(transformed, variant, names, tree.args)
-    general = ast.Call(func=B.name(names["general"]), args=positional, keywords=keywords)
-    fast: list[ast.stmt] = [guarded]
-    if numbers is not None:
-        full = ast.Call(func=B.name(names["full"]), args=positional, keywords=keywords)
-        fast = [ast.If(test=numbers, body=fast, orelse=[]), ast.Return(value=full)]
-    tree.body = [ast.If(test=test, body=fast, orelse=[]), ast.Return(value=general)]
+    tree.body = [ast.If(test=test, body=[guarded], orelse=[]), ast.Return(value=general)]
     if every:
         tree.body.append(mentions(every))
     # with bundles, array data never takes this path: no freeing to analyse

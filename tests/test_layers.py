@@ -37,6 +37,7 @@ LAYERS: dict[str, int] = {
     "trace": 1,
     "optimize": 1,
     "liveness": 1,
+    "floats": 1,
     "variable": 1,
     "pytree": 1,
     # 2-3: rules (the table), what is known about tangents, activity
