@@ -1,7 +1,7 @@
 """The public function, its fast path compiled at its first use.
 
 What ``fmad.differentiate`` returns is a plain function: the all-scalar variant's code
-behind a type guard (:func:`fmad.compile.dispatcher`). Compiling that code (printing it again
+behind a type guard (:func:`fmad.dispatch.dispatcher`). Compiling that code (printing it again
 with its guard, freeing values, computing in place, compiling its helpers) is a good part of
 a transform, and a function only ever called with arrays never runs it. So the variant
 itself is made when the function is decorated (every refusal is raised there, as before),
@@ -14,7 +14,7 @@ Calls that fail the guard (arrays) take the general path at once, as the dispatc
 The first call that passes it compiles the dispatcher and gives the stub its code
 (``__code__``), so from then on the stub *is* the dispatcher: no call in between, the same
 bytecode. A function's code can only be replaced by code with the same free variables, so
-the stub and the dispatcher both mention (:func:`fmad.compile.mentions`) every name either
+the stub and the dispatcher both mention (:func:`fmad.dispatch.mentions`) every name either
 may read: the original's closure variables and every injected object, in the same cells,
 which the swap fills. Should the two ever differ, the stub keeps calling the dispatcher
 (one call more, the same results). A lock makes the dispatcher once when two threads call
@@ -22,9 +22,14 @@ at the same time.
 
 Code that makes numbers from numbers (:func:`arithmetic_only`: the arithmetic of its own
 names, no call, no global), called with numbers, first gets a *lean* dispatcher: no freeing
-and no computing in place (no array can reach its body: its other arguments are tested to
-be numbers too); the first fast call with other data compiles the full one, which the stub
-takes over the same way (``fmad_first``, ``fmad_full``).
+and no computing in place, and no test of its data arguments (its guard tests the ``wrt``
+arguments only, as the full one does). Both run the same lines, so any data gets the same
+values from either; the lean one merely keeps arrays until it returns. Arithmetic on
+numbers makes a number, so data other than numbers show in the result: the first result
+that is not a plain float is shaped as the full dispatcher shapes it (``fmad_upgrade``), and
+the full dispatcher is compiled for the calls after it, which the stub takes over the same
+way (``fmad_first``, ``fmad_full``). The stub itself tests its data to be numbers, so a
+first call with array data compiles the full dispatcher only.
 """
 
 from __future__ import annotations
@@ -36,7 +41,8 @@ from typing import Any
 
 from fmad import build as B
 from fmad import runtime_arrays
-from fmad.compile import call_arguments, dispatcher, factory_module, guard, mentions, public_unit
+from fmad.compile import factory_module
+from fmad.dispatch import call_arguments, dispatcher, guard, mentions, public_unit
 from fmad.transform import Unit
 
 # False: the dispatcher is compiled when the function is decorated (tests compare the two)
@@ -99,6 +105,7 @@ class Lazy:
         public, names = self.prepared
         names["first"] = public.inject(self.first, "fmad_first")
         names["full"] = public.inject(self.full, "fmad_full")
+        names["upgrade"] = public.inject(self.upgrade, "fmad_upgrade")
         names["int"] = public.inject(int, "fmad_int")
         if not transformed.bundles:  # the dispatcher computes in place (fmad.inplace)
             public.inject(runtime_arrays, "fmad_ip")
@@ -185,6 +192,16 @@ class Lazy:
         compile the full dispatcher (once), become it, run it."""
         return self.run("full", args, kwargs)
 
+    def upgrade(self, value: Any, tangents: tuple, args: tuple, kwargs: dict) -> Any:
+        """The lean dispatcher made a result that is not a plain float (data other than
+        numbers reached it): compile the full dispatcher for the next calls (once), and
+        shape this result as it would (the same lines made it)."""
+        with self.lock:
+            if self.built == "lean":
+                self.target = self.build(lean=False)
+                self.built = "full"
+        return self.transformed.finish(value, tangents, args, kwargs)
+
     def run(self, kind: str, args: tuple, kwargs: dict) -> Any:
         with self.lock:
             if self.built is None or (kind == "full" and self.built == "lean"):
@@ -195,8 +212,8 @@ class Lazy:
 
     def build(self, lean: bool) -> types.FunctionType:
         transformed, variant, prepared = self.transformed, self.variant, self.prepared
-        numbers = B.clone(self.numbers) if lean and self.numbers is not None else None
-        real = dispatcher(transformed, variant, prepared, self.every, lean, numbers)
+        finish = "upgrade" if lean else "finish"
+        real = dispatcher(transformed, variant, prepared, self.every, lean, finish)
         self.builds += 1
         stub = self.stub
         if real.__code__.co_freevars != stub.__code__.co_freevars:
