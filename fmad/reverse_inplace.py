@@ -228,7 +228,7 @@ class _Adjoints(fresh.Analysis):
             r, path = site
             new = ast.Assign(targets=s.targets, value=self.rewrite(s.value, r, path))
             ast.copy_location(new, s)
-            _fill(new.value, s.value)
+            reverse_remat.fill(new.value, s.value)
             self.origin[id(new)] = s
             block[i] = new
             ours.add(s.targets[0].id)
@@ -331,19 +331,19 @@ class _Adjoints(fresh.Analysis):
                 ufunc, args = np.negative, [fast(e.operand)]
             else:
                 ufunc, args = self.function(e.func), [fast(a) for a in e.args]
-            out = ast.keyword(arg="out", value=_name(r))
+            out = ast.keyword(arg="out", value=B.name(r))
             return ast.Call(self.helper("np", ufunc.__name__), args, [out])
 
         body = fast(value)
-        tests = [ast.Call(self.helper("large"), [_name(r), *[_name(p) for p in self.used]], [])]
-        checked = [_name(o) for o in dict.fromkeys(others)] or [ast.Constant(None)]
-        tests += [ast.Call(self.helper("fits"), [_name(r), o], []) for o in checked]
+        tests = [ast.Call(self.helper("large"), [B.name(r), *[B.name(p) for p in self.used]], [])]
+        checked = [B.name(o) for o in dict.fromkeys(others)] or [ast.Constant(None)]
+        tests += [ast.Call(self.helper("fits"), [B.name(r), o], []) for o in checked]
         test = tests[0] if len(tests) == 1 else ast.BoolOp(op=ast.And(), values=tests)
         return ast.IfExp(test=test, body=body, orelse=value)
 
     def helper(self, *attrs: str) -> ast.expr:
         """``fmad_ip.<attrs>``: what the code reads from :mod:`fmad.runtime_arrays`."""
-        node: ast.expr = _name(self.inject(runtime_arrays, "fmad_ip"))
+        node: ast.expr = B.name(self.inject(runtime_arrays, "fmad_ip"))
         for attr in attrs:
             node = ast.Attribute(value=node, attr=attr, ctx=ast.Load())
         return node
@@ -384,20 +384,6 @@ def _operand(e: ast.expr) -> bool:
     if type(e) is ast.Name:
         return True
     return type(e) is ast.Constant and type(e.value) in (int, float)
-
-
-def _name(n: str) -> ast.Name:
-    return ast.Name(id=n, ctx=ast.Load())
-
-
-def _fill(node: ast.AST, like: ast.AST) -> None:
-    """Give the nodes this pass made in ``node`` (those without a location) ``like``'s."""
-    todo = [node]
-    for n in todo:
-        if getattr(n, "lineno", None) is None:
-            if "lineno" in n._attributes:
-                ast.copy_location(n, like)
-            B.add_children(n, todo)
 
 
 def both(fn: ast.FunctionDef, unit: Any, free_object: Callable[[Any, str], Any]) -> None:

@@ -190,15 +190,15 @@ def _into(a: Any, v: ast.expr, r: str) -> tuple[ast.expr, ast.expr]:
     computed into ``r``'s buffer, and its other operand (``None`` written as a constant)."""
     kind = type(v)
     if kind is ast.BinOp and type(v.op) is ast.Pow:
-        ufunc, args = np.square, [_name(r)]
+        ufunc, args = np.square, [B.name(r)]
     elif kind is ast.BinOp:
         ufunc, args = _OPERATORS[type(v.op)], [B.clone(v.left), B.clone(v.right)]
     elif kind is ast.UnaryOp:
-        ufunc, args = np.negative, [_name(r)]
+        ufunc, args = np.negative, [B.name(r)]
     else:
-        ufunc, args = a.function(v.func), [_name(r)]
+        ufunc, args = a.function(v.func), [B.name(r)]
     others = [e for e in args if not (type(e) is ast.Name and e.id == r)]
-    call = ast.Call(a.helper("np", ufunc.__name__), args, [ast.keyword("out", _name(r))])
+    call = ast.Call(a.helper("np", ufunc.__name__), args, [ast.keyword("out", B.name(r))])
     return call, (others[0] if others else ast.Constant(None))
 
 
@@ -212,14 +212,14 @@ def _in_place(a: Any, s: ast.Assign, r: str, chain) -> ast.If:
         ast.Assign(targets=[ast.Name(s.targets[0].id, ast.Store())], value=call),
         ast.Assign(targets=[ast.Name(r, ast.Store())], value=ast.Constant(None)),
     ]
-    large = ast.Call(a.helper("large"), [_name(r), *[_name(p) for p in a.used]], [])
-    fits = ast.Call(a.helper("fits"), [_name(r), other], [])
+    large = ast.Call(a.helper("large"), [B.name(r), *[B.name(p) for p in a.used]], [])
+    fits = ast.Call(a.helper("fits"), [B.name(r), other], [])
     tests = [large, fits]
     for v, _ in chain:
         if type(v) is ast.BinOp and type(v.op) is ast.MatMult:
             size = ast.Call(a.helper("np", "size"), [B.clone(v.left)], [])
             bound = ast.BinOp(
-                left=ast.Call(a.helper("np", "size"), [_name(r)], []),
+                left=ast.Call(a.helper("np", "size"), [B.name(r)], []),
                 op=ast.Mult(),
                 right=ast.Constant(WIDEST),
             )
@@ -234,7 +234,7 @@ def _in_place(a: Any, s: ast.Assign, r: str, chain) -> ast.If:
             )
             tests.append(narrow)
     node = ast.If(test=ast.BoolOp(ast.And(), tests), body=fast, orelse=[s])
-    _fill(node, s)
+    fill(node, s)
     return node
 
 
@@ -249,21 +249,21 @@ def _again(a: Any, r: str, chain: list[tuple[ast.expr, str | None]], like: ast.s
             value=ast.Call(a.helper("column_product"), [first.left, first.right], []),
         )
         test = ast.Compare(left=column, ops=[ast.IsNot()], comparators=[ast.Constant(None)])
-        first = ast.IfExp(test=test, body=_name(r), orelse=B.clone(first))
+        first = ast.IfExp(test=test, body=B.name(r), orelse=B.clone(first))
     steps: list[ast.stmt] = [ast.Assign(targets=[ast.Name(r, ast.Store())], value=first)]
     for v, inner in chain[1:]:
         again = _swap(v, inner, r)
         call, other = _into(a, again, r)
-        test = ast.Call(a.helper("fits"), [_name(r), other], [])
+        test = ast.Call(a.helper("fits"), [B.name(r), other], [])
         value = ast.IfExp(test=test, body=call, orelse=again)
         steps.append(ast.Assign(targets=[ast.Name(r, ast.Store())], value=value))
     errstate = ast.Call(
         a.helper("np", "errstate"), [], [ast.keyword("all", ast.Constant("ignore"))]
     )
     quiet = ast.With(items=[ast.withitem(context_expr=errstate)], body=steps)
-    test = ast.Compare(left=_name(r), ops=[ast.Is()], comparators=[ast.Constant(None)])
+    test = ast.Compare(left=B.name(r), ops=[ast.Is()], comparators=[ast.Constant(None)])
     node = ast.If(test=test, body=[quiet], orelse=[])
-    _fill(node, like)
+    fill(node, like)
     return node
 
 
@@ -276,11 +276,7 @@ def _swap(e: ast.expr, old: str | None, new: str) -> ast.expr:
     return copy
 
 
-def _name(n: str) -> ast.Name:
-    return ast.Name(id=n, ctx=ast.Load())
-
-
-def _fill(node: ast.AST, like: ast.AST) -> None:
+def fill(node: ast.AST, like: ast.AST) -> None:
     """Give the nodes made here (those without a location) ``like``'s."""
     todo = [node]
     for n in todo:
