@@ -41,10 +41,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import problems  # noqa: E402
 
 
-@pytest.fixture
-def every_size(monkeypatch):
-    """Arrays of any size are taken in place; the code that runs is kept (its text)."""
-    monkeypatch.setattr(runtime_arrays, "LARGE", 1)
+def running_texts(monkeypatch) -> list[str]:
+    """The text of the code that runs, of each unit compiled from now on (in place passes
+    applied)."""
     texts: list[str] = []
     both = reverse_inplace.both
 
@@ -54,6 +53,13 @@ def every_size(monkeypatch):
 
     monkeypatch.setattr(reverse_inplace, "both", keeping)
     return texts
+
+
+@pytest.fixture
+def every_size(monkeypatch):
+    """Arrays of any size are taken in place; the code that runs is kept (its text)."""
+    monkeypatch.setattr(runtime_arrays, "LARGE", 1)
+    return running_texts(monkeypatch)
 
 
 def outs(texts: list[str]) -> list[str]:

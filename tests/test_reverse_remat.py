@@ -14,7 +14,6 @@ Evidence:
 
 from __future__ import annotations
 
-import ast
 import sys
 import tracemalloc
 import warnings
@@ -25,8 +24,8 @@ import numpy as np
 import pytest
 
 import fmad
-from fmad import reverse_inplace, reverse_remat, runtime_arrays
-from tests.test_reverse_inplace import bits
+from fmad import reverse_remat, runtime_arrays
+from tests.test_reverse_inplace import bits, running_texts
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -36,15 +35,7 @@ import problems  # noqa: E402
 @pytest.fixture
 def texts(monkeypatch):
     """The text of the code that runs, of each unit compiled."""
-    kept: list[str] = []
-    both = reverse_inplace.both
-
-    def keeping(tree: ast.FunctionDef, unit: Any, free_object: Any) -> None:
-        both(tree, unit, free_object)
-        kept.append(ast.unparse(tree))
-
-    monkeypatch.setattr(reverse_inplace, "both", keeping)
-    return kept
+    return running_texts(monkeypatch)
 
 
 def both(monkeypatch, texts, fn, wrt, args) -> tuple[Any, bool]:
